@@ -1,0 +1,172 @@
+"""ETL_Job_to_RDS — the Glue Spark job: load every pending file into PostgreSQL (RDS).
+
+The same script runs on AWS Glue and on glueline's local Glue runner. The one seam: ``awsglue`` is used
+when it can be imported (GlueContext, Job bookmarks, Glue's own S3 filesystem); otherwise a plain
+SparkSession runs it and the file is read from a local copy (PyPI's pyspark has no S3 filesystem).
+
+For each file the audit table holds as PENDING, in upload order, until none is left (files announced
+while this run is busy are picked up by it):
+
+    claim (PENDING → PROCESSING) → check the header → read + clean with Spark → COPY into a staging
+    table → upsert into the target in one transaction → move the file to processed/ → COMPLETED
+
+A file whose header breaks the contract is moved to rejected/ (REJECTED). Any other error marks the file
+FAILED with the message and leaves it in source/; no row of it is in the target. The run then fails, so
+the failure shows in the Glue console too.
+
+Arguments: --SOURCE_BUCKET, --AUDIT_TABLE, --DB_SECRET_ID (a Secrets Manager secret *name*; the
+password never travels as an argument), --TARGET_TABLE (schema.table).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import traceback
+from datetime import datetime, timezone
+
+import boto3
+
+from glueline import layout
+from glueline.audit import AuditRecord, AuditTable, Status
+from glueline.dbsecret import DbConnection
+from glueline.integrity import SAMPLE_BYTES, check_prefix
+from glueline.load import load_file
+from glueline.schema import TableName
+from glueline.transform import clean, read_csv
+
+try:  # the one allowed seam: on Glue (or the aws-glue-libs image) use Glue's own context
+    from awsglue.context import GlueContext
+    from awsglue.job import Job
+    from awsglue.utils import getResolvedOptions
+except ImportError:
+    GlueContext = None
+    from glueline.jobargs import resolve_options as getResolvedOptions
+
+ARGUMENTS = ["JOB_NAME", "JOB_RUN_ID", "SOURCE_BUCKET", "AUDIT_TABLE", "DB_SECRET_ID", "TARGET_TABLE"]
+
+# SQL settings every run needs, wherever it runs: UTC for "the run's date", strict date parsing,
+# non-ANSI casts (a bad value is caught by the contract's checks, not by an exception mid-load), and a
+# shuffle width that suits files, not clusters.
+SPARK_SQL_SETTINGS = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.legacy.timeParserPolicy": "CORRECTED",
+    "spark.sql.ansi.enabled": "false",
+    "spark.sql.shuffle.partitions": "8",
+}
+
+
+def start_spark(args: dict):
+    if GlueContext is not None:
+        from pyspark.context import SparkContext
+
+        glue_context = GlueContext(SparkContext.getOrCreate())
+        spark = glue_context.spark_session
+        job = Job(glue_context)
+        job.init(args["JOB_NAME"], args)
+    else:
+        from pyspark.sql import SparkSession
+
+        spark = (
+            SparkSession.builder.appName(args["JOB_NAME"])
+            .master(os.environ.get("GLUELINE_SPARK_MASTER", "local[*]"))
+            .config("spark.ui.enabled", "false")
+            .config("spark.driver.memory", os.environ.get("GLUELINE_SPARK_DRIVER_MEMORY", "2g"))
+            .getOrCreate()
+        )
+        job = None
+    for key, value in SPARK_SQL_SETTINGS.items():
+        spark.conf.set(key, value)
+    spark.sparkContext.setLogLevel("WARN")
+    return spark, job
+
+
+def input_path(s3, record: AuditRecord, workdir: str) -> str:
+    """Where Spark reads the file: S3 itself on Glue, a local copy of that exact version elsewhere."""
+    if GlueContext is not None:
+        return f"s3://{record.bucket}/{record.source_key}"
+    local = os.path.join(workdir, record.file_id + ".csv")
+    body = s3.get_object(Bucket=record.bucket, Key=record.source_key, IfMatch=record.etag)["Body"]
+    with open(local, "wb") as out:
+        for chunk in iter(lambda: body.read(8 << 20), b""):
+            out.write(chunk)
+    return local
+
+
+def process_file(spark, s3, audit: AuditTable, record: AuditRecord, run_id: str, ctx: dict) -> str:
+    """Process one claimed file; returns its final status."""
+    head = s3.get_object(
+        Bucket=record.bucket,
+        Key=record.source_key,
+        IfMatch=record.etag,
+        Range=f"bytes=0-{SAMPLE_BYTES - 1}",
+    )["Body"].read()
+    integrity = check_prefix(head, complete=len(head) < SAMPLE_BYTES)
+    if not integrity.ok:
+        final_key = layout.move_object(s3, record.bucket, record.source_key, layout.REJECTED, record.file_id)
+        audit.reject(record.file_id, integrity.problem, final_key, from_status=Status.PROCESSING)
+        print(f"{record.file_name}: REJECTED ({integrity.problem})")
+        return Status.REJECTED
+
+    with tempfile.TemporaryDirectory(prefix="glueline-") as workdir:
+        raw = read_csv(spark, input_path(s3, record, workdir), integrity.header)
+        source_file = f"s3://{record.bucket}/{record.source_key}"
+        cleaned = clean(raw, ctx["run_date"], source_file, record.file_id)
+        rejected_path = os.path.join(workdir, "rejected.csv")
+        with open(rejected_path, "w", newline="", encoding="utf-8") as rejected_out:
+            result = load_file(cleaned, ctx["db"], ctx["table"], record.file_id, rejected_out)
+        rejected_key = None
+        if result.rows_rejected:
+            rejected_key = layout.rejected_rows_key(record.source_key, run_id)
+            s3.upload_file(rejected_path, record.bucket, rejected_key)
+
+    final_key = layout.move_object(s3, record.bucket, record.source_key, layout.PROCESSED, record.file_id)
+    outcome = dict(vars(result), final_key=final_key, rejected_rows_key=rejected_key, warnings=integrity.warnings)
+    audit.complete(record.file_id, run_id, outcome)
+    print(
+        f"{record.file_name}: COMPLETED read={result.rows_read} loaded={result.rows_loaded} "
+        f"rejected={result.rows_rejected} duplicates={result.rows_duplicate} "
+        f"customerid_filled={result.customer_id_filled} dates_replaced={result.dates_replaced}"
+    )
+    return Status.COMPLETED
+
+
+def main(argv: list[str]) -> None:
+    args = getResolvedOptions(argv, ARGUMENTS)
+    spark, job = start_spark(args)
+    run_id = args["JOB_RUN_ID"]
+    s3 = boto3.client("s3")
+    audit = AuditTable(boto3.client("dynamodb"), args["AUDIT_TABLE"])
+    ctx = {
+        "run_date": datetime.now(timezone.utc).date(),
+        "db": DbConnection.from_secrets_manager(boto3.client("secretsmanager"), args["DB_SECRET_ID"]),
+        "table": TableName.parse(args["TARGET_TABLE"]),
+    }
+    seen: set[str] = set()
+    failed: list[str] = []
+    while True:
+        pending = [r for r in audit.with_status(Status.PENDING) if r.file_id not in seen]
+        if not pending:
+            break
+        for record in pending:
+            seen.add(record.file_id)
+            if not audit.claim(record.file_id, run_id):
+                continue  # another run took it
+            try:
+                process_file(spark, s3, audit, record, run_id, ctx)
+            except Exception as err:  # one bad file never stops the others
+                traceback.print_exc()
+                message = f"{type(err).__name__}: {err}".strip()
+                audit.fail(record.file_id, run_id, message)
+                failed.append(f"{record.file_name}: {message}")
+                print(f"{record.file_name}: FAILED ({message})")
+    if job is not None:
+        job.commit()
+    spark.stop()
+    if failed:  # an exception is what marks a run FAILED, on Glue and locally
+        raise RuntimeError(f"{len(failed)} file(s) failed: " + " | ".join(failed))
+
+
+if __name__ == "__main__":
+    main(sys.argv)
