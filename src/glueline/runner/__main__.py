@@ -1,0 +1,46 @@
+"""``python -m glueline.runner``: serve the Glue API on 127.0.0.1 until SIGTERM or Ctrl-C.
+
+The runner reaches S3 (for scripts) through the standard AWS configuration of its environment, and its
+job processes inherit that environment, with ``AWS_ENDPOINT_URL_GLUE`` pointing back at the runner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import signal
+import threading
+from pathlib import Path
+
+from glueline.runner.jobs import JobStore, RunnerConfig, default_launcher
+from glueline.runner.server import make_server
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m glueline.runner", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=4567)
+    parser.add_argument("--state-dir", type=Path, default=Path(".glueline/glue-runner"))
+    parser.add_argument("--launcher", help="command that runs a job script (default: this Python)")
+    parser.add_argument("--minute-seconds", type=float, default=60.0, help="length of a Timeout minute")
+    options = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
+
+    url = f"http://{options.host}:{options.port}"
+    launcher = shlex.split(options.launcher) if options.launcher else default_launcher()
+    store = JobStore(RunnerConfig(options.state_dir, launcher, url, options.minute_seconds))
+    server = make_server(store, options.host, options.port)
+
+    def shut_down(*_):
+        store.stop_all()
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, shut_down)
+    signal.signal(signal.SIGINT, shut_down)
+    logging.getLogger("glueline.runner").info("Glue API on %s (launcher: %s)", url, " ".join(launcher))
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
