@@ -1,0 +1,94 @@
+"""glueline's settings: one object, one place.
+
+Layered like dlt's providers, highest first: ``GLUELINE_*`` environment variables, a ``.env`` file, a
+``glueline.toml`` file (both in the working directory), then the defaults below. AWS endpoints,
+credentials and region are *not* settings of ours: they come from the standard AWS configuration
+(profile, ``AWS_ENDPOINT_URL*``), which is what selects local or real AWS.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from glueline.schema import TableName
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GLUELINE_", env_file=".env", toml_file="glueline.toml", extra="ignore"
+    )
+
+    # -- resources (the original design's names) ---------------------------------------------------
+    bucket: str | None = Field(
+        None, description="pipeline bucket; default glueline-<account>-<region> (S3 names are global)"
+    )
+    audit_table: str = "S3_Audit_1"
+    lambda_function: str = "ETL_Lambda_Function"
+    lambda_role: str = "LambdaS3ExecutionRole"
+    lambda_timeout_seconds: int = 300
+    glue_job: str = "ETL_Job_to_RDS"
+    glue_role: str = "GlueServiceRole"
+    events_role: str = "EventBridgeInvokeLambdaRole"
+    glue_version: str = Field("5.0", description="5.0 (Spark 3.5, Python 3.11) or the design's 4.0")
+    glue_worker_type: str = "G.1X"
+    glue_workers: int = 2
+    glue_max_concurrent_runs: int = 1
+    glue_timeout_minutes: int = 60
+    schedule_rule: str = "ETL_Daily_Schedule"
+    schedule_expression: str = "cron(0 8 * * ? *)"
+    s3_rule: str = "ETL_S3_Object_Created"
+    db_secret_name: str = "glueline/rds"
+    target_table: str = "public.transactions"
+    db_url: str | None = Field(
+        None, description="PostgreSQL to load into (postgresql://…); default: the embedded server"
+    )
+
+    # -- the embedded stack ------------------------------------------------------------------------
+    state_dir: Path = Path(".glueline")
+    region: str = "us-east-1"
+    emulator_port: int = Field(0, description="0 picks a free port")
+    glue_runner_port: int = 0
+    postgres_port: int = 0
+    postgres_bin_dir: Path | None = None
+    services_dir: Path = PROJECT_DIR / "services"
+
+    @field_validator("target_table")
+    @classmethod
+    def _valid_table(cls, value: str) -> str:
+        TableName.parse(value)
+        return value
+
+    @field_validator("glue_version")
+    @classmethod
+    def _known_glue_version(cls, value: str) -> str:
+        if value not in ("4.0", "5.0", "5.1"):
+            raise ValueError("glue_version must be 4.0, 5.0 or 5.1")
+        return value
+
+    def bucket_name(self, account: str, region: str) -> str:
+        return self.bucket or f"glueline-{account}-{region}"
+
+    @property
+    def table(self) -> TableName:
+        return TableName.parse(self.target_table)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, dotenv_settings, TomlConfigSettingsSource(settings_cls))
