@@ -1,0 +1,41 @@
+"""ETL_Lambda_Function: triggered by S3 "Object Created" events (via EventBridge) and the daily schedule.
+
+Configuration comes from the function's environment, set by bootstrap:
+    AUDIT_TABLE     the DynamoDB audit table (S3_Audit_1)
+    GLUE_JOB_NAME   the Glue job to start (ETL_Job_to_RDS)
+    SOURCE_BUCKET   the bucket whose source/ prefix the scheduled sweep lists
+AWS endpoints come from the standard AWS configuration only; this code never asks where it runs.
+"""
+
+import json
+import logging
+import os
+
+import boto3
+
+from glueline.audit import AuditTable
+from glueline.intake import Intake
+
+logger = logging.getLogger()
+logger.setLevel(logging.INFO)
+
+_intake = None
+
+
+def _get_intake() -> Intake:
+    global _intake
+    if _intake is None:  # built once per execution environment, reused while warm
+        _intake = Intake(
+            s3=boto3.client("s3"),
+            audit=AuditTable(boto3.client("dynamodb"), os.environ["AUDIT_TABLE"]),
+            glue=boto3.client("glue"),
+            job_name=os.environ["GLUE_JOB_NAME"],
+            bucket=os.environ["SOURCE_BUCKET"],
+        )
+    return _intake
+
+
+def lambda_handler(event, context):
+    result = _get_intake().handle(event, context.get_remaining_time_in_millis)
+    logger.info("glueline intake: %s", json.dumps(result))
+    return result
