@@ -1,0 +1,117 @@
+"""``glueline run``: upload files to source/, let the S3 events drive the pipeline, wait, report.
+
+The command does not process anything itself: the upload raises S3 "Object Created" events, EventBridge
+invokes ETL_Lambda_Function, which starts ETL_Job_to_RDS, exactly as on AWS. This module only watches
+the audit items of the files it uploaded until each reaches an outcome.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from glueline import layout
+from glueline.audit import AuditRecord, AuditTable, Status
+from glueline.dbsecret import DbConnection
+from glueline.schema import TableName
+
+# Outcomes a run waits for: the two final places, and FAILED (the file stays in source/ for a retry).
+OUTCOMES = Status.FINAL | {Status.FAILED}
+
+
+class InputError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Upload:
+    path: Path
+    key: str
+    file_id: str
+
+
+def collect_files(paths: list[Path]) -> list[Path]:
+    """CSV files named directly, and the ``*.csv`` files of named directories, in name order."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(".csv"))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise InputError(f"no such file or directory: {path}")
+    if not files:
+        raise InputError("no CSV files to upload in " + ", ".join(map(str, paths)))
+    names = [f.name for f in files]
+    clashes = sorted({n for n in names if names.count(n) > 1})
+    if clashes:
+        raise InputError("two files would get the same S3 key: " + ", ".join(clashes))
+    return files
+
+
+def upload(s3, bucket: str, files: list[Path]) -> list[Upload]:
+    uploads = []
+    for path in files:
+        key = layout.SOURCE + path.name
+        s3.upload_file(str(path), bucket, key)
+        etag = s3.head_object(Bucket=bucket, Key=key)["ETag"]
+        uploads.append(Upload(path, key, layout.file_id(bucket, key, etag)))
+    return uploads
+
+
+def wait_for_outcomes(
+    audit: AuditTable, uploads: list[Upload], timeout: float, console: Console, poll: float = 0.5
+) -> list[AuditRecord | None]:
+    """Poll the audit items until every file has an outcome or ``timeout`` seconds pass."""
+    records: dict[str, AuditRecord | None] = {u.file_id: None for u in uploads}
+    deadline = time.monotonic() + timeout
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
+        task = progress.add_task("waiting for the pipeline", total=len(uploads))
+        while True:
+            for upload_ in uploads:
+                current = records[upload_.file_id]
+                if current is None or current.status not in OUTCOMES:
+                    records[upload_.file_id] = audit.get(upload_.file_id)
+            done = [r for r in records.values() if r is not None and r.status in OUTCOMES]
+            busy = [r.file_name for r in records.values() if r is not None and r.status == Status.PROCESSING]
+            progress.update(
+                task,
+                completed=len(done),
+                description="processing " + ", ".join(busy[:3]) if busy else "waiting for the pipeline",
+            )
+            if len(done) == len(uploads) or time.monotonic() > deadline:
+                return [records[u.file_id] for u in uploads]
+            time.sleep(poll)
+
+
+def placeholder(upload_: Upload) -> AuditRecord:
+    """The report line of a file the pipeline never recorded (within the wait)."""
+    return AuditRecord(
+        file_id=upload_.file_id,
+        file_name=upload_.path.name,
+        bucket="",
+        source_key=upload_.key,
+        etag="",
+        size=upload_.path.stat().st_size,
+        upload_timestamp="",
+        status="NOT_SEEN",
+        error_message="no audit item appeared: was the S3 event delivered? `glueline trigger --schedule` sweeps source/",
+    )
+
+
+def count_rows(db: DbConnection | None, table: TableName) -> int | None:
+    if db is None:
+        return None
+    try:
+        with psycopg.connect(**db.connect_kwargs()) as conn:
+            return conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table.identifier())).fetchone()[0]
+    except psycopg.Error:
+        return None
+

@@ -1,0 +1,124 @@
+"""A seeded generator of bank transaction files shaped like the original design's query result.
+
+Dirty rows are injected at known positions, so every generated file comes with the counts a correct
+run must report (its *manifest*): blank CustomerIDs, bad dates, rows the contract rejects, and
+TransactionIDs repeated later in the file (the last occurrence wins).
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from glueline.contract import COLUMNS
+
+HEADER = list(COLUMNS)
+CURRENCIES = ["USD", "EUR", "GBP", "JEP", "SCR", "GNF", "TND", "UYU", "INR", "JPY", "CHF", "ZAR"]
+TYPES = ["deposit", "withdrawal", "transfer", "payment"]
+WORDS = (
+    "western agent drive remain the key such character value may myself transfer rent coffee grocery "
+    "salary refund fuel pharmacy online store invoice utilities"
+).split()
+# Rows the contract rejects, one per reason (field overrides applied to an otherwise good row).
+REJECTABLE = [
+    {"TransactionID": ""},
+    {"TransactionID": "12x4"},
+    {"TransactionAmount": "12.345"},
+    {"TransactionAmount": "ten"},
+    {"AccountBalance": "1,000.00"},
+    {"BranchCode": "B12"},
+    {"MerchantCode": "4.5"},
+    {"Currency": "EURO"},
+]
+BAD_DATES = ["2024-02-30", "13/07/2024", "", "2024-7-5", "yesterday", "2024-13-01"]
+
+
+@dataclass
+class Manifest:
+    """What a correct run reports for the file."""
+
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    rows_duplicate: int = 0
+    customer_id_filled: int = 0
+    dates_replaced: int = 0
+
+
+def _good_row(rng: random.Random, transaction_id: int) -> dict[str, str]:
+    description = " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 4))).capitalize() + "."
+    return {
+        "TransactionID": str(transaction_id),
+        "AccountNumber": "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(4))
+        + "".join(rng.choice("0123456789") for _ in range(14)),
+        "CustomerID": str(rng.randint(1000, 9999)),
+        "TransactionDate": f"2024-07-{rng.randint(1, 31):02d}",
+        "TransactionType": rng.choice(TYPES),
+        "TransactionAmount": f"{rng.uniform(-1000, 1000):.2f}",
+        "Currency": rng.choice(CURRENCIES),
+        "AccountBalance": f"{rng.uniform(0, 100000):.2f}",
+        "BranchCode": str(rng.randint(1, 99)),
+        "MerchantCode": str(rng.randint(1, 999)) if rng.random() < 0.8 else "",
+        "Description": description,
+    }
+
+
+def generate_rows(rows: int, seed: int = 7, dirty: float = 0.02, first_id: int = 100_000):
+    """Yield ``rows`` records (dicts) and finally return the Manifest (via StopIteration.value)."""
+    rng = random.Random(seed)
+    manifest = Manifest()
+    recent: list[dict[str, str]] = []  # clean rows that a later duplicate may repeat
+    next_id = first_id
+    for _ in range(rows):
+        roll = rng.random()
+        if roll < dirty * 0.15 and recent:  # a later version of an earlier clean row: last one wins
+            row = dict(recent.pop(rng.randrange(len(recent))))
+            row["TransactionAmount"] = f"{rng.uniform(-1000, 1000):.2f}"
+            manifest.rows_duplicate += 1
+            manifest.rows_read += 1
+            yield row
+            continue
+        row = _good_row(rng, next_id)
+        next_id += 1
+        if roll < dirty * 0.30:
+            row.update(rng.choice(REJECTABLE))
+            manifest.rows_rejected += 1
+        elif roll < dirty * 0.65:
+            row["CustomerID"] = rng.choice(["", "   "])
+            manifest.customer_id_filled += 1
+        elif roll < dirty:
+            row["TransactionDate"] = rng.choice(BAD_DATES)
+            manifest.dates_replaced += 1
+        else:
+            if rng.random() < 0.02:  # harmless noise the cleaning must absorb
+                row["TransactionType"] = f"  {row['TransactionType'].upper()} "
+                row["Description"] = f'{row["Description"][:-1]}, "quoted", and\na second line.'
+            recent.append(row)
+            if len(recent) > 1000:
+                recent.pop(0)
+        manifest.rows_read += 1
+        yield row
+    manifest.rows_loaded = manifest.rows_read - manifest.rows_rejected - manifest.rows_duplicate
+    return manifest
+
+
+def write_file(
+    path: Path, rows: int, seed: int = 7, dirty: float = 0.02, first_id: int = 100_000, crlf: bool = False
+) -> Manifest:
+    """Write a CSV file and return its manifest."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        writer = csv.DictWriter(out, HEADER, lineterminator="\r\n" if crlf else "\n")
+        writer.writeheader()
+        generator = generate_rows(rows, seed, dirty, first_id)
+        while True:
+            try:
+                writer.writerow(next(generator))
+            except StopIteration as done:
+                return done.value
+
+
+def manifest_dict(manifest: Manifest) -> dict[str, int]:
+    return asdict(manifest)
