@@ -28,6 +28,8 @@ class Status:
     REJECTED = "REJECTED"
 
     FINAL = frozenset({COMPLETED, REJECTED})
+    # An item in one of these states starts over when its object is (again) found in source/.
+    REOPENABLE = frozenset({COMPLETED, REJECTED, FAILED})
 
 
 STATUS_INDEX = "Status-UploadTimestamp-index"
@@ -192,16 +194,26 @@ class AuditTable:
         )
         return AuditRecord.from_item(_unwire(response["Item"])) if "Item" in response else None
 
-    def create(self, record: AuditRecord, status: str) -> bool:
-        """Record a new file version (PENDING, or PROCESSING when the caller handles it itself);
-        False when another writer already recorded it."""
+    def create(self, record: AuditRecord, status: str, replacing: str | None = None) -> bool:
+        """Record a file version (PENDING, or PROCESSING when the caller handles it itself).
+
+        ``replacing`` is the status of an existing item for the same FileID that this one starts over
+        (a re-upload of identical content, or a retry); the write only wins if that status still holds.
+        False when another writer got there first.
+        """
         record.status = status
         record.updated_at = utc_now()
+        condition = "attribute_not_exists(FileID)"
+        extra: dict[str, Any] = {}
+        if replacing is not None:
+            condition = "#Status = :replacing"
+            extra = {
+                "ExpressionAttributeNames": {"#Status": "Status"},
+                "ExpressionAttributeValues": _wire({":replacing": replacing}),
+            }
         try:
             self.client.put_item(
-                TableName=self.table_name,
-                Item=_wire(record.to_item()),
-                ConditionExpression="attribute_not_exists(FileID)",
+                TableName=self.table_name, Item=_wire(record.to_item()), ConditionExpression=condition, **extra
             )
         except self.client.exceptions.ConditionalCheckFailedException:
             return False

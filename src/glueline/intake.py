@@ -5,7 +5,8 @@
   that were lost, and the moment files left PENDING get a run.
 
 Admitting a file: derive its FileID from (bucket, key, ETag); if the audit table already knows it,
-leave it alone. Otherwise read a bounded prefix, check it (``integrity``), and record it with a
+leave it alone — unless its outcome is recorded (COMPLETED, REJECTED, FAILED) and the object is in
+source/ again: identical content uploaded again is processed again (loads are idempotent). Otherwise read a bounded prefix, check it (``integrity``), and record it with a
 conditional put, so that the schedule and an S3 event racing for the same file create one item. A file
 whose header breaks the contract is moved to ``rejected/`` right here (REJECTED) without paying for a
 Glue run; any other file becomes PENDING.
@@ -126,8 +127,9 @@ class Intake:
         ref = ObjectRef(ref.bucket, ref.key, layout.quoted_etag(ref.etag), ref.size, ref.uploaded)
         fid = layout.file_id(ref.bucket, ref.key, ref.etag)
         existing = self.audit.get(fid)
-        if existing is not None:
+        if existing is not None and not (existing.status in Status.REOPENABLE and self._in_source(ref)):
             return fid, existing.status
+        replacing = existing.status if existing is not None else None
 
         head = b""
         if ref.size:
@@ -147,14 +149,23 @@ class Intake:
             warnings=report.warnings,
         )
         if report.ok:
-            return fid, (Status.PENDING if self.audit.create(record, Status.PENDING) else "CLAIMED")
+            return fid, (Status.PENDING if self.audit.create(record, Status.PENDING, replacing) else "CLAIMED")
         # Refused as a whole: this invocation processes the rejection itself.
         record.processing_start_timestamp = utc_now()
-        if not self.audit.create(record, Status.PROCESSING):
+        if not self.audit.create(record, Status.PROCESSING, replacing):
             return fid, "CLAIMED"
         final_key = layout.move_object(self.s3, ref.bucket, ref.key, layout.REJECTED, fid)
         self.audit.reject(fid, report.problem, final_key, from_status=Status.PROCESSING)
         return fid, Status.REJECTED
+
+    def _in_source(self, ref: ObjectRef) -> bool:
+        """Is this exact version in source/ now? Asked after reading a final status, which is written
+        only once the file has left source/, so a hit is a new upload of the same content."""
+        try:
+            self.s3.head_object(Bucket=ref.bucket, Key=ref.key, IfMatch=ref.etag)
+        except self.s3.exceptions.ClientError:
+            return False
+        return True
 
     def start_job(self, waiting: set[str], remaining_ms) -> str | None:
         """Start a Glue run for PENDING files, or make sure the active run takes them."""

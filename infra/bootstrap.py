@@ -1,0 +1,19 @@
+#!/usr/bin/env python3
+"""Create or converge every resource of the glueline pipeline — the same code path for every target.
+
+The target is chosen only by the standard AWS configuration:
+
+    AWS_PROFILE=prod python infra/bootstrap.py --db-url postgresql://etl:…@mydb.xxxx.rds.amazonaws.com/bank
+    python infra/bootstrap.py            # the running embedded stack (`glueline up -d`)
+
+It is `glueline bootstrap`; the logic lives in glueline.bootstrap. Run it twice: the second run reports
+every resource unchanged.
+"""
+
+import sys
+
+from glueline.cli import main
+
+if __name__ == "__main__":
+    sys.argv = [sys.argv[0], "bootstrap", *sys.argv[1:]]
+    main()
