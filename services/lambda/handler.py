@@ -16,7 +16,9 @@ import boto3
 from glueline.audit import AuditTable
 from glueline.intake import Intake
 
-logger = logging.getLogger()
+# The Lambda runtime installs a handler on the root logger; elsewhere basicConfig adds one.
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+logger = logging.getLogger("glueline.intake")
 logger.setLevel(logging.INFO)
 
 _intake = None

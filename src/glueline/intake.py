@@ -147,6 +147,8 @@ class Intake:
             upload_timestamp=ref.uploaded,
             integrity=report.as_item(),
             warnings=report.warnings,
+            # A retry after FAILED keeps counting attempts; a new upload of done content starts over.
+            attempts=existing.attempts if replacing == Status.FAILED else 0,
         )
         if report.ok:
             return fid, (Status.PENDING if self.audit.create(record, Status.PENDING, replacing) else "CLAIMED")

@@ -1,0 +1,149 @@
+"""One real embedded stack (MiniStack, the Glue runner, PostgreSQL) for the integration tests.
+
+Each test starts from an empty pipeline: no Glue run active, no objects under source/, processed/ or
+rejected/, no audit items, an empty target table.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import psycopg
+import pytest
+from psycopg import sql
+from rich.console import Console
+
+from glueline import layout
+from glueline.audit import AuditRecord, AuditTable
+from glueline.bootstrap import Bootstrap
+from glueline.dbsecret import DbConnection
+from glueline.pipeline import Upload, upload, wait_for_outcomes
+from glueline.settings import Settings
+from glueline.stack import EmbeddedStack, StackInfo, apply_aws_env
+from glueline.stack.postgres import PostgresError, find_bin_dir
+
+SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "/integration/" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@dataclass
+class Pipeline:
+    settings: Settings
+    info: StackInfo
+    db: DbConnection
+    bucket: str
+    state_dir: Path
+
+    def client(self, service: str):
+        return boto3.client(service)
+
+    @property
+    def audit(self) -> AuditTable:
+        return AuditTable(self.client("dynamodb"), self.settings.audit_table)
+
+    def upload(self, *paths: Path) -> list[Upload]:
+        return upload(self.client("s3"), self.bucket, list(paths))
+
+    def upload_bytes(self, tmp_path: Path, name: str, data: bytes) -> Upload:
+        path = tmp_path / name
+        path.write_bytes(data)
+        return self.upload(path)[0]
+
+    def wait(self, uploads: list[Upload], timeout: float = 240) -> list[AuditRecord]:
+        records = wait_for_outcomes(self.audit, uploads, timeout, Console(quiet=True))
+        assert all(r is not None for r in records), f"no outcome within {timeout}s: {records}"
+        return records
+
+    def keys(self, prefix: str) -> list[str]:
+        listing = self.client("s3").list_objects_v2(Bucket=self.bucket, Prefix=prefix)
+        return sorted(o["Key"] for o in listing.get("Contents", []) if o["Key"] != prefix)
+
+    def query(self, statement: str, *params):
+        with psycopg.connect(**self.db.connect_kwargs()) as conn:
+            return conn.execute(statement, params).fetchall()
+
+    def execute(self, statement: str) -> None:
+        with psycopg.connect(**self.db.connect_kwargs()) as conn:
+            conn.execute(statement)
+
+    def glue_runs(self) -> list[dict]:
+        return self.client("glue").get_job_runs(JobName=self.settings.glue_job)["JobRuns"]
+
+    def finished_run(self, run_id: str, timeout: float = 120) -> dict:
+        glue = self.client("glue")
+        deadline = time.time() + timeout
+        while True:
+            run = glue.get_job_run(JobName=self.settings.glue_job, RunId=run_id)["JobRun"]
+            if run["JobRunState"] not in ("STARTING", "RUNNING", "STOPPING") or time.time() > deadline:
+                return run
+            time.sleep(0.5)
+
+    def invoke_schedule(self) -> dict:
+        import json
+
+        lam = self.client("lambda")
+        response = lam.invoke(
+            FunctionName=self.settings.lambda_function,
+            Payload=json.dumps({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}).encode(),
+        )
+        assert "FunctionError" not in response, response["Payload"].read()
+        return json.loads(response["Payload"].read())
+
+    def reset(self) -> None:
+        deadline = time.time() + 300
+        while any(r["JobRunState"] in ("STARTING", "RUNNING", "STOPPING") for r in self.glue_runs()):
+            assert time.time() < deadline, "a Glue run from an earlier test never ended"
+            time.sleep(0.5)
+        s3 = self.client("s3")
+        for prefix in (layout.SOURCE, layout.PROCESSED, layout.REJECTED):
+            for key in self.keys(prefix):
+                s3.delete_object(Bucket=self.bucket, Key=key)
+        ddb = self.client("dynamodb")
+        for record in self.audit.all():
+            ddb.delete_item(TableName=self.settings.audit_table, Key={"FileID": {"S": record.file_id}})
+        with psycopg.connect(**self.db.connect_kwargs()) as conn:
+            conn.execute(sql.SQL("TRUNCATE {}").format(self.settings.table.identifier()))
+
+
+@pytest.fixture(scope="session")
+def pipeline():
+    if shutil.which("java") is None:
+        pytest.skip("Java 17 is needed to run Spark")
+    try:
+        find_bin_dir()
+    except PostgresError as error:
+        pytest.skip(str(error))
+    state_dir = Path(tempfile.mkdtemp(prefix="glueline-it-"))
+    os.chmod(state_dir, 0o755)  # the PostgreSQL user must be able to enter it
+    saved_environment = dict(os.environ)
+    settings = Settings(state_dir=state_dir)
+    stack = EmbeddedStack(settings)
+    info = stack.start()
+    try:
+        apply_aws_env(info)
+        db = info.db()
+        boot = Bootstrap(settings, db, log=lambda change: None)
+        boot.run()
+        yield Pipeline(settings, info, db, boot.bucket, state_dir)
+    finally:
+        stack.stop()
+        os.environ.clear()
+        os.environ.update(saved_environment)
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def clean_pipeline(pipeline):
+    pipeline.reset()
+    return pipeline

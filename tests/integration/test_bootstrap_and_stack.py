@@ -1,0 +1,71 @@
+"""Bootstrap converges and repeats as a no-op; policies are least privilege; the stack CLI starts/stops."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import psycopg
+
+from glueline.bootstrap import Bootstrap
+from glueline.dbsecret import DbConnection
+
+
+def test_a_second_bootstrap_changes_nothing(pipeline):
+    changes = Bootstrap(pipeline.settings, pipeline.db, log=lambda change: None).run()
+    assert changes and {c.action for c in changes} == {"unchanged"}, [c for c in changes if c.action != "unchanged"]
+
+
+def test_roles_are_least_privilege(pipeline):
+    iam = pipeline.client("iam")
+    owned = (pipeline.bucket, "S3_Audit_1", "ETL_Lambda_Function", "ETL_Job_to_RDS", "glueline/rds", "/aws-glue/")
+    for role in ("LambdaS3ExecutionRole", "GlueServiceRole", "EventBridgeInvokeLambdaRole"):
+        assert iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"] == []
+        for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+            document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+            document = json.loads(document) if isinstance(document, str) else document
+            for statement in document["Statement"]:
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                assert all("*" not in action for action in actions), (role, actions)
+                for resource in statement["Resource"]:
+                    assert any(mark in resource for mark in owned), (role, resource)
+
+
+def test_no_secret_in_function_environment_job_arguments_or_audit(pipeline):
+    password = pipeline.db.password
+    assert len(password) >= 16
+    function = pipeline.client("lambda").get_function(FunctionName="ETL_Lambda_Function")["Configuration"]
+    job = pipeline.client("glue").get_job(JobName="ETL_Job_to_RDS")["Job"]
+    assert password not in json.dumps(function["Environment"]) and password not in json.dumps(job, default=str)
+    assert job["DefaultArguments"]["--DB_SECRET_ID"] == "glueline/rds"
+    secret = pipeline.client("secretsmanager").get_secret_value(SecretId="glueline/rds")["SecretString"]
+    assert DbConnection.from_secret(secret) == pipeline.db
+
+
+def test_glueline_up_and_down(tmp_path):
+    state = Path(tempfile.mkdtemp(prefix="glueline-up-"))
+    os.chmod(state, 0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["GLUELINE_STATE_DIR"] = str(state)
+    glueline = str(Path(sys.executable).with_name("glueline"))
+    try:
+        up = subprocess.run([glueline, "up", "-d"], capture_output=True, text=True, env=env, timeout=180)
+        assert up.returncode == 0, up.stdout + up.stderr
+        url = next(word for word in up.stdout.split() if word.startswith("postgresql://"))
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT to_regclass('public.transactions') IS NOT NULL").fetchone()[0]
+        assert "AWS_CONFIG_FILE=" in up.stdout and (state / "aws-config").exists()
+        status = subprocess.run([glueline, "status", "--json"], capture_output=True, text=True, env=env, timeout=60)
+        assert status.returncode == 0 and json.loads(status.stdout)["files"] == []
+        stack = json.loads((state / "stack.json").read_text())
+    finally:
+        down = subprocess.run([glueline, "down"], capture_output=True, text=True, env=env, timeout=120)
+    assert down.returncode == 0 and "Stopped" in down.stdout
+    for pid in stack["pids"].values():
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+    again = subprocess.run([glueline, "status"], capture_output=True, text=True, env=env, timeout=60)
+    assert again.returncode == 2 and "glueline up" in again.stderr

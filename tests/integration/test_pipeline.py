@@ -1,0 +1,171 @@
+"""Upload → S3 event → EventBridge → Lambda → Glue runner → Spark → PostgreSQL, for real."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+
+from glueline.audit import Status
+from glueline.bootstrap import Bootstrap
+from glueline.contract import COLUMNS
+
+from .conftest import SAMPLES
+
+EXPECTED = json.loads((SAMPLES / "expected-counts.json").read_text())
+SAMPLE_FILES = sorted(SAMPLES.glob("*.csv"))
+COUNTS = ("rows_read", "rows_loaded", "rows_rejected", "rows_duplicate", "customer_id_filled", "dates_replaced")
+
+
+def counts(record) -> dict:
+    return {name: getattr(record, name) for name in COUNTS}
+
+
+def test_sample_files_load_end_to_end(clean_pipeline):
+    p = clean_pipeline
+    uploads = p.upload(*SAMPLE_FILES)
+    records = p.wait(uploads)
+
+    for path, record in zip(SAMPLE_FILES, records):
+        assert record.status == Status.COMPLETED, record.error_message
+        assert counts(record) == EXPECTED[path.name], path.name
+        assert record.final_key == f"processed/{path.name}"
+        assert record.glue_job_id.startswith("jr_")
+        assert record.processing_start_timestamp <= record.processing_end_timestamp
+        assert record.integrity["HeaderOK"] is True
+    assert p.keys("source/") == []
+    assert p.keys("processed/") == [f"processed/{f.name}" for f in SAMPLE_FILES]
+
+    total = sum(e["rows_loaded"] for e in EXPECTED.values())
+    assert p.query("SELECT count(*) FROM transactions")[0][0] == total
+    per_file = dict(p.query("SELECT file_id, count(*) FROM transactions GROUP BY file_id"))
+    assert per_file == {r.file_id: r.rows_loaded for r in records}
+
+    today = datetime.now(timezone.utc).date()
+    rows = {r[0]: r for r in p.query(
+        "SELECT transactionid, customerid, transactiondate, transactiontype, currency, transactionamount, "
+        "merchantcode, description, dq_flags FROM transactions WHERE transactionid = ANY(%s)",
+        [329322, 400001, 400002, 400003, 856293, 271574, 400007, 200904],
+    )}
+    assert rows[329322][1] == "N/A" and rows[329322][8] == {"customerid_filled": True}
+    assert rows[400001][1] == "N/A" and rows[400001][2] == today
+    assert rows[400001][8] == {"customerid_filled": True, "transactiondate_original": "2024-02-30"}
+    assert rows[400002][2] == today and rows[400002][8] == {"transactiondate_original": "13/07/2024"}
+    assert rows[400003][7] == "Multi-line\ndescription" and rows[400003][8] == {"transactiondate_original": ""}
+    assert rows[856293][7] == 'Agent drive, "fast" lane'
+    assert rows[271574][3:5] == ("withdrawal", "TND")
+    assert rows[400007][5] == Decimal("25.00") and rows[400007][7] == "Second version wins"
+    assert rows[200904][6] is None
+
+    rejected = next(r for r in records if r.file_name == "transactions_2024-07-14.csv").rejected_rows_key
+    body = p.client("s3").get_object(Bucket=p.bucket, Key=rejected)["Body"].read().decode()
+    lines = list(csv.DictReader(io.StringIO(body)))
+    assert [(r["line_number"], r["reject_reason"], r["TransactionID"]) for r in lines] == [
+        ("11", "bad_transaction_amount", "400004"),
+        ("12", "wrong_field_count", "400005"),
+        ("13", "bad_currency", "400006"),
+    ]
+    assert lines[1]["raw_record"].startswith("5123,400005,")
+    assert lines[0]["TransactionAmount"] == "1.234"
+
+
+def test_running_the_same_files_again_adds_no_rows(clean_pipeline):
+    p = clean_pipeline
+    first = p.wait(p.upload(*SAMPLE_FILES))
+    before = p.query("SELECT transactionid, transactionamount, customerid FROM transactions ORDER BY 1")
+    second = p.wait(p.upload(*SAMPLE_FILES))
+    assert [r.status for r in second] == [Status.COMPLETED] * len(SAMPLE_FILES)
+    assert [r.file_id for r in second] == [r.file_id for r in first]  # same content, same FileID
+    assert {r.glue_job_id for r in second}.isdisjoint({r.glue_job_id for r in first})  # processed again
+    assert p.query("SELECT transactionid, transactionamount, customerid FROM transactions ORDER BY 1") == before
+    assert p.keys("source/") == []
+
+
+def test_glueline_run_cli_reports_json(clean_pipeline, tmp_path):
+    p = clean_pipeline
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["GLUELINE_STATE_DIR"] = str(p.state_dir)
+    glueline = Path(sys.executable).with_name("glueline")
+    result = subprocess.run(
+        [str(glueline), "run", str(SAMPLES), "--json"], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] is True and report["totals"]["completed"] == len(SAMPLE_FILES)
+    assert report["table_rows"] == sum(e["rows_loaded"] for e in EXPECTED.values())
+    for entry in report["files"]:
+        assert {k: entry[k] for k in COUNTS} == EXPECTED[entry["file_name"]]
+        assert entry["status"] == "COMPLETED" and entry["final_key"] == f"processed/{entry['file_name']}"
+    assert p.db.password not in result.stdout + result.stderr
+
+
+def test_a_file_without_a_required_column_is_rejected_by_the_lambda(clean_pipeline, tmp_path):
+    p = clean_pipeline
+    header = [c for c in COLUMNS if c != "Currency"]
+    upload = p.upload_bytes(tmp_path, "no_currency.csv", (",".join(header) + "\n1,2,3\n").encode())
+    (record,) = p.wait([upload], timeout=60)
+    assert record.status == Status.REJECTED
+    assert "Currency" in record.error_message
+    assert record.final_key == "rejected/no_currency.csv" and record.glue_job_id is None
+    assert p.keys("source/") == [] and p.keys("rejected/") == ["rejected/no_currency.csv"]
+
+
+def test_a_failed_load_leaves_no_rows_keeps_the_file_and_is_retried(clean_pipeline):
+    """The merge fails inside its transaction (a CHECK constraint one row violates): nothing of that
+    file is loaded, the other file of the batch is, and the next trigger loads it after the fix."""
+    p = clean_pipeline
+    p.execute("ALTER TABLE transactions ADD CONSTRAINT no_329322 CHECK (transactionid <> 329322)")
+    try:
+        bad, good = SAMPLES / "transactions_2024-07-14.csv", SAMPLES / "transactions_2024-07-12.csv"
+        uploads = p.upload(bad, good)
+        failed, completed = p.wait(uploads)
+        assert failed.status == Status.FAILED and "no_329322" in failed.error_message
+        assert completed.status == Status.COMPLETED
+        assert p.query("SELECT count(*) FROM transactions WHERE file_id = %s", failed.file_id)[0][0] == 0
+        assert p.keys("source/") == ["source/transactions_2024-07-14.csv"]
+        run = p.finished_run(failed.glue_job_id)
+        assert run["JobRunState"] == "FAILED" and "no_329322" in run["ErrorMessage"]
+        assert p.query("SELECT count(*) FROM pg_tables WHERE tablename LIKE '\\_stage\\_%%'")[0][0] == 0
+    finally:
+        p.execute("ALTER TABLE transactions DROP CONSTRAINT IF EXISTS no_329322")
+
+    summary = p.invoke_schedule()  # the daily sweep retries what is still in source/
+    assert summary["files"]["source/transactions_2024-07-14.csv"] == Status.PENDING
+    (retried,) = p.wait(uploads[:1])
+    assert retried.status == Status.COMPLETED and retried.attempts == 2
+    assert p.query("SELECT count(*) FROM transactions WHERE file_id = %s", retried.file_id)[0][0] == 9
+
+
+def test_the_scheduled_rule_fires_the_same_lambda(clean_pipeline, tmp_path):
+    """With S3 events switched off, a file dropped into source/ is found by the schedule's sweep."""
+    p = clean_pipeline
+    fast = p.settings.model_copy(update={"schedule_expression": "rate(1 minute)"})
+    Bootstrap(fast, p.db, log=lambda change: None).run()
+    events = p.client("events")
+    events.disable_rule(Name=p.settings.s3_rule)
+    started = time.time()
+    try:
+        (upload,) = p.upload(SAMPLES / "transactions_2024-07-14.csv")
+        (record,) = p.wait([upload], timeout=200)
+    finally:
+        Bootstrap(p.settings, p.db, log=lambda change: None).run()  # the daily cron, S3 rule enabled again
+    assert record.status == Status.COMPLETED and record.rows_loaded == 9
+    logs = p.client("logs")
+    group = f"/aws/lambda/{p.settings.lambda_function}"
+    messages = [
+        e["message"]
+        for s in logs.describe_log_streams(logGroupName=group)["logStreams"]
+        for e in logs.get_log_events(logGroupName=group, logStreamName=s["logStreamName"])["events"]
+        if e["timestamp"] / 1000 >= started - 1
+    ]
+    sweeps = [m for m in messages if '"sweep": true' in m and "source/transactions_2024-07-14.csv" in m]
+    assert sweeps, "no scheduled invocation of the Lambda admitted the file"
+    assert events.describe_rule(Name=p.settings.s3_rule)["State"] == "ENABLED"
+    assert events.describe_rule(Name=p.settings.schedule_rule)["ScheduleExpression"] == "cron(0 8 * * ? *)"
