@@ -189,9 +189,7 @@ class AuditTable:
         self.table_name = table_name
 
     def get(self, fid: str) -> AuditRecord | None:
-        response = self.client.get_item(
-            TableName=self.table_name, Key={"FileID": {"S": fid}}, ConsistentRead=True
-        )
+        response = self.client.get_item(TableName=self.table_name, Key={"FileID": {"S": fid}}, ConsistentRead=True)
         return AuditRecord.from_item(_unwire(response["Item"])) if "Item" in response else None
 
     def create(self, record: AuditRecord, status: str, replacing: str | None = None) -> bool:
@@ -264,9 +262,7 @@ class AuditTable:
             "FinalKey": final_key,
             "ProcessingEndTimestamp": utc_now(),
         }
-        return self._update(
-            fid, changes, condition="#Status = :from", values={":from": from_status}
-        )
+        return self._update(fid, changes, condition="#Status = :from", values={":from": from_status})
 
     def with_status(self, status: str) -> list[AuditRecord]:
         """Items in one status, oldest upload first (the index keeps this cheap)."""

@@ -16,8 +16,9 @@ import base64
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import unquote
 
 import boto3
@@ -235,7 +236,10 @@ class Bootstrap:
                     (["dynamodb:GetItem", "dynamodb:UpdateItem"], [table]),
                     (["dynamodb:Query"], [index]),
                     (["secretsmanager:GetSecretValue"], [secret]),
-                    (["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], [glue_logs, f"{glue_logs}:*"]),
+                    (
+                        ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                        [glue_logs, f"{glue_logs}:*"],
+                    ),
                 ),
             ),
             s.events_role: (
@@ -323,7 +327,9 @@ class Bootstrap:
         }
 
     def ensure_glue_job(self) -> None:
-        self._upload_if_changed(layout.SCRIPTS + packaging.GLUE_SCRIPT, packaging.glue_script(self.settings.services_dir))
+        self._upload_if_changed(
+            layout.SCRIPTS + packaging.GLUE_SCRIPT, packaging.glue_script(self.settings.services_dir)
+        )
         self._upload_if_changed(layout.SCRIPTS + packaging.GLUE_LIBRARY, packaging.glue_library_zip())
         glue = self.client("glue")
         name = self.settings.glue_job
@@ -436,10 +442,15 @@ class Bootstrap:
         for rule, definition in self.rule_definitions().items():
             try:
                 current = events.describe_rule(Name=rule)
-                same = all(
-                    (json.loads(current.get(k, "{}")) == json.loads(v)) if k == "EventPattern" else current.get(k) == v
-                    for k, v in definition.items()
-                ) and current.get("State") == "ENABLED"
+                same = (
+                    all(
+                        (json.loads(current.get(k, "{}")) == json.loads(v))
+                        if k == "EventPattern"
+                        else current.get(k) == v
+                        for k, v in definition.items()
+                    )
+                    and current.get("State") == "ENABLED"
+                )
                 action = "unchanged" if same else "updated"
             except events.exceptions.ResourceNotFoundException:
                 action = "created"

@@ -8,7 +8,7 @@ import sys
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import boto3
 import typer
@@ -36,7 +36,7 @@ out = Console(width=None if Console().is_terminal else 180)
 err = Console(stderr=True, width=None if Console(stderr=True).is_terminal else 180)
 
 DbUrl = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--db-url", help="PostgreSQL to load into (postgresql://user:password@host:port/db)"),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
@@ -86,8 +86,7 @@ def _print_stack(info, db, settings: Settings) -> None:
         out.print(f"[bold]PostgreSQL[/]                {db.url(with_password=True)}")
     out.print(f"[bold]logs[/]                      {state / 'logs'}")
     out.print(
-        f"AWS CLI: [cyan]export AWS_CONFIG_FILE={state / 'aws-config'} AWS_PROFILE=glueline[/] "
-        "then e.g. `aws s3 ls`"
+        f"AWS CLI: [cyan]export AWS_CONFIG_FILE={state / 'aws-config'} AWS_PROFILE=glueline[/] then e.g. `aws s3 ls`"
     )
 
 
@@ -196,7 +195,7 @@ def trigger(
 
 @app.command()
 def run(
-    paths: Annotated[Optional[list[Path]], typer.Argument(help="CSV files or directories")] = None,
+    paths: Annotated[list[Path] | None, typer.Argument(help="CSV files or directories")] = None,
     db_url: DbUrl = None,
     as_json: AsJson = False,
     timeout: Annotated[float, typer.Option(help="seconds to wait for every file's outcome")] = 900.0,
@@ -217,7 +216,7 @@ def run(
         progress.print(f"uploaded {len(uploads)} file(s) to s3://{boot.bucket}/source/")
         audit = AuditTable(session.client("dynamodb"), settings.audit_table)
         records = wait_for_outcomes(audit, uploads, timeout, progress)
-        records = [r if r is not None else placeholder(u) for r, u in zip(records, uploads)]
+        records = [r if r is not None else placeholder(u) for r, u in zip(records, uploads, strict=True)]
         result = report.build(records, boot.bucket, settings.target_table, count_rows(env.db, settings.table))
     if as_json:
         print(json.dumps(result, indent=2))
@@ -247,4 +246,3 @@ def main() -> None:  # pragma: no cover - console entry point
     except StackError as error:
         err.print(f"[bold red]error:[/] {error}")
         sys.exit(2)
-

@@ -55,7 +55,9 @@ def environment(settings: Settings, *, start_stack: bool = False, keep_stack: bo
     info = stack.start(with_postgres=db is None)
     try:
         apply_aws_env(info)
-        yield Environment(f"embedded stack started in {stack.state_dir}", db or info.db(settings.postgres_bin_dir), info)
+        yield Environment(
+            f"embedded stack started in {stack.state_dir}", db or info.db(settings.postgres_bin_dir), info
+        )
     finally:
         if not keep_stack:
             stack.stop()

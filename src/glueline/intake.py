@@ -6,10 +6,11 @@
 
 Admitting a file: derive its FileID from (bucket, key, ETag); if the audit table already knows it,
 leave it alone — unless its outcome is recorded (COMPLETED, REJECTED, FAILED) and the object is in
-source/ again: identical content uploaded again is processed again (loads are idempotent). Otherwise read a bounded prefix, check it (``integrity``), and record it with a
-conditional put, so that the schedule and an S3 event racing for the same file create one item. A file
-whose header breaks the contract is moved to ``rejected/`` right here (REJECTED) without paying for a
-Glue run; any other file becomes PENDING.
+source/ again: identical content uploaded again is processed again (loads are idempotent). Otherwise
+read a bounded prefix, check it (``integrity``), and record it with a conditional put, so that the
+schedule and an S3 event racing for the same file create one item. A file whose header breaks the
+contract is moved to ``rejected/`` right here (REJECTED) without paying for a Glue run; any other file
+becomes PENDING.
 
 Starting the job: Glue allows MaxConcurrentRuns (1). When it answers ConcurrentRunsExceeded, the active
 run drains PENDING files before it ends, so this invocation only waits until its files have been claimed
@@ -110,9 +111,7 @@ class Intake:
     def source_objects(self):
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=layout.SOURCE):
             for obj in page.get("Contents", []):
-                yield ObjectRef(
-                    self.bucket, obj["Key"], obj["ETag"], obj["Size"], to_timestamp(obj["LastModified"])
-                )
+                yield ObjectRef(self.bucket, obj["Key"], obj["ETag"], obj["Size"], to_timestamp(obj["LastModified"]))
 
     def admit(self, ref: ObjectRef) -> tuple[str | None, str]:
         """Record one announced object; returns (FileID, its status after this call)."""
@@ -123,7 +122,9 @@ class Intake:
                 head = self.s3.head_object(Bucket=ref.bucket, Key=ref.key)
             except self.s3.exceptions.ClientError:
                 return None, "GONE"  # moved or deleted since it was announced
-            ref = ObjectRef(ref.bucket, ref.key, head["ETag"], head["ContentLength"], to_timestamp(head["LastModified"]))
+            ref = ObjectRef(
+                ref.bucket, ref.key, head["ETag"], head["ContentLength"], to_timestamp(head["LastModified"])
+            )
         ref = ObjectRef(ref.bucket, ref.key, layout.quoted_etag(ref.etag), ref.size, ref.uploaded)
         fid = layout.file_id(ref.bucket, ref.key, ref.etag)
         existing = self.audit.get(fid)

@@ -44,7 +44,7 @@ def is_source_key(key: str) -> bool:
 
 def file_name(source_key: str) -> str:
     """The file's name: its key below ``source/`` (sub-folders kept)."""
-    return source_key[len(SOURCE):] if source_key.startswith(SOURCE) else source_key
+    return source_key[len(SOURCE) :] if source_key.startswith(SOURCE) else source_key
 
 
 def destination_key(prefix: str, source_key: str) -> str:

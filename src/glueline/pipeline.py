@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from glueline import layout
-from glueline.audit import AuditRecord, AuditTable, Status
+from glueline.audit import AuditRecord, AuditTable, Status, utc_now
 from glueline.dbsecret import DbConnection
 from glueline.schema import TableName
 
@@ -34,6 +34,7 @@ class Upload:
     path: Path
     key: str
     file_id: str
+    sent_at: str  # audit items last written before this belong to an earlier upload of the same content
 
 
 def collect_files(paths: list[Path]) -> list[Path]:
@@ -59,27 +60,41 @@ def upload(s3, bucket: str, files: list[Path]) -> list[Upload]:
     uploads = []
     for path in files:
         key = layout.SOURCE + path.name
+        sent_at = utc_now()
         s3.upload_file(str(path), bucket, key)
         etag = s3.head_object(Bucket=bucket, Key=key)["ETag"]
-        uploads.append(Upload(path, key, layout.file_id(bucket, key, etag)))
+        uploads.append(Upload(path, key, layout.file_id(bucket, key, etag), sent_at))
     return uploads
 
 
 def wait_for_outcomes(
     audit: AuditTable, uploads: list[Upload], timeout: float, console: Console, poll: float = 0.5
 ) -> list[AuditRecord | None]:
-    """Poll the audit items until every file has an outcome or ``timeout`` seconds pass."""
+    """Poll the audit items until every file has an outcome or ``timeout`` seconds pass.
+
+    Only an outcome written after the upload counts: identical content uploaded again has the same
+    FileID, and its item still shows the previous outcome until the Lambda reopens it.
+    """
     records: dict[str, AuditRecord | None] = {u.file_id: None for u in uploads}
+
+    def settled(record: AuditRecord | None, upload_: Upload) -> bool:
+        return record is not None and record.status in OUTCOMES and (record.updated_at or "") >= upload_.sent_at
+
     deadline = time.monotonic() + timeout
-    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn()]
+    columns = [
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+    ]
     with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task("waiting for the pipeline", total=len(uploads))
         while True:
             for upload_ in uploads:
-                current = records[upload_.file_id]
-                if current is None or current.status not in OUTCOMES:
+                if not settled(records[upload_.file_id], upload_):
                     records[upload_.file_id] = audit.get(upload_.file_id)
-            done = [r for r in records.values() if r is not None and r.status in OUTCOMES]
+            done = [u for u in uploads if settled(records[u.file_id], u)]
             busy = [r.file_name for r in records.values() if r is not None and r.status == Status.PROCESSING]
             progress.update(
                 task,
@@ -87,12 +102,16 @@ def wait_for_outcomes(
                 description="processing " + ", ".join(busy[:3]) if busy else "waiting for the pipeline",
             )
             if len(done) == len(uploads) or time.monotonic() > deadline:
-                return [records[u.file_id] for u in uploads]
+                # An unsettled item still showing an earlier upload's outcome says nothing about this one.
+                return [
+                    r if settled(r, u) or (r is not None and r.status not in OUTCOMES) else None
+                    for u, r in ((u, records[u.file_id]) for u in uploads)
+                ]
             time.sleep(poll)
 
 
 def placeholder(upload_: Upload) -> AuditRecord:
-    """The report line of a file the pipeline never recorded (within the wait)."""
+    """The report line of an upload the pipeline recorded no outcome for (within the wait)."""
     return AuditRecord(
         file_id=upload_.file_id,
         file_name=upload_.path.name,
@@ -102,7 +121,10 @@ def placeholder(upload_: Upload) -> AuditRecord:
         size=upload_.path.stat().st_size,
         upload_timestamp="",
         status="NOT_SEEN",
-        error_message="no audit item appeared: was the S3 event delivered? `glueline trigger --schedule` sweeps source/",
+        error_message=(
+            "no outcome recorded for this upload within the wait: was the S3 event delivered? "
+            "`glueline trigger --schedule` sweeps source/"
+        ),
     )
 
 
@@ -114,4 +136,3 @@ def count_rows(db: DbConnection | None, table: TableName) -> int | None:
             return conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table.identifier())).fetchone()[0]
     except psycopg.Error:
         return None
-

@@ -113,7 +113,9 @@ def render(report: dict[str, Any], console: Console, title: str = "glueline") ->
         if f["error"]:
             console.print(f"[bold]{f['file_name']}[/]: {f['error']}")
         if f["rejected_rows_key"]:
-            console.print(f"[bold]{f['file_name']}[/]: rejected rows in s3://{report['bucket']}/{f['rejected_rows_key']}")
+            console.print(
+                f"[bold]{f['file_name']}[/]: rejected rows in s3://{report['bucket']}/{f['rejected_rows_key']}"
+            )
         for warning in f["warnings"] or []:
             console.print(f"[bold]{f['file_name']}[/]: warning: {warning}")
     t = report["totals"]

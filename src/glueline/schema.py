@@ -63,8 +63,7 @@ class TableName:
         for part in (name.schema, name.table):
             if not _IDENTIFIER.match(part):
                 raise ValueError(
-                    f"invalid table name {qualified!r}: use lower-case letters, digits and _ "
-                    "(schema.table)"
+                    f"invalid table name {qualified!r}: use lower-case letters, digits and _ (schema.table)"
                 )
         return name
 

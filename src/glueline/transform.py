@@ -41,6 +41,7 @@ MONEY = T.DecimalType(18, 2)
 # Extract
 # ---------------------------------------------------------------------------------------------------
 
+
 def read_csv(spark: SparkSession, path: str, header: HeaderMatch) -> DataFrame:
     """Read one file as text columns named after the contract, whatever the header's order or case.
 
@@ -49,9 +50,7 @@ def read_csv(spark: SparkSession, path: str, header: HeaderMatch) -> DataFrame:
     text in ``_corrupt_record``.
     """
     names = [db or f"_ignored_{i}" for i, db in enumerate(header.positions)]
-    schema = T.StructType(
-        [T.StructField(n, T.StringType()) for n in names] + [T.StructField(CORRUPT, T.StringType())]
-    )
+    schema = T.StructType([T.StructField(n, T.StringType()) for n in names] + [T.StructField(CORRUPT, T.StringType())])
     raw = (
         spark.read.schema(schema)
         .option("header", True)
@@ -71,8 +70,10 @@ def read_csv(spark: SparkSession, path: str, header: HeaderMatch) -> DataFrame:
 # Cleaning rules
 # ---------------------------------------------------------------------------------------------------
 
+
 def keep_raw(df: DataFrame) -> DataFrame:
     """Remember the fields as read (for rejected rows) and the record's embedded line breaks."""
+
     def breaks(column: str) -> Column:
         text = F.col(column)
         return F.coalesce(F.length(text) - F.length(F.regexp_replace(text, "\n", "")), F.lit(0))
@@ -85,9 +86,7 @@ def keep_raw(df: DataFrame) -> DataFrame:
 
 def trim_fields(df: DataFrame) -> DataFrame:
     """Trim every text field; a blank field becomes NULL."""
-    return df.withColumns(
-        {c: _unless(F.regexp_replace(F.col(c), _EDGE_WHITESPACE, ""), "") for c in FIELDS}
-    )
+    return df.withColumns({c: _unless(F.regexp_replace(F.col(c), _EDGE_WHITESPACE, ""), "") for c in FIELDS})
 
 
 def fill_customer_id(df: DataFrame) -> DataFrame:
@@ -99,9 +98,7 @@ def fill_customer_id(df: DataFrame) -> DataFrame:
 
 def normalize_codes(df: DataFrame) -> DataFrame:
     """TransactionType lower-case, Currency upper-case (both already trimmed)."""
-    return df.withColumns(
-        {"transactiontype": F.lower("transactiontype"), "currency": F.upper("currency")}
-    )
+    return df.withColumns({"transactiontype": F.lower("transactiontype"), "currency": F.upper("currency")})
 
 
 def parse_transaction_date(df: DataFrame, run_date: date) -> DataFrame:
@@ -112,9 +109,9 @@ def parse_transaction_date(df: DataFrame, run_date: date) -> DataFrame:
     text = F.col("transactiondate")
     parsed = F.when(text.rlike(_ISO_DATE), F.to_date(text, "yyyy-MM-dd"))
     original = F.coalesce(F.col(f"{RAW}.transactiondate"), F.lit(""))
-    return df.withColumn(
-        DATE_ORIGINAL, F.when(parsed.isNull(), original)
-    ).withColumn("transactiondate", F.coalesce(parsed, F.lit(run_date)))
+    return df.withColumn(DATE_ORIGINAL, F.when(parsed.isNull(), original)).withColumn(
+        "transactiondate", F.coalesce(parsed, F.lit(run_date))
+    )
 
 
 def _unless(value: Column, blank: str) -> Column:

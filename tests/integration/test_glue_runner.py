@@ -13,7 +13,7 @@ from glueline.runner.jobs import JobStore, RunnerConfig
 from glueline.runner.server import make_server
 from glueline.stack import free_port
 
-SCRIPT = b'''
+SCRIPT = b"""
 import json, sys, time
 args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
 print("ARGS " + json.dumps(args))
@@ -23,7 +23,7 @@ if "--sleep" in args:
     time.sleep(float(args["--sleep"]))
 if "--fail" in args:
     raise ValueError("the data is bad: " + args["--fail"])
-'''
+"""
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ def test_sample_files_load_end_to_end(clean_pipeline):
     uploads = p.upload(*SAMPLE_FILES)
     records = p.wait(uploads)
 
-    for path, record in zip(SAMPLE_FILES, records):
+    for path, record in zip(SAMPLE_FILES, records, strict=True):
         assert record.status == Status.COMPLETED, record.error_message
         assert counts(record) == EXPECTED[path.name], path.name
         assert record.final_key == f"processed/{path.name}"
@@ -49,11 +49,14 @@ def test_sample_files_load_end_to_end(clean_pipeline):
     assert per_file == {r.file_id: r.rows_loaded for r in records}
 
     today = datetime.now(timezone.utc).date()
-    rows = {r[0]: r for r in p.query(
-        "SELECT transactionid, customerid, transactiondate, transactiontype, currency, transactionamount, "
-        "merchantcode, description, dq_flags FROM transactions WHERE transactionid = ANY(%s)",
-        [329322, 400001, 400002, 400003, 856293, 271574, 400007, 200904],
-    )}
+    rows = {
+        r[0]: r
+        for r in p.query(
+            "SELECT transactionid, customerid, transactiondate, transactiontype, currency, transactionamount, "
+            "merchantcode, description, dq_flags FROM transactions WHERE transactionid = ANY(%s)",
+            [329322, 400001, 400002, 400003, 856293, 271574, 400007, 200904],
+        )
+    }
     assert rows[329322][1] == "N/A" and rows[329322][8] == {"customerid_filled": True}
     assert rows[400001][1] == "N/A" and rows[400001][2] == today
     assert rows[400001][8] == {"customerid_filled": True, "transactiondate_original": "2024-02-30"}
@@ -83,7 +86,8 @@ def test_running_the_same_files_again_adds_no_rows(clean_pipeline):
     second = p.wait(p.upload(*SAMPLE_FILES))
     assert [r.status for r in second] == [Status.COMPLETED] * len(SAMPLE_FILES)
     assert [r.file_id for r in second] == [r.file_id for r in first]  # same content, same FileID
-    assert {r.glue_job_id for r in second}.isdisjoint({r.glue_job_id for r in first})  # processed again
+    for again, earlier in zip(second, first, strict=True):  # processed again, not just found done
+        assert again.processing_start_timestamp > earlier.processing_end_timestamp
     assert p.query("SELECT transactionid, transactionamount, customerid FROM transactions ORDER BY 1") == before
     assert p.keys("source/") == []
 

@@ -52,8 +52,14 @@ class FakeS3:
         class Paginator:
             def paginate(self, Bucket, Prefix):
                 keys = sorted(k for k in objects if k.startswith(Prefix))
-                return [{"Contents": [{"Key": k, "ETag": FakeS3.etag(fake, k), "Size": len(objects[k]),
-                                       "LastModified": UPLOADED} for k in keys]}]
+                return [
+                    {
+                        "Contents": [
+                            {"Key": k, "ETag": FakeS3.etag(fake, k), "Size": len(objects[k]), "LastModified": UPLOADED}
+                            for k in keys
+                        ]
+                    }
+                ]
 
         fake = self
         return Paginator()
@@ -113,7 +119,9 @@ class FakeGlue:
 
 
 def intake(s3=None, audit=None, glue=None):
-    return Intake(s3 or FakeS3(), audit or FakeAudit(), glue or FakeGlue(), "ETL_Job_to_RDS", BUCKET, sleep=lambda s: None)
+    return Intake(
+        s3 or FakeS3(), audit or FakeAudit(), glue or FakeGlue(), "ETL_Job_to_RDS", BUCKET, sleep=lambda s: None
+    )
 
 
 def s3_event(key, etag=None):
@@ -127,8 +135,15 @@ def test_parse_event_shapes():
     refs, sweep = parse_event(s3_event("source/a.csv", "abc"))
     assert not sweep and refs == [ObjectRef(BUCKET, "source/a.csv", "abc", len(GOOD_CSV), "2024-07-13T08:00:00.000Z")]
     assert parse_event({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}) == ([], True)
-    classic = {"Records": [{"eventName": "ObjectCreated:Put", "eventTime": "2024-07-13T08:00:00.000Z",
-                            "s3": {"bucket": {"name": BUCKET}, "object": {"key": "source/my+file.csv", "size": 1}}}]}
+    classic = {
+        "Records": [
+            {
+                "eventName": "ObjectCreated:Put",
+                "eventTime": "2024-07-13T08:00:00.000Z",
+                "s3": {"bucket": {"name": BUCKET}, "object": {"key": "source/my+file.csv", "size": 1}},
+            }
+        ]
+    }
     assert parse_event(classic)[0][0].key == "source/my file.csv"
     with pytest.raises(ValueError):
         parse_event({"hello": "world"})

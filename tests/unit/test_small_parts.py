@@ -20,7 +20,12 @@ def test_job_arguments_like_get_resolved_options():
 def test_database_url_round_trip_and_no_password_in_repr():
     db = DbConnection.from_url("postgresql://etl:p%40ss@db.example:6543/bank?sslmode=require")
     assert (db.username, db.password, db.host, db.port, db.dbname, db.sslmode) == (
-        "etl", "p@ss", "db.example", 6543, "bank", "require"
+        "etl",
+        "p@ss",
+        "db.example",
+        6543,
+        "bank",
+        "require",
     )
     assert DbConnection.from_secret(db.secret_string()) == db
     assert "p@ss" not in repr(db) and "p%40ss" not in db.url(with_password=False)

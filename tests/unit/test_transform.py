@@ -132,7 +132,8 @@ def test_read_csv_rfc4180_reordered_header_and_bad_rows(spark, tmp_path):
     header = list(reversed(COLUMNS))
     path = tmp_path / "f.csv"
     body = (
-        ",".join(header) + "\r\n"
+        ",".join(header)
+        + "\r\n"
         + '"Agent, ""fast""\r\nlane",7,3,1.00,USD,2.00,deposit,2024-07-13,42,ACC,1\r\n'
         + "short,row\r\n"
         + "x,4,3,1.00,USD,2.00,deposit,2024-07-13,42,ACC,2\r\n"

@@ -198,9 +198,7 @@ class JobStore:
                     errors.append(_stop_error(name, run_id, err.error_type, err.message))
                     continue
                 if run.state not in ACTIVE_STATES:
-                    errors.append(
-                        _stop_error(name, run_id, "InvalidInputException", f"Job run is {run.state}")
-                    )
+                    errors.append(_stop_error(name, run_id, "InvalidInputException", f"Job run is {run.state}"))
                     continue
                 run.stop_requested = True
                 self._set_state(run, "STOPPING")

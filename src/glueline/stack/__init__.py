@@ -121,8 +121,15 @@ class EmbeddedStack:
             runner_env = {**info.aws_env(), "PYSPARK_PYTHON": sys.executable}
             pids["glue_runner"] = self._spawn(
                 "glue-runner",
-                [sys.executable, "-m", "glueline.runner", "--port", str(glue_port),
-                 "--state-dir", str(self.state_dir / "glue-runner")],
+                [
+                    sys.executable,
+                    "-m",
+                    "glueline.runner",
+                    "--port",
+                    str(glue_port),
+                    "--state-dir",
+                    str(self.state_dir / "glue-runner"),
+                ],
                 runner_env,
                 drop=_CONFLICTING_AWS_VARIABLES,
             )
