@@ -32,8 +32,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 # Wide enough for the report when piped (rich would assume 80 columns).
-out = Console(width=None if Console().is_terminal else 180)
-err = Console(stderr=True, width=None if Console(stderr=True).is_terminal else 180)
+out = Console(width=None if Console().is_terminal else 200)
+err = Console(stderr=True, width=None if Console(stderr=True).is_terminal else 200)
 
 DbUrl = Annotated[
     str | None,
