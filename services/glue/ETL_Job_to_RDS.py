@@ -134,15 +134,10 @@ def process_file(spark, s3, audit: AuditTable, record: AuditRecord, run_id: str,
 
 def main(argv: list[str]) -> None:
     args = getResolvedOptions(argv, ARGUMENTS)
-    spark, job = start_spark(args)
     run_id = args["JOB_RUN_ID"]
     s3 = boto3.client("s3")
     audit = AuditTable(boto3.client("dynamodb"), args["AUDIT_TABLE"])
-    ctx = {
-        "run_date": datetime.now(timezone.utc).date(),
-        "db": DbConnection.from_secrets_manager(boto3.client("secretsmanager"), args["DB_SECRET_ID"]),
-        "table": TableName.parse(args["TARGET_TABLE"]),
-    }
+    spark = job = ctx = None  # started with the first claimed file: a run with nothing to do is quick
     seen: set[str] = set()
     failed: list[str] = []
     while True:
@@ -154,6 +149,13 @@ def main(argv: list[str]) -> None:
             if not audit.claim(record.file_id, run_id):
                 continue  # another run took it
             try:
+                if spark is None:
+                    spark, job = start_spark(args)
+                    ctx = {
+                        "run_date": datetime.now(timezone.utc).date(),
+                        "db": DbConnection.from_secrets_manager(boto3.client("secretsmanager"), args["DB_SECRET_ID"]),
+                        "table": TableName.parse(args["TARGET_TABLE"]),
+                    }
                 process_file(spark, s3, audit, record, run_id, ctx)
             except Exception as err:  # one bad file never stops the others
                 traceback.print_exc()
@@ -163,7 +165,8 @@ def main(argv: list[str]) -> None:
                 print(f"{record.file_name}: FAILED ({message})")
     if job is not None:
         job.commit()
-    spark.stop()
+    if spark is not None:
+        spark.stop()
     if failed:  # an exception is what marks a run FAILED, on Glue and locally
         raise RuntimeError(f"{len(failed)} file(s) failed: " + " | ".join(failed))
 

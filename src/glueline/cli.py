@@ -115,8 +115,10 @@ def up(
         out.print("Running in the background: `glueline down` stops it.")
         return
     out.print("Running: press Ctrl-C to stop.")
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)  # delivered to sigwait, not as exceptions
     try:
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        signal.sigwait(stop_signals)
     finally:
         stack.stop()
         out.print("Stopped.")

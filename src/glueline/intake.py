@@ -21,7 +21,7 @@ leaving the files PENDING for the next trigger. Nothing waits forever and nothin
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote_plus
@@ -122,10 +122,9 @@ class Intake:
                 head = self.s3.head_object(Bucket=ref.bucket, Key=ref.key)
             except self.s3.exceptions.ClientError:
                 return None, "GONE"  # moved or deleted since it was announced
-            ref = ObjectRef(
-                ref.bucket, ref.key, head["ETag"], head["ContentLength"], to_timestamp(head["LastModified"])
-            )
-        ref = ObjectRef(ref.bucket, ref.key, layout.quoted_etag(ref.etag), ref.size, ref.uploaded)
+            uploaded = to_timestamp(head["LastModified"])
+            ref = replace(ref, etag=head["ETag"], size=head["ContentLength"], uploaded=uploaded)
+        ref = replace(ref, etag=layout.quoted_etag(ref.etag))
         fid = layout.file_id(ref.bucket, ref.key, ref.etag)
         existing = self.audit.get(fid)
         if existing is not None and not (existing.status in Status.REOPENABLE and self._in_source(ref)):

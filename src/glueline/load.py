@@ -10,6 +10,7 @@ A failure at any point before that commit leaves the target without a single row
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 from collections.abc import Iterator
@@ -111,8 +112,9 @@ def load_file(
             staged, loaded, filled, replaced = conn.execute(schema.merge_staging(table, fid)).fetchone()
             conn.execute(schema.drop_staging(table, fid))
     except BaseException:
-        with psycopg.connect(**db.connect_kwargs(), autocommit=True) as conn:
-            conn.execute(schema.drop_staging(table, fid))
+        with contextlib.suppress(psycopg.Error):  # the database may be what failed; keep its error
+            with psycopg.connect(**db.connect_kwargs(), autocommit=True) as conn:
+                conn.execute(schema.drop_staging(table, fid))
         raise
     return LoadResult(
         rows_read=staged + rejected,
