@@ -1,21 +1,23 @@
-"""ETL_Job_to_RDS — the Glue Spark job: load every pending file into PostgreSQL (RDS).
+"""ETL_Job_to_RDS — the Glue Spark job: load every file that needs a run into PostgreSQL (RDS).
 
 The same script runs on AWS Glue and on glueline's local Glue runner. The one seam: ``awsglue`` is used
 when it can be imported (GlueContext, Job bookmarks, Glue's own S3 filesystem); otherwise a plain
 SparkSession runs it and the file is read from a local copy (PyPI's pyspark has no S3 filesystem).
 
-For each file the audit table holds as PENDING, in upload order, until none is left (files announced
-while this run is busy are picked up by it):
+The run takes work from the audit table — PENDING files, FAILED ones with attempts left, PROCESSING ones
+whose Glue run died — oldest upload first, until none is left (files announced while it is busy are
+taken too). For each:
 
-    claim (PENDING → PROCESSING) → check the header → read + clean with Spark → COPY into a staging
-    table → upsert into the target in one transaction → move the file to processed/ → COMPLETED
+    claim (→ PROCESSING, one more attempt) → check the header → read + clean with Spark → COPY into a
+    staging table → upsert into the target in one transaction → move the file to processed/ → COMPLETED
 
-A file whose header breaks the contract is moved to rejected/ (REJECTED). Any other error marks the file
-FAILED with the message and leaves it in source/; no row of it is in the target. The run then fails, so
-the failure shows in the Glue console too.
+A file whose header breaks the contract, or that left source/ since it was announced, is REJECTED. Any
+other error marks the file FAILED with the message and leaves it in source/ for the next trigger; none
+of its rows is in the target. On its last attempt (--MAX_ATTEMPTS) it is moved to rejected/ instead
+(REJECTED, with the last error). The run then fails, so the failure shows in the Glue console too.
 
 Arguments: --SOURCE_BUCKET, --AUDIT_TABLE, --DB_SECRET_ID (a Secrets Manager secret *name*; the
-password never travels as an argument), --TARGET_TABLE (schema.table).
+password never travels as an argument), --TARGET_TABLE (schema.table), --MAX_ATTEMPTS.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from datetime import datetime, timezone
 import boto3
 
 from glueline import layout
-from glueline.audit import AuditRecord, AuditTable, Status
+from glueline.audit import AuditRecord, AuditTable, RunChecker, Status
 from glueline.dbsecret import DbConnection
 from glueline.integrity import SAMPLE_BYTES, check_prefix
 from glueline.load import load_file
@@ -44,7 +46,21 @@ except ImportError:
     GlueContext = None
     from glueline.jobargs import resolve_options as getResolvedOptions
 
-ARGUMENTS = ["JOB_NAME", "JOB_RUN_ID", "SOURCE_BUCKET", "AUDIT_TABLE", "DB_SECRET_ID", "TARGET_TABLE"]
+ARGUMENTS = [
+    "JOB_NAME",
+    "JOB_RUN_ID",
+    "SOURCE_BUCKET",
+    "AUDIT_TABLE",
+    "DB_SECRET_ID",
+    "TARGET_TABLE",
+    "MAX_ATTEMPTS",
+]
+
+
+class SourceGone(Exception):
+    """The announced version of the file is no longer in source/ (deleted, or replaced by new content,
+    which has its own FileID)."""
+
 
 # SQL settings every run needs, wherever it runs: UTC for "the run's date", strict date parsing,
 # non-ANSI casts (a bad value is caught by the contract's checks, not by an exception mid-load), and a
@@ -94,18 +110,35 @@ def input_path(s3, record: AuditRecord, workdir: str) -> str:
     return local
 
 
+def read_head(s3, record: AuditRecord) -> bytes:
+    try:
+        return s3.get_object(
+            Bucket=record.bucket,
+            Key=record.source_key,
+            IfMatch=record.etag,
+            Range=f"bytes=0-{SAMPLE_BYTES - 1}",
+        )["Body"].read()
+    except s3.exceptions.ClientError as err:
+        if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "PreconditionFailed", "412"):
+            raise SourceGone(
+                f"{record.source_key} (ETag {record.etag}) is no longer in source/: deleted, or replaced by "
+                "new content that is processed under its own FileID"
+            ) from err
+        raise
+
+
 def process_file(spark, s3, audit: AuditTable, record: AuditRecord, run_id: str, ctx: dict) -> str:
     """Process one claimed file; returns its final status."""
-    head = s3.get_object(
-        Bucket=record.bucket,
-        Key=record.source_key,
-        IfMatch=record.etag,
-        Range=f"bytes=0-{SAMPLE_BYTES - 1}",
-    )["Body"].read()
+    try:
+        head = read_head(s3, record)
+    except SourceGone as gone:
+        audit.reject(record.file_id, str(gone), None, holder=run_id)
+        print(f"{record.file_name}: REJECTED ({gone})")
+        return Status.REJECTED
     integrity = check_prefix(head, complete=len(head) < SAMPLE_BYTES)
     if not integrity.ok:
         final_key = layout.move_object(s3, record.bucket, record.source_key, layout.REJECTED, record.file_id)
-        audit.reject(record.file_id, integrity.problem, final_key, from_status=Status.PROCESSING)
+        audit.reject(record.file_id, integrity.problem, final_key, holder=run_id)
         print(f"{record.file_name}: REJECTED ({integrity.problem})")
         return Status.REJECTED
 
@@ -132,22 +165,40 @@ def process_file(spark, s3, audit: AuditTable, record: AuditRecord, run_id: str,
     return Status.COMPLETED
 
 
+def give_up_or_fail(s3, audit: AuditTable, record: AuditRecord, run_id: str, message: str, max_attempts: int) -> str:
+    """Record a failed attempt: FAILED (retried by the next trigger), or REJECTED on the last one."""
+    if record.attempts < max_attempts:
+        audit.fail(record.file_id, run_id, message)
+        return Status.FAILED
+    reason = f"gave up after {record.attempts} attempt(s); last error: {message}"
+    try:
+        final_key = layout.move_object(s3, record.bucket, record.source_key, layout.REJECTED, record.file_id)
+    except Exception as err:  # the object itself is unreachable: record that too
+        final_key = None
+        reason += f" (the file could not be moved to rejected/: {type(err).__name__}: {err})"
+    audit.reject(record.file_id, reason, final_key, holder=run_id)
+    return Status.REJECTED
+
+
 def main(argv: list[str]) -> None:
     args = getResolvedOptions(argv, ARGUMENTS)
     run_id = args["JOB_RUN_ID"]
+    max_attempts = int(args["MAX_ATTEMPTS"])
     s3 = boto3.client("s3")
+    glue = boto3.client("glue")
     audit = AuditTable(boto3.client("dynamodb"), args["AUDIT_TABLE"])
     spark = job = ctx = None  # started with the first claimed file: a run with nothing to do is quick
-    seen: set[str] = set()
+    taken: set[str] = set()
     failed: list[str] = []
     while True:
-        pending = [r for r in audit.with_status(Status.PENDING) if r.file_id not in seen]
-        if not pending:
-            break
-        for record in pending:
-            seen.add(record.file_id)
-            if not audit.claim(record.file_id, run_id):
-                continue  # another run took it
+        work = audit.work(max_attempts, RunChecker(glue, args["JOB_NAME"]))
+        claimed_any = False
+        for seen in (r for r in work if r.file_id not in taken):
+            record = audit.claim(seen, run_id)
+            if record is None:
+                continue  # changed since read: another run took it, or a Lambda noted a run
+            taken.add(record.file_id)
+            claimed_any = True
             try:
                 if spark is None:
                     spark, job = start_spark(args)
@@ -160,9 +211,11 @@ def main(argv: list[str]) -> None:
             except Exception as err:  # one bad file never stops the others
                 traceback.print_exc()
                 message = f"{type(err).__name__}: {err}".strip()
-                audit.fail(record.file_id, run_id, message)
+                outcome = give_up_or_fail(s3, audit, record, run_id, message, max_attempts)
                 failed.append(f"{record.file_name}: {message}")
-                print(f"{record.file_name}: FAILED ({message})")
+                print(f"{record.file_name}: {outcome} (attempt {record.attempts}: {message})")
+        if not claimed_any:
+            break
     if job is not None:
         job.commit()
     if spark is not None:

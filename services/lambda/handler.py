@@ -4,6 +4,7 @@ Configuration comes from the function's environment, set by bootstrap:
     AUDIT_TABLE     the DynamoDB audit table (S3_Audit_1)
     GLUE_JOB_NAME   the Glue job to start (ETL_Job_to_RDS)
     SOURCE_BUCKET   the bucket whose source/ prefix the scheduled sweep lists
+    MAX_ATTEMPTS    processing attempts of a file before it is given up (moved to rejected/)
 AWS endpoints come from the standard AWS configuration only; this code never asks where it runs.
 """
 
@@ -33,6 +34,7 @@ def _get_intake() -> Intake:
             glue=boto3.client("glue"),
             job_name=os.environ["GLUE_JOB_NAME"],
             bucket=os.environ["SOURCE_BUCKET"],
+            max_attempts=int(os.environ["MAX_ATTEMPTS"]),
         )
     return _intake
 

@@ -1,11 +1,18 @@
-"""The audit record: one DynamoDB item per file version in ``S3_Audit_1``, defined once.
+"""The audit record and its lifecycle: one DynamoDB item per file version in ``S3_Audit_1``, defined once.
 
 Every status change is a conditional write, so two writers (the schedule and an S3 event, two Lambda
-invocations, a Lambda and a Glue run) can never both win a file:
+invocations, a Lambda and a Glue run, two Glue runs) can never both win a file:
 
-    PENDING ──claim──▶ PROCESSING ──▶ COMPLETED
-       │                    └──────▶ FAILED   (file stays in source/ for the next attempt)
-       └──header check───────────────▶ REJECTED (file moved to rejected/)
+    PENDING ──claim──▶ PROCESSING ──▶ COMPLETED  (file in processed/)
+       │                  ▲   │ └───▶ REJECTED   (file in rejected/: refused, or out of attempts)
+       │          retry   │   └─────▶ FAILED     (file stays in source/ for the next attempt)
+       │   (attempts left)└────────────  FAILED
+       └─header refused by the Lambda─▶ REJECTED
+
+Nothing moves backwards except FAILED → PROCESSING (a retry) and PROCESSING → PROCESSING (a claim whose
+holder died — its Glue run ended or the Lambda timed out — is taken over). COMPLETED and REJECTED are
+final: the same content uploaded again is moved straight to the same final place and counted as a
+redelivery.
 
 Standard library and boto3 only: ships in the Lambda zip and the Glue job's helper code.
 """
@@ -28,8 +35,14 @@ class Status:
     REJECTED = "REJECTED"
 
     FINAL = frozenset({COMPLETED, REJECTED})
-    # An item in one of these states starts over when its object is (again) found in source/.
-    REOPENABLE = frozenset({COMPLETED, REJECTED, FAILED})
+    # Items that may need a Glue run: new, failed with attempts left, or held by a dead claim.
+    WORK = (PENDING, FAILED, PROCESSING)
+
+
+# Glue run states in which a run may still write its claims.
+ACTIVE_RUN_STATES = frozenset({"STARTING", "RUNNING", "STOPPING", "WAITING"})
+# A Lambda holds a claim while it rejects a file; no Lambda lives longer than 15 minutes.
+LAMBDA_CLAIM_TTL_SECONDS = 900
 
 
 STATUS_INDEX = "Status-UploadTimestamp-index"
@@ -68,6 +81,44 @@ def to_timestamp(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+def _age_seconds(timestamp: str | None) -> float:
+    if not timestamp:
+        return float("inf")
+    moment = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return (datetime.now(timezone.utc) - moment).total_seconds()
+
+
+class RunChecker:
+    """Is a Glue run still alive? (Its claims are then not stale.) Answers are cached per checker."""
+
+    def __init__(self, glue, job_name: str):
+        self.glue = glue
+        self.job_name = job_name
+        self._active: dict[str, bool] = {}
+
+    def __call__(self, run_id: str) -> bool:
+        if run_id not in self._active:
+            try:
+                state = self.glue.get_job_run(JobName=self.job_name, RunId=run_id)["JobRun"]["JobRunState"]
+            except self.glue.exceptions.EntityNotFoundException:
+                state = "UNKNOWN"  # e.g. a local runner restarted since
+            self._active[run_id] = state in ACTIVE_RUN_STATES
+        return self._active[run_id]
+
+
+def needs_run(record: AuditRecord, max_attempts: int, run_is_active) -> bool:
+    """Should a Glue run take this item? New files, failed ones with attempts left, dead claims."""
+    if record.status == Status.PENDING:
+        return True
+    if record.status == Status.FAILED:
+        return record.attempts < max_attempts
+    if record.status == Status.PROCESSING:
+        if record.glue_job_id:
+            return not run_is_active(record.glue_job_id)
+        return _age_seconds(record.processing_start_timestamp) > LAMBDA_CLAIM_TTL_SECONDS
+    return False
+
+
 @dataclass
 class AuditRecord:
     """One file version's audit item. Attribute names in DynamoDB are the design's PascalCase names."""
@@ -95,6 +146,8 @@ class AuditRecord:
     final_key: str | None = None
     rejected_rows_key: str | None = None
     error_message: str | None = None
+    redeliveries: int | None = None
+    last_redelivery_timestamp: str | None = None
     updated_at: str | None = None
 
     def to_item(self) -> dict[str, Any]:
@@ -143,6 +196,8 @@ _ATTRIBUTE = {
     "final_key": "FinalKey",
     "rejected_rows_key": "RejectedRowsKey",
     "error_message": "ErrorMessage",
+    "redeliveries": "Redeliveries",
+    "last_redelivery_timestamp": "LastRedeliveryTimestamp",
     "updated_at": "UpdatedAt",
 }
 
@@ -192,26 +247,16 @@ class AuditTable:
         response = self.client.get_item(TableName=self.table_name, Key={"FileID": {"S": fid}}, ConsistentRead=True)
         return AuditRecord.from_item(_unwire(response["Item"])) if "Item" in response else None
 
-    def create(self, record: AuditRecord, status: str, replacing: str | None = None) -> bool:
-        """Record a file version (PENDING, or PROCESSING when the caller handles it itself).
-
-        ``replacing`` is the status of an existing item for the same FileID that this one starts over
-        (a re-upload of identical content, or a retry); the write only wins if that status still holds.
-        False when another writer got there first.
-        """
+    def create(self, record: AuditRecord, status: str) -> bool:
+        """Record a new file version (PENDING, or PROCESSING when the Lambda rejects it itself);
+        False when another writer recorded it first."""
         record.status = status
         record.updated_at = utc_now()
-        condition = "attribute_not_exists(FileID)"
-        extra: dict[str, Any] = {}
-        if replacing is not None:
-            condition = "#Status = :replacing"
-            extra = {
-                "ExpressionAttributeNames": {"#Status": "Status"},
-                "ExpressionAttributeValues": _wire({":replacing": replacing}),
-            }
         try:
             self.client.put_item(
-                TableName=self.table_name, Item=_wire(record.to_item()), ConditionExpression=condition, **extra
+                TableName=self.table_name,
+                Item=_wire(record.to_item()),
+                ConditionExpression="attribute_not_exists(FileID)",
             )
         except self.client.exceptions.ConditionalCheckFailedException:
             return False
@@ -220,24 +265,23 @@ class AuditTable:
     def note_job_run(self, fid: str, run_id: str) -> bool:
         """Record the Glue run started for a still-pending file."""
         return self._update(
-            fid,
-            {"GlueJobID": run_id},
-            condition="#Status = :pending",
-            values={":pending": Status.PENDING},
+            fid, {"GlueJobID": run_id}, condition="#Status = :pending", values={":pending": Status.PENDING}
         )
 
-    def claim(self, fid: str, run_id: str) -> bool:
-        """PENDING → PROCESSING for one Glue run; False when someone else got there first."""
-        now = utc_now()
-        return self._update(
-            fid,
-            {"Status": Status.PROCESSING, "GlueJobID": run_id, "ProcessingStartTimestamp": now},
-            condition="#Status = :pending",
-            values={":pending": Status.PENDING, ":one": 1},
+    def claim(self, seen: AuditRecord, run_id: str) -> AuditRecord | None:
+        """Take an item that needs a run (as ``seen``: PENDING, FAILED, or a dead PROCESSING claim) for
+        this run: PROCESSING, one more attempt. None when the item changed since it was read."""
+        changes = {"Status": Status.PROCESSING, "GlueJobID": run_id, "ProcessingStartTimestamp": utc_now()}
+        ok = self._update(
+            seen.file_id,
+            changes,
+            condition="#Status = :seen AND UpdatedAt = :seen_at",
+            values={":seen": seen.status, ":seen_at": seen.updated_at, ":one": 1},
             extra_set="Attempts = if_not_exists(Attempts, :zero) + :one",
             extra_values={":zero": 0},
             remove=("ErrorMessage", "ProcessingEndTimestamp"),
         )
+        return self.get(seen.file_id) if ok else None
 
     def complete(self, fid: str, run_id: str, outcome: dict[str, Any]) -> bool:
         """PROCESSING → COMPLETED with the run's counts, final key and warnings."""
@@ -247,22 +291,42 @@ class AuditTable:
 
     def fail(self, fid: str, run_id: str, message: str) -> bool:
         """PROCESSING → FAILED: the file stays in source/ for the next attempt."""
-        changes = {
-            "Status": Status.FAILED,
-            "ErrorMessage": message[:2000],
-            "ProcessingEndTimestamp": utc_now(),
-        }
+        changes = {"Status": Status.FAILED, "ErrorMessage": message[:2000], "ProcessingEndTimestamp": utc_now()}
         return self._finish(fid, run_id, changes)
 
-    def reject(self, fid: str, reason: str, final_key: str, from_status: str) -> bool:
-        """PENDING/PROCESSING → REJECTED once the file has been moved to rejected/."""
-        changes = {
-            "Status": Status.REJECTED,
-            "ErrorMessage": reason[:2000],
-            "FinalKey": final_key,
-            "ProcessingEndTimestamp": utc_now(),
-        }
-        return self._update(fid, changes, condition="#Status = :from", values={":from": from_status})
+    def reject(self, fid: str, reason: str, final_key: str | None, holder: str | None) -> bool:
+        """PROCESSING → REJECTED once the file has left source/. ``holder`` is the Glue run holding the
+        claim, None for a Lambda's claim."""
+        changes = {"Status": Status.REJECTED, "ErrorMessage": reason[:2000], "ProcessingEndTimestamp": utc_now()}
+        if final_key:
+            changes["FinalKey"] = final_key
+        if holder is None:
+            return self._update(
+                fid,
+                changes,
+                condition="#Status = :processing AND attribute_not_exists(GlueJobID)",
+                values={":processing": Status.PROCESSING},
+            )
+        return self._finish(fid, run_id=holder, changes=changes)
+
+    def redelivered(self, fid: str, status: str) -> bool:
+        """Count one more delivery of content whose outcome (``status``) is final."""
+        return self._update(
+            fid,
+            {"LastRedeliveryTimestamp": utc_now()},
+            condition="#Status = :status",
+            values={":status": status, ":one": 1},
+            extra_set="Redeliveries = if_not_exists(Redeliveries, :zero) + :one",
+            extra_values={":zero": 0},
+        )
+
+    def work(self, max_attempts: int, run_is_active) -> list[AuditRecord]:
+        """Every item a Glue run should take now, oldest upload first."""
+        records = [r for status in Status.WORK for r in self.with_status(status)]
+        return sorted(
+            (r for r in records if needs_run(r, max_attempts, run_is_active)),
+            key=lambda r: (r.upload_timestamp, r.file_name),
+        )
 
     def with_status(self, status: str) -> list[AuditRecord]:
         """Items in one status, oldest upload first (the index keeps this cheap)."""

@@ -216,11 +216,11 @@ class Bootstrap:
                     (["logs:CreateLogStream", "logs:PutLogEvents"], [f"{lambda_logs}:*"]),
                     (["s3:ListBucket"], [bucket], {"StringLike": {"s3:prefix": [layout.SOURCE + "*"]}}),
                     (["s3:GetObject"], [objects(layout.SOURCE)]),
-                    (["s3:PutObject"], [objects(layout.REJECTED)]),
+                    (["s3:PutObject"], [objects(layout.PROCESSED), objects(layout.REJECTED)]),
                     (["s3:DeleteObject"], [objects(layout.SOURCE)]),
                     (["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], [table]),
                     (["dynamodb:Query"], [index]),
-                    (["glue:StartJobRun"], [self.arn("glue", f"job/{s.glue_job}")]),
+                    (["glue:StartJobRun", "glue:GetJobRun"], [self.arn("glue", f"job/{s.glue_job}")]),
                 ),
             ),
             s.glue_role: (
@@ -236,6 +236,7 @@ class Bootstrap:
                     (["dynamodb:GetItem", "dynamodb:UpdateItem"], [table]),
                     (["dynamodb:Query"], [index]),
                     (["secretsmanager:GetSecretValue"], [secret]),
+                    (["glue:GetJobRun"], [self.arn("glue", f"job/{s.glue_job}")]),
                     (
                         ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
                         [glue_logs, f"{glue_logs}:*"],
@@ -317,6 +318,7 @@ class Bootstrap:
                 "--AUDIT_TABLE": s.audit_table,
                 "--DB_SECRET_ID": s.db_secret_name,
                 "--TARGET_TABLE": s.target_table,
+                "--MAX_ATTEMPTS": str(s.max_attempts),
             },
             "ExecutionProperty": {"MaxConcurrentRuns": s.glue_max_concurrent_runs},
             "MaxRetries": 0,
@@ -353,6 +355,7 @@ class Bootstrap:
             "AUDIT_TABLE": self.settings.audit_table,
             "GLUE_JOB_NAME": self.settings.glue_job,
             "SOURCE_BUCKET": self.bucket,
+            "MAX_ATTEMPTS": str(self.settings.max_attempts),
         }
         # Where Glue is not AWS's own (the local runner), tell the function through the standard
         # variable; on AWS nothing is added.

@@ -1,21 +1,23 @@
-"""What ETL_Lambda_Function does with an event: admit new files, then make sure a Glue run will take them.
+"""What ETL_Lambda_Function does with an event: admit new files, then make sure a Glue run will take
+everything that needs one.
 
 * An S3 "Object Created" event (via EventBridge, or a classic S3 notification) names the files.
 * The scheduled event (daily at 08:00) sweeps every object under ``source/``: the safety net for events
-  that were lost, and the moment files left PENDING get a run.
+  that were lost.
 
-Admitting a file: derive its FileID from (bucket, key, ETag); if the audit table already knows it,
-leave it alone — unless its outcome is recorded (COMPLETED, REJECTED, FAILED) and the object is in
-source/ again: identical content uploaded again is processed again (loads are idempotent). Otherwise
-read a bounded prefix, check it (``integrity``), and record it with a conditional put, so that the
-schedule and an S3 event racing for the same file create one item. A file whose header breaks the
-contract is moved to ``rejected/`` right here (REJECTED) without paying for a Glue run; any other file
-becomes PENDING.
+Admitting a file: derive its FileID from (bucket, key, ETag). Unknown: read a bounded prefix, check it
+(``integrity``) and record it with a conditional put, so the schedule and an S3 event racing for the
+same file create one item; a file whose header breaks the contract is moved to ``rejected/`` right here
+(REJECTED) without paying for a Glue run, any other becomes PENDING. Known with a final outcome
+(COMPLETED, REJECTED) yet in ``source/`` again: the same content was uploaded again; it is moved to the
+same final place and counted as a redelivery (its rows are already loaded). Otherwise: left alone.
 
-Starting the job: Glue allows MaxConcurrentRuns (1). When it answers ConcurrentRunsExceeded, the active
-run drains PENDING files before it ends, so this invocation only waits until its files have been claimed
-— retrying StartJobRun in case the active run ended first — and gives up shortly before its own timeout,
-leaving the files PENDING for the next trigger. Nothing waits forever and nothing is dropped.
+Then every trigger makes sure the work gets a Glue run: PENDING files, FAILED ones with attempts left
+(the retry), and PROCESSING ones whose claim died with its Glue run (see ``audit.needs_run``). Glue
+allows MaxConcurrentRuns (1); when it answers ConcurrentRunsExceeded, the active run takes all work
+before it ends, so this invocation only waits until its files are claimed — retrying StartJobRun in case
+the active run ended first — and gives up shortly before its own timeout, leaving them for the next
+trigger. Nothing waits forever and nothing is dropped.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from glueline import layout
-from glueline.audit import AuditRecord, AuditTable, Status, to_timestamp, utc_now
+from glueline.audit import AuditRecord, AuditTable, RunChecker, Status, needs_run, to_timestamp, utc_now
 from glueline.integrity import SAMPLE_BYTES, check_prefix
 
 RETRY_INTERVAL_SECONDS = 2.0
@@ -84,12 +86,13 @@ def _event_time(value: str | None) -> str | None:
 
 
 class Intake:
-    def __init__(self, s3, audit: AuditTable, glue, job_name: str, bucket: str, sleep=time.sleep):
+    def __init__(self, s3, audit: AuditTable, glue, job_name: str, bucket: str, max_attempts: int, sleep=time.sleep):
         self.s3 = s3
         self.audit = audit
         self.glue = glue
         self.job_name = job_name
         self.bucket = bucket
+        self.max_attempts = max_attempts
         self.sleep = sleep
 
     def handle(self, event: dict[str, Any], remaining_ms) -> dict[str, Any]:
@@ -98,13 +101,14 @@ class Intake:
         if sweep:
             refs = list(self.source_objects())
         outcomes = {ref.key: self.admit(ref) for ref in refs}
-        waiting = {fid for fid, status in outcomes.values() if status == Status.PENDING}
-        if sweep:
-            waiting |= {r.file_id for r in self.audit.with_status(Status.PENDING)}
-        run_id = self.start_job(waiting, remaining_ms) if waiting else None
+        work = {r.file_id for r in self.audit.work(self.max_attempts, RunChecker(self.glue, self.job_name))}
+        # An S3 event waits for its own files; the sweep answers for all work.
+        watch = work if sweep else work & {fid for fid, _ in outcomes.values()}
+        run_id = self.start_job(watch, remaining_ms) if work else None
         return {
             "files": {key: status for key, (_, status) in outcomes.items()},
             "sweep": sweep,
+            "work": len(work),
             "glue_job_run_id": run_id,
         }
 
@@ -127,9 +131,10 @@ class Intake:
         ref = replace(ref, etag=layout.quoted_etag(ref.etag))
         fid = layout.file_id(ref.bucket, ref.key, ref.etag)
         existing = self.audit.get(fid)
-        if existing is not None and not (existing.status in Status.REOPENABLE and self._in_source(ref)):
+        if existing is not None:
+            if existing.status in Status.FINAL and self._in_source(ref):
+                return fid, self.redeliver(ref, existing)
             return fid, existing.status
-        replacing = existing.status if existing is not None else None
 
         head = b""
         if ref.size:
@@ -147,42 +152,49 @@ class Intake:
             upload_timestamp=ref.uploaded,
             integrity=report.as_item(),
             warnings=report.warnings,
-            # A retry after FAILED keeps counting attempts; a new upload of done content starts over.
-            attempts=existing.attempts if replacing == Status.FAILED else 0,
         )
         if report.ok:
-            return fid, (Status.PENDING if self.audit.create(record, Status.PENDING, replacing) else "CLAIMED")
+            return fid, (Status.PENDING if self.audit.create(record, Status.PENDING) else "CLAIMED")
         # Refused as a whole: this invocation processes the rejection itself.
         record.processing_start_timestamp = utc_now()
-        if not self.audit.create(record, Status.PROCESSING, replacing):
+        if not self.audit.create(record, Status.PROCESSING):
             return fid, "CLAIMED"
         final_key = layout.move_object(self.s3, ref.bucket, ref.key, layout.REJECTED, fid)
-        self.audit.reject(fid, report.problem, final_key, from_status=Status.PROCESSING)
+        self.audit.reject(fid, report.problem, final_key, holder=None)
         return fid, Status.REJECTED
+
+    def redeliver(self, ref: ObjectRef, existing: AuditRecord) -> str:
+        """Content with a final outcome arrived again: put it where the first copy went."""
+        prefix = layout.PROCESSED if existing.status == Status.COMPLETED else layout.REJECTED
+        layout.move_object(self.s3, ref.bucket, ref.key, prefix, existing.file_id)
+        self.audit.redelivered(existing.file_id, existing.status)
+        return "REDELIVERED"
 
     def _in_source(self, ref: ObjectRef) -> bool:
         """Is this exact version in source/ now? Asked after reading a final status, which is written
-        only once the file has left source/, so a hit is a new upload of the same content."""
+        only once the file has left source/, so a hit is a new upload of the same content (or an event
+        racing that upload's own processing, which a conditional write then settles)."""
         try:
             self.s3.head_object(Bucket=ref.bucket, Key=ref.key, IfMatch=ref.etag)
         except self.s3.exceptions.ClientError:
             return False
         return True
 
-    def start_job(self, waiting: set[str], remaining_ms) -> str | None:
-        """Start a Glue run for PENDING files, or make sure the active run takes them."""
+    def start_job(self, watch: set[str], remaining_ms) -> str | None:
+        """Start a Glue run, or make sure the active run takes the ``watch``ed files."""
         while True:
             try:
                 run_id = self.glue.start_job_run(JobName=self.job_name)["JobRunId"]
             except self.glue.exceptions.ConcurrentRunsExceededException:
                 pass
             else:
-                for fid in waiting:
+                for fid in watch:
                     self.audit.note_job_run(fid, run_id)
                 return run_id
-            waiting = {fid for fid in waiting if (r := self.audit.get(fid)) and r.status == Status.PENDING}
-            if not waiting:
-                return None  # the active run claimed them
+            checker = RunChecker(self.glue, self.job_name)
+            watch = {fid for fid in watch if (r := self.audit.get(fid)) and needs_run(r, self.max_attempts, checker)}
+            if not watch:
+                return None  # the active run took them
             if remaining_ms() < SAFETY_MARGIN_MS:
-                return None  # still PENDING: the next trigger (event or schedule) starts a run
+                return None  # the next trigger (event or schedule) starts a run for them
             self.sleep(RETRY_INTERVAL_SECONDS)

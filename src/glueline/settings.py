@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     glue_workers: int = 2
     glue_max_concurrent_runs: int = 1
     glue_timeout_minutes: int = 60
+    max_attempts: int = Field(3, ge=1, description="processing attempts of a file before it is moved to rejected/")
     schedule_rule: str = "ETL_Daily_Schedule"
     schedule_expression: str = "cron(0 8 * * ? *)"
     s3_rule: str = "ETL_S3_Object_Created"

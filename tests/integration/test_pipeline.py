@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -13,7 +14,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
-from glueline.audit import Status
+from glueline.audit import Status, utc_now
 from glueline.bootstrap import Bootstrap
 from glueline.contract import COLUMNS
 
@@ -80,16 +81,36 @@ def test_sample_files_load_end_to_end(clean_pipeline):
 
 
 def test_running_the_same_files_again_adds_no_rows(clean_pipeline):
+    """Identical content uploaded again has the same FileID and a final outcome: it goes straight to
+    processed/ as a redelivery; no run, no row changes."""
     p = clean_pipeline
     first = p.wait(p.upload(*SAMPLE_FILES))
-    before = p.query("SELECT transactionid, transactionamount, customerid FROM transactions ORDER BY 1")
+    before = p.query("SELECT transactionid, transactionamount, customerid, loaded_at FROM transactions ORDER BY 1")
+    runs = len(p.glue_runs())
     second = p.wait(p.upload(*SAMPLE_FILES))
     assert [r.status for r in second] == [Status.COMPLETED] * len(SAMPLE_FILES)
     assert [r.file_id for r in second] == [r.file_id for r in first]  # same content, same FileID
-    for again, earlier in zip(second, first, strict=True):  # processed again, not just found done
-        assert again.processing_start_timestamp > earlier.processing_end_timestamp
-    assert p.query("SELECT transactionid, transactionamount, customerid FROM transactions ORDER BY 1") == before
-    assert p.keys("source/") == []
+    assert [r.redeliveries for r in second] == [1] * len(SAMPLE_FILES)
+    assert [counts(r) for r in second] == [counts(r) for r in first]
+    assert (
+        p.query("SELECT transactionid, transactionamount, customerid, loaded_at FROM transactions ORDER BY 1") == before
+    )
+    assert p.keys("source/") == [] and len(p.glue_runs()) == runs
+    assert p.keys("processed/") == [f"processed/{f.name}" for f in SAMPLE_FILES]
+
+
+def test_reprocessing_the_same_rows_never_changes_the_row_count(clean_pipeline, tmp_path):
+    """The same content under another name is another file: loaded again, every row an update."""
+    p = clean_pipeline
+    (first,) = p.wait(p.upload(SAMPLE_FILES[1]))
+    before = p.query("SELECT count(*), sum(transactionamount) FROM transactions")
+    copy = tmp_path / "transactions_2024-07-13-resent.csv"
+    copy.write_bytes(SAMPLE_FILES[1].read_bytes())
+    (second,) = p.wait(p.upload(copy))
+    assert second.status == Status.COMPLETED and second.file_id != first.file_id
+    assert counts(second) == counts(first)
+    assert p.query("SELECT count(*), sum(transactionamount) FROM transactions") == before
+    assert p.query("SELECT count(*) FROM transactions WHERE file_id = %s", second.file_id)[0][0] == first.rows_loaded
 
 
 def test_glueline_run_cli_reports_json(clean_pipeline, tmp_path):
@@ -140,9 +161,10 @@ def test_a_failed_load_leaves_no_rows_keeps_the_file_and_is_retried(clean_pipeli
     finally:
         p.execute("ALTER TABLE transactions DROP CONSTRAINT IF EXISTS no_329322")
 
+    retry = dataclasses.replace(uploads[0], sent_at=utc_now())  # wait for an outcome newer than FAILED
     summary = p.invoke_schedule()  # the daily sweep retries what is still in source/
-    assert summary["files"]["source/transactions_2024-07-14.csv"] == Status.PENDING
-    (retried,) = p.wait(uploads[:1])
+    assert summary["files"]["source/transactions_2024-07-14.csv"] == Status.FAILED and summary["work"] == 1
+    (retried,) = p.wait([retry])
     assert retried.status == Status.COMPLETED and retried.attempts == 2
     assert p.query("SELECT count(*) FROM transactions WHERE file_id = %s", retried.file_id)[0][0] == 9
 

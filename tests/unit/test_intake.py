@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 import pytest
 
 from glueline import layout
-from glueline.audit import AuditRecord, Status
+from glueline.audit import AuditRecord, Status, needs_run
 from glueline.contract import COLUMNS
 from glueline.intake import Intake, ObjectRef, parse_event
 
@@ -78,36 +78,51 @@ class FakeAudit:
     def get(self, fid):
         return self.items.get(fid)
 
-    def create(self, record, status, replacing=None):
-        current = self.items.get(record.file_id)
-        if (current is None and replacing is not None) or (current is not None and current.status != replacing):
+    def create(self, record, status):
+        if record.file_id in self.items:
             return False
         record.status = status
         self.items[record.file_id] = record
         return True
 
-    def reject(self, fid, reason, final_key, from_status):
+    def reject(self, fid, reason, final_key, holder):
         record = self.items[fid]
-        assert record.status == from_status
+        assert record.status == Status.PROCESSING and record.glue_job_id == holder
         record.status, record.error_message, record.final_key = Status.REJECTED, reason, final_key
+        return True
+
+    def redelivered(self, fid, status):
+        record = self.items[fid]
+        record.redeliveries = (record.redeliveries or 0) + 1
         return True
 
     def note_job_run(self, fid, run_id):
         if self.items[fid].status == Status.PENDING:
             self.items[fid].glue_job_id = run_id
 
-    def with_status(self, status):
-        return [r for r in self.items.values() if r.status == status]
+    def work(self, max_attempts, run_is_active):
+        return [r for r in self.items.values() if needs_run(r, max_attempts, run_is_active)]
+
+
+class EntityNotFoundException(Exception):
+    pass
 
 
 class FakeGlue:
     class exceptions:
         ConcurrentRunsExceededException = ConcurrentRunsExceededException
+        EntityNotFoundException = EntityNotFoundException
 
-    def __init__(self, busy_for=0, on_busy=None):
+    def __init__(self, busy_for=0, on_busy=None, states=None):
         self.calls = 0
         self.busy_for = busy_for
         self.on_busy = on_busy
+        self.states = states or {}
+
+    def get_job_run(self, JobName, RunId):
+        if RunId not in self.states:
+            raise EntityNotFoundException(RunId)
+        return {"JobRun": {"JobRunState": self.states[RunId]}}
 
     def start_job_run(self, JobName):
         self.calls += 1
@@ -120,7 +135,7 @@ class FakeGlue:
 
 def intake(s3=None, audit=None, glue=None):
     return Intake(
-        s3 or FakeS3(), audit or FakeAudit(), glue or FakeGlue(), "ETL_Job_to_RDS", BUCKET, sleep=lambda s: None
+        s3 or FakeS3(), audit or FakeAudit(), glue or FakeGlue(), "ETL_Job_to_RDS", BUCKET, 3, sleep=lambda s: None
     )
 
 
@@ -161,11 +176,11 @@ def test_a_new_file_becomes_pending_with_its_integrity_sample_and_a_run_is_start
 
 
 def test_the_same_file_announced_twice_is_recorded_once():
-    s3, audit, glue = FakeS3(), FakeAudit(), FakeGlue()
+    s3, audit, glue = FakeS3(), FakeAudit(), FakeGlue(states={"jr_1": "RUNNING"})
     s3.objects["source/a.csv"] = GOOD_CSV
     lam = intake(s3, audit, glue)
     lam.handle(s3_event("source/a.csv"), lambda: 60_000)
-    audit.items[next(iter(audit.items))].status = Status.PROCESSING  # a run took it
+    audit.items[next(iter(audit.items))].status = Status.PROCESSING  # the run took it
     second = lam.handle({"detail-type": "Scheduled Event"}, lambda: 60_000)
     assert second["files"] == {"source/a.csv": Status.PROCESSING}
     assert len(audit.items) == 1 and glue.calls == 1
@@ -181,7 +196,7 @@ def test_a_file_with_a_bad_header_is_rejected_without_a_glue_run():
     assert set(s3.objects) == {"rejected/bad.csv"}
 
 
-def test_completed_content_uploaded_again_is_processed_again_but_a_late_event_is_not():
+def test_done_content_uploaded_again_goes_straight_to_its_final_place():
     s3, audit, glue = FakeS3(), FakeAudit(), FakeGlue()
     s3.objects["source/a.csv"] = GOOD_CSV
     lam = intake(s3, audit, glue)
@@ -190,10 +205,38 @@ def test_completed_content_uploaded_again_is_processed_again_but_a_late_event_is
     record.status = Status.COMPLETED
     s3.copy_object(BUCKET, "processed/a.csv", {"Key": "source/a.csv"})
     s3.delete_object(BUCKET, "source/a.csv")
-    assert lam.handle(s3_event("source/a.csv"), lambda: 60_000)["files"] == {"source/a.csv": "GONE"}
+    assert lam.handle(s3_event("source/a.csv"), lambda: 60_000)["files"] == {"source/a.csv": "GONE"}  # late event
     s3.objects["source/a.csv"] = GOOD_CSV  # the same bytes uploaded again
-    assert lam.handle(s3_event("source/a.csv"), lambda: 60_000)["files"] == {"source/a.csv": Status.PENDING}
-    assert len(audit.items) == 1 and glue.calls == 2
+    assert lam.handle(s3_event("source/a.csv"), lambda: 60_000)["files"] == {"source/a.csv": "REDELIVERED"}
+    assert set(s3.objects) == {"processed/a.csv"} and record.redeliveries == 1
+    assert record.status == Status.COMPLETED and glue.calls == 1
+
+
+def failed_item(audit, attempts, status=Status.FAILED, run=None):
+    record = AuditRecord("f1", "a.csv", BUCKET, "source/a.csv", '"e"', 10, "2024-07-13T08:00:00.000Z")
+    record.status, record.attempts, record.glue_job_id = status, attempts, run
+    audit.items["f1"] = record
+    return record
+
+
+@pytest.mark.parametrize(
+    "status, attempts, run_state, retried",
+    [
+        (Status.FAILED, 1, None, True),  # attempts left
+        (Status.FAILED, 3, None, False),  # out of attempts (the job has moved it to rejected/)
+        (Status.PROCESSING, 1, "FAILED", True),  # its Glue run died: a stale claim
+        (Status.PROCESSING, 1, None, True),  # its Glue run is unknown to Glue
+        (Status.PROCESSING, 1, "RUNNING", False),  # still being processed
+        (Status.COMPLETED, 1, "SUCCEEDED", False),
+    ],
+)
+def test_any_trigger_starts_a_run_for_retries_and_dead_claims(status, attempts, run_state, retried):
+    audit = FakeAudit()
+    glue = FakeGlue(states={"jr_old": run_state} if run_state else {})
+    failed_item(audit, attempts, status, run="jr_old")
+    result = intake(FakeS3(), audit, glue).handle({"detail-type": "Scheduled Event"}, lambda: 60_000)
+    assert (result["glue_job_run_id"] is not None) == retried
+    assert glue.calls == (1 if retried else 0)
 
 
 def test_busy_glue_waits_until_the_active_run_claims_the_file():
@@ -203,9 +246,9 @@ def test_busy_glue_waits_until_the_active_run_claims_the_file():
     def claim_on_third_refusal():
         if glue.calls == 3:
             for record in audit.items.values():
-                record.status = Status.PROCESSING
+                record.status, record.glue_job_id = Status.PROCESSING, "jr_active"
 
-    glue = FakeGlue(busy_for=100, on_busy=claim_on_third_refusal)
+    glue = FakeGlue(busy_for=100, on_busy=claim_on_third_refusal, states={"jr_active": "RUNNING"})
     result = intake(s3, audit, glue).handle(s3_event("source/a.csv"), lambda: 60_000)
     assert result["glue_job_run_id"] is None and glue.calls == 3
 

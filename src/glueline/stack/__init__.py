@@ -6,6 +6,8 @@
 
 Processes run detached from the command that started them; ``<state_dir>/stack.json`` records them so
 ``glueline down`` (or the next ``glueline run``) can find them. Logs are under ``<state_dir>/logs``.
+State survives ``down``/``up``: PostgreSQL's data directory and the emulator's saved state (bucket,
+objects, audit table, functions, rules) are under ``<state_dir>``; delete it to start from nothing.
 Clients reach the stack through the standard AWS configuration: ``aws_env()`` gives the variables, and
 ``<state_dir>/aws-config`` holds the same as a profile for the AWS CLI.
 """
@@ -104,18 +106,13 @@ class EmbeddedStack:
         postgres_dir, postgres_port = None, None
         try:
             if with_postgres:
-                postgres_port = self.settings.postgres_port or free_port()
+                postgres_port = self._port("postgres", self.settings.postgres_port)
                 postgres_dir = str(self.state_dir / "postgres")
                 PostgresServer(Path(postgres_dir), postgres_port, self.settings.postgres_bin_dir).start()
-            emulator_port = self.settings.emulator_port or free_port()
+            emulator_port = self._port("emulator", self.settings.emulator_port)
             emulator_url = f"http://127.0.0.1:{emulator_port}"
-            pids["emulator"] = self._spawn(
-                "emulator",
-                [sys.executable, "-m", "ministack"],
-                {"GATEWAY_PORT": str(emulator_port), "BIND_HOST": "127.0.0.1", "MINISTACK_REGION": region},
-            )
-            _wait_healthy(emulator_url + "/_ministack/health", self.log_dir / "emulator.log")
-            glue_port = self.settings.glue_runner_port or free_port()
+            pids["emulator"] = self._start_emulator(emulator_port)
+            glue_port = self._port("glue_runner", self.settings.glue_runner_port)
             glue_url = f"http://127.0.0.1:{glue_port}"
             info = StackInfo(emulator_url, glue_url, region, pids, postgres_dir, postgres_port, time.time())
             runner_env = {**info.aws_env(), "PYSPARK_PYTHON": sys.executable}
@@ -156,6 +153,48 @@ class EmbeddedStack:
         if postgres_dir and Path(postgres_dir, "data").exists():
             PostgresServer(Path(postgres_dir), postgres_port or 0, self.settings.postgres_bin_dir).stop()
 
+    def _port(self, name: str, configured: int) -> int:
+        """The configured port, else the one this state directory used last (the saved state refers to
+        it), else a free one."""
+        if configured:
+            return configured
+        memory = self.state_dir / "ports.json"
+        ports = json.loads(memory.read_text()) if memory.exists() else {}
+        if not (ports.get(name) and _port_is_free(ports[name])):
+            ports[name] = free_port()
+            memory.write_text(json.dumps(ports))
+        return ports[name]
+
+    def _start_emulator(self, port: int) -> int:
+        """MiniStack, its state kept under ``<state_dir>/emulator`` across restarts (S3 objects are
+        written through to disk; the other services are saved on a clean shutdown)."""
+        state = self.state_dir / "emulator"
+        pid = self._spawn(
+            "emulator",
+            [sys.executable, "-m", "ministack"],
+            {
+                "GATEWAY_PORT": str(port),
+                "BIND_HOST": "127.0.0.1",
+                "MINISTACK_REGION": self.settings.region,
+                "PERSIST_STATE": "1",
+                "STATE_DIR": str(state),
+                "S3_PERSIST": "1",
+                "S3_DATA_DIR": str(state / "s3"),
+            },
+        )
+        _wait_healthy(f"http://127.0.0.1:{port}/_ministack/health", self.log_dir / "emulator.log")
+        return pid
+
+    def restart_emulator(self) -> StackInfo:
+        """Stop the emulator cleanly and start it again on the same port (its state survives)."""
+        info = self.running()
+        if info is None:
+            raise StackError("no running stack to restart the emulator of")
+        _terminate_group(info.pids["emulator"])
+        info.pids["emulator"] = self._start_emulator(int(info.emulator_url.rsplit(":", 1)[1]))
+        self.state_file.write_text(json.dumps(asdict(info), indent=2))
+        return info
+
     def _spawn(self, name: str, argv: list[str], env: dict[str, str], drop=()) -> int:
         environ = {k: v for k, v in os.environ.items() if k not in drop}
         with open(self.log_dir / f"{name}.log", "ab") as log:
@@ -182,6 +221,15 @@ class EmbeddedStack:
             "[services glueline-local]\n"
             f"glue =\n  endpoint_url = {info.glue_url}\n"
         )
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def _alive(pid: int) -> bool:
