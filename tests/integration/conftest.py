@@ -6,6 +6,7 @@ rejected/, no audit items, an empty target table.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -26,7 +27,7 @@ from glueline.dbsecret import DbConnection
 from glueline.pipeline import Upload, upload, wait_for_outcomes
 from glueline.settings import Settings
 from glueline.stack import EmbeddedStack, StackInfo, apply_aws_env
-from glueline.stack.postgres import PostgresError, find_bin_dir
+from glueline.stack.postgres import PostgresError, PostgresServer, find_bin_dir
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
 
@@ -40,10 +41,15 @@ def pytest_collection_modifyitems(items):
 @dataclass
 class Pipeline:
     settings: Settings
+    stack: EmbeddedStack
     info: StackInfo
     db: DbConnection
     bucket: str
     state_dir: Path
+
+    @property
+    def postgres(self) -> PostgresServer:
+        return PostgresServer(Path(self.info.postgres_dir), self.info.postgres_port)
 
     def client(self, service: str):
         return boto3.client(service)
@@ -90,8 +96,6 @@ class Pipeline:
             time.sleep(0.5)
 
     def invoke_schedule(self) -> dict:
-        import json
-
         lam = self.client("lambda")
         response = lam.invoke(
             FunctionName=self.settings.lambda_function,
@@ -135,7 +139,7 @@ def pipeline():
         db = info.db()
         boot = Bootstrap(settings, db, log=lambda change: None)
         boot.run()
-        yield Pipeline(settings, info, db, boot.bucket, state_dir)
+        yield Pipeline(settings, stack, info, db, boot.bucket, state_dir)
     finally:
         stack.stop()
         os.environ.clear()

@@ -98,9 +98,10 @@ class PostgresServer:
         )
         return self.connection
 
-    def stop(self) -> None:
+    def stop(self, mode: str = "fast") -> None:
+        """``fast`` rolls back open transactions and shuts down cleanly; ``immediate`` is a crash."""
         if (self.data_dir / "postmaster.pid").exists():
-            self._pg_ctl("stop", "-m", "fast", "-w", "-t", "60", check=False)
+            self._pg_ctl("stop", "-m", mode, "-w", "-t", "60", check=False)
 
     def is_running(self) -> bool:
         result = self._pg_ctl("status", check=False)

@@ -1,0 +1,190 @@
+"""Faults on the real stack: the database or the job dying mid-load, duplicate announcements, a burst of
+uploads, an emulator restart, a file that never loads. No row is lost or duplicated."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import psutil
+import pytest
+
+from glueline.audit import Status, utc_now
+from glueline.samples import write_file
+
+from .conftest import SAMPLES
+
+
+def wait_until(condition, timeout: float, what: str, interval: float = 0.05):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def copy_running(p) -> bool:
+    rows = p.query("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %%_stage_%%' AND state = 'active'")
+    return rows[0][0] > 0
+
+
+def job_processes(run_id: str) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        if run_id in " ".join(process.info["cmdline"] or []):
+            found.append(process)
+    return found
+
+
+@pytest.fixture
+def big_file(tmp_path):
+    path = tmp_path / "big.csv"
+    manifest = write_file(path, 400_000, seed=99, dirty=0.02, first_id=10_000_000)
+    return path, manifest
+
+
+def retry_by_schedule(p, upload):
+    """Run the daily sweep and wait for the outcome it causes."""
+    retry = dataclasses.replace(upload, sent_at=utc_now())
+    summary = p.invoke_schedule()
+    assert summary["work"] >= 1 and summary["glue_job_run_id"], summary
+    (record,) = p.wait([retry])
+    return record
+
+
+def test_postgres_killed_mid_load(clean_pipeline, big_file):
+    p = clean_pipeline
+    path, manifest = big_file
+    (upload,) = p.upload(path)
+    wait_until(lambda: copy_running(p), 120, "the COPY into staging")
+    p.postgres.stop(mode="immediate")  # a crash, in the middle of the COPY
+    try:
+        (failed,) = p.wait([upload], timeout=180)
+    finally:
+        p.postgres.start()
+    assert failed.status == Status.FAILED and failed.attempts == 1
+    assert "OperationalError" in failed.error_message or "connection" in failed.error_message.lower()
+    assert p.query("SELECT count(*) FROM transactions")[0][0] == 0
+    assert p.keys("source/") == ["source/big.csv"]
+
+    loaded = retry_by_schedule(p, upload)
+    assert loaded.status == Status.COMPLETED and loaded.attempts == 2
+    assert loaded.rows_loaded == manifest.rows_loaded and loaded.rows_read == manifest.rows_read
+    assert p.query("SELECT count(*), count(DISTINCT transactionid) FROM transactions")[0] == (
+        manifest.rows_loaded,
+        manifest.rows_loaded,
+    )
+
+
+def test_glue_job_killed_mid_run(clean_pipeline, big_file):
+    p = clean_pipeline
+    path, manifest = big_file
+    (upload,) = p.upload(path)
+    processing = wait_until(
+        lambda: (r := p.audit.get(upload.file_id)) and r.status == Status.PROCESSING and copy_running(p) and r,
+        120,
+        "the job to be loading",
+    )
+    run_id = processing.glue_job_id
+    (launcher,) = [proc for proc in job_processes(run_id) if proc.pid == os.getpgid(proc.pid)]
+    os.killpg(launcher.pid, signal.SIGKILL)  # the whole job: Python driver, Spark JVM, workers
+
+    run = p.finished_run(run_id)
+    assert run["JobRunState"] == "FAILED"
+    wait_until(lambda: not job_processes(run_id), 30, "the killed job's processes to be gone")
+    stuck = p.audit.get(upload.file_id)
+    assert stuck.status == Status.PROCESSING and stuck.glue_job_id == run_id  # a dead claim
+    assert p.query("SELECT count(*) FROM transactions")[0][0] == 0  # killed before its commit
+
+    loaded = retry_by_schedule(p, upload)  # the sweep sees the claim is dead and takes it over
+    assert loaded.status == Status.COMPLETED and loaded.attempts == 2 and loaded.glue_job_id != run_id
+    assert p.query("SELECT count(*), count(DISTINCT transactionid) FROM transactions")[0] == (
+        manifest.rows_loaded,
+        manifest.rows_loaded,
+    )
+
+
+def test_duplicate_announcements_and_a_burst_of_twenty(clean_pipeline, tmp_path):
+    p = clean_pipeline
+    manifests = {}
+    for i in range(20):
+        path = tmp_path / f"burst_{i:02d}.csv"
+        manifests[path.name] = write_file(path, 60, seed=i, dirty=0.1, first_id=20_000_000 + i * 1000)
+    paths = sorted(tmp_path.glob("burst_*.csv"))
+    lam = p.client("lambda")
+    started = time.time()
+
+    def announce_again(upload):  # a re-sent S3 event and an early schedule, racing the real event
+        event = {
+            "source": "aws.s3",
+            "detail-type": "Object Created",
+            "detail": {"bucket": {"name": p.bucket}, "object": {"key": upload.key}},
+        }
+        for payload in (event, {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}):
+            lam.invoke(FunctionName=p.settings.lambda_function, InvocationType="Event", Payload=json.dumps(payload))
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        uploads = list(pool.map(lambda path: p.upload(path)[0], paths))
+        list(pool.map(announce_again, uploads[:3]))
+    records = p.wait(uploads, timeout=400)
+
+    for upload, record in zip(uploads, records, strict=True):
+        manifest = manifests[upload.path.name]
+        assert record.status == Status.COMPLETED, (record.file_name, record.error_message)
+        assert record.attempts == 1, record.file_name  # processed exactly once
+        assert (record.rows_read, record.rows_loaded) == (manifest.rows_read, manifest.rows_loaded)
+    assert len(p.audit.all()) == 20
+    total = sum(m.rows_loaded for m in manifests.values())
+    assert p.query("SELECT count(*), count(DISTINCT file_id) FROM transactions")[0] == (total, 20)
+    wait_until(lambda: all(r["JobRunState"] != "RUNNING" for r in p.glue_runs()), 120, "runs to end")
+    runs = [r for r in p.glue_runs() if r["StartedOn"].timestamp() >= started]
+    assert {r["JobRunState"] for r in runs} == {"SUCCEEDED"}  # none failed for concurrency
+    sweep = p.invoke_schedule()
+    assert sweep["work"] == 0 and p.keys("source/") == []
+
+
+def test_emulator_restarted_between_upload_and_processing(clean_pipeline):
+    """The upload's event is lost (S3 rule off, then the emulator restarts); the daily sweep finds the
+    file in the restored state and processes it."""
+    p = clean_pipeline
+    events = p.client("events")
+    events.disable_rule(Name=p.settings.s3_rule)
+    try:
+        (upload,) = p.upload(SAMPLES / "transactions_2024-07-14.csv")
+        p.info = p.stack.restart_emulator()
+        assert p.keys("source/") == ["source/transactions_2024-07-14.csv"]  # the object survived
+        assert p.audit.get(upload.file_id) is None  # and was never announced
+        summary = p.invoke_schedule()
+        assert summary["files"]["source/transactions_2024-07-14.csv"] == Status.PENDING
+        (record,) = p.wait([upload])
+    finally:
+        events.enable_rule(Name=p.settings.s3_rule)
+    assert record.status == Status.COMPLETED and record.rows_loaded == 9
+    assert p.query("SELECT count(*) FROM transactions")[0][0] == 9
+
+
+def test_a_file_that_keeps_failing_is_given_up_after_max_attempts(clean_pipeline):
+    p = clean_pipeline
+    p.execute("ALTER TABLE transactions ADD CONSTRAINT no_329322 CHECK (transactionid <> 329322)")
+    try:
+        (upload,) = p.upload(SAMPLES / "transactions_2024-07-14.csv")
+        (record,) = p.wait([upload])
+        assert (record.status, record.attempts) == (Status.FAILED, 1)
+        record = retry_by_schedule(p, upload)
+        assert (record.status, record.attempts) == (Status.FAILED, 2)
+        record = retry_by_schedule(p, upload)
+    finally:
+        p.execute("ALTER TABLE transactions DROP CONSTRAINT IF EXISTS no_329322")
+    assert (record.status, record.attempts) == (Status.REJECTED, p.settings.max_attempts)
+    assert record.error_message.startswith("gave up after 3 attempt(s); last error:")
+    assert "no_329322" in record.error_message
+    assert record.final_key == "rejected/transactions_2024-07-14.csv"
+    assert p.keys("source/") == [] and p.query("SELECT count(*) FROM transactions")[0][0] == 0
+    summary = p.invoke_schedule()
+    assert summary["work"] == 0 and summary["glue_job_run_id"] is None  # REJECTED is final
