@@ -6,10 +6,11 @@ JSON (``--json``)::
       "ok": true,                      # every file COMPLETED
       "bucket": "glueline-000000000000-us-east-1",
       "target_table": "public.transactions",
-      "table_rows": 597,               # rows in the target after the run (null if unreachable)
-      "totals": {"files": 3, "completed": 3, "rows_read": 612, ...},
-      "files": [ { "file_id", "file_name", "status", "glue_job_id", "rows_read", "rows_loaded",
-                   "rows_rejected", "rows_duplicate", "customer_id_filled", "dates_replaced",
+      "table_rows": 436,               # rows in the target after the run (null if unreachable)
+      "totals": {"files": 3, "completed": 3, "rows_read": 463, ...},
+      "files": [ { "file_id", "file_name", "status", "glue_job_id", "attempts", "redeliveries",
+                   "rows_read", "rows_loaded", "rows_rejected", "rows_duplicate",
+                   "customer_id_filled", "dates_replaced",
                    "processing_start", "processing_end", "final_key", "rejected_rows_key",
                    "error", "warnings" }, ... ]
     }
@@ -31,6 +32,8 @@ def file_entry(record: AuditRecord) -> dict[str, Any]:
         "file_name": record.file_name,
         "status": record.status,
         "glue_job_id": record.glue_job_id,
+        "attempts": record.attempts,
+        "redeliveries": record.redeliveries or 0,
         **{name: getattr(record, name) for name in COUNT_FIELDS},
         "processing_start": record.processing_start_timestamp,
         "processing_end": record.processing_end_timestamp,

@@ -195,3 +195,41 @@ def test_the_scheduled_rule_fires_the_same_lambda(clean_pipeline, tmp_path):
     assert sweeps, "no scheduled invocation of the Lambda admitted the file"
     assert events.describe_rule(Name=p.settings.s3_rule)["State"] == "ENABLED"
     assert events.describe_rule(Name=p.settings.schedule_rule)["ScheduleExpression"] == "cron(0 8 * * ? *)"
+
+
+def test_no_secret_in_environment_arguments_audit_reports_or_logs(pipeline):
+    """Greps for the database password everywhere an operator or an attacker would look. Runs last in
+    the session (file order), after every other test has produced runs, logs and audit items."""
+    p = pipeline
+    password = p.db.password
+    assert len(password) >= 16
+    places: dict[str, str] = {}
+    function = p.client("lambda").get_function(FunctionName=p.settings.lambda_function)["Configuration"]
+    places["lambda environment"] = json.dumps(function.get("Environment"))
+    places["glue job"] = json.dumps(p.client("glue").get_job(JobName=p.settings.glue_job)["Job"], default=str)
+    places["glue runs"] = json.dumps(p.glue_runs(), default=str)
+    places["audit items"] = json.dumps([r.as_dict() for r in p.audit.all()])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["GLUELINE_STATE_DIR"] = str(p.state_dir)
+    glueline = str(Path(sys.executable).with_name("glueline"))
+    for args in (["status"], ["status", "--json"]):
+        result = subprocess.run([glueline, *args], capture_output=True, text=True, env=env, timeout=120)
+        places[f"glueline {' '.join(args)}"] = result.stdout + result.stderr
+    logs = p.client("logs")
+    group = f"/aws/lambda/{p.settings.lambda_function}"
+    places["lambda logs"] = "\n".join(
+        e["message"]
+        for s in logs.describe_log_streams(logGroupName=group)["logStreams"]
+        for e in logs.get_log_events(logGroupName=group, logStreamName=s["logStreamName"])["events"]
+    )
+    log_files = [
+        *(p.state_dir / "logs").glob("*.log"),  # emulator, Glue runner
+        *(p.state_dir / "postgres").glob("*.log"),
+        *(p.state_dir / "glue-runner").rglob("*.log"),  # every job run's output
+    ]
+    assert len(log_files) >= 4
+    for path in log_files:
+        places[str(path)] = path.read_text(errors="replace")
+    assert "glueline intake" in places["lambda logs"] and places["glue runs"] != "[]"
+    leaks = [where for where, text in places.items() if password in text]
+    assert leaks == []
