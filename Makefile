@@ -32,6 +32,9 @@ down: $(STAMP)
 status: $(STAMP)
 	$(BIN)/glueline status
 
+bench: $(STAMP)  ## benchmark: 10k/100k/1M rows through the pipeline vs the tutorial baseline and the floor
+	$(BIN)/python bench/run.py $(ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check src services infra tests bench
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 import traceback
 from datetime import datetime, timezone
 
@@ -129,6 +130,7 @@ def read_head(s3, record: AuditRecord) -> bytes:
 
 def process_file(spark, s3, audit: AuditTable, record: AuditRecord, run_id: str, ctx: dict) -> str:
     """Process one claimed file; returns its final status."""
+    started = time.perf_counter()
     try:
         head = read_head(s3, record)
     except SourceGone as gone:
@@ -154,8 +156,17 @@ def process_file(spark, s3, audit: AuditTable, record: AuditRecord, run_id: str,
             rejected_key = layout.rejected_rows_key(record.source_key, run_id)
             s3.upload_file(rejected_path, record.bucket, rejected_key)
 
+    moving = time.perf_counter()
     final_key = layout.move_object(s3, record.bucket, record.source_key, layout.PROCESSED, record.file_id)
-    outcome = dict(vars(result), final_key=final_key, rejected_rows_key=rejected_key, warnings=integrity.warnings)
+    done = time.perf_counter()
+    timings = {**ctx.pop("spark_start", {}), **result.timings, "move": done - moving, "file": done - started}
+    outcome = dict(
+        result.counts(),
+        final_key=final_key,
+        rejected_rows_key=rejected_key,
+        warnings=integrity.warnings,
+        timings=timings,
+    )
     audit.complete(record.file_id, run_id, outcome)
     print(
         f"{record.file_name}: COMPLETED read={result.rows_read} loaded={result.rows_loaded} "
@@ -201,8 +212,10 @@ def main(argv: list[str]) -> None:
             claimed_any = True
             try:
                 if spark is None:
+                    starting = time.perf_counter()
                     spark, job = start_spark(args)
                     ctx = {
+                        "spark_start": {"spark_start": time.perf_counter() - starting},  # told to the first file
                         "run_date": datetime.now(timezone.utc).date(),
                         "db": DbConnection.from_secrets_manager(boto3.client("secretsmanager"), args["DB_SECRET_ID"]),
                         "table": TableName.parse(args["TARGET_TABLE"]),

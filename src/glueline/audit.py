@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -147,6 +148,7 @@ class AuditRecord:
     rejected_rows_key: str | None = None
     error_message: str | None = None
     redeliveries: int | None = None
+    timings: dict[str, float] = field(default_factory=dict)
     last_redelivery_timestamp: str | None = None
     updated_at: str | None = None
 
@@ -197,6 +199,7 @@ _ATTRIBUTE = {
     "rejected_rows_key": "RejectedRowsKey",
     "error_message": "ErrorMessage",
     "redeliveries": "Redeliveries",
+    "timings": "Timings",
     "last_redelivery_timestamp": "LastRedeliveryTimestamp",
     "updated_at": "UpdatedAt",
 }
@@ -212,11 +215,9 @@ COUNT_FIELDS = (
 
 
 def _plain(value: Any) -> Any:
-    """DynamoDB numbers arrive as Decimal: give callers ints (all our numbers are counts)."""
-    from decimal import Decimal
-
+    """DynamoDB numbers arrive as Decimal: counts become ints, timings floats."""
     if isinstance(value, Decimal):
-        return int(value)
+        return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, list):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
@@ -228,8 +229,19 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
+def _decimals(value: Any) -> Any:
+    """DynamoDB takes no floats: seconds are stored as Decimals, to the millisecond."""
+    if isinstance(value, float):
+        return Decimal(str(round(value, 3)))
+    if isinstance(value, dict):
+        return {k: _decimals(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decimals(v) for v in value]
+    return value
+
+
 def _wire(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(v) for k, v in item.items()}
+    return {k: _serializer.serialize(_decimals(v)) for k, v in item.items()}
 
 
 def _unwire(item: dict[str, Any]) -> dict[str, Any]:

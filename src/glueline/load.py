@@ -13,8 +13,9 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TextIO
 
 import psycopg
@@ -46,6 +47,12 @@ class LoadResult:
     rows_duplicate: int
     customer_id_filled: int
     dates_replaced: int
+    # Seconds per phase: stage (read + clean + COPY, one pipelined pass), copy (time inside COPY, summed
+    # over partitions), merge (upsert + commit).
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        return {k: v for k, v in asdict(self).items() if k != "timings"}
 
 
 def _for_loading(cleaned: DataFrame) -> DataFrame:
@@ -57,10 +64,12 @@ def _for_loading(cleaned: DataFrame) -> DataFrame:
     )
 
 
-def _stage_partition(connect_kwargs: dict, copy_sql: str):
+def _stage_partition(connect_kwargs: dict, copy_sql: str, copy_seconds):
     """The function each partition runs: COPY good rows, yield rejected ones with their line numbers."""
 
     def stage(batches: Iterator) -> Iterator:
+        import time
+
         import pyarrow as pa
         import pyarrow.compute as pc
         import pyarrow.csv as pacsv
@@ -80,9 +89,11 @@ def _stage_partition(connect_kwargs: dict, copy_sql: str):
                     good = pc.is_null(table.column(REASON))
                     staged = table.filter(good).select(list(schema.STAGED_COLUMNS))
                     if staged.num_rows:
+                        started = time.perf_counter()
                         buffer = io.BytesIO()
                         pacsv.write_csv(staged, buffer, write_options)
                         copy.write(buffer.getbuffer())
+                        copy_seconds.add(time.perf_counter() - started)
                     bad = table.append_column(LINE, line).filter(pc.invert(good))
                     if bad.num_rows:
                         columns = [LINE, RECORD, REASON] + [f"raw_{c}" for c in FIELDS] + [RAW_RECORD]
@@ -95,6 +106,8 @@ def load_file(
     cleaned: DataFrame, db: DbConnection, table: schema.TableName, fid: str, rejected_out: TextIO
 ) -> LoadResult:
     """Load one file's cleaned DataFrame; rejected rows are written as CSV to ``rejected_out``."""
+    clock = time.perf_counter()
+    copy_seconds = cleaned.sparkSession.sparkContext.accumulator(0.0)
     with psycopg.connect(**db.connect_kwargs(), autocommit=True) as conn:
         conn.execute(schema.create_staging(table, fid))
         copy_sql = schema.copy_into_staging(table, fid).as_string(conn)
@@ -103,14 +116,16 @@ def load_file(
         writer.writerow(REJECTED_HEADER)
         rejected = 0
         staged_rows = _for_loading(cleaned).mapInArrow(
-            _stage_partition(db.connect_kwargs(), copy_sql), _REJECTED_SCHEMA
+            _stage_partition(db.connect_kwargs(), copy_sql, copy_seconds), _REJECTED_SCHEMA
         )
         for row in staged_rows.toLocalIterator():
             writer.writerow(row)
             rejected += 1
+        staged_at = time.perf_counter()
         with psycopg.connect(**db.connect_kwargs()) as conn:  # one transaction: commit on success
             staged, loaded, filled, replaced = conn.execute(schema.merge_staging(table, fid)).fetchone()
             conn.execute(schema.drop_staging(table, fid))
+        merged_at = time.perf_counter()
     except BaseException:
         with contextlib.suppress(psycopg.Error):  # the database may be what failed; keep its error
             with psycopg.connect(**db.connect_kwargs(), autocommit=True) as conn:
@@ -123,4 +138,5 @@ def load_file(
         rows_duplicate=staged - loaded,
         customer_id_filled=filled,
         dates_replaced=replaced,
+        timings={"stage": staged_at - clock, "copy": copy_seconds.value, "merge": merged_at - staged_at},
     )

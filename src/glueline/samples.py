@@ -65,15 +65,19 @@ def _good_row(rng: random.Random, transaction_id: int) -> dict[str, str]:
     }
 
 
-def generate_rows(rows: int, seed: int = 7, dirty: float = 0.02, first_id: int = 100_000):
-    """Yield ``rows`` records (dicts) and finally return the Manifest (via StopIteration.value)."""
+def generate_rows(rows: int, seed: int = 7, dirty: float = 0.02, first_id: int = 100_000, duplicates: bool = True):
+    """Yield ``rows`` records (dicts) and finally return the Manifest (via StopIteration.value).
+
+    Of the dirty rows, about 15% repeat an earlier TransactionID (unless ``duplicates`` is False), 15%
+    are rejectable, 35% have a blank CustomerID and 35% a bad TransactionDate.
+    """
     rng = random.Random(seed)
     manifest = Manifest()
     recent: list[dict[str, str]] = []  # clean rows that a later duplicate may repeat
     next_id = first_id
     for _ in range(rows):
         roll = rng.random()
-        if roll < dirty * 0.15 and recent:  # a later version of an earlier clean row: last one wins
+        if duplicates and roll < dirty * 0.15 and recent:  # a later version of an earlier clean row
             row = dict(recent.pop(rng.randrange(len(recent))))
             row["TransactionAmount"] = f"{rng.uniform(-1000, 1000):.2f}"
             manifest.rows_duplicate += 1
@@ -105,14 +109,20 @@ def generate_rows(rows: int, seed: int = 7, dirty: float = 0.02, first_id: int =
 
 
 def write_file(
-    path: Path, rows: int, seed: int = 7, dirty: float = 0.02, first_id: int = 100_000, crlf: bool = False
+    path: Path,
+    rows: int,
+    seed: int = 7,
+    dirty: float = 0.02,
+    first_id: int = 100_000,
+    crlf: bool = False,
+    duplicates: bool = True,
 ) -> Manifest:
     """Write a CSV file and return its manifest."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as out:
         writer = csv.DictWriter(out, HEADER, lineterminator="\r\n" if crlf else "\n")
         writer.writeheader()
-        generator = generate_rows(rows, seed, dirty, first_id)
+        generator = generate_rows(rows, seed, dirty, first_id, duplicates)
         while True:
             try:
                 writer.writerow(next(generator))
