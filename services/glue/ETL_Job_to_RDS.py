@@ -23,6 +23,7 @@ password never travels as an argument), --TARGET_TABLE (schema.table), --MAX_ATT
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
 import time
@@ -33,6 +34,7 @@ import boto3
 
 from glueline import layout
 from glueline.audit import AuditRecord, AuditTable, RunChecker, Status
+from glueline.csvscan import QuotedLineBreakScan
 from glueline.dbsecret import DbConnection
 from glueline.integrity import SAMPLE_BYTES, check_prefix
 from glueline.load import load_file
@@ -99,16 +101,23 @@ def start_spark(args: dict):
     return spark, job
 
 
-def input_path(s3, record: AuditRecord, workdir: str) -> str:
-    """Where Spark reads the file: S3 itself on Glue, a local copy of that exact version elsewhere."""
+def input_path(s3, record: AuditRecord, workdir: str) -> tuple[str, bool]:
+    """Where Spark reads the file, and whether it must read it as one multi-line task.
+
+    On Glue: S3 itself, as one task (whether quoted fields hold line breaks is not known without a
+    pass over the file). Elsewhere: a local copy of that exact version, scanned while it downloads, so
+    a file without line breaks in quotes is split and read in parallel.
+    """
     if GlueContext is not None:
-        return f"s3://{record.bucket}/{record.source_key}"
+        return f"s3://{record.bucket}/{record.source_key}", True
     local = os.path.join(workdir, record.file_id + ".csv")
+    scan = QuotedLineBreakScan()
     body = s3.get_object(Bucket=record.bucket, Key=record.source_key, IfMatch=record.etag)["Body"]
     with open(local, "wb") as out:
         for chunk in iter(lambda: body.read(8 << 20), b""):
+            scan.update(chunk)
             out.write(chunk)
-    return local
+    return local, scan.found
 
 
 def read_head(s3, record: AuditRecord) -> bytes:
@@ -145,12 +154,13 @@ def process_file(spark, s3, audit: AuditTable, record: AuditRecord, run_id: str,
         return Status.REJECTED
 
     with tempfile.TemporaryDirectory(prefix="glueline-") as workdir:
-        raw = read_csv(spark, input_path(s3, record, workdir), integrity.header)
+        path, multiline = input_path(s3, record, workdir)
+        raw = read_csv(spark, path, integrity.header, multiline)
         source_file = f"s3://{record.bucket}/{record.source_key}"
         cleaned = clean(raw, ctx["run_date"], source_file, record.file_id)
         rejected_path = os.path.join(workdir, "rejected.csv")
         with open(rejected_path, "w", newline="", encoding="utf-8") as rejected_out:
-            result = load_file(cleaned, ctx["db"], ctx["table"], record.file_id, rejected_out)
+            result = load_file(cleaned, ctx["db"], ctx["table"], record.file_id, source_file, rejected_out)
         rejected_key = None
         if result.rows_rejected:
             rejected_key = layout.rejected_rows_key(record.source_key, run_id)
@@ -174,6 +184,21 @@ def process_file(spark, s3, audit: AuditTable, record: AuditRecord, run_id: str,
         f"customerid_filled={result.customer_id_filled} dates_replaced={result.dates_replaced}"
     )
     return Status.COMPLETED
+
+
+_PYTHON_ERROR = re.compile(r"^(?!org\.|java\.|py4j\.|scala\.)([\w.]*(?:Error|Exception)): (.*)$", re.MULTILINE)
+
+
+def describe(err: Exception) -> str:
+    """The error as an operator needs it: for a Python error inside a Spark task, that error — not the
+    Java stack trace Spark wraps it in."""
+    text = str(err)
+    if "Traceback (most recent call last)" in text:
+        tail = text.split("Traceback (most recent call last)", 1)[1]
+        match = _PYTHON_ERROR.search(tail)
+        if match:
+            return f"{match.group(1)}: {match.group(2).strip()} (in a Spark task)"
+    return f"{type(err).__name__}: {text}".strip()[:2000]
 
 
 def give_up_or_fail(s3, audit: AuditTable, record: AuditRecord, run_id: str, message: str, max_attempts: int) -> str:
@@ -223,7 +248,7 @@ def main(argv: list[str]) -> None:
                 process_file(spark, s3, audit, record, run_id, ctx)
             except Exception as err:  # one bad file never stops the others
                 traceback.print_exc()
-                message = f"{type(err).__name__}: {err}".strip()
+                message = describe(err)
                 outcome = give_up_or_fail(s3, audit, record, run_id, message, max_attempts)
                 failed.append(f"{record.file_name}: {message}")
                 print(f"{record.file_name}: {outcome} (attempt {record.attempts}: {message})")

@@ -2,8 +2,9 @@
 
 1. The driver creates the file's UNLOGGED staging table.
 2. Each Spark partition streams its good rows as Arrow batches → CSV bytes → ``COPY`` into staging
-   (bulk transfer, no per-row Python), and hands its rejected rows back to the driver.
-3. The driver runs one upsert from staging into the target and drops staging, in one transaction.
+   (bulk transfer, no per-row Python), hands its rejected rows back to the driver, and ends with one
+   line of statistics (its record and line counts) from which the driver numbers the rejected rows.
+3. The driver upserts staging into the target and drops staging, in one transaction.
 
 A failure at any point before that commit leaves the target without a single row of the file.
 """
@@ -26,15 +27,26 @@ from pyspark.sql import types as T
 from glueline import schema
 from glueline.contract import COLUMNS, FIELDS
 from glueline.dbsecret import DbConnection
-from glueline.transform import CORRUPT, NEWLINES, RAW, REASON, RECORD
+from glueline.transform import CORRUPT, NEWLINES, POSITION, RAW, REASON
 
 LINE = "line_number"
+RECORD = "record_number"
 RAW_RECORD = "raw_record"
 # The rejected-rows file: where the row was, why it was refused, and its fields exactly as read.
 REJECTED_HEADER = (LINE, RECORD, REASON, *COLUMNS.keys(), RAW_RECORD)
-_REJECTED_SCHEMA = T.StructType(
-    [T.StructField(LINE, T.LongType()), T.StructField(RECORD, T.LongType()), T.StructField(REASON, T.StringType())]
-    + [T.StructField(c, T.StringType()) for c in FIELDS]
+
+# What a partition hands back: its rejected rows (kind "row": index and line offset within the
+# partition), then one "partition" line (records, and line breaks inside its records).
+_KIND, _PARTITION, _INDEX, _LINES = "kind", "partition", "index", "lines"
+_RETURNED = T.StructType(
+    [
+        T.StructField(_KIND, T.StringType()),
+        T.StructField(_PARTITION, T.LongType()),
+        T.StructField(_INDEX, T.LongType()),
+        T.StructField(_LINES, T.LongType()),
+        T.StructField(REASON, T.StringType()),
+    ]
+    + [T.StructField(f"raw_{c}", T.StringType()) for c in FIELDS]
     + [T.StructField(RAW_RECORD, T.StringType())]
 )
 
@@ -65,28 +77,28 @@ def _for_loading(cleaned: DataFrame) -> DataFrame:
 
 
 def _stage_partition(connect_kwargs: dict, copy_sql: str, copy_seconds):
-    """The function each partition runs: COPY good rows, yield rejected ones with their line numbers."""
+    """The function each partition runs: COPY its good rows, return its rejected rows and statistics."""
 
     def stage(batches: Iterator) -> Iterator:
-        import time
-
+        import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
         import pyarrow.csv as pacsv
 
         write_options = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
-        # Line numbers need the line breaks of every earlier record: exact because a file is read as
-        # one partition, in file order (multiLine CSV).
-        lines_before = 0
+        partition, records, lines = None, 0, 0  # so far in this partition
         with psycopg.connect(**connect_kwargs) as conn, conn.cursor() as cur:
             with cur.copy(copy_sql) as copy:
                 for batch in batches:
-                    table = pa.Table.from_batches([batch])
-                    breaks = pc.fill_null(table.column(NEWLINES), 0)
-                    earlier = pc.subtract(pc.cumulative_sum(breaks), breaks)
-                    line = pc.add(pc.add(table.column(RECORD), 1), pc.add(earlier, lines_before))
-                    lines_before += pc.sum(breaks).as_py() or 0
-                    good = pc.is_null(table.column(REASON))
+                    if batch.num_rows == 0:
+                        continue
+                    table = pa.Table.from_batches([batch])  # (column arrays below come from the batch)
+                    if partition is None:
+                        partition = batch.column(POSITION)[0].as_py() >> 33
+                    breaks = pc.fill_null(batch.column(NEWLINES), 0).cast(pa.int64())
+                    index = pa.array(np.arange(records, records + batch.num_rows, dtype=np.int64))
+                    line = pc.add(index, pc.add(pc.subtract(pc.cumulative_sum(breaks), breaks), lines))
+                    good = pc.is_null(batch.column(REASON))
                     staged = table.filter(good).select(list(schema.STAGED_COLUMNS))
                     if staged.num_rows:
                         started = time.perf_counter()
@@ -94,16 +106,37 @@ def _stage_partition(connect_kwargs: dict, copy_sql: str, copy_seconds):
                         pacsv.write_csv(staged, buffer, write_options)
                         copy.write(buffer.getbuffer())
                         copy_seconds.add(time.perf_counter() - started)
-                    bad = table.append_column(LINE, line).filter(pc.invert(good))
-                    if bad.num_rows:
-                        columns = [LINE, RECORD, REASON] + [f"raw_{c}" for c in FIELDS] + [RAW_RECORD]
-                        yield from bad.select(columns).rename_columns(list(_REJECTED_SCHEMA.names)).to_batches()
+                    bad = pc.invert(good)
+                    if pc.any(bad).as_py():
+                        rejected = table.filter(bad)
+                        count = rejected.num_rows
+                        yield pa.RecordBatch.from_arrays(
+                            [
+                                pa.array(["row"] * count),
+                                pa.array([partition] * count, pa.int64()),
+                                index.filter(bad),
+                                line.filter(bad),
+                                *(rejected.column(name).combine_chunks() for name in _RETURNED.names[4:]),
+                            ],
+                            names=_RETURNED.names,
+                        )
+                    records += batch.num_rows
+                    lines += pc.sum(breaks).as_py() or 0
+        if partition is not None:
+            stats = [pa.array(["partition"]), *(pa.array([n], pa.int64()) for n in (partition, records, lines))]
+            nulls = [pa.nulls(1, pa.string()) for _ in _RETURNED.names[len(stats) :]]
+            yield pa.RecordBatch.from_arrays([*stats, *nulls], names=_RETURNED.names)
 
     return stage
 
 
 def load_file(
-    cleaned: DataFrame, db: DbConnection, table: schema.TableName, fid: str, rejected_out: TextIO
+    cleaned: DataFrame,
+    db: DbConnection,
+    table: schema.TableName,
+    fid: str,
+    source_file: str,
+    rejected_out: TextIO,
 ) -> LoadResult:
     """Load one file's cleaned DataFrame; rejected rows are written as CSV to ``rejected_out``."""
     clock = time.perf_counter()
@@ -114,16 +147,33 @@ def load_file(
     try:
         writer = csv.writer(rejected_out)
         writer.writerow(REJECTED_HEADER)
-        rejected = 0
-        staged_rows = _for_loading(cleaned).mapInArrow(
-            _stage_partition(db.connect_kwargs(), copy_sql, copy_seconds), _REJECTED_SCHEMA
+        # Partitions come back in file order, each ending with its statistics: numbering a rejected row
+        # needs only the partitions before its own.
+        records_before, lines_before, rejected = 0, 0, 0
+        returned = _for_loading(cleaned).mapInArrow(
+            _stage_partition(db.connect_kwargs(), copy_sql, copy_seconds), _RETURNED
         )
-        for row in staged_rows.toLocalIterator():
-            writer.writerow(row)
+        for row in returned.toLocalIterator():
+            if row[_KIND] == "partition":
+                records_before += row[_INDEX]
+                lines_before += row[_INDEX] + row[_LINES]
+                continue
+            line = 2 + lines_before + row[_LINES]  # the header is line 1
+            writer.writerow([line, records_before + row[_INDEX] + 1, *row[4:]])
             rejected += 1
+        staged = records_before - rejected
         staged_at = time.perf_counter()
         with psycopg.connect(**db.connect_kwargs()) as conn:  # one transaction: commit on success
-            staged, loaded, filled, replaced = conn.execute(schema.merge_staging(table, fid)).fetchone()
+            conn.execute("SET LOCAL work_mem = '256MB'")
+            try:
+                with conn.transaction():  # most files hold each TransactionID once: no sort needed
+                    loaded, filled, replaced = conn.execute(
+                        schema.upsert_staging(table, fid, source_file, deduplicate=False)
+                    ).fetchone()
+            except psycopg.errors.CardinalityViolation:
+                loaded, filled, replaced = conn.execute(
+                    schema.upsert_staging(table, fid, source_file, deduplicate=True)
+                ).fetchone()
             conn.execute(schema.drop_staging(table, fid))
         merged_at = time.perf_counter()
     except BaseException:
@@ -132,7 +182,7 @@ def load_file(
                 conn.execute(schema.drop_staging(table, fid))
         raise
     return LoadResult(
-        rows_read=staged + rejected,
+        rows_read=records_before,
         rows_loaded=loaded,
         rows_rejected=rejected,
         rows_duplicate=staged - loaded,

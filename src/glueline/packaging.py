@@ -22,6 +22,7 @@ GLUE_MODULES = (
     "audit.py",
     "integrity.py",
     "schema.py",
+    "csvscan.py",
     "dbsecret.py",
     "transform.py",
     "load.py",

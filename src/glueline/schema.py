@@ -38,9 +38,10 @@ LINEAGE_COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 assert tuple(c for c, _, _ in DATA_COLUMNS) == FIELDS
 
-# Columns the job sends for each row, in COPY order. record_number is the row's position in its file.
-STAGED_COLUMNS: tuple[str, ...] = FIELDS + ("source_file", "file_id", "dq_flags", "record_number")
-_STAGED_TYPES = {c: t for c, t, _ in DATA_COLUMNS + LINEAGE_COLUMNS} | {"record_number": "bigint"}
+# Columns the job sends for each row, in COPY order (source_file and file_id are the same for the whole
+# file: the upsert adds them). file_position orders the rows as in the file.
+STAGED_COLUMNS: tuple[str, ...] = FIELDS + ("dq_flags", "file_position")
+_STAGED_TYPES = {c: t for c, t, _ in DATA_COLUMNS + LINEAGE_COLUMNS} | {"file_position": "bigint"}
 
 # Keys of dq_flags: the cleaning rules that changed a value, with the original where one existed.
 FLAG_CUSTOMER_ID_FILLED = "customerid_filled"
@@ -105,37 +106,44 @@ def copy_into_staging(table: TableName, fid: str) -> sql.Composed:
     )
 
 
-def merge_staging(table: TableName, fid: str) -> sql.Composed:
-    """Upsert the file's staged rows; returns one row: (rows_staged, rows_loaded, filled, replaced).
+def upsert_staging(table: TableName, fid: str, source_file: str, deduplicate: bool) -> sql.Composed:
+    """Move the file's staged rows into the target: a new TransactionID is inserted, an existing one
+    overwritten (newest load wins). Rows go in TransactionID order (B-tree friendly).
 
-    Rows staged twice (a Spark task retried after its COPY committed) are counted and loaded once.
+    Without ``deduplicate`` the statement fails with a CardinalityViolation when the file holds a
+    TransactionID twice; with it, the last occurrence in file order wins — at the price of a sort
+    that most files do not need. Returns one row: (rows upserted, CustomerIDs filled, dates replaced)
+    among the upserted rows.
     """
-    moved = FIELDS + ("source_file", "file_id", "dq_flags")
+    moved = FIELDS + ("dq_flags",)
     cols = sql.SQL(", ").join(map(sql.Identifier, moved))
     updates = sql.SQL(", ").join(
-        sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in moved[1:] + ("loaded_at",)
+        sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c))
+        for c in moved[1:] + ("source_file", "file_id", "loaded_at")
     )
+    if deduplicate:
+        rows = sql.SQL("SELECT DISTINCT ON (transactionid) {cols} FROM {s} ORDER BY transactionid, file_position DESC")
+    else:
+        rows = sql.SQL("SELECT {cols} FROM {s} ORDER BY transactionid")
     return sql.SQL(
         """
-        WITH latest AS (
-            SELECT DISTINCT ON (transactionid) {cols}
-            FROM {s} ORDER BY transactionid, record_number DESC
-        ), upserted AS (
-            INSERT INTO {t} AS t ({cols}, loaded_at)
-            SELECT {cols}, now() FROM latest
+        WITH upserted AS (
+            INSERT INTO {t} AS t ({cols}, source_file, file_id, loaded_at)
+            SELECT {cols}, {source}, {fid}, now() FROM ({rows}) AS staged
             ON CONFLICT (transactionid) DO UPDATE SET {updates}
             RETURNING t.dq_flags
         )
-        SELECT (SELECT count(DISTINCT record_number) FROM {s}),
-               count(*),
+        SELECT count(*),
                count(*) FILTER (WHERE dq_flags ? {filled}),
                count(*) FILTER (WHERE dq_flags ? {replaced})
         FROM upserted
         """
     ).format(
-        cols=cols,
-        s=table.staging(fid),
         t=table.identifier(),
+        cols=cols,
+        rows=rows.format(cols=cols, s=table.staging(fid)),
+        source=sql.Literal(source_file),
+        fid=sql.Literal(fid),
         updates=updates,
         filled=sql.Literal(FLAG_CUSTOMER_ID_FILLED),
         replaced=sql.Literal(FLAG_DATE_ORIGINAL),

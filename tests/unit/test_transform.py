@@ -8,9 +8,9 @@ import pytest
 from glueline.contract import COLUMNS, FIELDS, match_header
 from glueline.transform import (
     CORRUPT,
+    POSITION,
     RAW,
     REASON,
-    RECORD,
     cast_types,
     clean,
     fill_customer_id,
@@ -40,7 +40,7 @@ GOOD = {
 
 def frame(spark, *overrides, corrupt=None):
     rows = [tuple({**GOOD, **o}[c] for c in FIELDS) + (corrupt, i + 1) for i, o in enumerate(overrides)]
-    schema = ", ".join(f"{c} string" for c in FIELDS) + f", {CORRUPT} string, {RECORD} long"
+    schema = ", ".join(f"{c} string" for c in FIELDS) + f", {CORRUPT} string, {POSITION} long"
     return spark.createDataFrame(rows, schema)
 
 
@@ -121,7 +121,7 @@ def test_casts_are_exact_for_valid_rows(spark):
 
 def test_lineage_flags(spark):
     steps = clean(frame(spark, {"customerid": "", "transactiondate": "2024-02-30"}, {}), RUN_DATE, "s3://b/k", "f1")
-    flagged, plain = steps.orderBy(RECORD).collect()
+    flagged, plain = steps.orderBy(POSITION).collect()
     assert json.loads(flagged.dq_flags) == {"customerid_filled": True, "transactiondate_original": "2024-02-30"}
     assert plain.dq_flags is None
     assert (flagged.source_file, flagged.file_id) == ("s3://b/k", "f1")
@@ -140,9 +140,23 @@ def test_read_csv_rfc4180_reordered_header_and_bad_rows(spark, tmp_path):
     )
     path.write_bytes(body.encode())
     raw = read_csv(spark, str(path), match_header(header))
-    rows = raw.orderBy(RECORD).collect()
-    assert [r[RECORD] for r in rows] == [1, 2, 3]
+    rows = raw.orderBy(POSITION).collect()
+    assert [r[POSITION] for r in rows] == [0, 1, 2]
     assert rows[0].description == 'Agent, "fast"\nlane'  # univocity normalizes CRLF inside quotes to LF
     assert rows[0].transactionid == "1" and rows[0][CORRUPT] is None
     assert rows[1][CORRUPT] == "short,row"
     assert rows[2].transactionid == "2" and rows[2].branchcode == "3"
+
+
+def test_a_file_without_quoted_line_breaks_is_read_split_in_file_order(spark, tmp_path):
+    path = tmp_path / "f.csv"
+    lines = [",".join(COLUMNS)] + [f"{i},ACC,1,2024-07-13,deposit,1.00,USD,2.00,3,4,row {i}" for i in range(1, 20001)]
+    path.write_text("\r\n".join(lines) + "\r\n")
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "200000")  # force several splits
+    try:
+        raw = read_csv(spark, str(path), match_header(list(COLUMNS)), multiline=False)
+        assert raw.rdd.getNumPartitions() > 1
+        ids = [int(r.transactionid) for r in raw.orderBy(POSITION).select("transactionid").collect()]
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+    assert ids == list(range(1, 20001))
