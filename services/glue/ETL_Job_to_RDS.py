@@ -85,15 +85,9 @@ def start_spark(args: dict):
         job = Job(glue_context)
         job.init(args["JOB_NAME"], args)
     else:
-        from pyspark.sql import SparkSession
+        from glueline.localspark import session
 
-        spark = (
-            SparkSession.builder.appName(args["JOB_NAME"])
-            .master(os.environ.get("GLUELINE_SPARK_MASTER", "local[*]"))
-            .config("spark.ui.enabled", "false")
-            .config("spark.driver.memory", os.environ.get("GLUELINE_SPARK_DRIVER_MEMORY", "2g"))
-            .getOrCreate()
-        )
+        spark = session(args["JOB_NAME"])
         job = None
     for key, value in SPARK_SQL_SETTINGS.items():
         spark.conf.set(key, value)

@@ -4,7 +4,9 @@
 2. Each Spark partition streams its good rows as Arrow batches → CSV bytes → ``COPY`` into staging
    (bulk transfer, no per-row Python), hands its rejected rows back to the driver, and ends with one
    line of statistics (its record and line counts) from which the driver numbers the rejected rows.
-3. The driver upserts staging into the target and drops staging, in one transaction.
+3. The driver moves staging into the target and drops staging, in one transaction: first as a plain
+   INSERT (new rows, each TransactionID once: the common case, and the cheapest for the database), and
+   only if that meets a TransactionID twice, as the de-duplicating upsert.
 
 A failure at any point before that commit leaves the target without a single row of the file.
 """
@@ -166,14 +168,11 @@ def load_file(
         with psycopg.connect(**db.connect_kwargs()) as conn:  # one transaction: commit on success
             conn.execute("SET LOCAL work_mem = '256MB'")
             try:
-                with conn.transaction():  # most files hold each TransactionID once: no sort needed
-                    loaded, filled, replaced = conn.execute(
-                        schema.upsert_staging(table, fid, source_file, deduplicate=False)
-                    ).fetchone()
-            except psycopg.errors.CardinalityViolation:
-                loaded, filled, replaced = conn.execute(
-                    schema.upsert_staging(table, fid, source_file, deduplicate=True)
-                ).fetchone()
+                with conn.transaction():  # a savepoint: new transactions, each once, need no more
+                    loaded = conn.execute(schema.insert_staging(table, fid, source_file)).rowcount
+                    filled, replaced = conn.execute(schema.count_flags(table, fid)).fetchone()
+            except psycopg.errors.UniqueViolation:
+                loaded, filled, replaced = conn.execute(schema.upsert_staging(table, fid, source_file)).fetchone()
             conn.execute(schema.drop_staging(table, fid))
         merged_at = time.perf_counter()
     except BaseException:

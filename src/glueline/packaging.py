@@ -27,6 +27,7 @@ GLUE_MODULES = (
     "transform.py",
     "load.py",
     "jobargs.py",
+    "localspark.py",
 )
 LAMBDA_HANDLER = "handler.lambda_handler"
 GLUE_SCRIPT = "ETL_Job_to_RDS.py"

@@ -65,11 +65,20 @@ def _good_row(rng: random.Random, transaction_id: int) -> dict[str, str]:
     }
 
 
-def generate_rows(rows: int, seed: int = 7, dirty: float = 0.02, first_id: int = 100_000, duplicates: bool = True):
+def generate_rows(
+    rows: int,
+    seed: int = 7,
+    dirty: float = 0.02,
+    first_id: int = 100_000,
+    duplicates: bool = True,
+    line_breaks: bool = True,
+):
     """Yield ``rows`` records (dicts) and finally return the Manifest (via StopIteration.value).
 
     Of the dirty rows, about 15% repeat an earlier TransactionID (unless ``duplicates`` is False), 15%
-    are rejectable, 35% have a blank CustomerID and 35% a bad TransactionDate.
+    are rejectable, 35% have a blank CustomerID and 35% a bad TransactionDate. About 2% of the clean
+    rows carry harmless noise: padded upper-case types and a quoted description with commas, quotes
+    and (if ``line_breaks``) a line break.
     """
     rng = random.Random(seed)
     manifest = Manifest()
@@ -98,7 +107,8 @@ def generate_rows(rows: int, seed: int = 7, dirty: float = 0.02, first_id: int =
         else:
             if rng.random() < 0.02:  # harmless noise the cleaning must absorb
                 row["TransactionType"] = f"  {row['TransactionType'].upper()} "
-                row["Description"] = f'{row["Description"][:-1]}, "quoted", and\na second line.'
+                second = "\na second line" if line_breaks else " a second clause"
+                row["Description"] = f'{row["Description"][:-1]}, "quoted", and{second}.'
             recent.append(row)
             if len(recent) > 1000:
                 recent.pop(0)
@@ -116,13 +126,14 @@ def write_file(
     first_id: int = 100_000,
     crlf: bool = False,
     duplicates: bool = True,
+    line_breaks: bool = True,
 ) -> Manifest:
     """Write a CSV file and return its manifest."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as out:
         writer = csv.DictWriter(out, HEADER, lineterminator="\r\n" if crlf else "\n")
         writer.writeheader()
-        generator = generate_rows(rows, seed, dirty, first_id, duplicates)
+        generator = generate_rows(rows, seed, dirty, first_id, duplicates, line_breaks)
         while True:
             try:
                 writer.writerow(next(generator))

@@ -106,30 +106,47 @@ def copy_into_staging(table: TableName, fid: str) -> sql.Composed:
     )
 
 
-def upsert_staging(table: TableName, fid: str, source_file: str, deduplicate: bool) -> sql.Composed:
-    """Move the file's staged rows into the target: a new TransactionID is inserted, an existing one
-    overwritten (newest load wins). Rows go in TransactionID order (B-tree friendly).
-
-    Without ``deduplicate`` the statement fails with a CardinalityViolation when the file holds a
-    TransactionID twice; with it, the last occurrence in file order wins — at the price of a sort
-    that most files do not need. Returns one row: (rows upserted, CustomerIDs filled, dates replaced)
-    among the upserted rows.
-    """
+def _moved_columns() -> tuple[sql.Composable, tuple[str, ...]]:
     moved = FIELDS + ("dq_flags",)
-    cols = sql.SQL(", ").join(map(sql.Identifier, moved))
+    return sql.SQL(", ").join(map(sql.Identifier, moved)), moved
+
+
+def insert_staging(table: TableName, fid: str, source_file: str) -> sql.Composed:
+    """The fast path: insert the staged rows as they are. It fails with a UniqueViolation when the
+    file repeats a TransactionID or holds one the target already has; then ``upsert_staging`` runs."""
+    cols, _ = _moved_columns()
+    return sql.SQL(
+        "INSERT INTO {t} ({cols}, source_file, file_id, loaded_at) SELECT {cols}, {source}, {fid}, now() FROM {s}"
+    ).format(
+        t=table.identifier(), cols=cols, source=sql.Literal(source_file), fid=sql.Literal(fid), s=table.staging(fid)
+    )
+
+
+def count_flags(table: TableName, fid: str) -> sql.Composed:
+    """(CustomerIDs filled, dates replaced) among the staged rows."""
+    return sql.SQL(
+        "SELECT count(*) FILTER (WHERE dq_flags ? {filled}), count(*) FILTER (WHERE dq_flags ? {replaced}) FROM {s}"
+    ).format(
+        s=table.staging(fid), filled=sql.Literal(FLAG_CUSTOMER_ID_FILLED), replaced=sql.Literal(FLAG_DATE_ORIGINAL)
+    )
+
+
+def upsert_staging(table: TableName, fid: str, source_file: str) -> sql.Composed:
+    """The general path: the last occurrence of each TransactionID in file order, inserted or
+    overwriting the target's row (newest load wins). Returns one row: (rows upserted, CustomerIDs
+    filled, dates replaced) among the upserted rows."""
+    cols, moved = _moved_columns()
     updates = sql.SQL(", ").join(
         sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c))
         for c in moved[1:] + ("source_file", "file_id", "loaded_at")
     )
-    if deduplicate:
-        rows = sql.SQL("SELECT DISTINCT ON (transactionid) {cols} FROM {s} ORDER BY transactionid, file_position DESC")
-    else:
-        rows = sql.SQL("SELECT {cols} FROM {s} ORDER BY transactionid")
     return sql.SQL(
         """
         WITH upserted AS (
             INSERT INTO {t} AS t ({cols}, source_file, file_id, loaded_at)
-            SELECT {cols}, {source}, {fid}, now() FROM ({rows}) AS staged
+            SELECT {cols}, {source}, {fid}, now() FROM (
+                SELECT DISTINCT ON (transactionid) {cols} FROM {s} ORDER BY transactionid, file_position DESC
+            ) AS latest
             ON CONFLICT (transactionid) DO UPDATE SET {updates}
             RETURNING t.dq_flags
         )
@@ -141,7 +158,7 @@ def upsert_staging(table: TableName, fid: str, source_file: str, deduplicate: bo
     ).format(
         t=table.identifier(),
         cols=cols,
-        rows=rows.format(cols=cols, s=table.staging(fid)),
+        s=table.staging(fid),
         source=sql.Literal(source_file),
         fid=sql.Literal(fid),
         updates=updates,

@@ -34,12 +34,14 @@ def copy_running(p) -> bool:
     return rows[0][0] > 0
 
 
-def job_processes(run_id: str) -> list[psutil.Process]:
-    found = []
-    for process in psutil.process_iter(["cmdline"]):
-        if run_id in " ".join(process.info["cmdline"] or []):
-            found.append(process)
-    return found
+def group_alive(pgid: int) -> bool:
+    for process in psutil.process_iter():
+        try:
+            if os.getpgid(process.pid) == pgid and process.status() != psutil.STATUS_ZOMBIE:
+                return True
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            continue
+    return False
 
 
 @pytest.fixture
@@ -92,12 +94,13 @@ def test_glue_job_killed_mid_run(clean_pipeline, big_file):
         "the job to be loading",
     )
     run_id = processing.glue_job_id
-    (launcher,) = [proc for proc in job_processes(run_id) if proc.pid == os.getpgid(proc.pid)]
-    os.killpg(launcher.pid, signal.SIGKILL)  # the whole job: Python driver, Spark JVM, workers
+    run_dir = p.state_dir / "glue-runner" / "runs" / p.settings.glue_job / run_id
+    group = int((run_dir / "pid").read_text())
+    os.killpg(group, signal.SIGKILL)  # the whole job: Python driver, Spark JVM, Python workers
 
     run = p.finished_run(run_id)
     assert run["JobRunState"] == "FAILED"
-    wait_until(lambda: not job_processes(run_id), 30, "the killed job's processes to be gone")
+    wait_until(lambda: not group_alive(group), 30, "the killed job's processes to be gone")
     stuck = p.audit.get(upload.file_id)
     assert stuck.status == Status.PROCESSING and stuck.glue_job_id == run_id  # a dead claim
     assert p.query("SELECT count(*) FROM transactions")[0][0] == 0  # killed before its commit

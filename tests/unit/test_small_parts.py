@@ -52,3 +52,21 @@ def test_generator_is_seeded_and_its_manifest_reconciles(tmp_path):
     assert min(a.rows_rejected, a.rows_duplicate, a.customer_id_filled, a.dates_replaced) > 0
     rows = list(generate_rows(10, seed=1, dirty=0.0))
     assert len({r["TransactionID"] for r in rows}) == 10
+
+
+def test_the_sample_files_are_the_seeded_generator_output(tmp_path):
+    """data/samples/expected-counts.json holds the generator's manifests for the generated samples."""
+    import json
+    from pathlib import Path
+
+    from glueline.samples import manifest_dict
+
+    samples = Path(__file__).resolve().parents[2] / "data" / "samples"
+    expected = json.loads((samples / "expected-counts.json").read_text())
+    for name, kwargs in {
+        "transactions_2024-07-12.csv": dict(rows=200, seed=12, dirty=0.1, first_id=200_000),
+        "transactions_2024-07-13.csv": dict(rows=250, seed=13, dirty=0.1, first_id=300_000, crlf=True),
+    }.items():
+        manifest = write_file(tmp_path / name, **kwargs)
+        assert (tmp_path / name).read_bytes() == (samples / name).read_bytes()
+        assert manifest_dict(manifest) == expected[name]

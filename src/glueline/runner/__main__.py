@@ -24,16 +24,20 @@ def main() -> None:
     parser.add_argument("--state-dir", type=Path, default=Path(".glueline/glue-runner"))
     parser.add_argument("--launcher", help="command that runs a job script (default: this Python)")
     parser.add_argument("--minute-seconds", type=float, default=60.0, help="length of a Timeout minute")
+    parser.add_argument(
+        "--standby", action="store_true", help="keep one warm PySpark job process ready (faster small runs)"
+    )
     options = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
 
     url = f"http://{options.host}:{options.port}"
     launcher = shlex.split(options.launcher) if options.launcher else default_launcher()
-    store = JobStore(RunnerConfig(options.state_dir, launcher, url, options.minute_seconds))
+    options.state_dir.mkdir(parents=True, exist_ok=True)
+    store = JobStore(RunnerConfig(options.state_dir, launcher, url, options.minute_seconds, standby=options.standby))
     server = make_server(store, options.host, options.port)
 
     def shut_down(*_):
-        store.stop_all()
+        store.close()
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, shut_down)

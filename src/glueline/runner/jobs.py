@@ -13,12 +13,14 @@ aws-glue-libs image.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -47,6 +49,7 @@ class RunnerConfig:
     self_url: str = ""  # this runner's URL, given to jobs as their Glue endpoint
     minute_seconds: float = 60.0  # the length of one Timeout minute (tests shorten it)
     env: dict[str, str] = field(default_factory=dict)  # extra environment for job processes
+    standby: bool = False  # keep a warm job process ready (PySpark scripts run with the default launcher)
 
 
 @dataclass
@@ -98,6 +101,10 @@ class JobStore:
         self._jobs: dict[str, dict] = {}
         self._runs: dict[str, list[JobRun]] = {}
         self._lock = threading.RLock()
+        self._standby: subprocess.Popen | None = None
+        self._closed = False
+        if config.standby:
+            self._spawn_standby()
 
     # -- jobs ---------------------------------------------------------------------------------------
 
@@ -236,18 +243,19 @@ class JobStore:
         run_dir.mkdir(parents=True, exist_ok=True)
         run.log_path = run_dir / "output.log"
         try:
-            argv, env = self._prepare(run, run_dir)
+            launch = self._prepare(run, run_dir)
         except Exception as err:  # the script or its libraries could not be fetched
             with self._lock:
                 self._set_state(run, "FAILED", f"{type(err).__name__}: {err}")
             return
-        with open(run.log_path, "ab") as log, self._lock:
+        with self._lock:
             if run.stop_requested:
                 self._set_state(run, "STOPPED")
                 return
-            run.process = subprocess.Popen(
-                argv, cwd=run_dir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            run.process = self._take_standby(launch, run_dir, run.log_path) or self._start(
+                launch, run_dir, run.log_path
             )
+            (run_dir / "pid").write_text(str(run.process.pid))  # the run's process group, for operators
             self._set_state(run, "RUNNING")
         deadline = run.timeout_minutes * self.config.minute_seconds
         timed_out = False
@@ -258,6 +266,8 @@ class JobStore:
             _terminate(run.process)
             exit_code = run.process.wait()
         with self._lock:
+            if self.config.standby and self._standby is None and not self._closed:
+                self._spawn_standby()  # warms up now the run is over, not while it needed the CPU
             if timed_out:
                 self._set_state(run, "TIMEOUT", f"Job run timed out after {run.timeout_minutes} minute(s)")
             elif run.stop_requested:
@@ -267,22 +277,97 @@ class JobStore:
             else:
                 self._set_state(run, "FAILED", _error_from_log(run.log_path, exit_code))
 
-    def _prepare(self, run: JobRun, run_dir: Path) -> tuple[list[str], dict[str, str]]:
+    def _prepare(self, run: JobRun, run_dir: Path) -> Launch:
         job = run.job_snapshot
         arguments = {**job["DefaultArguments"], **run.arguments, **job["NonOverridableArguments"]}
         script = _download(job["Command"]["ScriptLocation"], run_dir)
-        py_path = []
+        py_files = []
         for uri in filter(None, (u.strip() for u in arguments.get("--extra-py-files", "").split(","))):
-            py_path.append(str(_download(uri, run_dir / "py")))
-        argv = [*self.config.launcher, str(script)]
-        argv += ["--JOB_ID", "j_" + run.job_name, "--JOB_RUN_ID", run.id, "--JOB_NAME", run.job_name]
+            py_files.append(str(_download(uri, run_dir / "py")))
+        argv = ["--JOB_ID", "j_" + run.job_name, "--JOB_RUN_ID", run.id, "--JOB_NAME", run.job_name]
         for key, value in arguments.items():
             argv += [key, value]
+        env = self._environment()
+        env["PYTHONPATH"] = os.pathsep.join(py_files + [p for p in [env.get("PYTHONPATH")] if p])
+        return Launch(str(script), argv, py_files, env)
+
+    def _environment(self) -> dict[str, str]:
         env = {**os.environ, **self.config.env}
-        env["PYTHONPATH"] = os.pathsep.join(py_path + [p for p in [env.get("PYTHONPATH")] if p])
         if self.config.self_url:
             env["AWS_ENDPOINT_URL_GLUE"] = self.config.self_url
-        return argv, env
+        return env
+
+    def _start(self, launch: Launch, run_dir: Path, log_path: Path) -> subprocess.Popen:
+        with open(log_path, "ab") as log:
+            return subprocess.Popen(
+                [*self.config.launcher, launch.script, *launch.argv],
+                cwd=run_dir,
+                env=launch.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    # -- the standby process (see glueline.runner.standby) ------------------------------------------
+
+    def _spawn_standby(self) -> None:
+        self.standby_ready_file.unlink(missing_ok=True)
+        with open(self.config.state_dir / "standby.log", "ab") as log:
+            self._standby = subprocess.Popen(
+                [sys.executable, "-m", "glueline.runner.standby"],
+                cwd=self.config.state_dir,
+                env=self._environment(),
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    @property
+    def standby_ready_file(self) -> Path:
+        """Exists while a warm standby waits (it holds the standby's pid)."""
+        return self.config.state_dir / "standby.ready"
+
+    def _take_standby(self, launch: Launch, run_dir: Path, log_path: Path) -> subprocess.Popen | None:
+        """Hand the run to the waiting standby (warm, or still warming: then the run waits for it)."""
+        standby, self._standby = self._standby, None
+        if standby is None:
+            return None
+        self.standby_ready_file.unlink(missing_ok=True)
+        if standby.poll() is not None:
+            return None  # it died while waiting; start cold
+        order = {
+            "script": launch.script,
+            "argv": launch.argv,
+            "cwd": str(run_dir),
+            "env": launch.env,
+            "py_files": launch.py_files,
+            "log": str(log_path),
+        }
+        try:
+            standby.stdin.write((json.dumps(order) + "\n").encode())
+            standby.stdin.close()
+        except BrokenPipeError:
+            return None
+        return standby
+
+    def close(self) -> None:
+        """Stop every active run and the standby (the runner is shutting down)."""
+        self._closed = True
+        self.stop_all()
+        if self._standby is not None:
+            _terminate(self._standby)
+            self._standby = None
+
+
+@dataclass
+class Launch:
+    """How to start one run's script: its arguments, its --extra-py-files, its environment."""
+
+    script: str
+    argv: list[str]
+    py_files: list[str]
+    env: dict[str, str]
 
 
 def _stop_error(name: str, run_id: str, code: str, message: str) -> dict:
@@ -327,8 +412,6 @@ def _error_from_log(log_path: Path, exit_code: int) -> str:
 
 def default_launcher() -> list[str]:
     """``spark-submit`` where one is on PATH beside no PySpark (the aws-glue-libs image), else Python."""
-    import sys
-
     try:
         import pyspark  # noqa: F401
     except ImportError:

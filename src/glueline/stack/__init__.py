@@ -126,6 +126,7 @@ class EmbeddedStack:
                     str(glue_port),
                     "--state-dir",
                     str(self.state_dir / "glue-runner"),
+                    "--standby",  # a warm job process waits for the next run (see glueline.runner.standby)
                 ],
                 runner_env,
                 drop=_CONFLICTING_AWS_VARIABLES,
