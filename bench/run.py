@@ -109,6 +109,9 @@ def median(values):
 
 # -- the database side ------------------------------------------------------------------------------
 
+# The fastest form found: OFFSET 0 keeps PostgreSQL from inlining the subqueries, so each trimmed value
+# and each date check is computed once per row (inlined, the date check ran three times: about 30 s →
+# 20 s on 1M rows here); a checked date is cast, not parsed with to_date.
 FLOOR_SQL = r"""
 INSERT INTO {target} (transactionid, accountnumber, customerid, transactiondate, transactiontype,
                       transactionamount, currency, accountbalance, branchcode, merchantcode, description,
@@ -117,7 +120,7 @@ SELECT * FROM (
   SELECT tid::bigint AS transactionid,
          nullif(acc, '') AS accountnumber,
          coalesce(nullif(cust, ''), 'N/A') AS customerid,
-         CASE WHEN valid_date THEN to_date(d, 'YYYY-MM-DD') ELSE current_date END AS transactiondate,
+         CASE WHEN valid_date THEN d::date ELSE current_date END AS transactiondate,
          lower(nullif(typ, '')) AS transactiontype,
          amt::numeric(18,2) AS transactionamount,
          upper(cur) AS currency,
@@ -140,11 +143,12 @@ SELECT * FROM (
              upper(btrim(currency, E' \t\r\n')) AS cur, btrim(accountbalance, E' \t\r\n') AS bal,
              btrim(branchcode, E' \t\r\n') AS br, coalesce(btrim(merchantcode, E' \t\r\n'), '') AS mer,
              coalesce(btrim(description, E' \t\r\n'), '') AS descr
-      FROM {raw}
+      FROM {raw} OFFSET 0
     ) trimmed
     WHERE tid ~ '^[0-9]{{1,18}}$' AND amt ~ '^[+-]?[0-9]{{1,16}}(\.[0-9]{{1,2}})?$'
       AND bal ~ '^[+-]?[0-9]{{1,16}}(\.[0-9]{{1,2}})?$' AND br ~ '^[+-]?[0-9]{{1,9}}$'
       AND (mer = '' OR mer ~ '^[+-]?[0-9]{{1,9}}$') AND cur ~ '^[A-Z]{{3}}$'
+    OFFSET 0
   ) checked
   WHERE tid::bigint > 0
 ) cleaned
@@ -321,6 +325,11 @@ def render(results: dict) -> None:
             f"PostgreSQL CPU vs baseline [bold]{result['db_cpu_ratio_vs_baseline']:.2f}×[/] (target ≤ 0.5), "
             f"time vs floor [bold]{result['ratio_vs_floor']:.2f}×[/] (target ≤ 2.5)"
         )
+    if scale := results.get("scale_10m_vs_1m"):
+        console.print(
+            f"10M vs 1M: peak RSS [bold]{scale['peak_rss_ratio']:.2f}×[/] (target ≤ 1.5), "
+            f"job time [bold]{scale['job_wall_ratio']:.2f}×[/] (target ≤ 12)"
+        )
 
 
 def _fmt(value) -> str:
@@ -408,6 +417,12 @@ def main() -> None:
             result["db_cpu_ratio_vs_baseline"] = ours["db_cpu_s"] / result["baseline"]["db_cpu_s"]
             result["ratio_vs_floor"] = ours["job_wall_s"] / result["floor"]["wall_s"]
         results["sizes"][size] = result
+    if {"1m", "10m"} <= results["sizes"].keys():
+        one, ten = results["sizes"]["1m"]["glueline"], results["sizes"]["10m"]["glueline"]
+        results["scale_10m_vs_1m"] = {
+            "peak_rss_ratio": ten["peak_rss_mb"] / one["peak_rss_mb"],
+            "job_wall_ratio": ten["job_wall_s"] / one["job_wall_s"],
+        }
     options.out.parent.mkdir(parents=True, exist_ok=True)
     options.out.write_text(json.dumps(results, indent=2))
     render(results)

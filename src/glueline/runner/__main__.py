@@ -25,9 +25,13 @@ def main() -> None:
     parser.add_argument("--launcher", help="command that runs a job script (default: this Python)")
     parser.add_argument("--minute-seconds", type=float, default=60.0, help="length of a Timeout minute")
     parser.add_argument(
-        "--standby", action="store_true", help="keep one warm PySpark job process ready (faster small runs)"
+        "--standby",
+        action="store_true",
+        help="keep one warm PySpark job process of this Python ready (faster small runs)",
     )
     options = parser.parse_args()
+    if options.standby and options.launcher:
+        parser.error("--standby keeps a PySpark process of this Python warm; it cannot use --launcher")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
 
     url = f"http://{options.host}:{options.port}"
