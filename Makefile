@@ -32,7 +32,7 @@ down: $(STAMP)
 status: $(STAMP)
 	$(BIN)/glueline status
 
-bench: $(STAMP)  ## benchmark: 10k/100k/1M rows through the pipeline vs the tutorial baseline and the floor
+bench: $(STAMP)  ## benchmark: 1k/10k/100k/1M rows (ARGS=--with-10m adds 10M) vs the tutorial baseline and the floor
 	$(BIN)/python bench/run.py $(ARGS)
 
 lint: $(STAMP)

@@ -39,7 +39,7 @@ from glueline.dbsecret import DbConnection
 from glueline.integrity import SAMPLE_BYTES, check_prefix
 from glueline.load import load_file
 from glueline.schema import TableName
-from glueline.transform import clean, read_csv
+from glueline.transform import SPARK_SQL_SETTINGS, clean, read_csv
 
 try:  # the one allowed seam: on Glue (or the aws-glue-libs image) use Glue's own context
     from awsglue.context import GlueContext
@@ -63,17 +63,6 @@ ARGUMENTS = [
 class SourceGone(Exception):
     """The announced version of the file is no longer in source/ (deleted, or replaced by new content,
     which has its own FileID)."""
-
-
-# SQL settings every run needs, wherever it runs: UTC for "the run's date", strict date parsing,
-# non-ANSI casts (a bad value is caught by the contract's checks, not by an exception mid-load), and a
-# shuffle width that suits files, not clusters.
-SPARK_SQL_SETTINGS = {
-    "spark.sql.session.timeZone": "UTC",
-    "spark.sql.legacy.timeParserPolicy": "CORRECTED",
-    "spark.sql.ansi.enabled": "false",
-    "spark.sql.shuffle.partitions": "8",
-}
 
 
 def start_spark(args: dict):

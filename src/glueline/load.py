@@ -69,7 +69,7 @@ class LoadResult:
         return {k: v for k, v in asdict(self).items() if k != "timings"}
 
 
-def _for_loading(cleaned: DataFrame) -> DataFrame:
+def columns_for_loading(cleaned: DataFrame) -> DataFrame:
     """The columns that travel to the Python side: typed values for good rows, raw text for bad ones."""
     rejected = F.col(REASON).isNotNull()
     raw = [F.when(rejected, F.col(f"{RAW}.{c}")).alias(f"raw_{c}") for c in FIELDS]
@@ -152,7 +152,7 @@ def load_file(
         # Partitions come back in file order, each ending with its statistics: numbering a rejected row
         # needs only the partitions before its own.
         records_before, lines_before, rejected = 0, 0, 0
-        returned = _for_loading(cleaned).mapInArrow(
+        returned = columns_for_loading(cleaned).mapInArrow(
             _stage_partition(db.connect_kwargs(), copy_sql, copy_seconds), _RETURNED
         )
         for row in returned.toLocalIterator():

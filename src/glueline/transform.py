@@ -26,6 +26,16 @@ REASON = "reject_reason"
 CUSTOMER_FILLED = "_customerid_filled"
 DATE_ORIGINAL = "_transactiondate_original"
 
+# Spark SQL settings the rules rely on, wherever they run (the job sets them on its session): UTC for
+# "the run's date", strict date parsing, non-ANSI casts (a bad value is caught by the contract's checks,
+# not by an exception mid-load), and a shuffle width that suits files, not clusters.
+SPARK_SQL_SETTINGS = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.legacy.timeParserPolicy": "CORRECTED",
+    "spark.sql.ansi.enabled": "false",
+    "spark.sql.shuffle.partitions": "8",
+}
+
 _WHITESPACE = "' \\t\\r\\n'"  # a Spark SQL string literal: space, tab, CR, LF
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _REPLACEMENT_CHAR = "\ufffd"  # what Spark's UTF-8 decoder puts where bytes were not valid UTF-8

@@ -26,21 +26,12 @@ if "--fail" in args:
 """
 
 
-@pytest.fixture(scope="module")
-def glue(pipeline, tmp_path_factory):
-    """A second runner on its own port (short Timeout minutes), and a glue client pointed at it."""
-    s3 = boto3.client("s3")
-    s3.put_object(Bucket=pipeline.bucket, Key="scripts/test_job.py", Body=SCRIPT)
-    import io
-    import zipfile
-
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as z:
-        z.writestr("helper.py", "NAME = 'from the zip'\n")
-    s3.put_object(Bucket=pipeline.bucket, Key="scripts/helper.zip", Body=buffer.getvalue())
+def serve(pipeline, state_dir, standby=False):
+    """A runner of its own on a free port (short Timeout minutes), its store, and a glue client for it
+    with the job ``probe`` defined."""
     port = free_port()
     store = JobStore(
-        RunnerConfig(tmp_path_factory.mktemp("runner"), [sys.executable], f"http://127.0.0.1:{port}", minute_seconds=2)
+        RunnerConfig(state_dir, [sys.executable], f"http://127.0.0.1:{port}", minute_seconds=2, standby=standby)
     )
     server = make_server(store, "127.0.0.1", port)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -54,8 +45,36 @@ def glue(pipeline, tmp_path_factory):
         GlueVersion="5.0",
         Timeout=30,
     )
+    return client, store, server
+
+
+@pytest.fixture(scope="module")
+def probe_script(pipeline):
+    """The probe job's script and its --extra-py-files zip, in the pipeline's bucket."""
+    import io
+    import zipfile
+
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=pipeline.bucket, Key="scripts/test_job.py", Body=SCRIPT)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("helper.py", "NAME = 'from the zip'\n")
+    s3.put_object(Bucket=pipeline.bucket, Key="scripts/helper.zip", Body=buffer.getvalue())
+
+
+@pytest.fixture(scope="module")
+def glue(pipeline, probe_script, tmp_path_factory):
+    client, store, server = serve(pipeline, tmp_path_factory.mktemp("runner"))
     yield client, store
     store.stop_all()
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def standby_glue(pipeline, probe_script, tmp_path_factory):
+    client, store, server = serve(pipeline, tmp_path_factory.mktemp("standby-runner"), standby=True)
+    yield client, store
+    store.close()
     server.shutdown()
 
 
@@ -155,3 +174,30 @@ def test_an_operation_the_runner_does_not_serve_is_a_clear_error(glue):
     client, _ = glue
     with pytest.raises(client.exceptions.ClientError, match="not supported by glueline's local Glue runner"):
         client.get_databases()
+
+
+def ready_standby(store, timeout=180) -> int:
+    """The pid of the runner's warm standby, once it is ready."""
+    deadline = time.time() + timeout
+    while not store.standby_ready_file.exists():
+        assert time.time() < deadline, "no standby became ready"
+        time.sleep(0.2)
+    return int(store.standby_ready_file.read_text())
+
+
+def test_a_warm_standby_takes_the_next_run_with_the_code_it_was_deployed_with(standby_glue):
+    client, store = standby_glue
+    standby = ready_standby(store)
+    run_id = client.start_job_run(JobName="probe", Arguments={"--color": "red"})["JobRunId"]
+    assert finished(client, run_id)["JobRunState"] == "SUCCEEDED"
+    run_dir = store.config.state_dir / "runs" / "probe" / run_id
+    assert int((run_dir / "pid").read_text()) == standby  # served by the warm process, not a new one
+    log = log_of(store, run_id)
+    assert '"--color": "red"' in log and "HELPER from the zip" in log
+
+    successor = ready_standby(store)  # warmed after the run, for the next one
+    assert successor != standby
+    failing = client.start_job_run(JobName="probe", Arguments={"--fail": "row 7"})["JobRunId"]
+    run = finished(client, failing)
+    assert int((store.config.state_dir / "runs" / "probe" / failing / "pid").read_text()) == successor
+    assert run["JobRunState"] == "FAILED" and "ValueError: the data is bad: row 7" in run["ErrorMessage"]

@@ -26,46 +26,44 @@ import traceback
 
 
 def warm_up(spark) -> None:
-    """Exercise what a CSV-to-PostgreSQL job uses — the CSV reader, string, cast and date functions,
-    JSON, mapInArrow with pyarrow in Python workers — on a few rows, without importing any job code."""
-    from pyspark.sql import functions as F
+    """Run the job's own read and cleaning plan on a small generated file, split and multi-line, so the
+    JVM has planned, code-generated and compiled what a run does, and the Python workers have imported
+    what the load imports. Only the driver imports glueline for this, and forgets it before the run; the
+    function the workers run is defined here, imports nothing of ours and is shipped by value, so a run's
+    tasks use the code the run was deployed with."""
+    from datetime import datetime, timezone
+    from pathlib import Path
 
+    from glueline.integrity import SAMPLE_BYTES, check_prefix
+    from glueline.load import columns_for_loading
+    from glueline.samples import write_file
+    from glueline.transform import SPARK_SQL_SETTINGS, clean, read_csv
+
+    def to_csv(batches):
+        import io
+
+        import numpy  # noqa: F401
+        import psycopg  # noqa: F401
+        import pyarrow as pa
+        import pyarrow.compute  # noqa: F401
+        import pyarrow.csv as pacsv
+
+        for batch in batches:
+            pacsv.write_csv(pa.Table.from_batches([batch]), io.BytesIO())
+            yield batch
+
+    for key, value in SPARK_SQL_SETTINGS.items():
+        spark.conf.set(key, value)
     with tempfile.TemporaryDirectory(prefix="glueline-warm-") as directory:
-        path = os.path.join(directory, "warm.csv")
-        with open(path, "w") as out:
-            out.write(
-                "a,b,c,d\n" + "".join(f' {i} ,"x, ""{i}""",{i}.50,2024-07-{i % 28 + 1:02d}\n' for i in range(200))
-            )
-        df = (
-            spark.read.schema("a string, b string, c string, d string, _corrupt_record string")
-            .option("header", True)
-            .option("escape", '"')
-            .option("columnNameOfCorruptRecord", "_corrupt_record")
-            .csv(path)
-            .withColumn("p", F.monotonically_increasing_id())
-        )
-        df = df.select(
-            F.expr("trim(BOTH ' \\t' FROM a)").cast("bigint").alias("a"),
-            F.when(F.instr("b", "x") > 0, F.upper("b")).alias("b"),
-            F.col("c").cast("decimal(18,2)").alias("c"),
-            F.to_date("d", "yyyy-MM-dd").alias("d"),
-            F.to_json(F.struct(F.translate("b", "x", "").alias("t"))).alias("j"),
-            (F.octet_length("b") == F.length("b")).alias("ascii"),
-            "p",
-        )
-
-        def to_csv(batches):
-            import io
-
-            import pyarrow as pa
-            import pyarrow.csv as pacsv
-
-            for batch in batches:
-                pacsv.write_csv(pa.Table.from_batches([batch]), io.BytesIO())
-                yield batch
-
-        for _ in df.mapInArrow(to_csv, df.schema).toLocalIterator():
-            pass
+        path = Path(directory) / "warm.csv"
+        write_file(path, 500, seed=1, dirty=0.1, line_breaks=False)
+        header = check_prefix(path.read_bytes()[:SAMPLE_BYTES], complete=True).header
+        for multiline in (False, True):
+            raw = read_csv(spark, str(path), header, multiline)
+            cleaned = clean(raw, datetime.now(timezone.utc).date(), "s3://warm/warm.csv", "warm")
+            loading = columns_for_loading(cleaned)
+            for _ in loading.mapInArrow(to_csv, loading.schema).toLocalIterator():
+                pass
 
 
 def _forget_package(name: str) -> None:
@@ -78,7 +76,10 @@ def main() -> None:
 
     spark = session("glueline-standby")
     spark.sparkContext.setLogLevel("WARN")
-    warm_up(spark)
+    try:
+        warm_up(spark)
+    except Exception:  # a standby that could not warm up is still a started one
+        traceback.print_exc()
     with open("standby.ready", "w") as ready:  # in the runner's state directory, our working directory
         ready.write(str(os.getpid()))
     print("standby: warm, waiting for a run", flush=True)
