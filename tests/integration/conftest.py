@@ -86,6 +86,21 @@ class Pipeline:
     def glue_runs(self) -> list[dict]:
         return self.client("glue").get_job_runs(JobName=self.settings.glue_job)["JobRuns"]
 
+    def lambda_log_messages(self, since: float = 0) -> list[str]:
+        """Every message the Lambda logged at or after ``since`` (epoch seconds), across all its log
+        streams (a page holds at most 50 streams)."""
+        logs = self.client("logs")
+        group = f"/aws/lambda/{self.settings.lambda_function}"
+        return [
+            event["message"]
+            for page in logs.get_paginator("describe_log_streams").paginate(logGroupName=group)
+            for stream in page["logStreams"]
+            for event in logs.get_log_events(
+                logGroupName=group, logStreamName=stream["logStreamName"], startFromHead=True
+            )["events"]
+            if event["timestamp"] / 1000 >= since
+        ]
+
     def finished_run(self, run_id: str, timeout: float = 120) -> dict:
         glue = self.client("glue")
         deadline = time.time() + timeout

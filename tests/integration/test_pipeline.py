@@ -183,14 +183,7 @@ def test_the_scheduled_rule_fires_the_same_lambda(clean_pipeline, tmp_path):
     finally:
         Bootstrap(p.settings, p.db, log=lambda change: None).run()  # the daily cron, S3 rule enabled again
     assert record.status == Status.COMPLETED and record.rows_loaded == 9
-    logs = p.client("logs")
-    group = f"/aws/lambda/{p.settings.lambda_function}"
-    messages = [
-        e["message"]
-        for s in logs.describe_log_streams(logGroupName=group)["logStreams"]
-        for e in logs.get_log_events(logGroupName=group, logStreamName=s["logStreamName"])["events"]
-        if e["timestamp"] / 1000 >= started - 1
-    ]
+    messages = p.lambda_log_messages(since=started - 1)
     sweeps = [m for m in messages if '"sweep": true' in m and "source/transactions_2024-07-14.csv" in m]
     assert sweeps, "no scheduled invocation of the Lambda admitted the file"
     assert events.describe_rule(Name=p.settings.s3_rule)["State"] == "ENABLED"
@@ -215,13 +208,7 @@ def test_no_secret_in_environment_arguments_audit_reports_or_logs(pipeline):
     for args in (["status"], ["status", "--json"]):
         result = subprocess.run([glueline, *args], capture_output=True, text=True, env=env, timeout=120)
         places[f"glueline {' '.join(args)}"] = result.stdout + result.stderr
-    logs = p.client("logs")
-    group = f"/aws/lambda/{p.settings.lambda_function}"
-    places["lambda logs"] = "\n".join(
-        e["message"]
-        for s in logs.describe_log_streams(logGroupName=group)["logStreams"]
-        for e in logs.get_log_events(logGroupName=group, logStreamName=s["logStreamName"])["events"]
-    )
+    places["lambda logs"] = "\n".join(p.lambda_log_messages())
     log_files = [
         *(p.state_dir / "logs").glob("*.log"),  # emulator, Glue runner
         *(p.state_dir / "postgres").glob("*.log"),
