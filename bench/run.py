@@ -44,6 +44,7 @@ from rich.table import Table
 from glueline.audit import AuditTable, Status
 from glueline.bootstrap import Bootstrap
 from glueline.pipeline import upload
+from glueline.runner.standby import READY_FILE
 from glueline.samples import write_file
 from glueline.settings import PROJECT_DIR, Settings
 from glueline.stack import EmbeddedStack, apply_aws_env
@@ -228,7 +229,7 @@ def run_glueline(p: dict, path: Path, key_suffix: str) -> dict:
         conn.execute("TRUNCATE public.transactions")
         conn.execute("CHECKPOINT")
     # Like a developer's next upload, not one 50 ms after the last run: the runner's standby is warm.
-    standby = p["state_dir"] / "glue-runner" / "standby.ready"
+    standby = p["state_dir"] / "glue-runner" / READY_FILE
     deadline = time.time() + 180
     while not standby.exists() and time.time() < deadline:
         time.sleep(0.2)

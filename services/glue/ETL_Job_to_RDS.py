@@ -39,7 +39,7 @@ from glueline.dbsecret import DbConnection
 from glueline.integrity import SAMPLE_BYTES, check_prefix
 from glueline.load import load_file
 from glueline.schema import TableName
-from glueline.transform import SPARK_SQL_SETTINGS, clean, read_csv
+from glueline.transform import clean, read_csv, use_sql_settings
 
 try:  # the one allowed seam: on Glue (or the aws-glue-libs image) use Glue's own context
     from awsglue.context import GlueContext
@@ -78,8 +78,7 @@ def start_spark(args: dict):
 
         spark = session(args["JOB_NAME"])
         job = None
-    for key, value in SPARK_SQL_SETTINGS.items():
-        spark.conf.set(key, value)
+    use_sql_settings(spark)
     spark.sparkContext.setLogLevel("WARN")
     return spark, job
 

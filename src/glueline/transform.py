@@ -36,6 +36,13 @@ SPARK_SQL_SETTINGS = {
     "spark.sql.shuffle.partitions": "8",
 }
 
+
+def use_sql_settings(spark: SparkSession) -> None:
+    """Apply SPARK_SQL_SETTINGS to a running session (the job's, the runner's standby)."""
+    for key, value in SPARK_SQL_SETTINGS.items():
+        spark.conf.set(key, value)
+
+
 _WHITESPACE = "' \\t\\r\\n'"  # a Spark SQL string literal: space, tab, CR, LF
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _REPLACEMENT_CHAR = "\ufffd"  # what Spark's UTF-8 decoder puts where bytes were not valid UTF-8

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from glueline.runner.standby import READY_FILE
+
 ACTIVE_STATES = frozenset({"STARTING", "RUNNING", "STOPPING"})
 DEFAULT_TIMEOUT_MINUTES = 2880  # Glue's default for glueetl jobs
 LOG_GROUP = "/aws-glue/jobs"
@@ -326,7 +328,7 @@ class JobStore:
     @property
     def standby_ready_file(self) -> Path:
         """Exists while a warm standby waits (it holds the standby's pid)."""
-        return self.config.state_dir / "standby.ready"
+        return self.config.state_dir / READY_FILE
 
     def _take_standby(self, launch: Launch, run_dir: Path, log_path: Path) -> subprocess.Popen | None:
         """Hand the run to the waiting standby (warm, or still warming: then the run waits for it)."""

@@ -24,6 +24,8 @@ import sys
 import tempfile
 import traceback
 
+READY_FILE = "standby.ready"  # in the runner's state directory, the standby's working directory
+
 
 def warm_up(spark) -> None:
     """Run the job's own read and cleaning plan on a small generated file, split and multi-line, so the
@@ -37,7 +39,7 @@ def warm_up(spark) -> None:
     from glueline.integrity import SAMPLE_BYTES, check_prefix
     from glueline.load import columns_for_loading
     from glueline.samples import write_file
-    from glueline.transform import SPARK_SQL_SETTINGS, clean, read_csv
+    from glueline.transform import clean, read_csv, use_sql_settings
 
     def to_csv(batches):
         import io
@@ -52,8 +54,7 @@ def warm_up(spark) -> None:
             pacsv.write_csv(pa.Table.from_batches([batch]), io.BytesIO())
             yield batch
 
-    for key, value in SPARK_SQL_SETTINGS.items():
-        spark.conf.set(key, value)
+    use_sql_settings(spark)
     with tempfile.TemporaryDirectory(prefix="glueline-warm-") as directory:
         path = Path(directory) / "warm.csv"
         write_file(path, 500, seed=1, dirty=0.1, line_breaks=False)
@@ -80,7 +81,7 @@ def main() -> None:
         warm_up(spark)
     except Exception:  # a standby that could not warm up is still a started one
         traceback.print_exc()
-    with open("standby.ready", "w") as ready:  # in the runner's state directory, our working directory
+    with open(READY_FILE, "w") as ready:
         ready.write(str(os.getpid()))
     print("standby: warm, waiting for a run", flush=True)
     line = sys.stdin.readline()
