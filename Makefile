@@ -38,6 +38,6 @@ bench: $(STAMP)  ## benchmark: 1k/10k/100k/1M rows (ARGS=--with-10m adds 10M) vs
 lint: $(STAMP)
 	$(BIN)/ruff check src services infra tests bench
 
-clean:
-	-$(BIN)/glueline down
+clean:  ## stop the embedded stack and delete its state (emulator data, logs, the database)
+	-$(BIN)/glueline clean
 	rm -rf .glueline

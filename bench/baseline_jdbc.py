@@ -1,6 +1,7 @@
-"""The tutorial baseline, for comparison only: the same Spark read and cleaning rules as glueline's job,
-then ``DataFrame.write.jdbc`` with default options (append, per-row INSERT batches of 1000, one commit per
-partition — not idempotent, a failure leaves partial rows).
+"""The tutorial baseline, for comparison only: a Glue tutorial's load, run as its users run it — the CSV
+reader with a header (split across tasks, as ``spark.read.csv(path, header=True)`` reads), the same
+cleaning rules as glueline's job, then ``DataFrame.write.jdbc`` with default options (append, INSERT
+batches of 1000, one commit per partition — not idempotent, a failure leaves partial rows).
 
 Run by ``bench/run.py`` as a fresh process, like a Glue run:
     BENCH_DB_URL=postgresql://… python bench/baseline_jdbc.py FILE.csv TABLE
@@ -14,10 +15,11 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from glueline.contract import FIELDS
-from glueline.dbsecret import DbConnection
-from glueline.integrity import check_prefix
-from glueline.transform import REASON, clean, read_csv
+from glueline.job.read import csv_schema
+from glueline.job.transform import CORRUPT, REASON, clean
+from glueline.shared.contract import FIELDS
+from glueline.shared.dbsecret import DbConnection
+from glueline.shared.integrity import check_prefix
 
 JARS = ["/usr/share/java/postgresql.jar", *glob.glob(os.path.expanduser("~/.m2/repository/org/postgresql/*/*/*.jar"))]
 
@@ -28,6 +30,7 @@ def main(path: str, table: str) -> None:
         raise SystemExit("the baseline needs the PostgreSQL JDBC driver jar (apt-get install libpostgresql-jdbc-java)")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
 
     spark = (
         SparkSession.builder.master("local[*]")
@@ -42,8 +45,12 @@ def main(path: str, table: str) -> None:
     spark.sparkContext.setLogLevel("WARN")
     with open(path, "rb") as head:
         header = check_prefix(head.read(65536), complete=False).header
-    cleaned = clean(read_csv(spark, path, header), datetime.now(timezone.utc).date(), path, "baseline")
-    rows = cleaned.filter(cleaned[REASON].isNull()).select(*FIELDS, "source_file", "file_id")
+    # The tutorial's read; the schema only names the columns, so that the same cleaning rules apply.
+    raw = spark.read.csv(path, header=True, schema=csv_schema(header), escape='"', columnNameOfCorruptRecord=CORRUPT)
+    cleaned = clean(raw, datetime.now(timezone.utc).date())
+    rows = cleaned.filter(cleaned[REASON].isNull()).select(
+        *FIELDS, F.lit(path).alias("source_file"), F.lit("baseline").alias("file_id")
+    )
     db = DbConnection.from_url(os.environ["BENCH_DB_URL"])
     rows.write.jdbc(
         f"jdbc:postgresql://{db.host}:{db.port}/{db.dbname}",

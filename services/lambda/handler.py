@@ -1,10 +1,12 @@
 """ETL_Lambda_Function: triggered by S3 "Object Created" events (via EventBridge) and the daily schedule.
 
-Configuration comes from the function's environment, set by bootstrap:
+Wiring only; what it decides is in ``glueline.intake`` and ``glueline.shared.lifecycle``. Configuration
+comes from the function's environment, set by bootstrap:
     AUDIT_TABLE     the DynamoDB audit table (S3_Audit_1)
     GLUE_JOB_NAME   the Glue job to start (ETL_Job_to_RDS)
     SOURCE_BUCKET   the bucket whose source/ prefix the scheduled sweep lists
     MAX_ATTEMPTS    processing attempts of a file before it is given up (moved to rejected/)
+    TARGET          the database and table the job loads into (host:port/dbname/schema.table; no secret)
 AWS endpoints come from the standard AWS configuration only; this code never asks where it runs.
 """
 
@@ -14,8 +16,9 @@ import os
 
 import boto3
 
-from glueline.audit import AuditTable
-from glueline.intake import Intake
+from glueline.intake.intake import Intake
+from glueline.shared.audit import AuditTable
+from glueline.shared.lifecycle import Lifecycle
 
 # The Lambda runtime installs a handler on the root logger; elsewhere basicConfig adds one.
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
@@ -28,14 +31,15 @@ _intake = None
 def _get_intake() -> Intake:
     global _intake
     if _intake is None:  # built once per execution environment, reused while warm
-        _intake = Intake(
-            s3=boto3.client("s3"),
+        lifecycle = Lifecycle(
             audit=AuditTable(boto3.client("dynamodb"), os.environ["AUDIT_TABLE"]),
+            s3=boto3.client("s3"),
             glue=boto3.client("glue"),
             job_name=os.environ["GLUE_JOB_NAME"],
-            bucket=os.environ["SOURCE_BUCKET"],
             max_attempts=int(os.environ["MAX_ATTEMPTS"]),
+            target=os.environ["TARGET"],
         )
+        _intake = Intake(lifecycle, bucket=os.environ["SOURCE_BUCKET"])
     return _intake
 
 

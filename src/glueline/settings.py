@@ -18,9 +18,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from glueline.schema import TableName
-
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+from glueline.job.schema import TableName
 
 
 class Settings(BaseSettings):
@@ -28,7 +26,7 @@ class Settings(BaseSettings):
         env_prefix="GLUELINE_", env_file=".env", toml_file="glueline.toml", extra="ignore"
     )
 
-    # -- resources (the original design's names) ---------------------------------------------------
+    # -- resources (the AWS walkthrough's names) -------------------------------------------------
     bucket: str | None = Field(
         None, description="pipeline bucket; default glueline-<account>-<region> (S3 names are global)"
     )
@@ -61,7 +59,6 @@ class Settings(BaseSettings):
     glue_runner_port: int = 0
     postgres_port: int = 0
     postgres_bin_dir: Path | None = None
-    services_dir: Path = PROJECT_DIR / "services"
 
     @field_validator("target_table")
     @classmethod

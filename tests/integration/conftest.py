@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,16 +19,20 @@ import pytest
 from psycopg import sql
 from rich.console import Console
 
-from glueline import layout
-from glueline.audit import AuditRecord, AuditTable
-from glueline.bootstrap import Bootstrap
-from glueline.dbsecret import DbConnection
-from glueline.pipeline import Upload, upload, wait_for_outcomes
+from glueline.local.stack import EmbeddedStack, StackInfo, apply_aws_env
+from glueline.local.stack.postgres import PostgresError, PostgresServer, find_bin_dir
+from glueline.ops.bootstrap import Bootstrap
+from glueline.ops.packaging import bundled
+from glueline.ops.uploads import Upload, upload, wait_for_outcomes
+from glueline.polling import wait_for
 from glueline.settings import Settings
-from glueline.stack import EmbeddedStack, StackInfo, apply_aws_env
-from glueline.stack.postgres import PostgresError, PostgresServer, find_bin_dir
+from glueline.shared import layout
+from glueline.shared.audit import AuditRecord, AuditTable
+from glueline.shared.dbsecret import DbConnection
+from glueline.shared.events import scheduled_event
+from glueline.shared.lifecycle import ACTIVE_RUN_STATES
 
-SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
+SAMPLES = bundled("samples")
 
 
 def pytest_collection_modifyitems(items):
@@ -58,8 +61,13 @@ class Pipeline:
     def audit(self) -> AuditTable:
         return AuditTable(self.client("dynamodb"), self.settings.audit_table)
 
+    @property
+    def target(self) -> str:
+        """Where the pipeline loads: the embedded database's table."""
+        return self.db.target(str(self.settings.table))
+
     def upload(self, *paths: Path) -> list[Upload]:
-        return upload(self.client("s3"), self.bucket, list(paths))
+        return upload(self.client("s3"), self.bucket, list(paths), self.target)
 
     def upload_bytes(self, tmp_path: Path, name: str, data: bytes) -> Upload:
         path = tmp_path / name
@@ -103,27 +111,24 @@ class Pipeline:
 
     def finished_run(self, run_id: str, timeout: float = 120) -> dict:
         glue = self.client("glue")
-        deadline = time.time() + timeout
-        while True:
+
+        def ended() -> dict | None:
             run = glue.get_job_run(JobName=self.settings.glue_job, RunId=run_id)["JobRun"]
-            if run["JobRunState"] not in ("STARTING", "RUNNING", "STOPPING") or time.time() > deadline:
-                return run
-            time.sleep(0.5)
+            return run if run["JobRunState"] not in ACTIVE_RUN_STATES else None
+
+        return wait_for(ended, timeout, f"Glue run {run_id} to end", interval=0.5)
 
     def invoke_schedule(self) -> dict:
+        """Invoke the Lambda with the daily schedule's event, as EventBridge does at 08:00."""
         lam = self.client("lambda")
-        response = lam.invoke(
-            FunctionName=self.settings.lambda_function,
-            Payload=json.dumps({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}).encode(),
-        )
+        event = scheduled_event("000000000000", self.info.region, self.settings.schedule_rule)
+        response = lam.invoke(FunctionName=self.settings.lambda_function, Payload=json.dumps(event).encode())
         assert "FunctionError" not in response, response["Payload"].read()
         return json.loads(response["Payload"].read())
 
     def reset(self) -> None:
-        deadline = time.time() + 300
-        while any(r["JobRunState"] in ("STARTING", "RUNNING", "STOPPING") for r in self.glue_runs()):
-            assert time.time() < deadline, "a Glue run from an earlier test never ended"
-            time.sleep(0.5)
+        idle = lambda: not any(r["JobRunState"] in ACTIVE_RUN_STATES for r in self.glue_runs())  # noqa: E731
+        wait_for(idle, 300, "the Glue runs of an earlier test to end", interval=0.5)
         s3 = self.client("s3")
         for prefix in (layout.SOURCE, layout.PROCESSED, layout.REJECTED):
             for key in self.keys(prefix):

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import psycopg
+import pytest
 
-from glueline.bootstrap import Bootstrap
-from glueline.dbsecret import DbConnection
+from glueline.ops.bootstrap import Bootstrap
+from glueline.shared.dbsecret import DbConnection
 
 
 def test_a_second_bootstrap_changes_nothing(pipeline):
@@ -69,3 +71,39 @@ def test_glueline_up_and_down(tmp_path):
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
     again = subprocess.run([glueline, "status"], capture_output=True, text=True, env=env, timeout=60)
     assert again.returncode == 2 and "glueline up" in again.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL as another user")
+def test_a_state_directory_postgresql_cannot_enter_still_works(tmp_path):
+    """Root in a private home directory (mode 0700): the database goes where its user can reach it,
+    the commands say where, and up/down/clean keep working with it."""
+    home = Path(tempfile.mkdtemp(prefix="glueline-home-"))
+    os.chmod(home, 0o700)
+    state = home / "project" / ".glueline"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["GLUELINE_STATE_DIR"] = str(state)
+    glueline = str(Path(sys.executable).with_name("glueline"))
+
+    def run(*args):
+        return subprocess.run([glueline, *args], capture_output=True, text=True, env=env, timeout=180)
+
+    try:
+        up = run("up", "-d")
+        assert up.returncode == 0, up.stdout + up.stderr
+        database = Path((state / "postgres.location").read_text().strip())
+        assert not database.is_relative_to(home) and (database / "data" / "PG_VERSION").exists()
+        assert str(database) in up.stdout  # it says where the database is
+        url = next(word for word in up.stdout.split() if word.startswith("postgresql://"))
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE kept (x int)")
+        assert run("down").returncode == 0
+        again = run("up", "-d", "--no-bootstrap")
+        assert again.returncode == 0, again.stdout + again.stderr
+        url = next(word for word in again.stdout.split() if word.startswith("postgresql://"))
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT to_regclass('public.kept') IS NOT NULL").fetchone()[0]  # data survived
+    finally:
+        cleaned = run("clean")
+        shutil.rmtree(home, ignore_errors=True)
+    assert cleaned.returncode == 0 and str(database) in cleaned.stdout
+    assert not database.exists() and not state.exists()

@@ -13,20 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 import psutil
 import pytest
 
-from glueline.audit import Status, utc_now
-from glueline.samples import write_file
+from glueline.local.samples import write_file
+from glueline.polling import wait_for
+from glueline.shared.audit import Status, utc_now
+from glueline.shared.events import object_created_event, scheduled_event
 
 from .conftest import SAMPLES
-
-
-def wait_until(condition, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def copy_running(p) -> bool:
@@ -47,8 +39,8 @@ def group_alive(pgid: int) -> bool:
 @pytest.fixture
 def big_file(tmp_path):
     path = tmp_path / "big.csv"
-    manifest = write_file(path, 400_000, seed=99, dirty=0.02, first_id=10_000_000)
-    return path, manifest
+    counts = write_file(path, 400_000, seed=99, dirty=0.02, first_id=10_000_000)
+    return path, counts
 
 
 def retry_by_schedule(p, upload):
@@ -62,9 +54,9 @@ def retry_by_schedule(p, upload):
 
 def test_postgres_killed_mid_load(clean_pipeline, big_file):
     p = clean_pipeline
-    path, manifest = big_file
+    path, counts = big_file
     (upload,) = p.upload(path)
-    wait_until(lambda: copy_running(p), 120, "the COPY into staging")
+    wait_for(lambda: copy_running(p), 120, "the COPY into staging", interval=0.02)
     p.postgres.stop(mode="immediate")  # a crash, in the middle of the COPY
     try:
         (failed,) = p.wait([upload], timeout=180)
@@ -77,21 +69,22 @@ def test_postgres_killed_mid_load(clean_pipeline, big_file):
 
     loaded = retry_by_schedule(p, upload)
     assert loaded.status == Status.COMPLETED and loaded.attempts == 2
-    assert loaded.rows_loaded == manifest.rows_loaded and loaded.rows_read == manifest.rows_read
+    assert loaded.counts == counts
     assert p.query("SELECT count(*), count(DISTINCT transactionid) FROM transactions")[0] == (
-        manifest.rows_loaded,
-        manifest.rows_loaded,
+        counts.rows_loaded,
+        counts.rows_loaded,
     )
 
 
 def test_glue_job_killed_mid_run(clean_pipeline, big_file):
     p = clean_pipeline
-    path, manifest = big_file
+    path, counts = big_file
     (upload,) = p.upload(path)
-    processing = wait_until(
+    processing = wait_for(
         lambda: (r := p.audit.get(upload.file_id)) and r.status == Status.PROCESSING and copy_running(p) and r,
         120,
         "the job to be loading",
+        interval=0.02,
     )
     run_id = processing.glue_job_id
     run_dir = p.state_dir / "glue-runner" / "runs" / p.settings.glue_job / run_id
@@ -100,7 +93,7 @@ def test_glue_job_killed_mid_run(clean_pipeline, big_file):
 
     run = p.finished_run(run_id)
     assert run["JobRunState"] == "FAILED"
-    wait_until(lambda: not group_alive(group), 30, "the killed job's processes to be gone")
+    wait_for(lambda: not group_alive(group), 30, "the killed job's processes to be gone")
     stuck = p.audit.get(upload.file_id)
     assert stuck.status == Status.PROCESSING and stuck.glue_job_id == run_id  # a dead claim
     assert p.query("SELECT count(*) FROM transactions")[0][0] == 0  # killed before its commit
@@ -108,28 +101,24 @@ def test_glue_job_killed_mid_run(clean_pipeline, big_file):
     loaded = retry_by_schedule(p, upload)  # the sweep sees the claim is dead and takes it over
     assert loaded.status == Status.COMPLETED and loaded.attempts == 2 and loaded.glue_job_id != run_id
     assert p.query("SELECT count(*), count(DISTINCT transactionid) FROM transactions")[0] == (
-        manifest.rows_loaded,
-        manifest.rows_loaded,
+        counts.rows_loaded,
+        counts.rows_loaded,
     )
 
 
 def test_duplicate_announcements_and_a_burst_of_twenty(clean_pipeline, tmp_path):
     p = clean_pipeline
-    manifests = {}
+    expected = {}
     for i in range(20):
         path = tmp_path / f"burst_{i:02d}.csv"
-        manifests[path.name] = write_file(path, 60, seed=i, dirty=0.1, first_id=20_000_000 + i * 1000)
+        expected[path.name] = write_file(path, 60, seed=i, dirty=0.1, first_id=20_000_000 + i * 1000)
     paths = sorted(tmp_path.glob("burst_*.csv"))
     lam = p.client("lambda")
     started = time.time()
 
     def announce_again(upload):  # a re-sent S3 event and an early schedule, racing the real event
-        event = {
-            "source": "aws.s3",
-            "detail-type": "Object Created",
-            "detail": {"bucket": {"name": p.bucket}, "object": {"key": upload.key}},
-        }
-        for payload in (event, {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}):
+        schedule = scheduled_event("000000000000", p.info.region, p.settings.schedule_rule)
+        for payload in (object_created_event(p.bucket, upload.key), schedule):
             lam.invoke(FunctionName=p.settings.lambda_function, InvocationType="Event", Payload=json.dumps(payload))
 
     with ThreadPoolExecutor(max_workers=20) as pool:
@@ -138,14 +127,14 @@ def test_duplicate_announcements_and_a_burst_of_twenty(clean_pipeline, tmp_path)
     records = p.wait(uploads, timeout=400)
 
     for upload, record in zip(uploads, records, strict=True):
-        manifest = manifests[upload.path.name]
+        counts = expected[upload.path.name]
         assert record.status == Status.COMPLETED, (record.file_name, record.error_message)
         assert record.attempts == 1, record.file_name  # processed exactly once
-        assert (record.rows_read, record.rows_loaded) == (manifest.rows_read, manifest.rows_loaded)
+        assert record.counts == counts
     assert len(p.audit.all()) == 20
-    total = sum(m.rows_loaded for m in manifests.values())
+    total = sum(m.rows_loaded for m in expected.values())
     assert p.query("SELECT count(*), count(DISTINCT file_id) FROM transactions")[0] == (total, 20)
-    wait_until(lambda: all(r["JobRunState"] != "RUNNING" for r in p.glue_runs()), 120, "runs to end")
+    wait_for(lambda: all(r["JobRunState"] != "RUNNING" for r in p.glue_runs()), 120, "runs to end")
     runs = [r for r in p.glue_runs() if r["StartedOn"].timestamp() >= started]
     assert {r["JobRunState"] for r in runs} == {"SUCCEEDED"}  # none failed for concurrency
     sweep = p.invoke_schedule()
@@ -168,7 +157,7 @@ def test_emulator_restarted_between_upload_and_processing(clean_pipeline):
         (record,) = p.wait([upload])
     finally:
         events.enable_rule(Name=p.settings.s3_rule)
-    assert record.status == Status.COMPLETED and record.rows_loaded == 9
+    assert record.status == Status.COMPLETED and record.counts.rows_loaded == 9
     assert p.query("SELECT count(*) FROM transactions")[0][0] == 9
 
 

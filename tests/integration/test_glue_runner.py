@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
+import urllib.request
 
 import boto3
 import pytest
 
-from glueline.runner.jobs import JobStore, RunnerConfig
-from glueline.runner.server import make_server
-from glueline.stack import free_port
+from glueline.local.runner.jobs import JobStore, RunnerConfig
+from glueline.local.runner.server import make_server
+from glueline.local.stack import free_port
+from glueline.polling import wait_for
+from glueline.shared.lifecycle import ACTIVE_RUN_STATES
 
 SCRIPT = b"""
 import json, sys, time
@@ -45,7 +49,7 @@ def serve(pipeline, state_dir, standby=False):
         GlueVersion="5.0",
         Timeout=30,
     )
-    return client, store, server
+    return client, store, server, f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +68,7 @@ def probe_script(pipeline):
 
 @pytest.fixture(scope="module")
 def glue(pipeline, probe_script, tmp_path_factory):
-    client, store, server = serve(pipeline, tmp_path_factory.mktemp("runner"))
+    client, store, server, _ = serve(pipeline, tmp_path_factory.mktemp("runner"))
     yield client, store
     store.stop_all()
     server.shutdown()
@@ -72,24 +76,22 @@ def glue(pipeline, probe_script, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def standby_glue(pipeline, probe_script, tmp_path_factory):
-    client, store, server = serve(pipeline, tmp_path_factory.mktemp("standby-runner"), standby=True)
-    yield client, store
+    client, store, server, url = serve(pipeline, tmp_path_factory.mktemp("standby-runner"), standby=True)
+    yield client, store, url
     store.close()
     server.shutdown()
 
 
-def finished(client, run_id, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        run = client.get_job_run(JobName="probe", RunId=run_id)["JobRun"]
-        if run["JobRunState"] not in ("STARTING", "RUNNING", "STOPPING"):
-            return run
-        time.sleep(0.1)
-    raise AssertionError("run did not finish")
+def finished(client, run_id, job="probe", timeout=120):
+    def ended():
+        run = client.get_job_run(JobName=job, RunId=run_id)["JobRun"]
+        return run if run["JobRunState"] not in ACTIVE_RUN_STATES else None
+
+    return wait_for(ended, timeout, f"run {run_id} to end")
 
 
-def log_of(store, run_id):
-    return (store.config.state_dir / "runs" / "probe" / run_id / "output.log").read_text()
+def log_of(store, run_id, job="probe"):
+    return (store.config.state_dir / "runs" / job / run_id / "output.log").read_text()
 
 
 def test_a_run_gets_glue_arguments_and_succeeds(glue):
@@ -176,28 +178,63 @@ def test_an_operation_the_runner_does_not_serve_is_a_clear_error(glue):
         client.get_databases()
 
 
-def ready_standby(store, timeout=180) -> int:
-    """The pid of the runner's warm standby, once it is ready."""
-    deadline = time.time() + timeout
-    while not store.standby_ready_file.exists():
-        assert time.time() < deadline, "no standby became ready"
-        time.sleep(0.2)
-    return int(store.standby_ready_file.read_text())
+WARM_SCRIPT = """
+import sys
+VERSION = "{version}"
 
 
-def test_a_warm_standby_takes_the_next_run_with_the_code_it_was_deployed_with(standby_glue):
-    client, store = standby_glue
-    standby = ready_standby(store)
-    run_id = client.start_job_run(JobName="probe", Arguments={"--color": "red"})["JobRunId"]
-    assert finished(client, run_id)["JobRunState"] == "SUCCEEDED"
-    run_dir = store.config.state_dir / "runs" / "probe" / run_id
-    assert int((run_dir / "pid").read_text()) == standby  # served by the warm process, not a new one
-    log = log_of(store, run_id)
-    assert '"--color": "red"' in log and "HELPER from the zip" in log
+def warm_up(spark):  # the hook a standby calls before the run arrives
+    print("WARM UP " + VERSION + " " + str(spark.range(3).count()), flush=True)
 
-    successor = ready_standby(store)  # warmed after the run, for the next one
-    assert successor != standby
-    failing = client.start_job_run(JobName="probe", Arguments={"--fail": "row 7"})["JobRunId"]
-    run = finished(client, failing)
-    assert int((store.config.state_dir / "runs" / "probe" / failing / "pid").read_text()) == successor
+
+if __name__ == "__main__":
+    import helper  # from --extra-py-files, on the standby's path
+    args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+    print("RUN " + VERSION + " " + helper.NAME + " " + args["--color"])
+    if "--fail" in args:
+        raise ValueError("the data is bad: " + args["--fail"])
+"""
+
+
+def standby_of(runner_url: str, job: str) -> dict:
+    """The runner's standby, as its own API reports it, once it is ready for ``job``."""
+
+    def ready():
+        with urllib.request.urlopen(runner_url + "/") as response:
+            standby = json.loads(response.read())["standby"]
+        return standby if standby and standby["job"] == job and standby["state"] == "ready" else None
+
+    return wait_for(ready, 180, f"a warm standby for {job}", interval=0.2)
+
+
+def test_a_warm_standby_takes_the_next_run_only_with_the_code_it_was_warmed_with(standby_glue, pipeline):
+    client, store, url = standby_glue
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=pipeline.bucket, Key="scripts/warm_job.py", Body=WARM_SCRIPT.format(version="v1").encode())
+    client.create_job(
+        Name="warm",
+        Role="arn:aws:iam::000000000000:role/GlueServiceRole",
+        Command={"Name": "glueetl", "ScriptLocation": f"s3://{pipeline.bucket}/scripts/warm_job.py"},
+        DefaultArguments={"--color": "blue", "--extra-py-files": f"s3://{pipeline.bucket}/scripts/helper.zip"},
+    )
+    standby = standby_of(url, "warm")
+    assert "WARM UP v1 3" in (store.config.state_dir / "standby.log").read_text()  # the script's own hook ran
+
+    run_id = client.start_job_run(JobName="warm", Arguments={"--color": "red"})["JobRunId"]
+    assert finished(client, run_id, "warm")["JobRunState"] == "SUCCEEDED"
+    assert int((store.config.state_dir / "runs" / "warm" / run_id / "pid").read_text()) == standby["pid"]
+    assert "RUN v1 from the zip red" in log_of(store, run_id, "warm")
+
+    successor = standby_of(url, "warm")  # warmed after the run, for the next one
+    assert successor["pid"] != standby["pid"]
+    failing = client.start_job_run(JobName="warm", Arguments={"--fail": "row 7"})["JobRunId"]
+    run = finished(client, failing, "warm")
+    assert int((store.config.state_dir / "runs" / "warm" / failing / "pid").read_text()) == successor["pid"]
     assert run["JobRunState"] == "FAILED" and "ValueError: the data is bad: row 7" in run["ErrorMessage"]
+
+    warm_for_v1 = standby_of(url, "warm")
+    s3.put_object(Bucket=pipeline.bucket, Key="scripts/warm_job.py", Body=WARM_SCRIPT.format(version="v2").encode())
+    redeployed = client.start_job_run(JobName="warm")["JobRunId"]  # new code, same job: the standby is stale
+    assert finished(client, redeployed, "warm")["JobRunState"] == "SUCCEEDED"
+    assert int((store.config.state_dir / "runs" / "warm" / redeployed / "pid").read_text()) != warm_for_v1["pid"]
+    assert "RUN v2 from the zip blue" in log_of(store, redeployed, "warm")

@@ -14,19 +14,17 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
-from glueline.audit import Status, utc_now
-from glueline.bootstrap import Bootstrap
-from glueline.contract import COLUMNS
+import psycopg
+
+from glueline.ops.bootstrap import Bootstrap
+from glueline.shared.audit import Status, utc_now
+from glueline.shared.contract import COLUMNS
+from glueline.shared.counts import COUNT_NAMES, Counts
 
 from .conftest import SAMPLES
 
 EXPECTED = json.loads((SAMPLES / "expected-counts.json").read_text())
 SAMPLE_FILES = sorted(SAMPLES.glob("*.csv"))
-COUNTS = ("rows_read", "rows_loaded", "rows_rejected", "rows_duplicate", "customer_id_filled", "dates_replaced")
-
-
-def counts(record) -> dict:
-    return {name: getattr(record, name) for name in COUNTS}
 
 
 def test_sample_files_load_end_to_end(clean_pipeline):
@@ -36,7 +34,7 @@ def test_sample_files_load_end_to_end(clean_pipeline):
 
     for path, record in zip(SAMPLE_FILES, records, strict=True):
         assert record.status == Status.COMPLETED, record.error_message
-        assert counts(record) == EXPECTED[path.name], path.name
+        assert record.counts == Counts(**EXPECTED[path.name]), path.name
         assert record.final_key == f"processed/{path.name}"
         assert record.glue_job_id.startswith("jr_")
         assert record.processing_start_timestamp <= record.processing_end_timestamp
@@ -47,7 +45,7 @@ def test_sample_files_load_end_to_end(clean_pipeline):
     total = sum(e["rows_loaded"] for e in EXPECTED.values())
     assert p.query("SELECT count(*) FROM transactions")[0][0] == total
     per_file = dict(p.query("SELECT file_id, count(*) FROM transactions GROUP BY file_id"))
-    assert per_file == {r.file_id: r.rows_loaded for r in records}
+    assert per_file == {r.file_id: r.counts.rows_loaded for r in records}
 
     today = datetime.now(timezone.utc).date()
     rows = {
@@ -91,7 +89,7 @@ def test_running_the_same_files_again_adds_no_rows(clean_pipeline):
     assert [r.status for r in second] == [Status.COMPLETED] * len(SAMPLE_FILES)
     assert [r.file_id for r in second] == [r.file_id for r in first]  # same content, same FileID
     assert [r.redeliveries for r in second] == [1] * len(SAMPLE_FILES)
-    assert [counts(r) for r in second] == [counts(r) for r in first]
+    assert [r.counts for r in second] == [r.counts for r in first]
     assert (
         p.query("SELECT transactionid, transactionamount, customerid, loaded_at FROM transactions ORDER BY 1") == before
     )
@@ -108,27 +106,77 @@ def test_reprocessing_the_same_rows_never_changes_the_row_count(clean_pipeline, 
     copy.write_bytes(SAMPLE_FILES[1].read_bytes())
     (second,) = p.wait(p.upload(copy))
     assert second.status == Status.COMPLETED and second.file_id != first.file_id
-    assert counts(second) == counts(first)
+    assert second.counts == first.counts
     assert p.query("SELECT count(*), sum(transactionamount) FROM transactions") == before
-    assert p.query("SELECT count(*) FROM transactions WHERE file_id = %s", second.file_id)[0][0] == first.rows_loaded
+    assert (
+        p.query("SELECT count(*) FROM transactions WHERE file_id = %s", second.file_id)[0][0]
+        == first.counts.rows_loaded
+    )
+
+
+def glueline(p, *args: str) -> subprocess.CompletedProcess:
+    """The CLI, as a user runs it against the running embedded stack."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["GLUELINE_STATE_DIR"] = str(p.state_dir)
+    command = [str(Path(sys.executable).with_name("glueline")), *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
 
 
 def test_glueline_run_cli_reports_json(clean_pipeline, tmp_path):
     p = clean_pipeline
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env["GLUELINE_STATE_DIR"] = str(p.state_dir)
-    glueline = Path(sys.executable).with_name("glueline")
-    result = subprocess.run(
-        [str(glueline), "run", str(SAMPLES), "--json"], capture_output=True, text=True, env=env, timeout=600
-    )
+    result = glueline(p, "run", str(SAMPLES), "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["ok"] is True and report["totals"]["completed"] == len(SAMPLE_FILES)
+    assert report["target"] == p.target and report["target_table"] == "public.transactions"
     assert report["table_rows"] == sum(e["rows_loaded"] for e in EXPECTED.values())
     for entry in report["files"]:
-        assert {k: entry[k] for k in COUNTS} == EXPECTED[entry["file_name"]]
+        assert {k: entry[k] for k in COUNT_NAMES} == EXPECTED[entry["file_name"]]
         assert entry["status"] == "COMPLETED" and entry["final_key"] == f"processed/{entry['file_name']}"
+        assert entry["target"] == p.target
     assert p.db.password not in result.stdout + result.stderr
+
+
+def test_the_report_names_the_database_that_holds_the_rows(clean_pipeline):
+    """Files already loaded into one database are loaded into another one the project is pointed at,
+    and the report says which database holds the rows; loading the same content into the same database
+    again adds nothing."""
+    p = clean_pipeline
+    with psycopg.connect(**p.db.connect_kwargs(), autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS fresh_db")
+        conn.execute("CREATE DATABASE fresh_db")
+    fresh = dataclasses.replace(p.db, dbname="fresh_db")
+    fresh_target = fresh.target("public.transactions")
+    total = sum(e["rows_loaded"] for e in EXPECTED.values())
+    try:
+        first = glueline(p, "run", "--json")  # the samples, into the embedded database
+        assert first.returncode == 0, first.stderr
+        assert json.loads(first.stdout)["target"] == p.target
+
+        elsewhere = glueline(p, "run", "--db-url", fresh.url(with_password=True), "--json")
+        assert elsewhere.returncode == 0, elsewhere.stderr
+        report = json.loads(elsewhere.stdout)
+        assert report["target"] == fresh_target and report["table_rows"] == total
+        assert {f["target"] for f in report["files"]} == {fresh_target}
+        assert [f["redeliveries"] for f in report["files"]] == [0, 0, 0]  # loaded, not redelivered
+        assert report["totals"]["rows_loaded"] == total
+        with psycopg.connect(**fresh.connect_kwargs()) as conn:
+            rows = conn.execute("SELECT count(*), count(DISTINCT file_id) FROM transactions").fetchone()
+        assert rows == (total, len(SAMPLE_FILES))
+        assert p.query("SELECT count(*) FROM transactions")[0][0] == total  # the first database is untouched
+
+        runs = len(p.glue_runs())
+        again = json.loads(glueline(p, "run", "--db-url", fresh.url(with_password=True), "--json").stdout)
+        assert [f["redeliveries"] for f in again["files"]] == [1, 1, 1] and again["table_rows"] == total
+        assert len(p.glue_runs()) == runs  # a true redelivery: no Glue run, no row
+
+        status = json.loads(glueline(p, "status", "--json").stdout)
+        assert {f["target"] for f in status["files"]} == {p.target, fresh_target}
+        assert fresh.password not in elsewhere.stdout + elsewhere.stderr
+    finally:
+        Bootstrap(p.settings, p.db, log=lambda change: None).run()  # the embedded database again
+        with psycopg.connect(**p.db.connect_kwargs(), autocommit=True) as conn:
+            conn.execute("DROP DATABASE IF EXISTS fresh_db")
 
 
 def test_a_file_without_a_required_column_is_rejected_by_the_lambda(clean_pipeline, tmp_path):
@@ -182,7 +230,7 @@ def test_the_scheduled_rule_fires_the_same_lambda(clean_pipeline, tmp_path):
         (record,) = p.wait([upload], timeout=200)
     finally:
         Bootstrap(p.settings, p.db, log=lambda change: None).run()  # the daily cron, S3 rule enabled again
-    assert record.status == Status.COMPLETED and record.rows_loaded == 9
+    assert record.status == Status.COMPLETED and record.counts.rows_loaded == 9
     messages = p.lambda_log_messages(since=started - 1)
     sweeps = [m for m in messages if '"sweep": true' in m and "source/transactions_2024-07-14.csv" in m]
     assert sweeps, "no scheduled invocation of the Lambda admitted the file"
@@ -190,10 +238,18 @@ def test_the_scheduled_rule_fires_the_same_lambda(clean_pipeline, tmp_path):
     assert events.describe_rule(Name=p.settings.schedule_rule)["ScheduleExpression"] == "cron(0 8 * * ? *)"
 
 
-def test_no_secret_in_environment_arguments_audit_reports_or_logs(pipeline):
-    """Greps for the database password everywhere an operator or an attacker would look. Runs last in
-    the session (file order), after every other test has produced runs, logs and audit items."""
-    p = pipeline
+def test_no_secret_in_environment_arguments_audit_reports_or_logs(clean_pipeline, tmp_path):
+    """Greps for the database password everywhere an operator or an attacker would look, after files
+    that load, reject rows, fail and are refused have gone through the pipeline."""
+    p = clean_pipeline
+    refused = tmp_path / "refused.csv"
+    refused.write_text("TransactionID,Amount\n1,2\n")
+    p.execute("ALTER TABLE transactions ADD CONSTRAINT no_329322 CHECK (transactionid <> 329322)")
+    try:
+        outcomes = p.wait(p.upload(*SAMPLE_FILES, refused))
+    finally:
+        p.execute("ALTER TABLE transactions DROP CONSTRAINT IF EXISTS no_329322")
+    assert {r.status for r in outcomes} == {Status.COMPLETED, Status.FAILED, Status.REJECTED}
     password = p.db.password
     assert len(password) >= 16
     places: dict[str, str] = {}
@@ -202,13 +258,13 @@ def test_no_secret_in_environment_arguments_audit_reports_or_logs(pipeline):
     places["glue job"] = json.dumps(p.client("glue").get_job(JobName=p.settings.glue_job)["Job"], default=str)
     places["glue runs"] = json.dumps(p.glue_runs(), default=str)
     places["audit items"] = json.dumps([r.as_dict() for r in p.audit.all()])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env["GLUELINE_STATE_DIR"] = str(p.state_dir)
-    glueline = str(Path(sys.executable).with_name("glueline"))
     for args in (["status"], ["status", "--json"]):
-        result = subprocess.run([glueline, *args], capture_output=True, text=True, env=env, timeout=120)
+        result = glueline(p, *args)
         places[f"glueline {' '.join(args)}"] = result.stdout + result.stderr
     places["lambda logs"] = "\n".join(p.lambda_log_messages())
+    places["rejected rows"] = "\n".join(
+        p.client("s3").get_object(Bucket=p.bucket, Key=key)["Body"].read().decode() for key in p.keys("rejected/rows/")
+    )
     log_files = [
         *(p.state_dir / "logs").glob("*.log"),  # emulator, Glue runner
         *(p.state_dir / "postgres").glob("*.log"),

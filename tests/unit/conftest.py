@@ -1,7 +1,25 @@
+"""Unit-test fixtures: a small local Spark session, in-memory S3 and DynamoDB (moto: the real boto3
+clients against moto's models, so conditional writes and ETag preconditions behave as AWS documents
+them), and a scripted stand-in for the Glue API."""
+
+from __future__ import annotations
+
 import os
 import sys
+from dataclasses import dataclass
 
+import boto3
 import pytest
+
+from glueline.shared.audit import AuditTable, table_spec
+from glueline.shared.lifecycle import Lifecycle
+
+BUCKET = "glueline-unit"
+AUDIT_TABLE = "S3_Audit_1"
+JOB = "ETL_Job_to_RDS"
+TARGET = "db.example:5432/bank/public.transactions"
+HEADER = "TransactionID,AccountNumber,CustomerID,TransactionDate,TransactionType,TransactionAmount,Currency,AccountBalance,BranchCode,MerchantCode,Description"  # noqa: E501
+GOOD_CSV = (HEADER + "\n1,ACC,,2024-02-30,deposit,1.00,USD,2.00,3,4,x\n").encode()
 
 
 @pytest.fixture(scope="session")
@@ -10,12 +28,84 @@ def spark():
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
-    from glueline.transform import SPARK_SQL_SETTINGS
+    from glueline.job.spark import SPARK_SQL_SETTINGS
 
-    builder = SparkSession.builder.master("local[1]").appName("glueline-unit").config("spark.ui.enabled", "false")
-    for key, value in {**SPARK_SQL_SETTINGS, "spark.sql.shuffle.partitions": "1"}.items():
+    builder = SparkSession.builder.master("local[2]").appName("glueline-unit").config("spark.ui.enabled", "false")
+    for key, value in SPARK_SQL_SETTINGS.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+class ConcurrentRunsExceededException(Exception):
+    pass
+
+
+class EntityNotFoundException(Exception):
+    pass
+
+
+class FakeGlue:
+    """StartJobRun and GetJobRun as a test scripts them: ``busy_for`` refusals first (calling
+    ``on_busy`` at each), then runs ``jr_1``, ``jr_2``…; ``states`` answers GetJobRun."""
+
+    class exceptions:
+        ConcurrentRunsExceededException = ConcurrentRunsExceededException
+        EntityNotFoundException = EntityNotFoundException
+
+    def __init__(self, busy_for=0, on_busy=None, states=None):
+        self.calls = 0
+        self.busy_for = busy_for
+        self.on_busy = on_busy
+        self.states = states or {}
+
+    def get_job_run(self, JobName, RunId):
+        if RunId not in self.states:
+            raise EntityNotFoundException(RunId)
+        return {"JobRun": {"JobRunState": self.states[RunId]}}
+
+    def start_job_run(self, JobName):
+        self.calls += 1
+        if self.calls <= self.busy_for:
+            if self.on_busy:
+                self.on_busy()
+            raise ConcurrentRunsExceededException()
+        return {"JobRunId": f"jr_{self.calls}"}
+
+
+@dataclass
+class Aws:
+    s3: object
+    audit: AuditTable
+
+    def put(self, key: str, body: bytes) -> str:
+        """Upload an object; its ETag."""
+        self.s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+        return self.s3.head_object(Bucket=BUCKET, Key=key)["ETag"]
+
+    def keys(self, prefix: str = "") -> list[str]:
+        listing = self.s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)
+        return sorted(o["Key"] for o in listing.get("Contents", []))
+
+    def lifecycle(self, glue=None, max_attempts: int = 3, target: str = TARGET) -> Lifecycle:
+        return Lifecycle(self.audit, self.s3, glue or FakeGlue(), JOB, max_attempts, target)
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    """An empty bucket and audit table in moto, nothing else reachable."""
+    from moto import mock_aws
+
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
+        ddb = boto3.client("dynamodb")
+        ddb.create_table(**table_spec(AUDIT_TABLE))
+        yield Aws(s3, AuditTable(ddb, AUDIT_TABLE))

@@ -1,0 +1,77 @@
+"""What ETL_Lambda_Function does with an event: admit the files it announces, then make sure a Glue run
+will take everything that needs one.
+
+An S3 "Object Created" event names its file; the daily schedule sweeps every object under ``source/``
+(the safety net for events that were lost). Each file is admitted through the lifecycle
+(``glueline.shared.lifecycle``): recorded PENDING, rejected for its header, or redelivered.
+
+Then every trigger makes sure the work gets a Glue run: new files, failed ones with attempts left, and
+dead claims. Glue allows MaxConcurrentRuns (1); when it answers ConcurrentRunsExceeded, the active run
+takes all work before it ends, so this invocation only waits until its files are claimed — retrying
+StartJobRun in case the active run ended first — and gives up shortly before its own timeout, leaving
+them for the next trigger. Nothing waits forever and nothing is dropped.
+
+Standard library and boto3 only: this package ships in the Lambda zip.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from glueline.shared import layout
+from glueline.shared.audit import to_timestamp
+from glueline.shared.events import ObjectRef, parse_event
+from glueline.shared.lifecycle import Lifecycle
+
+RETRY_INTERVAL_SECONDS = 2.0
+SAFETY_MARGIN_MS = 15_000
+
+
+class Intake:
+    def __init__(self, lifecycle: Lifecycle, bucket: str, sleep=time.sleep):
+        self.lifecycle = lifecycle
+        self.bucket = bucket
+        self.sleep = sleep
+
+    def handle(self, event: dict[str, Any], remaining_ms: Callable[[], int]) -> dict[str, Any]:
+        """Process one event; ``remaining_ms()`` is the Lambda context's time left."""
+        refs, sweep = parse_event(event)
+        if sweep:
+            refs = list(self.source_objects())
+        outcomes = {ref.key: self.lifecycle.admit(ref) for ref in refs}
+        work = {r.file_id for r in self.lifecycle.work()}
+        # An S3 event waits for its own files; the sweep answers for all work.
+        watch = work if sweep else work & {fid for fid, _ in outcomes.values()}
+        run_id = self.start_job(watch, remaining_ms) if work else None
+        return {
+            "files": {key: status for key, (_, status) in outcomes.items()},
+            "sweep": sweep,
+            "work": len(work),
+            "glue_job_run_id": run_id,
+        }
+
+    def source_objects(self):
+        s3 = self.lifecycle.s3
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=layout.SOURCE):
+            for obj in page.get("Contents", []):
+                yield ObjectRef(self.bucket, obj["Key"], obj["ETag"], obj["Size"], to_timestamp(obj["LastModified"]))
+
+    def start_job(self, watch: set[str], remaining_ms: Callable[[], int]) -> str | None:
+        """Start a Glue run, or make sure the active run takes the ``watch``ed files."""
+        glue = self.lifecycle.glue
+        while True:
+            try:
+                run_id = glue.start_job_run(JobName=self.lifecycle.job_name)["JobRunId"]
+            except glue.exceptions.ConcurrentRunsExceededException:
+                pass
+            else:
+                self.lifecycle.note_run(watch, run_id)
+                return run_id
+            watch = self.lifecycle.unclaimed(watch)
+            if not watch:
+                return None  # the active run took them
+            if remaining_ms() < SAFETY_MARGIN_MS:
+                return None  # the next trigger (event or schedule) starts a run for them
+            self.sleep(RETRY_INTERVAL_SECONDS)

@@ -1,0 +1,327 @@
+"""Loading a batch of files into PostgreSQL: one Spark pass for all of them, all or nothing per file.
+
+1. The driver creates each file's UNLOGGED staging and rejects tables.
+2. One Spark pass reads (``glueline.job.read``) and cleans (``glueline.job.transform``) every file. Spark
+   formats each good row as a CSV line; each partition streams those lines with ``COPY`` into its file's
+   staging table — the bytes go as Spark made them, no per-row Python — puts its rejected rows into the
+   file's rejects table, and hands back one line of statistics for each part of a file it read.
+3. A file in which the split read found a line break inside quotes is staged again from a multi-line read.
+4. Per file, in a transaction of its own: the rejected rows are numbered and exported to a local CSV
+   file, the staged rows move into the target (a plain INSERT when every TransactionID is new and occurs
+   once: the common case, and the cheapest for the database; otherwise the de-duplicating upsert), and
+   both tables are dropped.
+
+A failure before a file's commit leaves none of its rows in the target; one file's failure in step 4
+leaves the others' commits alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import psycopg
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from glueline.job import schema
+from glueline.job.read import (
+    FILE,
+    NEWLINES,
+    ODD_QUOTES,
+    SPLIT,
+    InputFile,
+    LocalCopies,
+    S3Paths,
+    read_multiline,
+    read_split,
+)
+from glueline.job.run import ClaimedFile
+from glueline.job.transform import CORRUPT, CUSTOMER_FILLED, DATE_ORIGINAL, RAW, REASON, clean
+from glueline.shared.contract import COLUMNS, FIELDS
+from glueline.shared.counts import Counts
+from glueline.shared.dbsecret import DbConnection
+from glueline.shared.lifecycle import Outcome
+
+# The rejected-rows file: where the row was, why it was refused, its fields exactly as read.
+REJECTED_HEADER = ("line_number", "record_number", REASON, *COLUMNS.keys(), "raw_record")
+
+COPY_LINE = "_copy_line"  # a good row as a CSV line for COPY into staging; NULL for a rejected row
+REJECT_LINE = "_reject_line"  # a rejected row as CSV (schema.REJECT_COLUMNS); NULL for a good row
+FLAGS = "_flags"  # 1: CustomerID filled, 2: TransactionDate replaced (good rows)
+_CSV = {"quote": '"', "escape": '"', "dateFormat": "yyyy-MM-dd"}
+
+# One line of statistics per (file, split) a partition read.
+_STATS = T.StructType(
+    [T.StructField(FILE, T.IntegerType()), T.StructField(SPLIT, T.LongType())]
+    + [T.StructField(n, T.LongType()) for n in ("records", "newlines", "odd", "rejected", "filled", "replaced")]
+)
+
+
+@dataclass
+class _Part:
+    split: int
+    records: int = 0
+    newlines: int = 0  # line breaks inside its records' quoted fields
+    odd: int = 0
+    rejected: int = 0
+    filled: int = 0
+    replaced: int = 0
+
+
+@dataclass
+class _FileStats:
+    parts: list[_Part] = field(default_factory=list)
+
+    def total(self, name: str) -> int:
+        return sum(getattr(p, name) for p in self.parts)
+
+    def offsets(self) -> list[tuple[int, int, int]]:
+        """For each split in file order: (byte offset, records and lines before it)."""
+        offsets, records, lines = [], 0, 0
+        for part in sorted(self.parts, key=lambda p: p.split):
+            offsets.append((part.split, records, lines))
+            records += part.records
+            lines += part.records + part.newlines
+        return offsets
+
+
+def columns_for_loading(cleaned: DataFrame) -> DataFrame:
+    """What travels to the Python side: a good row as its COPY line, a rejected one as its CSV."""
+    good = F.col(REASON).isNull()
+    staged = F.struct(*schema.STAGED_COLUMNS)
+    rejected = F.struct(F.col(REASON), *(F.col(f"{RAW}.{c}") for c in FIELDS), F.col(CORRUPT))
+    flags = F.col(CUSTOMER_FILLED).cast("int") + 2 * F.col(DATE_ORIGINAL).isNotNull().cast("int")
+    return cleaned.select(
+        F.when(good, F.concat(F.to_csv(staged, _CSV), F.lit("\n"))).alias(COPY_LINE),
+        F.when(~good, F.to_csv(rejected, _CSV)).alias(REJECT_LINE),
+        F.when(good, flags).otherwise(0).cast("byte").alias(FLAGS),
+        FILE,
+        SPLIT,
+        NEWLINES,
+        ODD_QUOTES,
+    )
+
+
+class BatchLoader:
+    """The job's Loader (see ``glueline.job.run``): Spark reads and cleans, PostgreSQL stores."""
+
+    def __init__(
+        self,
+        spark: SparkSession,
+        db: DbConnection,
+        table: schema.TableName,
+        run_date: date,
+        source: S3Paths | LocalCopies,
+        workdir: Path,
+        spark_start: float = 0.0,
+    ):
+        self.spark = spark
+        self.db = db
+        self.table = table
+        self.run_date = run_date
+        self.source = source
+        self.workdir = Path(workdir)
+        self.spark_start = spark_start  # told to the first batch's files
+
+    def load(self, claimed: list[ClaimedFile]) -> dict[str, Outcome | Exception]:
+        """Load every file; per FileID its outcome or the error that kept it out of the target. An
+        error raised from here concerns the whole pass: no file of the batch has a row in the target."""
+        started = time.perf_counter()
+        with ThreadPoolExecutor(8) as pool:
+            paths = list(pool.map(lambda c: self.source.path(c.record), claimed))
+        files = [
+            InputFile(i, c.record.file_id, path, c.integrity.header)
+            for i, (c, path) in enumerate(zip(claimed, paths, strict=True))
+        ]
+        lineage = {c.record.file_id: f"s3://{c.record.bucket}/{c.record.source_key}" for c in claimed}
+        try:
+            return self._load(files, lineage, started)
+        finally:
+            for path in paths:
+                self.source.discard(path)
+
+    def _load(self, files: list[InputFile], lineage: dict[str, str], started: float) -> dict[str, Outcome | Exception]:
+        copy_seconds = self.spark.sparkContext.accumulator(0.0)
+        self._create_tables(files)
+        try:
+            stats = self._stage(read_split(self.spark, files), files, copy_seconds, split_read=True)
+            again = [f for f in files if stats[f.index].total("odd")]
+            if again:  # quoted line breaks: these files' split read is void
+                self._create_tables(again)
+                stats.update(self._stage(read_multiline(self.spark, again), again, copy_seconds, split_read=False))
+        except BaseException:
+            self._drop_tables(files)
+            raise
+        batch = {
+            "spark_start": self.spark_start,
+            "stage": time.perf_counter() - started,
+            "copy": copy_seconds.value,
+            "batch_files": len(files),
+        }
+        self.spark_start = 0.0
+        results: dict[str, Outcome | Exception] = {}
+        for f in files:
+            try:
+                results[f.file_id] = self._merge(f, stats[f.index], lineage[f.file_id], batch)
+            except Exception as err:  # this file only: the others commit on their own
+                self._drop_tables([f])
+                results[f.file_id] = err
+        return results
+
+    def _stage(self, raw: DataFrame, files: list[InputFile], copy_seconds, split_read: bool) -> dict[int, _FileStats]:
+        with psycopg.connect(**self.db.connect_kwargs()) as conn:
+            copy_sql = {f.index: schema.copy_into_staging(self.table, f.file_id).as_string(conn) for f in files}
+            rejects_sql = {f.index: schema.copy_into_rejects(self.table, f.file_id).as_string(conn) for f in files}
+        stage = _Stager(self.db.connect_kwargs(), copy_sql, rejects_sql, copy_seconds, split_read)
+        rows = columns_for_loading(clean(raw, self.run_date)).mapInArrow(stage, _STATS).collect()
+        stats = {f.index: _FileStats() for f in files}
+        for row in rows:
+            values = row.asDict()
+            stats[values.pop(FILE)].parts.append(_Part(split=values.pop(SPLIT), **values))
+        return stats
+
+    def _merge(self, f: InputFile, stats: _FileStats, source_file: str, batch: dict[str, float]) -> Outcome:
+        started = time.perf_counter()
+        rejected_file = None
+        with psycopg.connect(**self.db.connect_kwargs()) as conn:  # one transaction: commit on success
+            if stats.total("rejected"):
+                rejected_file = str(self.workdir / f"rejected-{f.file_id}.csv")
+                with open(rejected_file, "w", newline="", encoding="utf-8") as out:
+                    csv.writer(out).writerow(REJECTED_HEADER)
+                with open(rejected_file, "ab") as out, conn.cursor() as cur:
+                    with cur.copy(schema.export_rejects(self.table, f.file_id, stats.offsets())) as copy:
+                        for data in copy:
+                            out.write(data)
+            conn.execute("SET LOCAL work_mem = '256MB'")
+            try:
+                with conn.transaction():  # a savepoint: new TransactionIDs, each once, need no more
+                    loaded = conn.execute(schema.insert_staging(self.table, f.file_id, source_file)).rowcount
+                    filled, replaced = stats.total("filled"), stats.total("replaced")
+            except psycopg.errors.UniqueViolation:
+                upsert = schema.upsert_staging(self.table, f.file_id, source_file)
+                loaded, filled, replaced = conn.execute(upsert).fetchone()
+            conn.execute(schema.drop_file_tables(self.table, f.file_id))
+        read, rejected = stats.total("records"), stats.total("rejected")
+        counts = Counts(read, loaded, rejected, read - rejected - loaded, filled, replaced)
+        return Outcome(counts, rejected_file, timings={**batch, "merge": time.perf_counter() - started})
+
+    def _create_tables(self, files: list[InputFile]) -> None:
+        with psycopg.connect(**self.db.connect_kwargs(), autocommit=True) as conn:
+            for f in files:
+                conn.execute(schema.create_file_tables(self.table, f.file_id))
+
+    def _drop_tables(self, files: list[InputFile]) -> None:
+        with contextlib.suppress(psycopg.Error):  # the database may be what failed; keep its error
+            with psycopg.connect(**self.db.connect_kwargs(), autocommit=True) as conn:
+                for f in files:
+                    conn.execute(schema.drop_file_tables(self.table, f.file_id))
+
+
+class _Stager:
+    """What each partition runs: COPY its good rows into their file's staging table, store its rejected
+    rows with where they were read, and answer one line of statistics per (file, split) it read."""
+
+    def __init__(self, connect_kwargs: dict, copy_sql: dict, rejects_sql: dict, copy_seconds, split_read: bool):
+        self.connect_kwargs = connect_kwargs
+        self.copy_sql = copy_sql  # file index → COPY statement of its staging table
+        self.rejects_sql = rejects_sql  # file index → COPY statement of its rejects table
+        self.copy_seconds = copy_seconds  # an accumulator: time spent writing to COPY
+        self.split_read = split_read
+
+    def __call__(self, batches: Iterator) -> Iterator:
+        import pyarrow as pa
+
+        self.parts: dict[tuple[int, int], _Part] = {}
+        self.rejects: dict[int, tempfile.SpooledTemporaryFile] = {}
+        with psycopg.connect(**self.connect_kwargs) as conn:
+            self.copying, self.copy_file = contextlib.ExitStack(), None
+            with self.copying:
+                for batch in batches:
+                    for key, run in _runs(batch):
+                        self._take(conn, key, run)
+            for file_index, buffer in self.rejects.items():
+                buffer.seek(0)
+                with conn.cursor().copy(self.rejects_sql[file_index]) as copy:
+                    while chunk := buffer.read(1 << 20):
+                        copy.write(chunk)
+        names = [f.name for f in _STATS.fields]
+        arrow_schema = pa.schema([(names[0], pa.int32())] + [(n, pa.int64()) for n in names[1:]])
+        for (file_index, split), part in self.parts.items():
+            values = [file_index, split, *(getattr(part, n) for n in names[2:])]
+            yield pa.RecordBatch.from_pylist([dict(zip(names, values, strict=True))], schema=arrow_schema)
+
+    def _take(self, conn, key: tuple[int, int], run) -> None:
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if key not in self.parts:
+            self.parts[key] = _Part(split=key[1])
+            if self.split_read and key[1] == 0:  # the file's first line: its header
+                run = run.slice(1)
+        if run.num_rows == 0:
+            return
+        part = self.parts[key]
+        lines = run.column(COPY_LINE).drop_null()
+        if len(lines):
+            started = time.perf_counter()
+            self._copy(conn, key[0]).write(_values(lines))
+            self.copy_seconds.add(time.perf_counter() - started)
+        breaks = pc.fill_null(run.column(NEWLINES), 0).cast(pa.int64())
+        bad = pc.is_valid(run.column(REJECT_LINE))
+        rejected = pc.sum(bad).as_py() or 0
+        if rejected:
+            index = pa.array(np.arange(part.records, part.records + run.num_rows, dtype=np.int64))
+            line = pc.add(index, pc.add(pc.subtract(pc.cumulative_sum(breaks), breaks), part.newlines))
+            located = pc.binary_join_element_wise(
+                pa.array([str(part.split)] * rejected),
+                pc.cast(index.filter(bad), pa.string()),
+                pc.cast(line.filter(bad), pa.string()),
+                run.column(REJECT_LINE).filter(bad),
+                ",",
+            )
+            buffer = self.rejects.setdefault(key[0], tempfile.SpooledTemporaryFile(8 << 20))
+            buffer.write("".join(f"{text}\n" for text in located.to_pylist()).encode())
+        flags = pc.cast(run.column(FLAGS), pa.int32())
+        part.records += run.num_rows
+        part.newlines += pc.sum(breaks).as_py() or 0
+        part.odd += pc.sum(pc.cast(run.column(ODD_QUOTES), pa.int32())).as_py() or 0
+        part.rejected += rejected
+        part.filled += pc.sum(pc.bit_wise_and(flags, 1)).as_py() or 0
+        part.replaced += pc.sum(pc.shift_right(flags, 1)).as_py() or 0
+
+    def _copy(self, conn, file_index: int):
+        """The COPY into this file's staging table (a partition holds its files one after another)."""
+        if self.copy_file != file_index:
+            self.copying.close()
+            self.copy = self.copying.enter_context(conn.cursor().copy(self.copy_sql[file_index]))
+            self.copy_file = file_index
+        return self.copy
+
+
+def _runs(batch):
+    """The batch cut where its file or split changes: ((file index, split offset), rows)."""
+    import numpy as np
+
+    files = batch.column(FILE).to_numpy(zero_copy_only=False)
+    splits = batch.column(SPLIT).to_numpy(zero_copy_only=False)
+    cuts = np.flatnonzero((files[1:] != files[:-1]) | (splits[1:] != splits[:-1])) + 1
+    for start, end in zip([0, *cuts], [*cuts, batch.num_rows], strict=True):
+        yield (int(files[start]), int(splits[start])), batch.slice(start, end - start)
+
+
+def _values(strings) -> memoryview:
+    """The bytes of an Arrow string array without nulls, end to end: COPY lines as Spark wrote them."""
+    import numpy as np
+
+    offsets = np.frombuffer(strings.buffers()[1], np.int32)[strings.offset : strings.offset + len(strings) + 1]
+    return memoryview(strings.buffers()[2])[offsets[0] : offsets[-1]]

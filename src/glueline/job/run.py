@@ -1,0 +1,149 @@
+"""One run of ETL_Job_to_RDS: take every file that needs a run, load them in batches, settle each file.
+
+    work → claim a batch → check each claimed version again → one load pass for the batch → per file:
+    complete (COMPLETED, in processed/) or fail (FAILED for the next trigger, or given up: REJECTED)
+
+A file whose header breaks the contract, or that left source/ since it was announced, is rejected before
+the load. When the load pass fails as a whole for a batch of several files, each of them is loaded
+again alone, so one bad file cannot fail the others. The run repeats until no work is left — files
+announced while it is busy are taken too — and reports the files that failed: a run with a failed file
+fails, so the failure shows in the Glue console as well.
+
+The decisions about a file are the lifecycle's (``glueline.shared.lifecycle``); the loading is a
+``Loader``'s (``glueline.job.load.BatchLoader`` with Spark and PostgreSQL; fakes in the unit tests).
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+from glueline.shared.audit import AuditRecord
+from glueline.shared.integrity import IntegrityReport, SourceGone
+from glueline.shared.lifecycle import Lifecycle, Outcome
+
+BATCH_FILES = 200  # files claimed at once: one Spark pass over all of them
+_S3_THREADS = 8  # per-file S3 and audit calls of a batch run side by side
+
+
+@dataclass(frozen=True)
+class ClaimedFile:
+    """A file this run holds, whose claimed version passed the header check."""
+
+    record: AuditRecord
+    integrity: IntegrityReport
+
+
+class Loader(Protocol):
+    def load(self, files: list[ClaimedFile]) -> dict[str, Outcome | Exception]:
+        """Per FileID the outcome, or the error that kept the file out of the target. Raises when the
+        pass failed as a whole (then no file of the batch has a row in the target)."""
+
+
+class JobRun:
+    def __init__(self, lifecycle: Lifecycle, run_id: str, open_loader: Callable[[], Loader], log=print):
+        self.lifecycle = lifecycle
+        self.run_id = run_id
+        self.open_loader = open_loader  # called once, for the first claimed file: an idle run stays quick
+        self.log = log
+        self.failures: list[str] = []
+        self._loader: Loader | None = None
+        self._taken: set[str] = set()
+
+    def run(self) -> list[str]:
+        """Process work until none is left; the failures, one line per file."""
+        with ThreadPoolExecutor(_S3_THREADS) as pool:
+            while claimed := self._claim_batch():
+                checked = [c for c in pool.map(self._check, claimed) if c is not None]
+                if checked:
+                    results = self._load(checked)
+                    list(pool.map(self._settle, checked, [results[c.record.file_id] for c in checked]))
+        return self.failures
+
+    def _claim_batch(self) -> list[AuditRecord]:
+        claimed = []
+        for seen in self.lifecycle.work():
+            if seen.file_id in self._taken:
+                continue
+            record = self.lifecycle.claim(seen, self.run_id)
+            if record is None:
+                continue  # changed since read: another run took it, or a Lambda noted a run
+            self._taken.add(record.file_id)
+            claimed.append(record)
+            if len(claimed) == BATCH_FILES:
+                break
+        return claimed
+
+    def _check(self, record: AuditRecord) -> ClaimedFile | None:
+        """The claimed version, checked again; None when it was rejected for it."""
+        try:
+            report = self.lifecycle.inspect(record)
+        except SourceGone as gone:
+            self.lifecycle.reject(record, str(gone), holder=self.run_id, move=False)
+            self.log(f"{record.file_name}: REJECTED ({gone})")
+            return None
+        except Exception as err:  # S3 unreachable: an attempt that failed
+            self._fail(record, err)
+            return None
+        if not report.ok:
+            self.lifecycle.reject(record, report.problem, holder=self.run_id)
+            self.log(f"{record.file_name}: REJECTED ({report.problem})")
+            return None
+        return ClaimedFile(record, report)
+
+    def _load(self, files: list[ClaimedFile]) -> dict[str, Outcome | Exception]:
+        try:
+            if self._loader is None:
+                self._loader = self.open_loader()
+            return self._loader.load(files)
+        except Exception as err:
+            if len(files) == 1 or self._loader is None:
+                traceback.print_exc()
+                return {f.record.file_id: err for f in files}
+            self.log(f"the load of {len(files)} files failed as a whole ({describe(err)}); loading each alone")
+            results: dict[str, Outcome | Exception] = {}
+            for f in files:
+                results.update(self._load([f]))
+            return results
+
+    def _settle(self, claimed: ClaimedFile, result: Outcome | Exception) -> None:
+        record = claimed.record
+        if isinstance(result, Exception):
+            self._fail(record, result)
+            return
+        try:
+            result.warnings = claimed.integrity.warnings
+            self.lifecycle.complete(record, self.run_id, result)
+        except Exception as err:  # the rows are committed; a retry's upsert changes nothing
+            self._fail(record, err)
+            return
+        c = result.counts
+        self.log(
+            f"{record.file_name}: COMPLETED read={c.rows_read} loaded={c.rows_loaded} rejected={c.rows_rejected} "
+            f"duplicates={c.rows_duplicate} customerid_filled={c.customer_id_filled} dates_replaced={c.dates_replaced}"
+        )
+
+    def _fail(self, record: AuditRecord, err: Exception) -> None:
+        message = describe(err)
+        status = self.lifecycle.fail(record, self.run_id, message)
+        self.failures.append(f"{record.file_name}: {message}")
+        self.log(f"{record.file_name}: {status} (attempt {record.attempts}: {message})")
+
+
+_PYTHON_ERROR = re.compile(r"^(?!org\.|java\.|py4j\.|scala\.)([\w.]*(?:Error|Exception)): (.*)$", re.MULTILINE)
+
+
+def describe(err: Exception) -> str:
+    """The error as an operator needs it: for a Python error inside a Spark task, that error — not the
+    Java stack trace Spark wraps it in."""
+    text = str(err)
+    if "Traceback (most recent call last)" in text:
+        tail = text.split("Traceback (most recent call last)", 1)[1]
+        match = _PYTHON_ERROR.search(tail)
+        if match:
+            return f"{match.group(1)}: {match.group(2).strip()} (in a Spark task)"
+    return f"{type(err).__name__}: {text}".strip()[:2000]

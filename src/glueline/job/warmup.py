@@ -1,0 +1,65 @@
+"""The job's warm-up, offered by the job script as its ``warm_up(spark)`` hook: what a process that
+starts Spark before its run arrives can do so the run is fast (see ``glueline.local.runner.standby``).
+
+It runs the job's own read and cleaning plan — split and multi-line — on a small generated file, so the
+JVM has planned and compiled what a run does and Spark's Python workers have imported what the load
+imports. Nothing is read from or written to S3, DynamoDB or PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from glueline.job.load import columns_for_loading
+from glueline.job.read import InputFile, read_multiline, read_split
+from glueline.job.spark import use_sql_settings
+from glueline.job.transform import clean
+from glueline.shared.contract import COLUMNS
+from glueline.shared.integrity import check_prefix
+
+_ROW = ["1", "ACC0001", "42", "2024-07-13", "deposit", "10.00", "USD", "100.00", "7", "12", "Groceries, weekly"]
+# Overrides that take every path through the rules: blank CustomerID, bad date, rejected values, a
+# record with a line break inside quotes.
+_VARIANTS = [{}, {2: " "}, {3: "2024-02-30"}, {5: "1.234"}, {6: "EURO"}, {10: 'Two\nlines, "quoted"'}]
+
+
+def warm_up(spark: SparkSession) -> None:
+    use_sql_settings(spark)
+    with tempfile.TemporaryDirectory(prefix="glueline-warm-") as directory:
+        path = Path(directory) / "warm.csv"
+        path.write_text(_sample(rows=200))
+        header = check_prefix(path.read_bytes(), complete=True).header
+        files = [InputFile(0, "warm", str(path), header)]
+        run_date = datetime.now(timezone.utc).date()
+        for raw in (read_split(spark, files), read_multiline(spark, files)):
+            loading = columns_for_loading(clean(raw, run_date))
+            loading.mapInArrow(_import_what_the_load_imports, loading.schema).collect()
+
+
+def _sample(rows: int) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for i in range(rows):
+        row = list(_ROW)
+        row[0] = str(i + 1)
+        for position, value in _VARIANTS[i % len(_VARIANTS)].items():
+            row[position] = value
+        writer.writerow(row)
+    return out.getvalue()
+
+
+def _import_what_the_load_imports(batches):
+    import numpy  # noqa: F401
+    import psycopg  # noqa: F401
+    import pyarrow.compute  # noqa: F401
+
+    for _ in batches:
+        pass
+    yield from ()

@@ -1,0 +1,54 @@
+"""``python -m glueline.local.runner``: serve the Glue API on 127.0.0.1 until SIGTERM or Ctrl-C.
+
+The runner reaches S3 (for scripts) through the standard AWS configuration of its environment, and its
+job processes inherit that environment, with ``AWS_ENDPOINT_URL_GLUE`` pointing back at the runner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import signal
+import threading
+from pathlib import Path
+
+from glueline.local.runner.jobs import JobStore, RunnerConfig, default_launcher
+from glueline.local.runner.server import make_server
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m glueline.local.runner", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=4567)
+    parser.add_argument("--state-dir", type=Path, default=Path(".glueline/glue-runner"))
+    parser.add_argument("--launcher", help="command that runs a job script (default: this Python)")
+    parser.add_argument("--minute-seconds", type=float, default=60.0, help="length of a Timeout minute")
+    parser.add_argument(
+        "--standby",
+        action="store_true",
+        help="keep one warm PySpark job process of this Python ready (faster small runs)",
+    )
+    options = parser.parse_args()
+    if options.standby and options.launcher:
+        parser.error("--standby keeps a PySpark process of this Python warm; it cannot use --launcher")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
+
+    url = f"http://{options.host}:{options.port}"
+    launcher = shlex.split(options.launcher) if options.launcher else default_launcher()
+    options.state_dir.mkdir(parents=True, exist_ok=True)
+    store = JobStore(RunnerConfig(options.state_dir, launcher, url, options.minute_seconds, standby=options.standby))
+    server = make_server(store, options.host, options.port)
+
+    def shut_down(*_):
+        store.close()
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, shut_down)
+    signal.signal(signal.SIGINT, shut_down)
+    logging.getLogger("glueline.local.runner").info("Glue API on %s (launcher: %s)", url, " ".join(launcher))
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

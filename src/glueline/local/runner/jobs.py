@@ -1,0 +1,492 @@
+"""Jobs and job runs of the local Glue runner, and how a run executes.
+
+A run does what Glue does with a ``glueetl`` job: fetch the script from ``ScriptLocation`` (S3), fetch
+``--extra-py-files`` and put them on the path, then start the script in a fresh process with
+``--JOB_NAME``, ``--JOB_ID``, ``--JOB_RUN_ID`` and the job's DefaultArguments overlaid with the run's
+Arguments (NonOverridableArguments last). States follow Glue:
+STARTING → RUNNING → SUCCEEDED | FAILED | TIMEOUT | STOPPED (via STOPPING).
+
+The launcher is a setting: the local Python (PySpark from PyPI) by default, ``spark-submit`` inside the
+aws-glue-libs image. Like Glue, the runner configures the Spark its scripts get: with the default
+launcher, ``PYSPARK_SUBMIT_ARGS`` (local mode on every core, a 2 GB driver, no UI) unless the
+environment sets it.
+
+With ``standby``, the runner keeps one job process warm for the job it expects next — the job last
+created, updated or run — and hands that job's next run to it (see ``glueline.local.runner.standby``).
+``GET /`` reports the standby: ``{"job": …, "state": "warming" | "ready", "pid": …}``, or null.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from glueline.shared.lifecycle import ACTIVE_RUN_STATES as ACTIVE_STATES
+
+log = logging.getLogger("glueline.local.runner")
+STANDBY_SCRIPT = Path(__file__).with_name("standby.py")
+SPARK_SUBMIT_ARGS = "--master local[*] --driver-memory 2g --conf spark.ui.enabled=false pyspark-shell"
+DEFAULT_TIMEOUT_MINUTES = 2880  # Glue's default for glueetl jobs
+LOG_GROUP = "/aws-glue/jobs"
+_STOP_GRACE_SECONDS = 10
+
+
+class GlueError(Exception):
+    """An error in the shape AWS Glue answers with (``__type`` + ``message``)."""
+
+    def __init__(self, error_type: str, message: str):
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+
+
+@dataclass
+class RunnerConfig:
+    state_dir: Path
+    launcher: list[str]
+    self_url: str = ""  # this runner's URL, given to jobs as their Glue endpoint
+    minute_seconds: float = 60.0  # the length of one Timeout minute (tests shorten it)
+    env: dict[str, str] = field(default_factory=dict)  # extra environment for job processes
+    standby: bool = False  # keep a warm job process ready (PySpark scripts run with the default launcher)
+
+
+@dataclass
+class Standby:
+    """A job process warming, or warm, for the next run of ``job_name`` with exactly this code."""
+
+    job_name: str
+    fingerprint: str
+    process: subprocess.Popen
+    directory: Path  # its copies of the script and extra files, on its path until it exits
+    ready: threading.Event = field(default_factory=threading.Event)
+
+    def discard(self) -> None:
+        _terminate(self.process)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@dataclass
+class JobRun:
+    id: str
+    job_name: str
+    arguments: dict[str, str]
+    timeout_minutes: int
+    started_on: float
+    state: str = "STARTING"
+    last_modified_on: float = 0.0
+    completed_on: float | None = None
+    error_message: str | None = None
+    log_path: Path | None = None
+    process: subprocess.Popen | None = None
+    stop_requested: bool = False
+    job_snapshot: dict = field(default_factory=dict)
+
+    def describe(self) -> dict:
+        end = self.completed_on or time.time()
+        run = {
+            "Id": self.id,
+            "Attempt": 0,
+            "JobName": self.job_name,
+            "StartedOn": self.started_on,
+            "LastModifiedOn": self.last_modified_on or self.started_on,
+            "JobRunState": self.state,
+            "Arguments": self.arguments,
+            "PredecessorRuns": [],
+            "Timeout": self.timeout_minutes,
+            "ExecutionTime": int(end - self.started_on),
+            "LogGroupName": LOG_GROUP,
+        }
+        for key in ("GlueVersion", "WorkerType", "NumberOfWorkers", "MaxCapacity"):
+            if key in self.job_snapshot:
+                run[key] = self.job_snapshot[key]
+        if self.completed_on is not None:
+            run["CompletedOn"] = self.completed_on
+        if self.error_message:
+            run["ErrorMessage"] = self.error_message
+        return run
+
+
+class JobStore:
+    """Job definitions and their runs, in memory; logs of runs under ``state_dir/runs``."""
+
+    def __init__(self, config: RunnerConfig):
+        self.config = config
+        self._jobs: dict[str, dict] = {}
+        self._runs: dict[str, list[JobRun]] = {}
+        self._lock = threading.RLock()
+        self._standby: Standby | None = None
+        self._closed = False
+
+    # -- jobs ---------------------------------------------------------------------------------------
+
+    def create_job(self, request: dict) -> dict:
+        name = request["Name"]
+        with self._lock:
+            if name in self._jobs:
+                raise GlueError("AlreadyExistsException", f"Job with name {name} already exists")
+            now = time.time()
+            self._jobs[name] = self._with_defaults(request) | {"CreatedOn": now, "LastModifiedOn": now}
+        self._warm(name)
+        return {"Name": name}
+
+    def update_job(self, name: str, update: dict) -> dict:
+        with self._lock:
+            job = self._get(name)
+            # Like Glue, an update replaces the whole definition (fields left out fall back to defaults).
+            self._jobs[name] = self._with_defaults({**update, "Name": name}) | {
+                "CreatedOn": job["CreatedOn"],
+                "LastModifiedOn": time.time(),
+            }
+        self._warm(name)
+        return {"JobName": name}
+
+    def get_job(self, name: str) -> dict:
+        with self._lock:
+            return copy.deepcopy(self._get(name))
+
+    def get_jobs(self) -> list[dict]:
+        with self._lock:
+            return [copy.deepcopy(self._jobs[n]) for n in sorted(self._jobs)]
+
+    def delete_job(self, name: str) -> dict:
+        with self._lock:
+            self._jobs.pop(name, None)
+        return {"JobName": name}
+
+    def _get(self, name: str) -> dict:
+        if name not in self._jobs:
+            raise GlueError("EntityNotFoundException", f"Job {name} not found")
+        return self._jobs[name]
+
+    @staticmethod
+    def _with_defaults(definition: dict) -> dict:
+        command = definition.get("Command", {})
+        if not str(command.get("ScriptLocation", "")).startswith("s3://"):
+            raise GlueError("InvalidInputException", "Command.ScriptLocation must be an s3:// URI")
+        defaults = {
+            "MaxRetries": 0,
+            "Timeout": DEFAULT_TIMEOUT_MINUTES,
+            "ExecutionProperty": {"MaxConcurrentRuns": 1},
+            "DefaultArguments": {},
+            "NonOverridableArguments": {},
+            "GlueVersion": "0.9",
+        }
+        return {**defaults, **copy.deepcopy(definition)}
+
+    # -- runs ---------------------------------------------------------------------------------------
+
+    def start_run(self, name: str, arguments: dict[str, str], timeout: int | None) -> str:
+        with self._lock:
+            job = self._get(name)
+            limit = job["ExecutionProperty"].get("MaxConcurrentRuns", 1)
+            active = [r for r in self._runs.get(name, []) if r.state in ACTIVE_STATES]
+            if len(active) >= limit:
+                raise GlueError(
+                    "ConcurrentRunsExceededException",
+                    f"Concurrent runs exceeded for {name}: {len(active)} active, MaxConcurrentRuns {limit}",
+                )
+            now = time.time()
+            run = JobRun(
+                id="jr_" + secrets.token_hex(32),
+                job_name=name,
+                arguments=dict(arguments),
+                timeout_minutes=timeout or job["Timeout"],
+                started_on=now,
+                last_modified_on=now,
+                job_snapshot=copy.deepcopy(job),
+            )
+            self._runs.setdefault(name, []).append(run)
+        threading.Thread(target=self._execute, args=(run,), name=run.id[:12], daemon=True).start()
+        return run.id
+
+    def get_run(self, name: str, run_id: str) -> dict:
+        with self._lock:
+            return self._run(name, run_id).describe()
+
+    def get_runs(self, name: str) -> list[dict]:
+        with self._lock:
+            self._get(name)
+            return [r.describe() for r in sorted(self._runs.get(name, []), key=lambda r: -r.started_on)]
+
+    def stop_runs(self, name: str, run_ids: list[str]) -> tuple[list[dict], list[dict]]:
+        stopped, errors = [], []
+        for run_id in run_ids:
+            with self._lock:
+                try:
+                    run = self._run(name, run_id)
+                except GlueError as err:
+                    errors.append(_stop_error(name, run_id, err.error_type, err.message))
+                    continue
+                if run.state not in ACTIVE_STATES:
+                    errors.append(_stop_error(name, run_id, "InvalidInputException", f"Job run is {run.state}"))
+                    continue
+                run.stop_requested = True
+                self._set_state(run, "STOPPING")
+                process = run.process
+            if process is not None:
+                _terminate(process)
+            stopped.append({"JobName": name, "JobRunId": run_id})
+        return stopped, errors
+
+    def stop_all(self) -> None:
+        """Stop every active run (the runner is shutting down)."""
+        with self._lock:
+            active = [(r.job_name, r.id) for runs in self._runs.values() for r in runs if r.state in ACTIVE_STATES]
+        for name, run_id in active:
+            self.stop_runs(name, [run_id])
+
+    def _run(self, name: str, run_id: str) -> JobRun:
+        for run in self._runs.get(name, []):
+            if run.id == run_id:
+                return run
+        raise GlueError("EntityNotFoundException", f"Job run {run_id} of job {name} not found")
+
+    def _set_state(self, run: JobRun, state: str, error: str | None = None) -> None:
+        run.state = state
+        run.last_modified_on = time.time()
+        if error:
+            run.error_message = error
+        if state not in ACTIVE_STATES:
+            run.completed_on = run.last_modified_on
+
+    # -- execution ----------------------------------------------------------------------------------
+
+    def _execute(self, run: JobRun) -> None:
+        run_dir = self.config.state_dir / "runs" / run.job_name / run.id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        run.log_path = run_dir / "output.log"
+        try:
+            launch = self._prepare(run.job_snapshot, run.arguments, run_dir, run.id)
+        except Exception as err:  # the script or its libraries could not be fetched
+            with self._lock:
+                self._set_state(run, "FAILED", f"{type(err).__name__}: {err}")
+            return
+        with self._lock:
+            if run.stop_requested:
+                self._set_state(run, "STOPPED")
+                return
+            standby = self._take_standby(run.job_name, launch, run_dir, run.log_path)
+            run.process = standby.process if standby else self._start(launch, run_dir, run.log_path)
+            (run_dir / "pid").write_text(str(run.process.pid))  # the run's process group, for operators
+            self._set_state(run, "RUNNING")
+        deadline = run.timeout_minutes * self.config.minute_seconds
+        timed_out = False
+        try:
+            exit_code = run.process.wait(timeout=deadline)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _terminate(run.process)
+            exit_code = run.process.wait()
+        if standby is not None:
+            standby.discard()
+        self._warm(run.job_name)  # warms up now the run is over, not while it needed the CPU
+        with self._lock:
+            if timed_out:
+                self._set_state(run, "TIMEOUT", f"Job run timed out after {run.timeout_minutes} minute(s)")
+            elif run.stop_requested:
+                self._set_state(run, "STOPPED")
+            elif exit_code == 0:
+                self._set_state(run, "SUCCEEDED")
+            else:
+                self._set_state(run, "FAILED", _error_from_log(run.log_path, exit_code))
+
+    def _prepare(self, job: dict, run_arguments: dict[str, str], run_dir: Path, run_id: str) -> Launch:
+        """Fetch the script and its --extra-py-files into ``run_dir``; how to start them."""
+        arguments = {**job["DefaultArguments"], **run_arguments, **job["NonOverridableArguments"]}
+        script = _download(job["Command"]["ScriptLocation"], run_dir)
+        py_files = []
+        for uri in filter(None, (u.strip() for u in arguments.get("--extra-py-files", "").split(","))):
+            py_files.append(str(_download(uri, run_dir / "py")))
+        argv = ["--JOB_ID", "j_" + job["Name"], "--JOB_RUN_ID", run_id, "--JOB_NAME", job["Name"]]
+        for key, value in arguments.items():
+            argv += [key, value]
+        env = self._environment()
+        env["PYTHONPATH"] = os.pathsep.join(py_files + [p for p in [env.get("PYTHONPATH")] if p])
+        fingerprint = hashlib.sha256()
+        for path in (script, *py_files):
+            fingerprint.update(Path(path).read_bytes())
+        return Launch(str(script), argv, py_files, env, fingerprint.hexdigest())
+
+    def _environment(self) -> dict[str, str]:
+        env = {**os.environ, **self.config.env}
+        if self.config.self_url:
+            env["AWS_ENDPOINT_URL_GLUE"] = self.config.self_url
+        if self.config.launcher == default_launcher():
+            env.setdefault("PYSPARK_SUBMIT_ARGS", SPARK_SUBMIT_ARGS)
+        return env
+
+    def _start(self, launch: Launch, run_dir: Path, log_path: Path) -> subprocess.Popen:
+        with open(log_path, "ab") as log:
+            return subprocess.Popen(
+                [*self.config.launcher, launch.script, *launch.argv],
+                cwd=run_dir,
+                env=launch.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    # -- the standby process (see glueline.local.runner.standby) ------------------------------------
+
+    def standby_state(self) -> dict | None:
+        with self._lock:
+            standby = self._standby
+        if standby is None or standby.process.poll() is not None:
+            return None
+        state = "ready" if standby.ready.is_set() else "warming"
+        return {"job": standby.job_name, "state": state, "pid": standby.process.pid}
+
+    def _warm(self, job_name: str) -> None:
+        """Start a standby for ``job_name``'s next run (replacing one kept for other code), in the background."""
+        if self.config.standby and not self._closed:
+            threading.Thread(target=self._spawn_standby, args=(job_name,), name="standby", daemon=True).start()
+
+    def _spawn_standby(self, job_name: str) -> None:
+        with self._lock:
+            job = copy.deepcopy(self._jobs.get(job_name))
+        if job is None or self._closed:
+            return
+        directory = Path(tempfile.mkdtemp(prefix="standby-", dir=self.config.state_dir))
+        try:
+            launch = self._prepare(job, {}, directory, "jr_standby")
+        except Exception:
+            log.exception("no standby for %s: its script could not be fetched", job_name)
+            shutil.rmtree(directory, ignore_errors=True)
+            return
+        with self._lock:
+            current = self._standby
+            if current and current.fingerprint == launch.fingerprint and current.process.poll() is None:
+                shutil.rmtree(directory, ignore_errors=True)
+                return  # one is warming or warm for this code already
+            self._standby = None
+        if current is not None:
+            current.discard()
+        with open(self.config.state_dir / "standby.log", "ab") as log_file:
+            process = subprocess.Popen(
+                [sys.executable, "-I", str(STANDBY_SCRIPT)],
+                cwd=directory,
+                env=launch.env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log_file,
+                start_new_session=True,
+            )
+        process.stdin.write((json.dumps({"script": launch.script, "py_files": launch.py_files}) + "\n").encode())
+        process.stdin.flush()
+        standby = Standby(job_name, launch.fingerprint, process, directory)
+        threading.Thread(target=_await_ready, args=(standby,), name="standby-ready", daemon=True).start()
+        with self._lock:
+            if not self._closed and self._standby is None:
+                self._standby = standby
+                return
+        standby.discard()  # the runner closed, or another standby came first
+
+    def _take_standby(self, job_name: str, launch: Launch, run_dir: Path, log_path: Path) -> Standby | None:
+        """Hand the run to the standby if it was started for this job with exactly this code (warm, or
+        still warming: then the run waits for it); otherwise the standby is of no use and goes."""
+        standby, self._standby = self._standby, None
+        if standby is None:
+            return None
+        same_code = (standby.job_name, standby.fingerprint) == (job_name, launch.fingerprint)
+        if standby.process.poll() is not None or not same_code:
+            standby.discard()  # it died while waiting, or it holds other code: start cold
+            return None
+        order = {"script": launch.script, "argv": launch.argv, "cwd": str(run_dir), "env": launch.env}
+        try:
+            standby.process.stdin.write((json.dumps({**order, "log": str(log_path)}) + "\n").encode())
+            standby.process.stdin.close()
+        except BrokenPipeError:
+            standby.discard()
+            return None
+        return standby
+
+    def close(self) -> None:
+        """Stop every active run and the standby (the runner is shutting down)."""
+        self._closed = True
+        self.stop_all()
+        with self._lock:
+            standby, self._standby = self._standby, None
+        if standby is not None:
+            standby.discard()
+
+
+@dataclass
+class Launch:
+    """How to start one run's script: its arguments, its --extra-py-files, its environment."""
+
+    script: str
+    argv: list[str]
+    py_files: list[str]
+    env: dict[str, str]
+    fingerprint: str  # of the script and its extra files: which code a run executes
+
+
+def _await_ready(standby: Standby) -> None:
+    if standby.process.stdout.readline().strip() == b"ready":
+        standby.ready.set()
+
+
+def _stop_error(name: str, run_id: str, code: str, message: str) -> dict:
+    return {"JobName": name, "JobRunId": run_id, "ErrorDetail": {"ErrorCode": code, "ErrorMessage": message}}
+
+
+def _terminate(process: subprocess.Popen) -> None:
+    """SIGTERM the run's whole process group (Spark's JVM included), SIGKILL if it lingers."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=_STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _download(uri: str, directory: Path) -> Path:
+    import boto3
+
+    parts = urlsplit(uri)
+    if parts.scheme != "s3":
+        raise ValueError(f"not an s3:// URI: {uri}")
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / Path(parts.path).name
+    boto3.client("s3").download_file(parts.netloc, parts.path.lstrip("/"), str(target))
+    return target
+
+
+_EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Exit)\b.*)$")
+
+
+def _error_from_log(log_path: Path, exit_code: int) -> str:
+    """The last exception line a failed script printed, as Glue shows it in ErrorMessage."""
+    tail = log_path.read_bytes()[-64_000:].decode("utf-8", "replace").splitlines()
+    for line in reversed(tail):
+        match = _EXCEPTION_LINE.match(line.strip())
+        if match:
+            return f"{match.group(1)[:1500]} (log: {log_path})"
+    return f"Job script exited with code {exit_code} (log: {log_path})"
+
+
+def default_launcher() -> list[str]:
+    """``spark-submit`` where one is on PATH beside no PySpark (the aws-glue-libs image), else Python."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        submit = shutil.which("spark-submit")
+        if submit:
+            return [submit]
+    return [sys.executable]

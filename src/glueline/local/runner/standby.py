@@ -1,0 +1,74 @@
+"""A job process started before its run: Spark started and the job's own warm-up done, waiting.
+
+A cold PySpark process spends most of a small file's run starting: the JVM, the first query's planning
+and code generation, the Python workers. The runner keeps one standby for the job it expects next and
+hands that job's next run to it, so the wait happens off the critical path. Each standby serves exactly
+one run and exits, as a fresh Glue run would.
+
+The standby knows nothing of the job: it is started with the job's deployed script and
+``--extra-py-files`` (its ``PYTHONPATH``, which Spark's Python workers inherit), imports the script
+without running it, and calls the script's ``warm_up(spark)`` if it defines one — any script may offer
+the hook. The runner hands it a run only if that run's script and extra files are byte for byte the ones
+it was started with, so a run always executes the code it was deployed with.
+
+It is started by path with ``python -I`` (not as ``-m glueline...``): nothing of the runner's own
+installation is imported, so the deployed code is what ``import`` finds.
+
+Protocol (JSON lines): stdin first brings ``{"script", "py_files"}``; once warm the standby writes
+``ready`` on its original stdout (its output goes to its log from the start); stdin then brings the run:
+``{"script", "argv", "cwd", "env", "log"}``, and the standby runs the script as ``__main__`` with its
+output in the run's log.
+"""
+
+import json
+import os
+import runpy
+import sys
+import traceback
+
+
+def main() -> None:
+    protocol = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # what anything prints goes to the log; the protocol has its own channel
+    warm = json.loads(sys.stdin.readline())
+    for path in reversed(warm["py_files"]):
+        sys.path.insert(0, path)
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.builder.appName("glueline-standby").getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    try:
+        hook = runpy.run_path(warm["script"], run_name="__glue_warm_up__").get("warm_up")
+        if callable(hook):
+            hook(spark)
+    except Exception:  # a standby that could not warm up is still a started one
+        traceback.print_exc()
+    protocol.write("ready\n")
+    protocol.flush()
+    line = sys.stdin.readline()
+    if not line:
+        return  # the runner went away
+    run = json.loads(line)
+    log = os.open(run["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.chdir(run["cwd"])
+    os.environ.update(run["env"])
+    sys.argv = [run["script"], *run["argv"]]
+    code = 0
+    try:
+        runpy.run_path(run["script"], run_name="__main__")
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,316 @@
+"""The embedded local stack: an AWS emulator, the local Glue runner and PostgreSQL, as processes.
+
+    MiniStack (S3, EventBridge, Lambda, DynamoDB, IAM, Secrets Manager)   127.0.0.1:<emulator_port>
+    glueline Glue runner (the Glue API, jobs run with local PySpark)      127.0.0.1:<glue_runner_port>
+    PostgreSQL (the RDS stand-in)                                          127.0.0.1:<postgres_port>
+
+Processes run detached from the command that started them; ``<state_dir>/stack.json`` records them so
+``glueline down`` (or the next ``glueline run``) can find them. Logs are under ``<state_dir>/logs``.
+State survives ``down``/``up``: PostgreSQL's data directory and the emulator's saved state (bucket,
+objects, audit table, functions, rules) are under ``<state_dir>``; ``glueline clean`` deletes them. When
+the state directory is where PostgreSQL's system user cannot go (run as root from a private home
+directory), the database lives in ``/var/lib/glueline/<id>/postgres`` instead, recorded in
+``<state_dir>/postgres.location``; ``up``, ``down`` and ``clean`` find it there.
+Clients reach the stack through the standard AWS configuration: ``aws_env()`` gives the variables, and
+``<state_dir>/aws-config`` holds the same as a profile for the AWS CLI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from glueline.local.stack.postgres import PostgresServer, service_user_can_reach
+from glueline.polling import wait_for
+from glueline.settings import Settings
+from glueline.shared.dbsecret import DbConnection
+
+# Where the database goes when the state directory is out of reach of PostgreSQL's system user.
+OUTSIDE_POSTGRES_ROOT = Path("/var/lib/glueline")
+
+EMULATOR_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+# Variables that would send an embedded-stack client anywhere but the stack.
+_CONFLICTING_AWS_VARIABLES = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+
+
+class StackError(RuntimeError):
+    pass
+
+
+@dataclass
+class StackInfo:
+    emulator_url: str
+    glue_url: str
+    region: str
+    pids: dict[str, int]
+    postgres_dir: str | None
+    postgres_port: int | None
+    started_at: float
+
+    def aws_env(self) -> dict[str, str]:
+        return {
+            "AWS_ENDPOINT_URL": self.emulator_url,
+            "AWS_ENDPOINT_URL_GLUE": self.glue_url,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+            **EMULATOR_CREDENTIALS,
+        }
+
+    def db(self, bin_dir: Path | None = None) -> DbConnection | None:
+        if self.postgres_dir is None:
+            return None
+        return PostgresServer(Path(self.postgres_dir), self.postgres_port, bin_dir).connection
+
+
+def apply_aws_env(info: StackInfo, environ=os.environ) -> None:
+    """Point this process's AWS clients at the stack (and nowhere else)."""
+    for name in _CONFLICTING_AWS_VARIABLES:
+        environ.pop(name, None)
+    environ.update(info.aws_env())
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class EmbeddedStack:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.state_dir = Path(settings.state_dir).absolute()
+        self.state_file = self.state_dir / "stack.json"
+        self.log_dir = self.state_dir / "logs"
+
+    # -- discovery ----------------------------------------------------------------------------------
+
+    def running(self) -> StackInfo | None:
+        """The stack recorded in the state directory, if all its processes still answer."""
+        if not self.state_file.exists():
+            return None
+        info = StackInfo(**json.loads(self.state_file.read_text()))
+        if all(_alive(pid) for pid in info.pids.values()) and _healthy(info.emulator_url + "/_ministack/health"):
+            return info
+        return None
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    def start(self, with_postgres: bool = True) -> StackInfo:
+        if self.running():
+            raise StackError(f"a stack is already running (see {self.state_file}); `glueline down` stops it")
+        self.stop()  # clear what a crashed stack left behind
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        region = self.settings.region
+        pids: dict[str, int] = {}
+        postgres_dir, postgres_port = None, None
+        try:
+            if with_postgres:
+                postgres_port = self._port("postgres", self.settings.postgres_port)
+                postgres_dir = str(self.postgres_dir())
+                PostgresServer(Path(postgres_dir), postgres_port, self.settings.postgres_bin_dir).start()
+            emulator_port = self._port("emulator", self.settings.emulator_port)
+            emulator_url = f"http://127.0.0.1:{emulator_port}"
+            pids["emulator"] = self._start_emulator(emulator_port)
+            glue_port = self._port("glue_runner", self.settings.glue_runner_port)
+            glue_url = f"http://127.0.0.1:{glue_port}"
+            info = StackInfo(emulator_url, glue_url, region, pids, postgres_dir, postgres_port, time.time())
+            runner_env = {**info.aws_env(), "PYSPARK_PYTHON": sys.executable}
+            pids["glue_runner"] = self._spawn(
+                "glue-runner",
+                [
+                    sys.executable,
+                    "-m",
+                    "glueline.local.runner",
+                    "--port",
+                    str(glue_port),
+                    "--state-dir",
+                    str(self.state_dir / "glue-runner"),
+                    "--standby",  # a warm job process waits for the next run (see glueline.local.runner.standby)
+                ],
+                runner_env,
+                drop=_CONFLICTING_AWS_VARIABLES,
+            )
+            _wait_healthy(glue_url + "/", self.log_dir / "glue-runner.log")
+        except BaseException:
+            self._stop_processes(pids, postgres_dir, postgres_port)
+            raise
+        self.state_file.write_text(json.dumps(asdict(info), indent=2))
+        self._write_aws_profile(info)
+        return info
+
+    def stop(self) -> bool:
+        """Stop whatever the state directory records; True when something was running."""
+        if not self.state_file.exists():
+            return False
+        info = StackInfo(**json.loads(self.state_file.read_text()))
+        self._stop_processes(info.pids, info.postgres_dir, info.postgres_port)
+        self.state_file.unlink(missing_ok=True)
+        return True
+
+    def clean(self) -> list[Path]:
+        """Stop the stack and delete its state (the database too, wherever it is); what was deleted."""
+        self.stop()
+        deleted = []
+        location = self.state_dir / "postgres.location"
+        if location.exists():
+            outside = Path(location.read_text().strip())
+            shutil.rmtree(outside.parent, ignore_errors=True)
+            deleted.append(outside)
+        if self.state_dir.exists():
+            shutil.rmtree(self.state_dir)
+            deleted.append(self.state_dir)
+        return deleted
+
+    def postgres_dir(self) -> Path:
+        """Where the embedded database lives: ``<state_dir>/postgres``, unless PostgreSQL's system user
+        cannot reach it; then under OUTSIDE_POSTGRES_ROOT, recorded so later commands find it."""
+        location = self.state_dir / "postgres.location"
+        if location.exists():
+            return Path(location.read_text().strip())
+        inside = self.state_dir / "postgres"
+        if service_user_can_reach(inside.parent):
+            return inside
+        digest = hashlib.sha256(str(self.state_dir).encode()).hexdigest()[:12]
+        outside = OUTSIDE_POSTGRES_ROOT / f"{self.state_dir.parent.name}-{digest}" / "postgres"
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        location.write_text(f"{outside}\n")
+        return outside
+
+    def _stop_processes(self, pids: dict[str, int], postgres_dir: str | None, postgres_port: int | None) -> None:
+        for pid in pids.values():
+            _terminate_group(pid)
+        if postgres_dir and Path(postgres_dir, "data").exists():
+            PostgresServer(Path(postgres_dir), postgres_port or 0, self.settings.postgres_bin_dir).stop()
+
+    def _port(self, name: str, configured: int) -> int:
+        """The configured port, else the one this state directory used last (the saved state refers to
+        it), else a free one."""
+        if configured:
+            return configured
+        memory = self.state_dir / "ports.json"
+        ports = json.loads(memory.read_text()) if memory.exists() else {}
+        if not (ports.get(name) and _port_is_free(ports[name])):
+            ports[name] = free_port()
+            memory.write_text(json.dumps(ports))
+        return ports[name]
+
+    def _start_emulator(self, port: int) -> int:
+        """MiniStack, its state kept under ``<state_dir>/emulator`` across restarts (S3 objects are
+        written through to disk; the other services are saved on a clean shutdown)."""
+        state = self.state_dir / "emulator"
+        pid = self._spawn(
+            "emulator",
+            [sys.executable, "-m", "ministack"],
+            {
+                "GATEWAY_PORT": str(port),
+                "BIND_HOST": "127.0.0.1",
+                "MINISTACK_REGION": self.settings.region,
+                "PERSIST_STATE": "1",
+                "STATE_DIR": str(state),
+                "S3_PERSIST": "1",
+                "S3_DATA_DIR": str(state / "s3"),
+            },
+        )
+        _wait_healthy(f"http://127.0.0.1:{port}/_ministack/health", self.log_dir / "emulator.log")
+        return pid
+
+    def restart_emulator(self) -> StackInfo:
+        """Stop the emulator cleanly and start it again on the same port (its state survives)."""
+        info = self.running()
+        if info is None:
+            raise StackError("no running stack to restart the emulator of")
+        _terminate_group(info.pids["emulator"])
+        info.pids["emulator"] = self._start_emulator(int(info.emulator_url.rsplit(":", 1)[1]))
+        self.state_file.write_text(json.dumps(asdict(info), indent=2))
+        return info
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str], drop=()) -> int:
+        environ = {k: v for k, v in os.environ.items() if k not in drop}
+        with open(self.log_dir / f"{name}.log", "ab") as log:
+            process = subprocess.Popen(
+                argv,
+                env={**environ, **env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=self.state_dir,
+            )
+        return process.pid
+
+    def _write_aws_profile(self, info: StackInfo) -> None:
+        """A profile for the AWS CLI: AWS_CONFIG_FILE=<state_dir>/aws-config AWS_PROFILE=glueline."""
+        (self.state_dir / "aws-config").write_text(
+            "[profile glueline]\n"
+            f"region = {info.region}\n"
+            f"endpoint_url = {info.emulator_url}\n"
+            "services = glueline-local\n"
+            "aws_access_key_id = test\n"
+            "aws_secret_access_key = test\n\n"
+            "[services glueline-local]\n"
+            f"glue =\n  endpoint_url = {info.glue_url}\n"
+        )
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie is not alive: reap it if it is ours.
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        return waited == 0
+    except ChildProcessError:
+        return True
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _wait_healthy(url: str, log: Path, timeout: float = 60.0) -> None:
+    try:
+        wait_for(lambda: _healthy(url), timeout, url)
+    except TimeoutError as err:
+        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+        raise StackError(f"{err}; last log lines:\n{tail}") from None
+
+
+def _terminate_group(pid: int, grace: float = 15.0) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return
+    deadline = time.time() + grace
+    while time.time() < deadline and _alive(pid):
+        time.sleep(0.1)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

@@ -1,0 +1,250 @@
+"""The ``glueline`` command line."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import boto3
+import typer
+from botocore.config import Config
+from rich.console import Console
+from rich.table import Table
+
+from glueline.local.samples import write_file
+from glueline.local.stack import EmbeddedStack, StackError
+from glueline.ops import packaging, report
+from glueline.ops.bootstrap import Bootstrap, Change
+from glueline.ops.environment import NoEnvironmentError, environment
+from glueline.ops.uploads import InputError, collect_files, count_rows, placeholder, upload, wait_for_outcomes
+from glueline.settings import Settings
+from glueline.shared.audit import AuditTable
+from glueline.shared.events import scheduled_event
+
+app = typer.Typer(
+    help="glueline: an S3 → Lambda → Glue → PostgreSQL batch ETL pipeline, the same code locally and on AWS.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+# Wide enough for the report when piped (rich would assume 80 columns).
+out = Console(width=None if Console().is_terminal else 200)
+err = Console(stderr=True, width=None if Console(stderr=True).is_terminal else 200)
+
+DbUrl = Annotated[
+    str | None,
+    typer.Option("--db-url", help="PostgreSQL to load into (postgresql://user:password@host:port/db)"),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+
+
+def _settings(db_url: str | None = None) -> Settings:
+    settings = Settings()
+    if db_url:
+        settings.db_url = db_url
+    return settings
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _bootstrap(settings: Settings, env, quiet: bool) -> Bootstrap:
+    if env.db is None:
+        _fail("no database: pass --db-url (or set GLUELINE_DB_URL) for a configured AWS environment")
+    changes: list[Change] = []
+    boot = Bootstrap(settings, env.db, log=changes.append)
+    boot.run()
+    if quiet:
+        counts: dict[str, int] = {}
+        for change in changes:
+            counts[change.action] = counts.get(change.action, 0) + 1
+        err.print("bootstrap: " + ", ".join(f"{n} {a}" for a, n in sorted(counts.items())))
+    else:
+        table = Table(title=f"bootstrap ({env.description})", title_justify="left")
+        for column in ("Resource", "Action", "Detail"):
+            table.add_column(column)
+        for change in changes:
+            color = {"created": "green", "updated": "yellow"}.get(change.action, "dim")
+            table.add_row(change.resource, f"[{color}]{change.action}[/]", change.detail)
+        out.print(table)
+        if all(c.action == "unchanged" for c in changes):
+            out.print("Nothing changed: every resource was already as wanted.")
+    return boot
+
+
+def _print_stack(info, db, settings: Settings) -> None:
+    state = Path(settings.state_dir).absolute()
+    out.print(f"[bold]AWS emulator[/] (MiniStack)  {info.emulator_url}")
+    out.print(f"[bold]Glue runner[/]               {info.glue_url}")
+    if db is not None:
+        out.print(f"[bold]PostgreSQL[/]                {db.url(with_password=True)}")
+    if info.postgres_dir:
+        out.print(f"[bold]PostgreSQL data[/]           {info.postgres_dir}")
+    out.print(f"[bold]logs[/]                      {state / 'logs'}")
+    out.print(
+        f"AWS CLI: [cyan]export AWS_CONFIG_FILE={state / 'aws-config'} AWS_PROFILE=glueline[/] then e.g. `aws s3 ls`"
+    )
+
+
+@app.command()
+def up(
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="start in the background and return")] = False,
+    deploy: Annotated[bool, typer.Option("--bootstrap/--no-bootstrap", help="deploy the pipeline onto it")] = True,
+) -> None:
+    """Start the embedded stack (emulator, Glue runner, PostgreSQL) and deploy the pipeline onto it."""
+    settings = _settings()
+    stack = EmbeddedStack(settings)
+    try:
+        info = stack.start(with_postgres=settings.db_url is None)
+    except StackError as error:
+        _fail(str(error))
+    try:
+        with environment(settings) as env:
+            _print_stack(info, env.db, settings)
+            if deploy:
+                boot = _bootstrap(settings, env, quiet=True)
+                out.print(f"Pipeline deployed: drop CSV files into [cyan]s3://{boot.bucket}/source/[/]")
+    except BaseException:
+        stack.stop()
+        raise
+    if detach:
+        out.print("Running in the background: `glueline down` stops it.")
+        return
+    out.print("Running: press Ctrl-C to stop.")
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)  # delivered to sigwait, not as exceptions
+    try:
+        signal.sigwait(stop_signals)
+    finally:
+        stack.stop()
+        out.print("Stopped.")
+
+
+@app.command()
+def down() -> None:
+    """Stop the embedded stack (PostgreSQL data stays in the state directory)."""
+    stopped = EmbeddedStack(_settings()).stop()
+    out.print("Stopped." if stopped else "No stack was running.")
+
+
+@app.command()
+def clean() -> None:
+    """Stop the embedded stack and delete its state: emulator data, logs and the database."""
+    deleted = EmbeddedStack(_settings()).clean()
+    out.print("Deleted " + ", ".join(map(str, deleted)) if deleted else "Nothing to delete.")
+
+
+@app.command("bootstrap")
+def bootstrap_command(db_url: DbUrl = None) -> None:
+    """Create or converge every AWS resource and the database schema (idempotent)."""
+    settings = _settings(db_url)
+    try:
+        with environment(settings) as env:
+            _bootstrap(settings, env, quiet=False)
+    except NoEnvironmentError as error:
+        _fail(str(error))
+
+
+@app.command()
+def status(as_json: AsJson = False, db_url: DbUrl = None) -> None:
+    """The audit table (S3_Audit_1): every file, its status and counts."""
+    settings = _settings(db_url)
+    try:
+        with environment(settings) as env:
+            session = boto3.Session()
+            records = AuditTable(session.client("dynamodb"), settings.audit_table).all()
+            account = session.client("sts").get_caller_identity()["Account"]
+            bucket = settings.bucket_name(account, session.region_name or settings.region)
+            target = env.db.target(str(settings.table)) if env.db else None
+            result = report.build(records, bucket, target, str(settings.table), count_rows(env.db, settings.table))
+    except NoEnvironmentError as error:
+        _fail(str(error))
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        report.render(result, out, title=f"{settings.audit_table} ({env.description})")
+
+
+@app.command()
+def trigger(
+    schedule: Annotated[bool, typer.Option("--schedule", help="send the daily scheduled event (08:00)")] = False,
+) -> None:
+    """Invoke ETL_Lambda_Function as EventBridge would."""
+    if not schedule:
+        _fail("say what to send: --schedule")
+    settings = _settings()
+    try:
+        with environment(settings):
+            session = boto3.Session()
+            region = session.region_name or settings.region
+            account = session.client("sts").get_caller_identity()["Account"]
+            event = scheduled_event(account, region, settings.schedule_rule)
+            lam = session.client("lambda", config=Config(read_timeout=settings.lambda_timeout_seconds + 30))
+            response = lam.invoke(FunctionName=settings.lambda_function, Payload=json.dumps(event).encode())
+    except NoEnvironmentError as error:
+        _fail(str(error))
+    payload = json.loads(response["Payload"].read() or b"null")
+    print(json.dumps(payload, indent=2))
+    if response.get("FunctionError"):
+        raise typer.Exit(1)
+
+
+@app.command()
+def run(
+    paths: Annotated[list[Path] | None, typer.Argument(help="CSV files or directories")] = None,
+    db_url: DbUrl = None,
+    as_json: AsJson = False,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for every file's outcome")] = 900.0,
+    keep_up: Annotated[bool, typer.Option("--keep-up", help="leave a stack this command started running")] = False,
+) -> None:
+    """Upload files to source/, let S3 events drive the pipeline, wait, and report each file."""
+    settings = _settings(db_url)
+    try:
+        files = collect_files(paths or [packaging.bundled("samples")])
+    except InputError as error:
+        _fail(str(error))
+    progress = err if as_json else out
+    with environment(settings, start_stack=True, keep_stack=keep_up) as env:
+        progress.print(f"environment: {env.description}")
+        boot = _bootstrap(settings, env, quiet=True)
+        session = boto3.Session()
+        uploads = upload(session.client("s3"), boot.bucket, files, boot.target)
+        progress.print(f"uploaded {len(uploads)} file(s) to s3://{boot.bucket}/source/")
+        audit = AuditTable(session.client("dynamodb"), settings.audit_table)
+        records = wait_for_outcomes(audit, uploads, timeout, progress)
+        records = [r if r is not None else placeholder(u) for r, u in zip(records, uploads, strict=True)]
+        table_rows = count_rows(env.db, settings.table)
+        result = report.build(records, boot.bucket, boot.target, str(settings.table), table_rows)
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        report.render(result, out, title="glueline run")
+    if not result["ok"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def generate(
+    path: Annotated[Path, typer.Argument(help="the CSV file to write")],
+    rows: Annotated[int, typer.Option(help="number of data rows")] = 10_000,
+    seed: Annotated[int, typer.Option(help="random seed (same seed, same file)")] = 7,
+    dirty: Annotated[float, typer.Option(help="share of dirty rows")] = 0.02,
+    first_id: Annotated[int, typer.Option(help="first TransactionID")] = 100_000,
+    crlf: Annotated[bool, typer.Option(help="CRLF line endings")] = False,
+) -> None:
+    """Write a seeded transactions file; prints the counts a correct run must report."""
+    counts = write_file(path, rows, seed, dirty, first_id, crlf)
+    print(json.dumps(counts.as_dict(), indent=2))
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    try:
+        app()
+    except StackError as error:
+        err.print(f"[bold red]error:[/] {error}")
+        sys.exit(2)

@@ -1,0 +1,74 @@
+"""Which environment a command talks to — the one place that decides.
+
+* ``AWS_PROFILE`` or ``AWS_ENDPOINT_URL`` set: that environment (real AWS, LocalStack, your own
+  emulator) exactly as the standard AWS configuration describes it. The database is ``--db-url`` /
+  ``GLUELINE_DB_URL``.
+* Otherwise the embedded stack of ``<state_dir>``: the running one, or (for ``glueline run``) one
+  started for the command and stopped after it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from glueline.local.stack import EmbeddedStack, StackInfo, apply_aws_env
+from glueline.settings import Settings
+from glueline.shared.dbsecret import DbConnection
+
+
+class NoEnvironmentError(RuntimeError):
+    pass
+
+
+@dataclass
+class Environment:
+    description: str
+    db: DbConnection | None
+    stack: StackInfo | None = None
+
+
+def configured_externally() -> bool:
+    return bool(os.environ.get("AWS_PROFILE") or os.environ.get("AWS_ENDPOINT_URL"))
+
+
+@contextmanager
+def environment(settings: Settings, *, start_stack: bool = False, keep_stack: bool = False) -> Iterator[Environment]:
+    db = DbConnection.from_url(settings.db_url) if settings.db_url else None
+    if configured_externally():
+        target = os.environ.get("AWS_PROFILE") or os.environ.get("AWS_ENDPOINT_URL")
+        yield Environment(f"configured AWS environment ({target})", db)
+        return
+    stack = EmbeddedStack(settings)
+    info = stack.running()
+    if info is not None:
+        apply_aws_env(info)
+        yield Environment(f"embedded stack in {_where(stack, info)}", db or info.db(settings.postgres_bin_dir), info)
+        return
+    if not start_stack:
+        raise NoEnvironmentError(
+            "no environment: start the embedded stack with `glueline up -d`, or configure AWS "
+            "(AWS_PROFILE / AWS_ENDPOINT_URL)"
+        )
+    info = stack.start(with_postgres=db is None)
+    try:
+        apply_aws_env(info)
+        yield Environment(
+            f"embedded stack started in {_where(stack, info)}", db or info.db(settings.postgres_bin_dir), info
+        )
+    finally:
+        if not keep_stack:
+            stack.stop()
+
+
+def _where(stack: EmbeddedStack, info: StackInfo) -> str:
+    if info.postgres_dir is None or Path(info.postgres_dir).parent == stack.state_dir:
+        return str(stack.state_dir)
+    postgres = info.postgres_dir
+    return (
+        f"{stack.state_dir}, its database in {postgres} (PostgreSQL's system user cannot enter "
+        f"{stack.state_dir}; `glueline clean` deletes both)"
+    )

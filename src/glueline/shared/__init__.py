@@ -1,0 +1,5 @@
+"""What the Lambda and the Glue job share, shipped in both: the data contract, the S3 layout, the audit
+record, the file lifecycle, the integrity check, the event shapes, the database secret, the counts.
+
+Standard library and boto3 only (both runtimes have them): ``tests/unit/ops/test_packaging.py`` imports
+every module here in an interpreter that has nothing else."""

@@ -1,0 +1,316 @@
+"""The audit record, defined once: one DynamoDB item per file version and target in ``S3_Audit_1``, and
+its persistence — reads, and conditional writes guarded by the item's current status.
+
+What the statuses mean and when a file moves between them is decided in ``glueline.shared.lifecycle``;
+this module only stores it. Attribute names are the PascalCase names of the AWS walkthrough this project
+grew from (FileID, FileName, UploadTimestamp, ProcessingStart/EndTimestamp, Status, GlueJobID), then
+ours in the same style.
+
+Standard library and boto3 only: ships in the Lambda zip and the Glue job's helper code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from glueline.shared.counts import COUNT_NAMES, Counts
+
+
+class Status:
+    PENDING = "PENDING"
+    PROCESSING = "PROCESSING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    REJECTED = "REJECTED"
+
+    FINAL = frozenset({COMPLETED, REJECTED})
+
+
+STATUS_INDEX = "Status-UploadTimestamp-index"
+
+
+def file_id(bucket: str, key: str, etag: str, target: str) -> str:
+    """The audit item's key: one version of one object, loaded into one target (see
+    ``DbConnection.target``). The same bytes under the same key give the same FileID however often they
+    are announced; new content under the same key, or another target database, gets a new one."""
+    digest = hashlib.sha256(f"s3://{bucket}/{key}#{quoted_etag(etag)}>{target}".encode()).hexdigest()
+    return digest[:32]
+
+
+def quoted_etag(etag: str) -> str:
+    """S3 ETags are quoted in API answers but not in EventBridge events; keep one form."""
+    return '"' + etag.strip('"') + '"'
+
+
+def table_spec(table_name: str) -> dict[str, Any]:
+    """``CreateTable`` arguments: FileID partition key, on-demand, and an index to find files by status."""
+    return {
+        "TableName": table_name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [
+            {"AttributeName": "FileID", "AttributeType": "S"},
+            {"AttributeName": "Status", "AttributeType": "S"},
+            {"AttributeName": "UploadTimestamp", "AttributeType": "S"},
+        ],
+        "KeySchema": [{"AttributeName": "FileID", "KeyType": "HASH"}],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": STATUS_INDEX,
+                "KeySchema": [
+                    {"AttributeName": "Status", "KeyType": "HASH"},
+                    {"AttributeName": "UploadTimestamp", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    }
+
+
+def utc_now() -> str:
+    return to_timestamp(datetime.now(timezone.utc))
+
+
+def to_timestamp(moment: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds, e.g. ``2024-07-13T08:00:00.000Z`` (sorts as text)."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def age_seconds(timestamp: str | None) -> float:
+    """Seconds since a timestamp of ours; infinite when there is none."""
+    if not timestamp:
+        return float("inf")
+    moment = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return (datetime.now(timezone.utc) - moment).total_seconds()
+
+
+@dataclass
+class AuditRecord:
+    """One file version's audit item for one target."""
+
+    file_id: str
+    file_name: str
+    bucket: str
+    source_key: str
+    etag: str
+    size: int
+    upload_timestamp: str
+    target: str = ""  # where the rows go: host:port/dbname/schema.table (see DbConnection.target)
+    status: str = Status.PENDING
+    glue_job_id: str | None = None
+    processing_start_timestamp: str | None = None
+    processing_end_timestamp: str | None = None
+    attempts: int = 0
+    integrity: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    counts: Counts | None = None  # set when the job completed the file
+    final_key: str | None = None
+    rejected_rows_key: str | None = None
+    error_message: str | None = None
+    redeliveries: int | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    last_redelivery_timestamp: str | None = None
+    updated_at: str | None = None
+
+    def to_item(self) -> dict[str, Any]:
+        item = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "counts":
+                item.update(count_attributes(value) if value is not None else {})
+            elif value is not None and value != [] and value != {} and value != "":
+                item[_ATTRIBUTE[f.name]] = value
+        return item
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> AuditRecord:
+        values = {}
+        for f in dataclasses.fields(cls):
+            if f.name == "counts":
+                if all(_COUNT_ATTRIBUTE[n] in item for n in COUNT_NAMES):
+                    values["counts"] = Counts(**{n: int(item[_COUNT_ATTRIBUTE[n]]) for n in COUNT_NAMES})
+            elif _ATTRIBUTE[f.name] in item:
+                values[f.name] = _plain(item[_ATTRIBUTE[f.name]])
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# DynamoDB attribute name for each field: the walkthrough's names, then ours in the same style.
+_ATTRIBUTE = {
+    "file_id": "FileID",
+    "file_name": "FileName",
+    "bucket": "Bucket",
+    "source_key": "SourceKey",
+    "etag": "ETag",
+    "size": "Size",
+    "upload_timestamp": "UploadTimestamp",
+    "target": "Target",
+    "status": "Status",
+    "glue_job_id": "GlueJobID",
+    "processing_start_timestamp": "ProcessingStartTimestamp",
+    "processing_end_timestamp": "ProcessingEndTimestamp",
+    "attempts": "Attempts",
+    "integrity": "Integrity",
+    "warnings": "Warnings",
+    "final_key": "FinalKey",
+    "rejected_rows_key": "RejectedRowsKey",
+    "error_message": "ErrorMessage",
+    "redeliveries": "Redeliveries",
+    "timings": "Timings",
+    "last_redelivery_timestamp": "LastRedeliveryTimestamp",
+    "updated_at": "UpdatedAt",
+}
+_COUNT_ATTRIBUTE = {
+    "rows_read": "RowsRead",
+    "rows_loaded": "RowsLoaded",
+    "rows_rejected": "RowsRejected",
+    "rows_duplicate": "RowsDuplicate",
+    "customer_id_filled": "CustomerIDFilled",
+    "dates_replaced": "DatesReplaced",
+}
+
+
+def count_attributes(counts: Counts) -> dict[str, int]:
+    return {_COUNT_ATTRIBUTE[name]: value for name, value in counts.as_dict().items()}
+
+
+def attribute(name: str) -> str:
+    """The DynamoDB attribute of an AuditRecord field."""
+    return _ATTRIBUTE[name]
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB numbers arrive as Decimal: counts become ints, timings floats."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def _decimals(value: Any) -> Any:
+    """DynamoDB takes no floats: seconds are stored as Decimals, to the millisecond."""
+    if isinstance(value, float):
+        return Decimal(str(round(value, 3)))
+    if isinstance(value, dict):
+        return {k: _decimals(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decimals(v) for v in value]
+    return value
+
+
+def _wire(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(_decimals(v)) for k, v in item.items()}
+
+
+def _unwire(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+
+
+class AuditTable:
+    """Reads and conditional writes of audit items. A write names the status it expects the item to
+    have; when another writer changed the item first, the write does nothing and answers False."""
+
+    def __init__(self, client, table_name: str):
+        self.client = client
+        self.table_name = table_name
+
+    def get(self, fid: str) -> AuditRecord | None:
+        response = self.client.get_item(TableName=self.table_name, Key={"FileID": {"S": fid}}, ConsistentRead=True)
+        return AuditRecord.from_item(_unwire(response["Item"])) if "Item" in response else None
+
+    def create(self, record: AuditRecord) -> bool:
+        """Store a new item as ``record`` says; False when the FileID exists already."""
+        record.updated_at = utc_now()
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=_wire(record.to_item()),
+                ConditionExpression="attribute_not_exists(FileID)",
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def update(
+        self,
+        fid: str,
+        changes: dict[str, Any],
+        *,
+        expect: dict[str, Any],
+        increment: tuple[str, ...] = (),
+        remove: tuple[str, ...] = (),
+    ) -> bool:
+        """Set ``changes`` (attribute → value), add 1 to each ``increment`` attribute and remove the
+        ``remove`` attributes, if every ``expect`` attribute has the given value (``None``: is absent)."""
+        changes = {**changes, "UpdatedAt": utc_now()}
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        sets, conditions = [], ["attribute_exists(FileID)"]
+        for i, (name, value) in enumerate(changes.items()):
+            names[f"#s{i}"] = name
+            values[f":s{i}"] = value
+            sets.append(f"#s{i} = :s{i}")
+        for i, name in enumerate(increment):
+            names[f"#i{i}"] = name
+            sets.append(f"#i{i} = if_not_exists(#i{i}, :zero) + :one")
+            values.update({":zero": 0, ":one": 1})
+        for i, (name, value) in enumerate(expect.items()):
+            names[f"#e{i}"] = name
+            if value is None:
+                conditions.append(f"attribute_not_exists(#e{i})")
+            else:
+                values[f":e{i}"] = value
+                conditions.append(f"#e{i} = :e{i}")
+        expression = "SET " + ", ".join(sets)
+        if remove:
+            expression += " REMOVE " + ", ".join(remove)
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"FileID": {"S": fid}},
+                UpdateExpression=expression,
+                ConditionExpression=" AND ".join(conditions),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_wire(values),
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def with_status(self, status: str) -> list[AuditRecord]:
+        """Items in one status, oldest upload first (the index keeps this cheap)."""
+        records: list[AuditRecord] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": STATUS_INDEX,
+            "KeyConditionExpression": "#Status = :status",
+            "ExpressionAttributeNames": {"#Status": "Status"},
+            "ExpressionAttributeValues": {":status": {"S": status}},
+        }
+        while True:
+            page = self.client.query(**kwargs)
+            records += [AuditRecord.from_item(_unwire(i)) for i in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return records
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def all(self) -> list[AuditRecord]:
+        records: list[AuditRecord] = []
+        for page in self.client.get_paginator("scan").paginate(TableName=self.table_name):
+            records += [AuditRecord.from_item(_unwire(i)) for i in page.get("Items", [])]
+        return sorted(records, key=lambda r: (r.upload_timestamp, r.file_name))

@@ -1,0 +1,92 @@
+"""Database connection details as stored in Secrets Manager.
+
+The secret has the shape of an RDS-managed secret (``engine``, ``host``, ``port``, ``username``,
+``password``, ``dbname``), so a real RDS secret works unchanged. The Glue job receives only the
+secret's *name*; the password never travels in job arguments, environment variables or logs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from urllib.parse import quote, unquote, urlsplit
+
+
+@dataclass(frozen=True)
+class DbConnection:
+    host: str
+    port: int
+    dbname: str
+    username: str
+    password: str = ""
+    sslmode: str = "prefer"
+
+    @classmethod
+    def from_url(cls, url: str) -> DbConnection:
+        parts = urlsplit(url)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError("a database URL looks like postgresql://user:password@host:5432/dbname")
+        query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
+        return cls(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 5432,
+            dbname=unquote(parts.path.lstrip("/")) or "postgres",
+            username=unquote(parts.username or "postgres"),
+            password=unquote(parts.password or ""),
+            sslmode=query.get("sslmode", "prefer"),
+        )
+
+    @classmethod
+    def from_secret(cls, secret_string: str) -> DbConnection:
+        data = json.loads(secret_string)
+        return cls(
+            host=data["host"],
+            port=int(data.get("port", 5432)),
+            dbname=data.get("dbname", "postgres"),
+            username=data["username"],
+            password=data.get("password", ""),
+            sslmode=data.get("sslmode", "prefer"),
+        )
+
+    @classmethod
+    def from_secrets_manager(cls, client, secret_id: str) -> DbConnection:
+        return cls.from_secret(client.get_secret_value(SecretId=secret_id)["SecretString"])
+
+    def secret_string(self) -> str:
+        return json.dumps(
+            {
+                "engine": "postgres",
+                "host": self.host,
+                "port": self.port,
+                "dbname": self.dbname,
+                "username": self.username,
+                "password": self.password,
+                "sslmode": self.sslmode,
+            },
+            sort_keys=True,
+        )
+
+    def connect_kwargs(self) -> dict:
+        """Arguments for ``psycopg.connect``."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "dbname": self.dbname,
+            "user": self.username,
+            "password": self.password,
+            "sslmode": self.sslmode,
+            "connect_timeout": 10,
+            "application_name": "glueline",
+        }
+
+    def target(self, table: str) -> str:
+        """Where rows go, named without secrets — ``host:port/dbname/schema.table`` — as the audit items,
+        the reports and every FileID name it: the same file loaded into another database is another file."""
+        return f"{self.host}:{self.port}/{self.dbname}/{table}"
+
+    def url(self, *, with_password: bool) -> str:
+        secret = f":{quote(self.password, safe='')}" if with_password and self.password else ""
+        return f"postgresql://{quote(self.username, safe='')}{secret}@{self.host}:{self.port}/{self.dbname}"
+
+    def __repr__(self) -> str:  # never print the password by accident
+        return f"DbConnection({self.url(with_password=False)})"

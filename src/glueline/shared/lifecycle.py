@@ -1,0 +1,274 @@
+"""What happens to a file, decided in one place. The Lambda and the Glue job both call this module; the
+audit table (``glueline.shared.audit``) only stores what it decides, and the S3 layout
+(``glueline.shared.layout``) only says where files go.
+
+    PENDING ──claim──▶ PROCESSING ──complete──▶ COMPLETED  file in processed/
+       │                  ▲   │ └──reject────▶ REJECTED   file in rejected/ (refused, gone, out of attempts)
+       │          retry   │   └──fail───────▶ FAILED     file stays in source/ for the next attempt
+       │   (attempts left)└────────────────── FAILED
+       └─admit: header refused by the Lambda─▶ REJECTED
+
+* **admit** (Lambda): a new file version is checked (``integrity``) and recorded with a conditional put,
+  so the schedule and an S3 event racing for the same file create one item. A file whose header breaks
+  the contract is rejected right there, without paying for a Glue run; any other becomes PENDING.
+* **redeliver** (Lambda): content with a final outcome for this target, uploaded again, goes straight to
+  the first copy's final place and is counted; nothing is loaded twice.
+* **work**: what a Glue run must take now: PENDING files, FAILED ones with attempts left (the retry), and
+  PROCESSING ones whose holder died (its Glue run ended, or a Lambda claim older than any Lambda lives).
+* **claim** (job): PROCESSING, one more attempt; conditional on the item being as it was read, so two
+  runs never take the same file.
+* **complete** (job): rejected rows uploaded, the file moved to processed/, COMPLETED with its counts.
+* **fail** (job): FAILED with the error, the file stays in source/; on the last attempt the file is
+  given up instead: moved to rejected/, REJECTED with "gave up after N attempt(s); last error: …".
+* **reject**: REJECTED with the reason, the file moved to rejected/ when it is still there.
+
+Nothing moves backwards except FAILED → PROCESSING (a retry) and PROCESSING → PROCESSING (a dead claim
+taken over). COMPLETED and REJECTED are final. Every item belongs to one *target* (the database and
+table its rows go to, part of its FileID): the same file loaded into another database is another item.
+
+Standard library and boto3 only: ships in the Lambda zip and the Glue job's helper code.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from glueline.shared import layout
+from glueline.shared.audit import (
+    AuditRecord,
+    AuditTable,
+    Status,
+    age_seconds,
+    attribute,
+    count_attributes,
+    file_id,
+    quoted_etag,
+    to_timestamp,
+    utc_now,
+)
+from glueline.shared.counts import Counts
+from glueline.shared.events import ObjectRef
+from glueline.shared.integrity import IntegrityReport, SourceGone, sample_object
+
+# Glue run states in which a run may still write its claims (WAITING: queued, not yet started).
+ACTIVE_RUN_STATES = frozenset({"STARTING", "RUNNING", "STOPPING", "WAITING"})
+# A Lambda holds a claim only while it rejects a file; no Lambda invocation lives longer than 15 minutes.
+LAMBDA_CLAIM_TTL_SECONDS = 900
+# Statuses whose items may need a Glue run.
+_WORK_STATUSES = (Status.PENDING, Status.FAILED, Status.PROCESSING)
+# What ``admit`` answers besides a status: not a source/ key; moved or deleted since it was announced;
+# recorded by a concurrent writer first; identical content with a final outcome, uploaded again.
+IGNORED, GONE, CLAIMED, REDELIVERED = "IGNORED", "GONE", "CLAIMED", "REDELIVERED"
+
+
+class RunChecker:
+    """Is a Glue run still active? (Its claims are then not dead.) Answers are cached per checker."""
+
+    def __init__(self, glue, job_name: str):
+        self.glue = glue
+        self.job_name = job_name
+        self._active: dict[str, bool] = {}
+
+    def __call__(self, run_id: str) -> bool:
+        if run_id not in self._active:
+            try:
+                state = self.glue.get_job_run(JobName=self.job_name, RunId=run_id)["JobRun"]["JobRunState"]
+            except self.glue.exceptions.EntityNotFoundException:
+                state = "UNKNOWN"  # e.g. a local runner restarted since
+            self._active[run_id] = state in ACTIVE_RUN_STATES
+        return self._active[run_id]
+
+
+@dataclass
+class Outcome:
+    """What the job reports for a file it loaded."""
+
+    counts: Counts
+    rejected_rows_file: str | None = None  # a local CSV file of the rows that could not be loaded
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Lifecycle:
+    def __init__(self, audit: AuditTable, s3, glue, job_name: str, max_attempts: int, target: str):
+        self.audit = audit
+        self.s3 = s3
+        self.glue = glue
+        self.job_name = job_name
+        self.max_attempts = max_attempts
+        self.target = target
+
+    # -- what needs a run ---------------------------------------------------------------------------
+
+    def needs_run(self, record: AuditRecord, run_is_active: Callable[[str], bool]) -> bool:
+        if record.target != self.target:
+            return False  # another database's file: its own deployment takes it
+        if record.status == Status.PENDING:
+            return True
+        if record.status == Status.FAILED:
+            return record.attempts < self.max_attempts
+        if record.status == Status.PROCESSING:
+            if record.glue_job_id:
+                return not run_is_active(record.glue_job_id)
+            return age_seconds(record.processing_start_timestamp) > LAMBDA_CLAIM_TTL_SECONDS
+        return False
+
+    def work(self) -> list[AuditRecord]:
+        """Every item a Glue run should take now, oldest upload first."""
+        checker = RunChecker(self.glue, self.job_name)
+        records = [r for status in _WORK_STATUSES for r in self.audit.with_status(status)]
+        return sorted(
+            (r for r in records if self.needs_run(r, checker)), key=lambda r: (r.upload_timestamp, r.file_name)
+        )
+
+    def unclaimed(self, fids: Iterable[str]) -> set[str]:
+        """Those of ``fids`` that still need a run (read consistently, item by item)."""
+        checker = RunChecker(self.glue, self.job_name)
+        return {fid for fid in fids if (r := self.audit.get(fid)) and self.needs_run(r, checker)}
+
+    # -- the Lambda's side --------------------------------------------------------------------------
+
+    def admit(self, ref: ObjectRef) -> tuple[str | None, str]:
+        """Record one announced object; returns (FileID, its status after this call, or what happened)."""
+        if not layout.is_source_key(ref.key):
+            return None, IGNORED
+        if ref.etag is None or ref.size is None or ref.uploaded is None:
+            try:
+                head = self.s3.head_object(Bucket=ref.bucket, Key=ref.key)
+            except self.s3.exceptions.ClientError:
+                return None, GONE
+            uploaded = to_timestamp(head["LastModified"])
+            ref = ObjectRef(ref.bucket, ref.key, head["ETag"], head["ContentLength"], uploaded)
+        etag = quoted_etag(ref.etag)
+        fid = file_id(ref.bucket, ref.key, etag, self.target)
+        existing = self.audit.get(fid)
+        if existing is not None:
+            if existing.status in Status.FINAL and self._in_source(ref.bucket, ref.key, etag):
+                return fid, self._redeliver(existing)
+            return fid, existing.status
+        try:
+            report = sample_object(self.s3, ref.bucket, ref.key, etag, ref.size)
+        except SourceGone:
+            return fid, GONE
+        record = AuditRecord(
+            file_id=fid,
+            file_name=layout.file_name(ref.key),
+            bucket=ref.bucket,
+            source_key=ref.key,
+            etag=etag,
+            size=ref.size,
+            upload_timestamp=ref.uploaded,
+            target=self.target,
+            integrity=report.as_item(),
+            warnings=report.warnings,
+        )
+        if report.ok:
+            return fid, (Status.PENDING if self.audit.create(record) else CLAIMED)
+        # Refused as a whole: this invocation holds the file (a Lambda claim) while it rejects it.
+        record.status, record.processing_start_timestamp = Status.PROCESSING, utc_now()
+        if not self.audit.create(record):
+            return fid, CLAIMED
+        self.reject(record, report.problem, holder=None)
+        return fid, Status.REJECTED
+
+    def note_run(self, fids: Iterable[str], run_id: str) -> None:
+        """Record the Glue run started for files that are still pending."""
+        for fid in fids:
+            self.audit.update(fid, {"GlueJobID": run_id}, expect={"Status": Status.PENDING})
+
+    def _redeliver(self, existing: AuditRecord) -> str:
+        prefix = layout.PROCESSED if existing.status == Status.COMPLETED else layout.REJECTED
+        layout.move_object(self.s3, existing.bucket, existing.source_key, prefix, existing.file_id)
+        self.audit.update(
+            existing.file_id,
+            {"LastRedeliveryTimestamp": utc_now()},
+            expect={"Status": existing.status},
+            increment=("Redeliveries",),
+        )
+        return REDELIVERED
+
+    def _in_source(self, bucket: str, key: str, etag: str) -> bool:
+        """Is this exact version in source/ now? Asked after reading a final status, which is written
+        only once the file has left source/, so a hit is a new upload of the same content (or an event
+        racing that upload's own processing, which a conditional write then settles)."""
+        try:
+            self.s3.head_object(Bucket=bucket, Key=key, IfMatch=etag)
+        except self.s3.exceptions.ClientError:
+            return False
+        return True
+
+    # -- the job's side -----------------------------------------------------------------------------
+
+    def claim(self, seen: AuditRecord, run_id: str) -> AuditRecord | None:
+        """Take an item that needs a run (as ``seen``) for this run: PROCESSING, one more attempt.
+        None when the item changed since it was read (another run took it, or a Lambda noted a run)."""
+        ok = self.audit.update(
+            seen.file_id,
+            {"Status": Status.PROCESSING, "GlueJobID": run_id, "ProcessingStartTimestamp": utc_now()},
+            expect={"Status": seen.status, "UpdatedAt": seen.updated_at},
+            increment=("Attempts",),
+            remove=("ErrorMessage", "ProcessingEndTimestamp"),
+        )
+        return self.audit.get(seen.file_id) if ok else None
+
+    def inspect(self, record: AuditRecord) -> IntegrityReport:
+        """Check the claimed version again, as the Lambda did (raises SourceGone when it left source/)."""
+        return sample_object(self.s3, record.bucket, record.source_key, record.etag, record.size)
+
+    def complete(self, record: AuditRecord, run_id: str, outcome: Outcome) -> str:
+        """Its rows are committed: upload the rejected rows, move the file to processed/, COMPLETED."""
+        started = time.perf_counter()
+        rejected_rows_key = None
+        if outcome.rejected_rows_file:
+            rejected_rows_key = layout.rejected_rows_key(record.source_key, run_id)
+            self.s3.upload_file(outcome.rejected_rows_file, record.bucket, rejected_rows_key)
+        final_key = layout.move_object(self.s3, record.bucket, record.source_key, layout.PROCESSED, record.file_id)
+        timings = {**outcome.timings, "move": time.perf_counter() - started}
+        changes: dict[str, Any] = {
+            **count_attributes(outcome.counts),
+            "Status": Status.COMPLETED,
+            "ProcessingEndTimestamp": utc_now(),
+            "FinalKey": final_key,
+        }
+        if rejected_rows_key:
+            changes["RejectedRowsKey"] = rejected_rows_key
+        if outcome.warnings:
+            changes[attribute("warnings")] = outcome.warnings
+        changes[attribute("timings")] = timings
+        self._finish(record, run_id, changes)
+        return final_key
+
+    def fail(self, record: AuditRecord, run_id: str, message: str) -> str:
+        """A failed attempt: FAILED (the file stays for the next trigger), or given up on the last one."""
+        if record.attempts < self.max_attempts:
+            self._finish(
+                record,
+                run_id,
+                {"Status": Status.FAILED, "ErrorMessage": message[:2000], "ProcessingEndTimestamp": utc_now()},
+            )
+            return Status.FAILED
+        self.reject(record, f"gave up after {record.attempts} attempt(s); last error: {message}", holder=run_id)
+        return Status.REJECTED
+
+    def reject(self, record: AuditRecord, reason: str, holder: str | None, move: bool = True) -> None:
+        """REJECTED, and the file in rejected/ (``move``: it is still in source/ to be moved). ``holder``
+        is the Glue run holding the claim, None for a Lambda's claim."""
+        changes = {"Status": Status.REJECTED, "ProcessingEndTimestamp": utc_now()}
+        if move:
+            try:
+                changes["FinalKey"] = layout.move_object(
+                    self.s3, record.bucket, record.source_key, layout.REJECTED, record.file_id
+                )
+            except self.s3.exceptions.ClientError as err:  # the object itself is unreachable: say so
+                reason += f" (the file could not be moved to rejected/: {err})"
+        changes["ErrorMessage"] = reason[:2000]
+        if holder is None:
+            self.audit.update(record.file_id, changes, expect={"Status": Status.PROCESSING, "GlueJobID": None})
+        else:
+            self._finish(record, holder, changes)
+
+    def _finish(self, record: AuditRecord, run_id: str, changes: dict[str, Any]) -> bool:
+        return self.audit.update(record.file_id, changes, expect={"Status": Status.PROCESSING, "GlueJobID": run_id})

@@ -1,0 +1,85 @@
+"""The Lambda's decisions: which files an event admits and when a Glue run is started, against moto's S3
+and DynamoDB and a scripted Glue."""
+
+from __future__ import annotations
+
+from glueline.intake.intake import Intake
+from glueline.shared.audit import Status
+from glueline.shared.events import object_created_event, scheduled_event
+
+from ..conftest import BUCKET, GOOD_CSV, FakeGlue
+
+SCHEDULE = scheduled_event("000000000000", "us-east-1", "ETL_Daily_Schedule")
+
+
+def intake(aws, glue) -> Intake:
+    return Intake(aws.lifecycle(glue), BUCKET, sleep=lambda seconds: None)
+
+
+def test_a_new_file_is_recorded_and_a_run_started_for_it(aws):
+    glue = FakeGlue()
+    aws.put("source/a.csv", GOOD_CSV)
+    result = intake(aws, glue).handle(object_created_event(BUCKET, "source/a.csv"), lambda: 60_000)
+    (record,) = aws.audit.all()
+    assert result == {"files": {"source/a.csv": Status.PENDING}, "sweep": False, "work": 1, "glue_job_run_id": "jr_1"}
+    assert (record.status, record.glue_job_id) == (Status.PENDING, "jr_1")
+
+
+def test_a_file_with_a_bad_header_costs_no_glue_run(aws):
+    glue = FakeGlue()
+    aws.put("source/bad.csv", b"TransactionID,Amount\n1,2\n")
+    result = intake(aws, glue).handle(object_created_event(BUCKET, "source/bad.csv"), lambda: 60_000)
+    assert result["files"] == {"source/bad.csv": Status.REJECTED} and result["glue_job_run_id"] is None
+    assert glue.calls == 0 and aws.keys() == ["rejected/bad.csv"]
+
+
+def test_the_sweep_admits_everything_in_source_and_starts_one_run(aws):
+    glue = FakeGlue()
+    aws.put("source/", b"")
+    aws.put("source/a.csv", GOOD_CSV)
+    aws.put("source/b.csv", GOOD_CSV.replace(b"x\n", b"y\n"))
+    result = intake(aws, glue).handle(SCHEDULE, lambda: 60_000)
+    assert result["files"] == {"source/": "IGNORED", "source/a.csv": Status.PENDING, "source/b.csv": Status.PENDING}
+    assert result["sweep"] and result["work"] == 2 and glue.calls == 1
+
+
+def test_the_sweep_retries_failed_files_without_new_uploads(aws):
+    glue = FakeGlue()
+    aws.put("source/a.csv", GOOD_CSV)
+    lambda_ = intake(aws, glue)
+    lambda_.handle(object_created_event(BUCKET, "source/a.csv"), lambda: 60_000)
+    (record,) = aws.audit.all()
+    lifecycle = aws.lifecycle(glue)
+    lifecycle.fail(lifecycle.claim(record, "jr_1"), "jr_1", "database down")
+    result = lambda_.handle(SCHEDULE, lambda: 60_000)
+    assert result["files"] == {"source/a.csv": Status.FAILED} and result["glue_job_run_id"] == "jr_2"
+
+
+def test_busy_glue_waits_until_the_active_run_claims_the_file(aws):
+    aws.put("source/a.csv", GOOD_CSV)
+
+    def active_run_claims_on_third_refusal():
+        if glue.calls == 3:
+            for record in aws.audit.all():
+                aws.lifecycle(glue).claim(record, "jr_active")
+
+    glue = FakeGlue(busy_for=100, on_busy=active_run_claims_on_third_refusal, states={"jr_active": "RUNNING"})
+    result = intake(aws, glue).handle(object_created_event(BUCKET, "source/a.csv"), lambda: 60_000)
+    assert result["glue_job_run_id"] is None and glue.calls == 3
+    assert [r.status for r in aws.audit.all()] == [Status.PROCESSING]
+
+
+def test_busy_glue_retries_start_when_the_active_run_ends_first(aws):
+    glue = FakeGlue(busy_for=2)
+    aws.put("source/a.csv", GOOD_CSV)
+    result = intake(aws, glue).handle(object_created_event(BUCKET, "source/a.csv"), lambda: 60_000)
+    assert result["glue_job_run_id"] == "jr_3"
+
+
+def test_busy_glue_gives_up_before_the_lambda_timeout_and_leaves_the_file_pending(aws):
+    glue = FakeGlue(busy_for=1000)
+    aws.put("source/a.csv", GOOD_CSV)
+    remaining = iter([60_000, 30_000, 10_000])
+    result = intake(aws, glue).handle(object_created_event(BUCKET, "source/a.csv"), lambda: next(remaining))
+    assert result["glue_job_run_id"] is None and glue.calls == 3
+    assert [r.status for r in aws.audit.all()] == [Status.PENDING]

@@ -1,0 +1,137 @@
+"""A Glue run's orchestration: batches, per-file outcomes, isolation of failures — with a scripted loader
+and moto's S3 and DynamoDB."""
+
+from __future__ import annotations
+
+from glueline.job.run import JobRun, describe
+from glueline.shared.audit import AuditRecord, Status, file_id
+from glueline.shared.counts import Counts
+from glueline.shared.events import ObjectRef
+from glueline.shared.lifecycle import Outcome
+
+from ..conftest import BUCKET, GOOD_CSV, TARGET
+
+
+class ScriptedLoader:
+    """Loads whatever it is given, except what ``errors`` names (per FileID, or ``"batch"`` for a pass
+    of several files that fails as a whole); remembers each batch."""
+
+    def __init__(self, errors=None, during=None):
+        self.errors = errors or {}
+        self.during = during  # called once, during the first load (e.g. another upload arrives)
+        self.batches: list[list[str]] = []
+
+    def load(self, files):
+        names = [f.record.file_name for f in files]
+        self.batches.append(names)
+        if self.during:
+            self.during, during = None, self.during
+            during()
+        if len(files) > 1 and "batch" in self.errors:
+            raise RuntimeError(self.errors["batch"])
+        return {
+            f.record.file_id: RuntimeError(self.errors[f.record.file_name])
+            if f.record.file_name in self.errors
+            else Outcome(Counts(1, 1, 0, 0, 0, 0))
+            for f in files
+        }
+
+
+def upload(aws, *names: str) -> list[str]:
+    lifecycle = aws.lifecycle()
+    fids = []
+    for name in names:
+        etag = aws.put(f"source/{name}", GOOD_CSV.replace(b"x\n", name.encode() + b"\n"))
+        fids.append(lifecycle.admit(ObjectRef(BUCKET, f"source/{name}", etag, len(GOOD_CSV) + len(name) - 1, "t"))[0])
+    return fids
+
+
+def run(aws, loader, max_attempts=3) -> tuple[list[str], list[str]]:
+    """(the run's failures, what it logged)."""
+    messages: list[str] = []
+    job = JobRun(aws.lifecycle(max_attempts=max_attempts), "jr_1", lambda: loader, log=messages.append)
+    return job.run(), messages
+
+
+def test_all_work_is_loaded_in_one_pass(aws):
+    fids = upload(aws, "a.csv", "b.csv", "c.csv")
+    loader = ScriptedLoader()
+    failures, _ = run(aws, loader)
+    assert failures == [] and loader.batches == [["a.csv", "b.csv", "c.csv"]]
+    for fid in fids:
+        record = aws.audit.get(fid)
+        assert (record.status, record.counts, record.glue_job_id) == (
+            Status.COMPLETED,
+            Counts(1, 1, 0, 0, 0, 0),
+            "jr_1",
+        )
+    assert aws.keys() == ["processed/a.csv", "processed/b.csv", "processed/c.csv"]
+
+
+def test_an_idle_run_starts_no_loader(aws):
+    def no_loader():
+        raise AssertionError("nothing to load, yet the loader (Spark) was started")
+
+    assert JobRun(aws.lifecycle(), "jr_1", no_loader, log=lambda m: None).run() == []
+
+
+def test_one_file_failing_its_load_fails_alone(aws):
+    a, b = upload(aws, "a.csv", "b.csv")
+    failures, _ = run(aws, ScriptedLoader({"b.csv": "CheckViolation: no_1"}))
+    assert failures == ["b.csv: RuntimeError: CheckViolation: no_1"]
+    assert aws.audit.get(a).status == Status.COMPLETED
+    failed = aws.audit.get(b)
+    assert (failed.status, failed.error_message) == (Status.FAILED, "RuntimeError: CheckViolation: no_1")
+    assert aws.keys() == ["processed/a.csv", "source/b.csv"]
+
+
+def test_a_pass_failing_as_a_whole_is_retried_file_by_file(aws):
+    a, b, c = upload(aws, "a.csv", "b.csv", "c.csv")
+    loader = ScriptedLoader({"batch": "Py4JJavaError: task failed", "b.csv": "UnicodeError: bad bytes"})
+    failures, messages = run(aws, loader)
+    assert loader.batches == [["a.csv", "b.csv", "c.csv"], ["a.csv"], ["b.csv"], ["c.csv"]]
+    assert [aws.audit.get(f).status for f in (a, b, c)] == [Status.COMPLETED, Status.FAILED, Status.COMPLETED]
+    assert [aws.audit.get(f).attempts for f in (a, b, c)] == [1, 1, 1]  # one claim, one attempt
+    assert failures == ["b.csv: RuntimeError: UnicodeError: bad bytes"]
+    assert any("failed as a whole" in m for m in messages)
+
+
+def test_the_last_failed_attempt_gives_the_file_up(aws):
+    (fid,) = upload(aws, "a.csv")
+    run(aws, ScriptedLoader({"a.csv": "OperationalError: down"}), max_attempts=1)
+    record = aws.audit.get(fid)
+    assert record.status == Status.REJECTED and record.final_key == "rejected/a.csv"
+    assert record.error_message == "gave up after 1 attempt(s); last error: RuntimeError: OperationalError: down"
+
+
+def test_files_that_fail_the_check_at_claim_time_are_rejected_before_the_load(aws):
+    good, replaced = upload(aws, "good.csv", "replaced.csv")
+    aws.put("source/replaced.csv", b"new content\n")  # replaced after it was announced: its own FileID
+    bad_etag = aws.put("source/bad.csv", b"TransactionID,Amount\n1,2\n")  # admitted under an older contract
+    bad = file_id(BUCKET, "source/bad.csv", bad_etag, TARGET)
+    aws.audit.create(AuditRecord(bad, "bad.csv", BUCKET, "source/bad.csv", bad_etag, 24, "t", target=TARGET))
+    loader = ScriptedLoader()
+    run(aws, loader)
+    assert loader.batches == [["good.csv"]]
+    gone, refused = aws.audit.get(replaced), aws.audit.get(bad)
+    assert gone.status == Status.REJECTED and "no longer there" in gone.error_message and gone.final_key is None
+    assert refused.status == Status.REJECTED and "missing required column(s)" in refused.error_message
+    assert aws.keys() == ["processed/good.csv", "rejected/bad.csv", "source/replaced.csv"]
+
+
+def test_files_announced_during_the_run_are_taken_too(aws):
+    upload(aws, "a.csv")
+    loader = ScriptedLoader(during=lambda: upload(aws, "b.csv"))
+    run(aws, loader)
+    assert loader.batches == [["a.csv"], ["b.csv"]]
+    assert {r.status for r in aws.audit.all()} == {Status.COMPLETED}
+
+
+def test_a_python_error_in_a_spark_task_is_described_without_the_java_trace():
+    wrapped = RuntimeError(
+        "An error occurred while calling o123.collect.\n: org.apache.spark.SparkException: Job aborted\n"
+        'Traceback (most recent call last):\n  File "x.py", line 1\npsycopg.OperationalError: connection lost\n'
+        "\tat org.apache.spark.api.python.BasePythonRunner"
+    )
+    assert describe(wrapped) == "psycopg.OperationalError: connection lost (in a Spark task)"
+    assert describe(ValueError("plain")) == "ValueError: plain"

@@ -1,0 +1,22 @@
+from glueline.shared.dbsecret import DbConnection
+
+
+def test_database_url_round_trip_and_no_password_in_repr():
+    db = DbConnection.from_url("postgresql://etl:p%40ss@db.example:6543/bank?sslmode=require")
+    assert (db.username, db.password, db.host, db.port, db.dbname, db.sslmode) == (
+        "etl",
+        "p@ss",
+        "db.example",
+        6543,
+        "bank",
+        "require",
+    )
+    assert DbConnection.from_secret(db.secret_string()) == db
+    assert "p@ss" not in repr(db) and "p%40ss" not in db.url(with_password=False)
+    assert db.url(with_password=True) == "postgresql://etl:p%40ss@db.example:6543/bank"
+
+
+def test_the_target_names_the_database_and_table_but_no_secret():
+    db = DbConnection.from_url("postgresql://etl:secret@db.example:6543/bank")
+    assert db.target("public.transactions") == "db.example:6543/bank/public.transactions"
+    assert "secret" not in db.target("public.transactions") and "etl" not in db.target("public.transactions")

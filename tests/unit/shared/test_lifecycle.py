@@ -1,0 +1,198 @@
+"""A file's lifecycle, against moto's S3 and DynamoDB: every transition, its conditions, and where the
+file ends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from glueline.shared.audit import AuditRecord, Status, file_id, to_timestamp
+from glueline.shared.counts import Counts
+from glueline.shared.events import ObjectRef
+from glueline.shared.lifecycle import GONE, IGNORED, REDELIVERED, Outcome
+
+from ..conftest import BUCKET, GOOD_CSV, TARGET, FakeGlue
+
+
+def announce(aws, key: str, body: bytes | None = GOOD_CSV) -> ObjectRef:
+    """Upload (unless ``body`` is None) and describe the object as an S3 event would."""
+    etag = aws.put(key, body) if body is not None else '"0"'
+    return ObjectRef(BUCKET, key, etag, len(body or b""), "2024-07-13T08:00:00.000Z")
+
+
+def test_a_new_file_becomes_pending_for_its_target(aws):
+    lifecycle = aws.lifecycle()
+    ref = announce(aws, "source/a.csv")
+    fid, status = lifecycle.admit(ref)
+    record = aws.audit.get(fid)
+    assert status == Status.PENDING and fid == file_id(BUCKET, "source/a.csv", ref.etag, TARGET)
+    assert (record.status, record.target, record.file_name, record.size) == (
+        Status.PENDING,
+        TARGET,
+        "a.csv",
+        len(GOOD_CSV),
+    )
+    assert record.integrity["SampleBlankCustomerIDs"] == 1 and record.integrity["SampleBadTransactionDates"] == 1
+    assert lifecycle.admit(ref) == (fid, Status.PENDING)  # announced again: the same item
+    assert len(aws.audit.all()) == 1
+
+
+def test_an_event_without_object_details_is_looked_up(aws):
+    announce(aws, "source/a.csv")
+    fid, status = aws.lifecycle().admit(ObjectRef(BUCKET, "source/a.csv"))
+    assert status == Status.PENDING and aws.audit.get(fid).size == len(GOOD_CSV)
+
+
+@pytest.mark.parametrize(
+    "key, body, expected",
+    [("processed/a.csv", GOOD_CSV, IGNORED), ("source/", b"", IGNORED), ("source/gone.csv", None, GONE)],
+)
+def test_objects_that_are_not_files_to_process(aws, key, body, expected):
+    ref = announce(aws, key, body)
+    assert aws.lifecycle().admit(ref)[1] == expected
+    assert aws.audit.all() == []
+
+
+@pytest.mark.parametrize(
+    "body, reason",
+    [(b"TransactionID,Amount\n1,2\n", "missing required column(s)"), (b"", "empty file (0 bytes)")],
+)
+def test_a_file_refused_as_a_whole_is_rejected_by_the_lambda(aws, body, reason):
+    fid, status = aws.lifecycle().admit(announce(aws, "source/bad.csv", body))
+    record = aws.audit.get(fid)
+    assert status == Status.REJECTED and reason in record.error_message
+    assert (record.final_key, record.glue_job_id) == ("rejected/bad.csv", None)
+    assert aws.keys() == ["rejected/bad.csv"]
+
+
+def test_identical_content_with_a_final_outcome_is_a_redelivery(aws):
+    lifecycle = aws.lifecycle()
+    ref = announce(aws, "source/a.csv")
+    fid, _ = lifecycle.admit(ref)
+    record = lifecycle.claim(aws.audit.get(fid), "jr_1")
+    lifecycle.complete(record, "jr_1", Outcome(Counts(1, 1, 0, 0, 1, 1)))
+    assert lifecycle.admit(ref) == (fid, Status.COMPLETED)  # a late event for the moved file
+    assert lifecycle.admit(announce(aws, "source/a.csv")) == (fid, REDELIVERED)  # the same bytes again
+    record = aws.audit.get(fid)
+    assert (record.status, record.redeliveries, record.counts) == (Status.COMPLETED, 1, Counts(1, 1, 0, 0, 1, 1))
+    assert aws.keys() == ["processed/a.csv"]
+
+
+def test_the_same_file_for_another_target_is_another_file(aws):
+    """Loaded into one database, the file is not loaded into another: it is new work there."""
+    first = aws.lifecycle()
+    ref = announce(aws, "source/a.csv")
+    fid, _ = first.admit(ref)
+    first.complete(first.claim(aws.audit.get(fid), "jr_1"), "jr_1", Outcome(Counts(1, 1, 0, 0, 1, 1)))
+    other = aws.lifecycle(target="other.example:5432/fresh/public.transactions")
+    other_fid, status = other.admit(announce(aws, "source/a.csv"))
+    assert status == Status.PENDING and other_fid != fid
+    assert [r.file_id for r in other.work()] == [other_fid] and first.work() == []
+
+
+def record_in(aws, status: str, attempts: int = 1, run: str | None = None, started: str | None = None, **fields):
+    record = AuditRecord(
+        "f1", "a.csv", BUCKET, "source/a.csv", '"e"', 10, "2024-07-13T08:00:00.000Z", target=TARGET, status=status
+    )
+    record.attempts, record.glue_job_id, record.processing_start_timestamp = attempts, run, started
+    for name, value in fields.items():
+        setattr(record, name, value)
+    assert aws.audit.create(record)
+    return record
+
+
+@pytest.mark.parametrize(
+    "status, attempts, run, run_state, started, needs_run",
+    [
+        (Status.PENDING, 0, None, None, None, True),
+        (Status.FAILED, 2, "jr_old", "FAILED", None, True),  # attempts left: a retry
+        (Status.FAILED, 3, "jr_old", "FAILED", None, False),  # out of attempts (given up already)
+        (Status.PROCESSING, 1, "jr_old", "FAILED", None, True),  # its Glue run died: a dead claim
+        (Status.PROCESSING, 1, "jr_old", None, None, True),  # its Glue run is unknown to Glue
+        (Status.PROCESSING, 1, "jr_old", "RUNNING", None, False),  # still being processed
+        (Status.PROCESSING, 0, None, None, "2020-01-01T00:00:00.000Z", True),  # a Lambda claim, long dead
+        (Status.PROCESSING, 0, None, None, "now", False),  # a Lambda rejecting it right now
+        (Status.COMPLETED, 1, "jr_old", "SUCCEEDED", None, False),
+        (Status.REJECTED, 3, "jr_old", "FAILED", None, False),
+    ],
+)
+def test_what_needs_a_run(aws, status, attempts, run, run_state, started, needs_run):
+    from datetime import datetime, timezone
+
+    if started == "now":
+        started = to_timestamp(datetime.now(timezone.utc))
+    record_in(aws, status, attempts, run, started)
+    glue = FakeGlue(states={"jr_old": run_state} if run_state else {})
+    assert [r.file_id for r in aws.lifecycle(glue).work()] == (["f1"] if needs_run else [])
+
+
+def test_a_claim_takes_the_item_once_and_counts_the_attempt(aws):
+    lifecycle = aws.lifecycle()
+    seen = record_in(aws, Status.FAILED, attempts=1)
+    seen = aws.audit.get(seen.file_id)
+    claimed = lifecycle.claim(seen, "jr_2")
+    assert (claimed.status, claimed.glue_job_id, claimed.attempts) == (Status.PROCESSING, "jr_2", 2)
+    assert lifecycle.claim(seen, "jr_3") is None  # another run read the same item: it lost
+    assert aws.audit.get(seen.file_id).glue_job_id == "jr_2"
+
+
+def test_complete_moves_the_file_and_records_the_outcome(aws, tmp_path: Path):
+    lifecycle = aws.lifecycle()
+    fid, _ = lifecycle.admit(announce(aws, "source/a.csv"))
+    record = lifecycle.claim(aws.audit.get(fid), "jr_1")
+    rejected = tmp_path / "rejected.csv"
+    rejected.write_text("line_number,record_number\n3,2\n")
+    outcome = Outcome(Counts(2, 1, 1, 0, 1, 1), str(rejected), ["extra column(s) ignored: X"], {"stage": 1.5})
+    assert lifecycle.complete(record, "jr_1", outcome) == "processed/a.csv"
+    done = aws.audit.get(fid)
+    assert (done.status, done.counts, done.final_key, done.warnings) == (
+        Status.COMPLETED,
+        Counts(2, 1, 1, 0, 1, 1),
+        "processed/a.csv",
+        ["extra column(s) ignored: X"],
+    )
+    assert done.rejected_rows_key == "rejected/rows/a.csv/jr_1.csv" and set(done.timings) == {"stage", "move"}
+    assert aws.keys() == ["processed/a.csv", "rejected/rows/a.csv/jr_1.csv"]
+
+
+def test_only_the_run_holding_the_claim_settles_the_file(aws):
+    lifecycle = aws.lifecycle()
+    fid, _ = lifecycle.admit(announce(aws, "source/a.csv"))
+    record = lifecycle.claim(aws.audit.get(fid), "jr_1")
+    record.glue_job_id = "jr_other"
+    lifecycle.fail(record, "jr_other", "boom")
+    assert aws.audit.get(fid).status == Status.PROCESSING
+
+
+def test_a_failed_attempt_leaves_the_file_for_a_retry_until_the_last_one(aws):
+    lifecycle = aws.lifecycle(max_attempts=2)
+    fid, _ = lifecycle.admit(announce(aws, "source/a.csv"))
+    first = lifecycle.claim(aws.audit.get(fid), "jr_1")
+    assert lifecycle.fail(first, "jr_1", "OperationalError: connection refused") == Status.FAILED
+    failed = aws.audit.get(fid)
+    assert (failed.status, failed.error_message, aws.keys()) == (
+        Status.FAILED,
+        "OperationalError: connection refused",
+        ["source/a.csv"],
+    )
+    second = lifecycle.claim(failed, "jr_2")
+    assert lifecycle.fail(second, "jr_2", "CheckViolation: no_1") == Status.REJECTED
+    given_up = aws.audit.get(fid)
+    assert given_up.status == Status.REJECTED and given_up.final_key == "rejected/a.csv"
+    assert given_up.error_message == "gave up after 2 attempt(s); last error: CheckViolation: no_1"
+    assert aws.keys() == ["rejected/a.csv"] and lifecycle.work() == []
+
+
+def test_a_file_that_left_source_is_rejected_without_a_move(aws):
+    lifecycle = aws.lifecycle()
+    fid, _ = lifecycle.admit(announce(aws, "source/a.csv"))
+    record = lifecycle.claim(aws.audit.get(fid), "jr_1")
+    aws.put("source/a.csv", GOOD_CSV + b"2,ACC,1,2024-07-13,deposit,1.00,USD,2.00,3,4,y\n")  # replaced
+    from glueline.shared.integrity import SourceGone
+
+    with pytest.raises(SourceGone):
+        lifecycle.inspect(record)
+    lifecycle.reject(record, "gone", holder="jr_1", move=False)
+    assert aws.audit.get(fid).status == Status.REJECTED and aws.audit.get(fid).final_key is None
+    assert aws.keys() == ["source/a.csv"]  # the new version stays, for its own FileID
