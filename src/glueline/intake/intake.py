@@ -5,8 +5,9 @@ An S3 "Object Created" event names its file; the daily schedule sweeps every obj
 (the safety net for events that were lost). Each file is admitted through the lifecycle
 (``glueline.shared.lifecycle``): recorded PENDING, rejected for its header, or redelivered.
 
-Then every trigger makes sure the work gets a Glue run: new files, failed ones with attempts left, and
-dead claims. Glue allows MaxConcurrentRuns (1); when it answers ConcurrentRunsExceeded, the active run
+Then the trigger makes sure the work gets a Glue run: an S3 event for the files it announced, the
+schedule for all work (new files, failed ones with attempts left, dead claims); a run takes all work
+there is, whatever started it. Glue allows MaxConcurrentRuns (1); when it answers ConcurrentRunsExceeded, the active run
 takes all work before it ends, so this invocation only waits until its files are claimed — retrying
 StartJobRun in case the active run ended first — and gives up shortly before its own timeout, leaving
 them for the next trigger. Nothing waits forever and nothing is dropped.
@@ -41,10 +42,12 @@ class Intake:
         if sweep:
             refs = list(self.source_objects())
         outcomes = {ref.key: self.lifecycle.admit(ref) for ref in refs}
-        work = {r.file_id for r in self.lifecycle.work()}
-        # An S3 event waits for its own files; the sweep answers for all work.
-        watch = work if sweep else work & {fid for fid, _ in outcomes.values()}
-        run_id = self.start_job(watch, remaining_ms) if work else None
+        # The sweep answers for all work; an S3 event for its own files (the run it starts takes all work).
+        if sweep:
+            work = {r.file_id for r in self.lifecycle.work()}
+        else:
+            work = self.lifecycle.unclaimed(fid for fid, _ in outcomes.values() if fid is not None)
+        run_id = self.start_job(work, remaining_ms) if work else None
         return {
             "files": {key: status for key, (_, status) in outcomes.items()},
             "sweep": sweep,

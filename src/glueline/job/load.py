@@ -28,6 +28,7 @@ from datetime import date
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -138,49 +139,52 @@ class BatchLoader:
         started = time.perf_counter()
         with ThreadPoolExecutor(8) as pool:
             paths = list(pool.map(lambda c: self.source.path(c.record), claimed))
+        timings = {"spark_start": self.spark_start, "fetch": time.perf_counter() - started}
+        self.spark_start = 0.0  # told to the first batch's files only
         files = [
             InputFile(i, c.record.file_id, path, c.integrity.header)
             for i, (c, path) in enumerate(zip(claimed, paths, strict=True))
         ]
         lineage = {c.record.file_id: f"s3://{c.record.bucket}/{c.record.source_key}" for c in claimed}
         try:
-            return self._load(files, lineage, started)
+            # One connection for the driver's statements: each file's tables, then each file's transaction.
+            with psycopg.connect(**self.db.connect_kwargs(), autocommit=True) as conn:
+                return self._load(conn, files, lineage, timings)
         finally:
             for path in paths:
                 self.source.discard(path)
 
-    def _load(self, files: list[InputFile], lineage: dict[str, str], started: float) -> dict[str, Outcome | Exception]:
+    def _load(self, conn, files: list[InputFile], lineage: dict[str, str], timings: dict) -> dict:
+        started = time.perf_counter()
         copy_seconds = self.spark.sparkContext.accumulator(0.0)
-        self._create_tables(files)
         try:
+            self._create_tables(conn, files)
             stats = self._stage(read_split(self.spark, files), files, copy_seconds, split_read=True)
             again = [f for f in files if stats[f.index].total("odd")]
             if again:  # quoted line breaks: these files' split read is void
-                self._create_tables(again)
+                self._create_tables(conn, again)
                 stats.update(self._stage(read_multiline(self.spark, again), again, copy_seconds, split_read=False))
         except BaseException:
             self._drop_tables(files)
             raise
         batch = {
-            "spark_start": self.spark_start,
+            **timings,
             "stage": time.perf_counter() - started,
             "copy": copy_seconds.value,
             "batch_files": len(files),
         }
-        self.spark_start = 0.0
         results: dict[str, Outcome | Exception] = {}
         for f in files:
             try:
-                results[f.file_id] = self._merge(f, stats[f.index], lineage[f.file_id], batch)
+                results[f.file_id] = self._merge(conn, f, stats[f.index], lineage[f.file_id], batch)
             except Exception as err:  # this file only: the others commit on their own
                 self._drop_tables([f])
                 results[f.file_id] = err
         return results
 
     def _stage(self, raw: DataFrame, files: list[InputFile], copy_seconds, split_read: bool) -> dict[int, _FileStats]:
-        with psycopg.connect(**self.db.connect_kwargs()) as conn:
-            copy_sql = {f.index: schema.copy_into_staging(self.table, f.file_id).as_string(conn) for f in files}
-            rejects_sql = {f.index: schema.copy_into_rejects(self.table, f.file_id).as_string(conn) for f in files}
+        copy_sql = {f.index: schema.copy_into_staging(self.table, f.file_id).as_string() for f in files}
+        rejects_sql = {f.index: schema.copy_into_rejects(self.table, f.file_id).as_string() for f in files}
         stage = _Stager(self.db.connect_kwargs(), copy_sql, rejects_sql, copy_seconds, split_read)
         rows = columns_for_loading(clean(raw, self.run_date)).mapInArrow(stage, _STATS).collect()
         stats = {f.index: _FileStats() for f in files}
@@ -189,10 +193,10 @@ class BatchLoader:
             stats[values.pop(FILE)].parts.append(_Part(split=values.pop(SPLIT), **values))
         return stats
 
-    def _merge(self, f: InputFile, stats: _FileStats, source_file: str, batch: dict[str, float]) -> Outcome:
+    def _merge(self, conn, f: InputFile, stats: _FileStats, source_file: str, batch: dict[str, float]) -> Outcome:
         started = time.perf_counter()
         rejected_file = None
-        with psycopg.connect(**self.db.connect_kwargs()) as conn:  # one transaction: commit on success
+        with conn.transaction():  # commits on success
             if stats.total("rejected"):
                 rejected_file = str(self.workdir / f"rejected-{f.file_id}.csv")
                 with open(rejected_file, "w", newline="", encoding="utf-8") as out:
@@ -214,16 +218,13 @@ class BatchLoader:
         counts = Counts(read, loaded, rejected, read - rejected - loaded, filled, replaced)
         return Outcome(counts, rejected_file, timings={**batch, "merge": time.perf_counter() - started})
 
-    def _create_tables(self, files: list[InputFile]) -> None:
-        with psycopg.connect(**self.db.connect_kwargs(), autocommit=True) as conn:
-            for f in files:
-                conn.execute(schema.create_file_tables(self.table, f.file_id))
+    def _create_tables(self, conn, files: list[InputFile]) -> None:
+        conn.execute(sql.SQL("; ").join(schema.create_file_tables(self.table, f.file_id) for f in files))
 
     def _drop_tables(self, files: list[InputFile]) -> None:
         with contextlib.suppress(psycopg.Error):  # the database may be what failed; keep its error
             with psycopg.connect(**self.db.connect_kwargs(), autocommit=True) as conn:
-                for f in files:
-                    conn.execute(schema.drop_file_tables(self.table, f.file_id))
+                conn.execute(sql.SQL("; ").join(schema.drop_file_tables(self.table, f.file_id) for f in files))
 
 
 class _Stager:

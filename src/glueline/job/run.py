@@ -9,6 +9,9 @@ again alone, so one bad file cannot fail the others. The run repeats until no wo
 announced while it is busy are taken too — and reports the files that failed: a run with a failed file
 fails, so the failure shows in the Glue console as well.
 
+Files uploaded together are loaded together: before it claims a batch, the run waits while more work
+keeps arriving (GATHER_SECONDS at a time): one pass over fifty files costs far less than fifty passes.
+
 The decisions about a file are the lifecycle's (``glueline.shared.lifecycle``); the loading is a
 ``Loader``'s (``glueline.job.load.BatchLoader`` with Spark and PostgreSQL; fakes in the unit tests).
 """
@@ -16,6 +19,7 @@ The decisions about a file are the lifecycle's (``glueline.shared.lifecycle``); 
 from __future__ import annotations
 
 import re
+import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +31,10 @@ from glueline.shared.integrity import IntegrityReport, SourceGone
 from glueline.shared.lifecycle import Lifecycle, Outcome
 
 BATCH_FILES = 200  # files claimed at once: one Spark pass over all of them
+# Files uploaded together are loaded together: before claiming, a run waits while more work keeps
+# arriving (polling every GATHER_SECONDS, for at most GATHER_MAX_SECONDS).
+GATHER_SECONDS = 0.25
+GATHER_MAX_SECONDS = 15.0
 _S3_THREADS = 8  # per-file S3 and audit calls of a batch run side by side
 
 
@@ -45,11 +53,14 @@ class Loader(Protocol):
 
 
 class JobRun:
-    def __init__(self, lifecycle: Lifecycle, run_id: str, open_loader: Callable[[], Loader], log=print):
+    def __init__(
+        self, lifecycle: Lifecycle, run_id: str, open_loader: Callable[[], Loader], log=print, sleep=time.sleep
+    ):
         self.lifecycle = lifecycle
         self.run_id = run_id
         self.open_loader = open_loader  # called once, for the first claimed file: an idle run stays quick
         self.log = log
+        self.sleep = sleep
         self.failures: list[str] = []
         self._loader: Loader | None = None
         self._taken: set[str] = set()
@@ -57,26 +68,37 @@ class JobRun:
     def run(self) -> list[str]:
         """Process work until none is left; the failures, one line per file."""
         with ThreadPoolExecutor(_S3_THREADS) as pool:
-            while claimed := self._claim_batch():
+            while True:
+                clock = time.perf_counter()
+                claimed = self._claim_batch(pool)
+                if not claimed:
+                    return self.failures
+                phases = {"claim": time.perf_counter() - clock}
                 checked = [c for c in pool.map(self._check, claimed) if c is not None]
+                phases["check"] = time.perf_counter() - clock - sum(phases.values())
                 if checked:
                     results = self._load(checked)
+                    phases["load"] = time.perf_counter() - clock - sum(phases.values())
                     list(pool.map(self._settle, checked, [results[c.record.file_id] for c in checked]))
-        return self.failures
+                    phases["settle"] = time.perf_counter() - clock - sum(phases.values())
+                self.log(f"batch of {len(claimed)} file(s): " + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items()))
 
-    def _claim_batch(self) -> list[AuditRecord]:
-        claimed = []
-        for seen in self.lifecycle.work():
-            if seen.file_id in self._taken:
-                continue
-            record = self.lifecycle.claim(seen, self.run_id)
-            if record is None:
-                continue  # changed since read: another run took it, or a Lambda noted a run
-            self._taken.add(record.file_id)
-            claimed.append(record)
-            if len(claimed) == BATCH_FILES:
+    def _claim_batch(self, pool: ThreadPoolExecutor) -> list[AuditRecord]:
+        candidates = self._work()
+        deadline = time.monotonic() + GATHER_MAX_SECONDS
+        while candidates and len(candidates) < BATCH_FILES and time.monotonic() < deadline:
+            self.sleep(GATHER_SECONDS)
+            more = self._work()
+            if len(more) <= len(candidates):
                 break
+            candidates = more
+        # None where the item changed since it was read: another run took it, or a Lambda noted a run.
+        claimed = [r for r in pool.map(lambda seen: self.lifecycle.claim(seen, self.run_id), candidates) if r]
+        self._taken.update(r.file_id for r in claimed)
         return claimed
+
+    def _work(self) -> list[AuditRecord]:
+        return [seen for seen in self.lifecycle.work() if seen.file_id not in self._taken][:BATCH_FILES]
 
     def _check(self, record: AuditRecord) -> ClaimedFile | None:
         """The claimed version, checked again; None when it was rejected for it."""

@@ -254,9 +254,10 @@ class AuditTable:
         expect: dict[str, Any],
         increment: tuple[str, ...] = (),
         remove: tuple[str, ...] = (),
-    ) -> bool:
+    ) -> AuditRecord | None:
         """Set ``changes`` (attribute → value), add 1 to each ``increment`` attribute and remove the
-        ``remove`` attributes, if every ``expect`` attribute has the given value (``None``: is absent)."""
+        ``remove`` attributes, if every ``expect`` attribute has the given value (``None``: is absent).
+        The item as it is now, or None when it was not as expected (or does not exist)."""
         changes = {**changes, "UpdatedAt": utc_now()}
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
@@ -280,17 +281,18 @@ class AuditTable:
         if remove:
             expression += " REMOVE " + ", ".join(remove)
         try:
-            self.client.update_item(
+            response = self.client.update_item(
                 TableName=self.table_name,
                 Key={"FileID": {"S": fid}},
                 UpdateExpression=expression,
                 ConditionExpression=" AND ".join(conditions),
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=_wire(values),
+                ReturnValues="ALL_NEW",
             )
         except self.client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+            return None
+        return AuditRecord.from_item(_unwire(response["Attributes"]))
 
     def with_status(self, status: str) -> list[AuditRecord]:
         """Items in one status, oldest upload first (the index keeps this cheap)."""

@@ -205,14 +205,13 @@ class Lifecycle:
     def claim(self, seen: AuditRecord, run_id: str) -> AuditRecord | None:
         """Take an item that needs a run (as ``seen``) for this run: PROCESSING, one more attempt.
         None when the item changed since it was read (another run took it, or a Lambda noted a run)."""
-        ok = self.audit.update(
+        return self.audit.update(
             seen.file_id,
             {"Status": Status.PROCESSING, "GlueJobID": run_id, "ProcessingStartTimestamp": utc_now()},
             expect={"Status": seen.status, "UpdatedAt": seen.updated_at},
             increment=("Attempts",),
             remove=("ErrorMessage", "ProcessingEndTimestamp"),
         )
-        return self.audit.get(seen.file_id) if ok else None
 
     def inspect(self, record: AuditRecord) -> IntegrityReport:
         """Check the claimed version again, as the Lambda did (raises SourceGone when it left source/)."""
@@ -270,5 +269,5 @@ class Lifecycle:
         else:
             self._finish(record, holder, changes)
 
-    def _finish(self, record: AuditRecord, run_id: str, changes: dict[str, Any]) -> bool:
-        return self.audit.update(record.file_id, changes, expect={"Status": Status.PROCESSING, "GlueJobID": run_id})
+    def _finish(self, record: AuditRecord, run_id: str, changes: dict[str, Any]) -> None:
+        self.audit.update(record.file_id, changes, expect={"Status": Status.PROCESSING, "GlueJobID": run_id})

@@ -92,3 +92,25 @@ def test_a_byte_order_mark_and_invalid_utf8(spark, tmp_path):
     source = InputFile(0, "f", str(f), match_header(COLUMNS))
     got = records(read_split(spark, [source]))
     assert got[1].description == "caf\ufffd"  # Spark's decoder marks the bytes; the rules reject the row
+
+
+def test_a_local_copy_is_exactly_the_claimed_version_fetched_in_parts(aws, tmp_path, monkeypatch):
+    import botocore.exceptions
+    import pytest
+
+    from glueline.job.read import LocalCopies
+    from glueline.shared.audit import AuditRecord
+
+    from ..conftest import BUCKET
+
+    body = bytes(range(256)) * 100
+    etag = aws.put("source/a.csv", body)
+    record = AuditRecord("f" * 32, "a.csv", BUCKET, "source/a.csv", etag, len(body), "t")
+    monkeypatch.setattr(LocalCopies, "PART_BYTES", 1000)
+    copies = LocalCopies(aws.s3, tmp_path)
+    path = copies.path(record)
+    assert open(path, "rb").read() == body
+    copies.discard(path)
+    aws.put("source/a.csv", body[::-1])  # replaced since it was claimed
+    with pytest.raises(botocore.exceptions.ClientError, match="PreconditionFailed"):
+        copies.path(record)

@@ -49,7 +49,9 @@ def upload(aws, *names: str) -> list[str]:
 def run(aws, loader, max_attempts=3) -> tuple[list[str], list[str]]:
     """(the run's failures, what it logged)."""
     messages: list[str] = []
-    job = JobRun(aws.lifecycle(max_attempts=max_attempts), "jr_1", lambda: loader, log=messages.append)
+    job = JobRun(
+        aws.lifecycle(max_attempts=max_attempts), "jr_1", lambda: loader, log=messages.append, sleep=lambda s: None
+    )
     return job.run(), messages
 
 
@@ -135,3 +137,11 @@ def test_a_python_error_in_a_spark_task_is_described_without_the_java_trace():
     )
     assert describe(wrapped) == "psycopg.OperationalError: connection lost (in a Spark task)"
     assert describe(ValueError("plain")) == "ValueError: plain"
+
+
+def test_files_arriving_while_the_run_gathers_its_batch_are_loaded_with_it(aws):
+    upload(aws, "a.csv")
+    arrivals = iter([lambda: upload(aws, "b.csv", "c.csv"), lambda: None])
+    loader = ScriptedLoader()
+    JobRun(aws.lifecycle(), "jr_1", lambda: loader, log=lambda m: None, sleep=lambda s: next(arrivals)()).run()
+    assert loader.batches == [["a.csv", "b.csv", "c.csv"]]

@@ -30,8 +30,8 @@ def test_updates_are_conditional_on_what_the_writer_expects(aws):
     assert not aws.audit.update("f1", {"Status": Status.FAILED}, expect={"Status": Status.PROCESSING})
     assert aws.audit.update("f1", {"GlueJobID": "jr_1"}, expect={"Status": Status.PENDING, "GlueJobID": None})
     assert not aws.audit.update("f1", {"GlueJobID": "jr_2"}, expect={"GlueJobID": None})
-    assert aws.audit.update("f1", {}, expect={"GlueJobID": "jr_1"}, increment=("Attempts",))
-    assert aws.audit.get("f1").attempts == 1 and aws.audit.get("f1").glue_job_id == "jr_1"
+    now = aws.audit.update("f1", {}, expect={"GlueJobID": "jr_1"}, increment=("Attempts",))
+    assert (now.attempts, now.glue_job_id) == (1, "jr_1") and aws.audit.get("f1") == now
     assert not aws.audit.update("nope", {"Status": Status.FAILED}, expect={})
 
 

@@ -130,6 +130,7 @@ class JobStore:
         self._runs: dict[str, list[JobRun]] = {}
         self._lock = threading.RLock()
         self._standby: Standby | None = None
+        self._warm_requests = 0  # the latest request wins: a slower, earlier one gives up
         self._closed = False
 
     # -- jobs ---------------------------------------------------------------------------------------
@@ -354,9 +355,12 @@ class JobStore:
     def _warm(self, job_name: str) -> None:
         """Start a standby for ``job_name``'s next run (replacing one kept for other code), in the background."""
         if self.config.standby and not self._closed:
-            threading.Thread(target=self._spawn_standby, args=(job_name,), name="standby", daemon=True).start()
+            with self._lock:
+                self._warm_requests += 1
+                request = self._warm_requests
+            threading.Thread(target=self._spawn_standby, args=(job_name, request), name="standby", daemon=True).start()
 
-    def _spawn_standby(self, job_name: str) -> None:
+    def _spawn_standby(self, job_name: str, request: int) -> None:
         with self._lock:
             job = copy.deepcopy(self._jobs.get(job_name))
         if job is None or self._closed:
@@ -370,9 +374,10 @@ class JobStore:
             return
         with self._lock:
             current = self._standby
-            if current and current.fingerprint == launch.fingerprint and current.process.poll() is None:
+            superseded = request != self._warm_requests or self._closed
+            if superseded or (current and current.fingerprint == launch.fingerprint and current.process.poll() is None):
                 shutil.rmtree(directory, ignore_errors=True)
-                return  # one is warming or warm for this code already
+                return  # a later request is being served, or one is warming or warm for this code already
             self._standby = None
         if current is not None:
             current.discard()
@@ -391,10 +396,10 @@ class JobStore:
         standby = Standby(job_name, launch.fingerprint, process, directory)
         threading.Thread(target=_await_ready, args=(standby,), name="standby-ready", daemon=True).start()
         with self._lock:
-            if not self._closed and self._standby is None:
+            if not self._closed and self._standby is None and request == self._warm_requests:
                 self._standby = standby
                 return
-        standby.discard()  # the runner closed, or another standby came first
+        standby.discard()  # the runner closed, or a later request came
 
     def _take_standby(self, job_name: str, launch: Launch, run_dir: Path, log_path: Path) -> Standby | None:
         """Hand the run to the standby if it was started for this job with exactly this code (warm, or
