@@ -31,10 +31,8 @@ from glueline.shared.integrity import IntegrityReport, SourceGone
 from glueline.shared.lifecycle import Lifecycle, Outcome
 
 BATCH_FILES = 200  # files claimed at once: one Spark pass over all of them
-# Files uploaded together are loaded together: before claiming, a run waits while more work keeps
-# arriving (polling every GATHER_SECONDS, for at most GATHER_MAX_SECONDS).
-GATHER_SECONDS = 0.25
-GATHER_MAX_SECONDS = 15.0
+GATHER_SECONDS = 0.25  # while work keeps arriving, the run waits this long again before it claims…
+GATHER_MAX_SECONDS = 15.0  # …but no longer than this in all
 _S3_THREADS = 8  # per-file S3 and audit calls of a batch run side by side
 
 
@@ -69,19 +67,19 @@ class JobRun:
         """Process work until none is left; the failures, one line per file."""
         with ThreadPoolExecutor(_S3_THREADS) as pool:
             while True:
-                clock = time.perf_counter()
+                phases = _Phases()
                 claimed = self._claim_batch(pool)
                 if not claimed:
                     return self.failures
-                phases = {"claim": time.perf_counter() - clock}
+                phases.end("claim")
                 checked = [c for c in pool.map(self._check, claimed) if c is not None]
-                phases["check"] = time.perf_counter() - clock - sum(phases.values())
+                phases.end("check")
                 if checked:
                     results = self._load(checked)
-                    phases["load"] = time.perf_counter() - clock - sum(phases.values())
+                    phases.end("load")
                     list(pool.map(self._settle, checked, [results[c.record.file_id] for c in checked]))
-                    phases["settle"] = time.perf_counter() - clock - sum(phases.values())
-                self.log(f"batch of {len(claimed)} file(s): " + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items()))
+                    phases.end("settle")
+                self.log(f"batch of {len(claimed)} file(s): {phases}")
 
     def _claim_batch(self, pool: ThreadPoolExecutor) -> list[AuditRecord]:
         candidates = self._work()
@@ -154,6 +152,21 @@ class JobRun:
         status = self.lifecycle.fail(record, self.run_id, message)
         self.failures.append(f"{record.file_name}: {message}")
         self.log(f"{record.file_name}: {status} (attempt {record.attempts}: {message})")
+
+
+class _Phases(dict):
+    """Seconds per phase of a batch, for the job's log."""
+
+    def __init__(self):
+        super().__init__()
+        self._since = time.perf_counter()
+
+    def end(self, phase: str) -> None:
+        now = time.perf_counter()
+        self[phase], self._since = now - self._since, now
+
+    def __str__(self) -> str:
+        return ", ".join(f"{phase} {seconds:.2f} s" for phase, seconds in self.items())
 
 
 _PYTHON_ERROR = re.compile(r"^(?!org\.|java\.|py4j\.|scala\.)([\w.]*(?:Error|Exception)): (.*)$", re.MULTILINE)
