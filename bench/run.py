@@ -6,8 +6,9 @@ Per size (1k, 10k, 100k, 1M rows; 10M with --with-10m), medians of --repeats run
 under a new key into an empty target table:
   * end-to-end: upload start → the audit item says COMPLETED (S3 event, Lambda, Glue runner, Spark, load)
   * the Glue run's wall time (process start → exit) and the job's own phases, as the job records them in
-    the audit item: spark_start, stage (read + clean + COPY into staging: one pipelined pass), copy (time
-    inside COPY, summed over partitions), merge (upsert + commit), move (file to processed/)
+    the audit item: spark_start, fetch (the local copy of the file), stage (read + clean + COPY into
+    staging: one pipelined pass), copy (time inside COPY, summed over partitions), merge (rejected rows
+    exported, INSERT or upsert, commit), move (file to processed/)
   * rows/s of the job and of its load (copy + merge), peak RSS of the job's process tree, and the CPU
     seconds the PostgreSQL server spent (postmaster + backends, exited ones included)
 
@@ -285,7 +286,7 @@ def run_glueline(p: dict, path: Path, key_suffix: str) -> dict:
         "end_to_end_s": end_to_end,
         "job_wall_s": job_wall,
         "claim_to_completed_s": processing_seconds([record]),
-        **{f"{phase}_s": t.get(phase) for phase in ("spark_start", "stage", "copy", "merge", "move")},
+        **{f"{phase}_s": t.get(phase) for phase in ("spark_start", "fetch", "stage", "copy", "merge", "move")},
         "read_clean_s": t["stage"] - t["copy"],
         "job_rows_per_s": c.rows_read / job_wall,
         "load_rows_per_s": c.rows_loaded / (t["copy"] + t["merge"]),
@@ -364,6 +365,7 @@ def render(results: dict) -> None:
         ("e2e s", "end_to_end_s"),
         ("job s", "job_wall_s"),
         ("spark start", "spark_start_s"),
+        ("fetch", "fetch_s"),
         ("read+clean", "read_clean_s"),
         ("COPY", "copy_s"),
         ("merge+commit", "merge_s"),

@@ -107,3 +107,35 @@ def test_a_state_directory_postgresql_cannot_enter_still_works(tmp_path):
         shutil.rmtree(home, ignore_errors=True)
     assert cleaned.returncode == 0 and str(database) in cleaned.stdout
     assert not database.exists() and not state.exists()
+
+
+def test_an_installed_wheel_bootstraps_the_running_pipeline_unchanged(pipeline, tmp_path):
+    """glueline built as a wheel and installed elsewhere deploys the same artifacts as this checkout:
+    against the pipeline this checkout deployed, its bootstrap changes nothing."""
+    project = Path(__file__).resolve().parents[2]
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", tmp_path, project],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("glueline-*.whl")
+    installed = tmp_path / "installed"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", installed, wheel],
+        check=True,
+        capture_output=True,
+    )
+    site_packages = next(p for p in sys.path if p.endswith("site-packages"))
+    code = (
+        f"import sys; sys.path[:0] = {[str(installed), site_packages]!r}\n"
+        "from glueline.ops.cli import main\n"
+        "sys.argv = ['glueline', 'bootstrap']\n"
+        "main()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["GLUELINE_STATE_DIR"] = str(pipeline.state_dir)
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Nothing changed: every resource was already as wanted." in result.stdout, result.stdout
