@@ -139,3 +139,26 @@ def test_an_installed_wheel_bootstraps_the_running_pipeline_unchanged(pipeline, 
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Nothing changed: every resource was already as wanted." in result.stdout, result.stdout
+
+
+def test_make_run_twice_redelivers_the_same_files(tmp_path):
+    """`glueline run` with no stack running starts one and stops it; run again, the same samples are
+    the same files for the same database (its port is kept): redeliveries, no second load."""
+    state = Path(tempfile.mkdtemp(prefix="glueline-twice-"))
+    os.chmod(state, 0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["GLUELINE_STATE_DIR"] = str(state)
+    glueline = str(Path(sys.executable).with_name("glueline"))
+    try:
+        reports = []
+        for _ in range(2):
+            result = subprocess.run([glueline, "run", "--json"], capture_output=True, text=True, env=env, timeout=600)
+            assert result.returncode == 0, result.stderr
+            reports.append(json.loads(result.stdout))
+    finally:
+        subprocess.run([glueline, "clean"], capture_output=True, env=env, timeout=120)
+    first, second = reports
+    assert second["target"] == first["target"]
+    assert [f["file_id"] for f in second["files"]] == [f["file_id"] for f in first["files"]]
+    assert [f["redeliveries"] for f in second["files"]] == [1, 1, 1]
+    assert second["table_rows"] == first["table_rows"] == first["totals"]["rows_loaded"]

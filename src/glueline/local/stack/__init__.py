@@ -263,7 +263,10 @@ class EmbeddedStack:
 
 
 def _port_is_free(port: int) -> bool:
+    """Could a server listen on it? Servers bind with SO_REUSEADDR, so connections of the last run still
+    in TIME_WAIT do not make the port taken (the database's port is part of its name, see Target)."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
