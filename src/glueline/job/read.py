@@ -33,11 +33,10 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from glueline.job.transform import WHITESPACE
+from glueline.job.transform import CORRUPT, WHITESPACE
 from glueline.shared.audit import AuditRecord
 from glueline.shared.contract import FIELDS, HeaderMatch
 
-CORRUPT = "_corrupt_record"  # the raw text of a record with the wrong number of fields
 FILE = "_file"  # the file's index in the batch
 SPLIT = "_split"  # byte offset of the split (of its file) the row was read from
 POSITION = "file_position"  # increases in file order within a file (orders "last occurrence wins")
@@ -74,11 +73,10 @@ def _read_lines(spark: SparkSession, files: list[InputFile]) -> DataFrame:
     split = F.expr("input_file_block_start()")
     quotes = F.length("value") - F.length(F.replace(F.col("value"), F.lit('"'), F.lit("")))
     parsed = F.from_csv(F.col("value"), csv_schema(files[0].header).simpleString(), _CSV_OPTIONS)
-    columns = _located(lines, files)
     return (
         lines.select(
             parsed.alias("record"),
-            columns[FILE],
+            _file_index(lines, files),
             split.alias(SPLIT),
             (split + index).alias(POSITION),
             F.lit(0).alias(NEWLINES),
@@ -104,12 +102,11 @@ def _read_records(spark: SparkSession, files: list[InputFile]) -> DataFrame:
         .options(header=True, enforceSchema=True, multiLine=True, encoding="UTF-8", **_CSV_OPTIONS)
         .csv([f.path for f in files])
     )
-    columns = _located(raw, files)
     blank = F.col(CORRUPT).isNotNull() & F.expr(f"trim(BOTH {WHITESPACE} FROM {CORRUPT}) = ''")
     return raw.where(~blank).select(
         *FIELDS,
         CORRUPT,
-        columns[FILE],
+        _file_index(raw, files),
         F.lit(0).cast("long").alias(SPLIT),
         F.monotonically_increasing_id().bitwiseAND(_INDEX_BITS).alias(POSITION),
         _embedded_line_breaks().alias(NEWLINES),
@@ -132,14 +129,14 @@ def csv_schema(header: HeaderMatch) -> T.StructType:
     return T.StructType([T.StructField(n, T.StringType()) for n in names] + [T.StructField(CORRUPT, T.StringType())])
 
 
-def _located(frame: DataFrame, files: list[InputFile]) -> dict[str, Column]:
+def _file_index(frame: DataFrame, files: list[InputFile]) -> Column:
     """The FILE column: each row's file, from the path Spark read it from (``inputFiles()`` names the
     paths as ``input_file_name()`` does: URL-encoded URIs)."""
     by_path = {_normalized(f.path): f.index for f in files}
     spark_paths = {uri: by_path[_normalized(uri)] for uri in frame.inputFiles()}
     # The same expression for one file as for many: one plan to compile and warm up (see glueline.job.warmup).
     index = F.element_at(F.create_map(*(F.lit(v) for kv in spark_paths.items() for v in kv)), F.input_file_name())
-    return {FILE: index.cast("int").alias(FILE)}
+    return index.cast("int").alias(FILE)
 
 
 def _normalized(path: str) -> str:
