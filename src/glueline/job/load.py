@@ -1,20 +1,21 @@
 """Loading a batch of files into PostgreSQL: one Spark pass for all of them, all or nothing per file.
 
-1. The driver creates each file's UNLOGGED staging and rejects tables.
+1. The driver creates the batch's staging and rejects tables, partitioned by file: each file's rows land
+   in UNLOGGED tables of its own (``glueline.job.schema``).
 2. One Spark pass reads (``glueline.job.read``) and cleans (``glueline.job.transform``) every file. Spark
-   formats each good row as a CSV line; each partition streams those lines with ``COPY`` into its file's
-   staging table — the bytes go as Spark made them, no per-row Python — puts its rejected rows into the
-   file's rejects table, and hands back one line of statistics for each part of a file it read.
+   formats each good row as a CSV line; each partition streams those lines with one ``COPY`` into the
+   staging table — the bytes go as Spark made them, no per-row Python, and a partition holding many
+   small files never waits for PostgreSQL between them — puts its rejected rows into the rejects table,
+   and hands back one line of statistics for each part of a file it read.
 3. A file in which the split read found a line break inside quotes is staged again from a multi-line read.
 4. Per file, in a transaction of its own: the rejected rows are numbered and exported to a local CSV
    file, the staged rows move into the target (a plain INSERT when every TransactionID is new and occurs
    once: the common case, and the cheapest for the database; otherwise the de-duplicating upsert), and
-   both tables are dropped.
+   the file's tables are dropped.
 
 A failure before a file's commit leaves none of its rows in the target; one file's failure in step 4
 leaves the others' commits alone.
 """
-
 from __future__ import annotations
 
 import contextlib
@@ -156,35 +157,34 @@ class BatchLoader:
 
     def _load(self, conn, files: list[InputFile], lineage: dict[str, str], timings: dict) -> dict:
         started = time.perf_counter()
+        batch = schema.batch_name([f.file_id for f in files])
         copy_seconds = self.spark.sparkContext.accumulator(0.0)
         try:
-            self._create_tables(conn, files)
-            stats = self._stage(read_split(self.spark, files), files, copy_seconds, split_read=True)
+            conn.execute(schema.create_batch_tables(self.table, batch, [f.file_id for f in files]))
+            stats = self._stage(read_split(self.spark, files), batch, files, copy_seconds, split_read=True)
             again = [f for f in files if stats[f.index].total("odd")]
             if again:  # quoted line breaks: these files' split read is void
-                self._create_tables(conn, again)
-                stats.update(self._stage(read_multiline(self.spark, again), again, copy_seconds, split_read=False))
-        except BaseException:
-            self._drop_tables(files)
-            raise
-        batch = {
-            **timings,
-            "stage": time.perf_counter() - started,
-            "copy": copy_seconds.value,
-            "batch_files": len(files),
-        }
-        results: dict[str, Outcome | Exception] = {}
-        for f in files:
-            try:
-                results[f.file_id] = self._merge(conn, f, stats[f.index], lineage[f.file_id], batch)
-            except Exception as err:  # this file only: the others commit on their own
-                self._drop_tables([f])
-                results[f.file_id] = err
-        return results
+                conn.execute(sql.SQL("; ").join(schema.empty_file_tables(self.table, f.file_id) for f in again))
+                stats.update(self._stage(read_multiline(self.spark, again), batch, again, copy_seconds, False))
+            timings = {
+                **timings,
+                "stage": time.perf_counter() - started,
+                "copy": copy_seconds.value,
+                "batch_files": len(files),
+            }
+            results: dict[str, Outcome | Exception] = {}
+            for f in files:
+                try:
+                    results[f.file_id] = self._merge(conn, f, stats[f.index], lineage[f.file_id], timings)
+                except Exception as err:  # this file only: the others commit on their own
+                    results[f.file_id] = err
+            return results
+        finally:
+            self._drop(schema.drop_batch_tables(self.table, batch))
 
-    def _stage(self, raw: DataFrame, files: list[InputFile], copy_seconds, split_read: bool) -> dict[int, _FileStats]:
-        copy_sql = {f.index: schema.copy_into_staging(self.table, f.file_id).as_string() for f in files}
-        rejects_sql = {f.index: schema.copy_into_rejects(self.table, f.file_id).as_string() for f in files}
+    def _stage(self, raw: DataFrame, batch: str, files: list[InputFile], copy_seconds, split_read: bool) -> dict:
+        copy_sql = schema.copy_into_staging(self.table, batch).as_string()
+        rejects_sql = schema.copy_into_rejects(self.table, batch).as_string()
         stage = _Stager(self.db.connect_kwargs(), copy_sql, rejects_sql, copy_seconds, split_read)
         rows = columns_for_loading(clean(raw, self.run_date)).mapInArrow(stage, _STATS).collect()
         stats = {f.index: _FileStats() for f in files}
@@ -218,23 +218,21 @@ class BatchLoader:
         counts = Counts(read, loaded, rejected, read - rejected - loaded, filled, replaced)
         return Outcome(counts, rejected_file, timings={**batch, "merge": time.perf_counter() - started})
 
-    def _create_tables(self, conn, files: list[InputFile]) -> None:
-        conn.execute(sql.SQL("; ").join(schema.create_file_tables(self.table, f.file_id) for f in files))
-
-    def _drop_tables(self, files: list[InputFile]) -> None:
+    def _drop(self, statement: sql.Composable) -> None:
         with contextlib.suppress(psycopg.Error):  # the database may be what failed; keep its error
             with psycopg.connect(**self.db.connect_kwargs(), autocommit=True) as conn:
-                conn.execute(sql.SQL("; ").join(schema.drop_file_tables(self.table, f.file_id) for f in files))
+                conn.execute(statement)
 
 
 class _Stager:
-    """What each partition runs: COPY its good rows into their file's staging table, store its rejected
-    rows with where they were read, and answer one line of statistics per (file, split) it read."""
+    """What each partition runs: COPY its good rows into the batch's staging table and its rejected rows,
+    with where they were read, into the batch's rejects table (both route each row to its file's
+    partition), and answer one line of statistics per (file, split) it read."""
 
-    def __init__(self, connect_kwargs: dict, copy_sql: dict, rejects_sql: dict, copy_seconds, split_read: bool):
+    def __init__(self, connect_kwargs: dict, copy_sql: str, rejects_sql: str, copy_seconds, split_read: bool):
         self.connect_kwargs = connect_kwargs
-        self.copy_sql = copy_sql  # file index → COPY statement of its staging table
-        self.rejects_sql = rejects_sql  # file index → COPY statement of its rejects table
+        self.copy_sql = copy_sql
+        self.rejects_sql = rejects_sql
         self.copy_seconds = copy_seconds  # an accumulator: time spent writing to COPY
         self.split_read = split_read
 
@@ -242,17 +240,18 @@ class _Stager:
         import pyarrow as pa
 
         self.parts: dict[tuple[int, int], _Part] = {}
-        self.rejects: dict[int, tempfile.SpooledTemporaryFile] = {}
+        self.rejects = tempfile.SpooledTemporaryFile(8 << 20)
         with psycopg.connect(**self.connect_kwargs) as conn:
-            self.copying, self.copy_file = contextlib.ExitStack(), None
-            with self.copying:
+            with contextlib.ExitStack() as copying:
+                self.copy = None
+                self.open_copy = lambda: copying.enter_context(conn.cursor().copy(self.copy_sql))
                 for batch in batches:
                     for key, run in _runs(batch):
-                        self._take(conn, key, run)
-            for file_index, buffer in self.rejects.items():
-                buffer.seek(0)
-                with conn.cursor().copy(self.rejects_sql[file_index]) as copy:
-                    while chunk := buffer.read(1 << 20):
+                        self._take(key, run)
+            if self.rejects.tell():
+                self.rejects.seek(0)
+                with conn.cursor().copy(self.rejects_sql) as copy:
+                    while chunk := self.rejects.read(1 << 20):
                         copy.write(chunk)
         names = [f.name for f in _STATS.fields]
         arrow_schema = pa.schema([(names[0], pa.int32())] + [(n, pa.int64()) for n in names[1:]])
@@ -260,7 +259,7 @@ class _Stager:
             values = [file_index, split, *(getattr(part, n) for n in names[2:])]
             yield pa.RecordBatch.from_pylist([dict(zip(names, values, strict=True))], schema=arrow_schema)
 
-    def _take(self, conn, key: tuple[int, int], run) -> None:
+    def _take(self, key: tuple[int, int], run) -> None:
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -275,7 +274,8 @@ class _Stager:
         lines = run.column(COPY_LINE).drop_null()
         if len(lines):
             started = time.perf_counter()
-            self._copy(conn, key[0]).write(_values(lines))
+            self.copy = self.copy or self.open_copy()
+            self.copy.write(_values(lines))
             self.copy_seconds.add(time.perf_counter() - started)
         breaks = pc.fill_null(run.column(NEWLINES), 0).cast(pa.int64())
         bad = pc.is_valid(run.column(REJECT_LINE))
@@ -284,14 +284,13 @@ class _Stager:
             index = pa.array(np.arange(part.records, part.records + run.num_rows, dtype=np.int64))
             line = pc.add(index, pc.add(pc.subtract(pc.cumulative_sum(breaks), breaks), part.newlines))
             located = pc.binary_join_element_wise(
-                pa.array([str(part.split)] * rejected),
+                pa.array([f"{key[0]},{key[1]}"] * rejected),
                 pc.cast(index.filter(bad), pa.string()),
                 pc.cast(line.filter(bad), pa.string()),
                 run.column(REJECT_LINE).filter(bad),
                 ",",
             )
-            buffer = self.rejects.setdefault(key[0], tempfile.SpooledTemporaryFile(8 << 20))
-            buffer.write("".join(f"{text}\n" for text in located.to_pylist()).encode())
+            self.rejects.write("".join(f"{text}\n" for text in located.to_pylist()).encode())
         flags = pc.cast(run.column(FLAGS), pa.int32())
         part.records += run.num_rows
         part.newlines += pc.sum(breaks).as_py() or 0
@@ -299,14 +298,6 @@ class _Stager:
         part.rejected += rejected
         part.filled += pc.sum(pc.bit_wise_and(flags, 1)).as_py() or 0
         part.replaced += pc.sum(pc.shift_right(flags, 1)).as_py() or 0
-
-    def _copy(self, conn, file_index: int):
-        """The COPY into this file's staging table (a partition holds its files one after another)."""
-        if self.copy_file != file_index:
-            self.copying.close()
-            self.copy = self.copying.enter_context(conn.cursor().copy(self.copy_sql[file_index]))
-            self.copy_file = file_index
-        return self.copy
 
 
 def _runs(batch):

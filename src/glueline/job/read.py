@@ -33,11 +33,12 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from glueline.job import schema
 from glueline.job.transform import CORRUPT, WHITESPACE
 from glueline.shared.audit import AuditRecord
 from glueline.shared.contract import FIELDS, HeaderMatch
 
-FILE = "_file"  # the file's index in the batch
+FILE = schema.FILE_COLUMN  # the file's index in the batch
 SPLIT = "_split"  # byte offset of the split (of its file) the row was read from
 POSITION = "file_position"  # increases in file order within a file (orders "last occurrence wins")
 NEWLINES = "_newlines"  # line breaks inside the record's quoted fields (for line numbers)

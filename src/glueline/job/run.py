@@ -9,8 +9,9 @@ again alone, so one bad file cannot fail the others. The run repeats until no wo
 announced while it is busy are taken too — and reports the files that failed: a run with a failed file
 fails, so the failure shows in the Glue console as well.
 
-Files uploaded together are loaded together: before it claims a batch, the run waits while more work
-keeps arriving (GATHER_SECONDS at a time): one pass over fifty files costs far less than fifty passes.
+Files uploaded together are loaded together: before it claims a batch, the run waits while objects
+just put under source/ have no audit item yet — their events are still on the way (see
+``Lifecycle.arriving``) — so one pass takes fifty files, which costs far less than fifty passes.
 
 The decisions about a file are the lifecycle's (``glueline.shared.lifecycle``); the loading is a
 ``Loader``'s (``glueline.job.load.BatchLoader`` with Spark and PostgreSQL; fakes in the unit tests).
@@ -31,8 +32,8 @@ from glueline.shared.integrity import IntegrityReport, SourceGone
 from glueline.shared.lifecycle import Lifecycle, Outcome
 
 BATCH_FILES = 200  # files claimed at once: one Spark pass over all of them
-GATHER_SECONDS = 0.25  # while work keeps arriving, the run waits this long again before it claims…
-GATHER_MAX_SECONDS = 15.0  # …but no longer than this in all
+GATHER_SECONDS = 0.25  # while files are still being announced, the run waits this long again…
+GATHER_MAX_SECONDS = 15.0  # …but no longer than this in all before it claims
 _S3_THREADS = 8  # per-file S3 and audit calls of a batch run side by side
 
 
@@ -85,11 +86,11 @@ class JobRun:
         candidates = self._work()
         deadline = time.monotonic() + GATHER_MAX_SECONDS
         while candidates and len(candidates) < BATCH_FILES and time.monotonic() < deadline:
-            self.sleep(GATHER_SECONDS)
-            more = self._work()
-            if len(more) <= len(candidates):
+            known = self._taken | {c.file_id for c in candidates}
+            if not self.lifecycle.arriving(candidates[0].bucket, known):
                 break
-            candidates = more
+            self.sleep(GATHER_SECONDS)
+            candidates = self._work()
         # None where the item changed since it was read: another run took it, or a Lambda noted a run.
         claimed = [r for r in pool.map(lambda seen: self.lifecycle.claim(seen, self.run_id), candidates) if r]
         self._taken.update(r.file_id for r in claimed)

@@ -1,16 +1,18 @@
-"""The PostgreSQL side, defined once: the target table, a file's staging and rejects tables, the moves
+"""The PostgreSQL side, defined once: the target table, a batch's staging and rejects tables, the moves
 between them.
 
-A file is loaded in three steps: its good rows are COPYed into an UNLOGGED staging table of its own and
-its rejected rows into a rejects table of its own (from every Spark partition, in parallel); then, in
-one transaction, the rejected rows are exported with their line numbers, one statement moves the staged
-rows into the target — last occurrence of a TransactionID in the file wins, an existing TransactionID is
-overwritten (newest load wins) — and both tables are dropped. A failure before the commit leaves no
-rows of the file in the target.
+A batch of files is loaded in three steps: every Spark partition COPYs its good rows into the batch's
+staging table and its rejected rows into the batch's rejects table (in parallel, one COPY each); both
+tables are partitioned by file (``FILE_COLUMN``), so each file's rows land in UNLOGGED tables of its
+own. Then, per file, in one transaction: the rejected rows are exported with their line numbers, one
+statement moves the staged rows into the target — last occurrence of a TransactionID in the file wins,
+an existing TransactionID is overwritten (newest load wins) — and the file's tables are dropped. A
+failure before a file's commit leaves no rows of that file in the target.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -40,10 +42,14 @@ LINEAGE_COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 assert tuple(c for c, _, _ in DATA_COLUMNS) == FIELDS
 
+FILE_COLUMN = "_file"  # a file's index in its batch: the batch's tables are partitioned by it
 # Columns the job sends for each row, in COPY order (source_file and file_id are the same for the whole
 # file: the upsert adds them). file_position orders the rows as in the file.
-STAGED_COLUMNS: tuple[str, ...] = FIELDS + ("dq_flags", "file_position")
-_STAGED_TYPES = {c: t for c, t, _ in DATA_COLUMNS + LINEAGE_COLUMNS} | {"file_position": "bigint"}
+STAGED_COLUMNS: tuple[str, ...] = FIELDS + ("dq_flags", "file_position", FILE_COLUMN)
+_STAGED_TYPES = {c: t for c, t, _ in DATA_COLUMNS + LINEAGE_COLUMNS} | {
+    "file_position": "bigint",
+    FILE_COLUMN: "integer",
+}
 
 # Keys of dq_flags: the cleaning rules that changed a value, with the original where one existed.
 FLAG_CUSTOMER_ID_FILLED = "customerid_filled"
@@ -73,13 +79,14 @@ class TableName:
     def identifier(self, table: str | None = None) -> sql.Identifier:
         return sql.Identifier(self.schema, table or self.table)
 
-    def staging(self, fid: str) -> sql.Identifier:
-        """The staging table of one file: named after the file, so a retry finds and replaces it."""
-        return self.identifier(f"_stage_{self.table[:30]}_{fid[:16]}")
+    def staging(self, name: str) -> sql.Identifier:
+        """The staging table of one file, or (``b…``) of a batch: named after it, so a retry finds and
+        replaces it."""
+        return self.identifier(f"_stage_{self.table[:30]}_{name[:16]}")
 
-    def rejects(self, fid: str) -> sql.Identifier:
-        """The rejected rows of one file, numbered by the part of the file they were read from."""
-        return self.identifier(f"_reject_{self.table[:30]}_{fid[:16]}")
+    def rejects(self, name: str) -> sql.Identifier:
+        """The rejected rows of one file, or (``b…``) of a batch."""
+        return self.identifier(f"_reject_{self.table[:30]}_{name[:16]}")
 
     def __str__(self) -> str:
         return f"{self.schema}.{self.table}"
@@ -95,42 +102,71 @@ def create_target(table: TableName) -> sql.Composed:
     )
 
 
-# A rejected row as the loader stores it: where it was read (the split's byte offset, its index and line
-# offset within what that split read), why it was refused, its eleven fields as read, and the raw record
-# when it had the wrong number of fields.
-REJECT_LOCATION: tuple[str, ...] = ("split", "idx", "line")
+# A rejected row as the loader stores it: where it was read (its file's index in the batch, the split's
+# byte offset, its index and line offset within what that split read), why it was refused, its eleven
+# fields as read, and the raw record when it had the wrong number of fields.
+REJECT_LOCATION: tuple[str, ...] = (FILE_COLUMN, "split", "idx", "line")
 REJECT_COLUMNS: tuple[str, ...] = ("reason", *(f"raw_{c}" for c in FIELDS), "raw_record")
 
 
-def create_file_tables(table: TableName, fid: str) -> sql.Composed:
-    """A file's empty staging and rejects tables (replacing any left by an earlier attempt)."""
+def batch_name(fids: list[str]) -> str:
+    """The name of a batch's tables: from its files, so the same batch retried reuses it."""
+    return "b" + hashlib.sha256(" ".join(fids).encode()).hexdigest()[:15]
+
+
+def create_batch_tables(table: TableName, batch: str, fids: list[str]) -> sql.Composed:
+    """A batch's empty staging and rejects tables, each partitioned by file: the i-th file's rows go to
+    partitions named after that file (any left by an earlier attempt are replaced)."""
     staged = [sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(_STAGED_TYPES[c])) for c in STAGED_COLUMNS]
-    rejects = [sql.SQL("{} bigint").format(sql.Identifier(c)) for c in REJECT_LOCATION] + [
-        sql.SQL("{} text").format(sql.Identifier(c)) for c in REJECT_COLUMNS
+    location = [
+        sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL("integer" if c == FILE_COLUMN else "bigint"))
+        for c in REJECT_LOCATION
     ]
-    return sql.SQL(
-        "{drop}; CREATE UNLOGGED TABLE {s} ({staged}); CREATE UNLOGGED TABLE {r} ({rejects})"
-    ).format(
-        drop=drop_file_tables(table, fid),
-        s=table.staging(fid),
-        r=table.rejects(fid),
-        staged=sql.SQL(", ").join(staged),
-        rejects=sql.SQL(", ").join(rejects),
-    )
+    rejects = location + [sql.SQL("{} text").format(sql.Identifier(c)) for c in REJECT_COLUMNS]
+    statements = [
+        *(drop_file_tables(table, fid) for fid in fids),
+        drop_batch_tables(table, batch),
+        sql.SQL("CREATE TABLE {} ({}) PARTITION BY LIST ({})").format(
+            table.staging(batch), sql.SQL(", ").join(staged), sql.Identifier(FILE_COLUMN)
+        ),
+        sql.SQL("CREATE TABLE {} ({}) PARTITION BY LIST ({})").format(
+            table.rejects(batch), sql.SQL(", ").join(rejects), sql.Identifier(FILE_COLUMN)
+        ),
+    ]
+    for index, fid in enumerate(fids):
+        for partition, parent in (
+            (table.staging(fid), table.staging(batch)),
+            (table.rejects(fid), table.rejects(batch)),
+        ):
+            statements.append(
+                sql.SQL("CREATE UNLOGGED TABLE {} PARTITION OF {} FOR VALUES IN ({})").format(
+                    partition, parent, sql.Literal(index)
+                )
+            )
+    return sql.SQL("; ").join(statements)
+
+
+def empty_file_tables(table: TableName, fid: str) -> sql.Composed:
+    return sql.SQL("TRUNCATE {s}, {r}").format(s=table.staging(fid), r=table.rejects(fid))
 
 
 def drop_file_tables(table: TableName, fid: str) -> sql.Composed:
     return sql.SQL("DROP TABLE IF EXISTS {s}, {r}").format(s=table.staging(fid), r=table.rejects(fid))
 
 
-def copy_into_staging(table: TableName, fid: str) -> sql.Composed:
+def drop_batch_tables(table: TableName, batch: str) -> sql.Composed:
+    """The batch's tables, and with them the partitions of files not merged."""
+    return sql.SQL("DROP TABLE IF EXISTS {s}, {r}").format(s=table.staging(batch), r=table.rejects(batch))
+
+
+def copy_into_staging(table: TableName, batch: str) -> sql.Composed:
     return sql.SQL("COPY {s} ({cols}) FROM STDIN (FORMAT csv)").format(
-        s=table.staging(fid), cols=sql.SQL(", ").join(map(sql.Identifier, STAGED_COLUMNS))
+        s=table.staging(batch), cols=sql.SQL(", ").join(map(sql.Identifier, STAGED_COLUMNS))
     )
 
 
-def copy_into_rejects(table: TableName, fid: str) -> sql.Composed:
-    return sql.SQL("COPY {r} FROM STDIN (FORMAT csv)").format(r=table.rejects(fid))
+def copy_into_rejects(table: TableName, batch: str) -> sql.Composed:
+    return sql.SQL("COPY {r} FROM STDIN (FORMAT csv)").format(r=table.rejects(batch))
 
 
 def export_rejects(table: TableName, fid: str, offsets: list[tuple[int, int, int]]) -> sql.Composed:

@@ -29,25 +29,32 @@ _ROW = ["1", "ACC0001", "42", "2024-07-13", "deposit", "10.00", "USD", "100.00",
 _VARIANTS = [{}, {2: " "}, {3: "2024-02-30"}, {5: "1.234"}, {6: "EURO"}, {10: 'Two\nlines, "quoted"'}]
 
 
-def warm_up(spark: SparkSession, rows: int = 50_000) -> None:
-    """Two files, read in at least as many tasks as Spark runs at once (so every Python worker a run
-    will use is started and has imported the load's modules)."""
+def warm_up(spark: SparkSession, rows: int = 50_000, small_files: int = 20) -> None:
+    """Two files of ``rows`` records, split into at least as many tasks as Spark runs at once (so every
+    Python worker a run will use is started and has imported the load's modules), then a batch of
+    ``small_files`` files of 500 records, packed into tasks as Spark packs a batch of many files."""
     use_sql_settings(spark)
     with tempfile.TemporaryDirectory(prefix="glueline-warm-") as directory:
         files = []
-        for index in range(2):
+        for index, size in enumerate([rows, rows] + [500] * small_files):
             path = Path(directory) / f"warm{index}.csv"
-            path.write_text(_sample(rows))
+            path.write_text(_sample(size))
             files.append(InputFile(index, f"warm{index}", str(path), check_prefix(path.read_bytes(), True).header))
-        split_bytes = sum(Path(f.path).stat().st_size for f in files) // (2 * spark.sparkContext.defaultParallelism)
+        large, small = files[:2], files[2:]
+        split_bytes = sum(Path(f.path).stat().st_size for f in large) // (2 * spark.sparkContext.defaultParallelism)
         spark.conf.set("spark.sql.files.maxPartitionBytes", str(split_bytes))
         try:
-            run_date = datetime.now(timezone.utc).date()
-            for raw in (read_split(spark, files), read_multiline(spark, files)):
-                loading = columns_for_loading(clean(raw, run_date))
-                loading.mapInArrow(_import_what_the_load_imports, loading.schema).collect()
+            _run_plan(spark, large)
         finally:
             spark.conf.unset("spark.sql.files.maxPartitionBytes")
+        _run_plan(spark, small)
+
+
+def _run_plan(spark: SparkSession, files: list[InputFile]) -> None:
+    run_date = datetime.now(timezone.utc).date()
+    for raw in (read_split(spark, files), read_multiline(spark, files)):
+        loading = columns_for_loading(clean(raw, run_date))
+        loading.mapInArrow(_import_what_the_load_imports, loading.schema).collect()
 
 
 def _sample(rows: int) -> str:

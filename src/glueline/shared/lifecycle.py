@@ -34,6 +34,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from glueline.shared import layout
@@ -57,6 +58,8 @@ from glueline.shared.integrity import IntegrityReport, SourceGone, sample_object
 ACTIVE_RUN_STATES = frozenset({"STARTING", "RUNNING", "STOPPING", "WAITING"})
 # A Lambda holds a claim only while it rejects a file; no Lambda invocation lives longer than 15 minutes.
 LAMBDA_CLAIM_TTL_SECONDS = 900
+# An object put under source/ this recently that no item knows yet is still being announced.
+ARRIVAL_SECONDS = 10.0
 # Statuses whose items may need a Glue run.
 _WORK_STATUSES = (Status.PENDING, Status.FAILED, Status.PROCESSING)
 # What ``admit`` answers besides a status: not a source/ key; moved or deleted since it was announced;
@@ -123,6 +126,18 @@ class Lifecycle:
         return sorted(
             (r for r in records if self.needs_run(r, checker)), key=lambda r: (r.upload_timestamp, r.file_name)
         )
+
+    def arriving(self, bucket: str, known: set[str]) -> int:
+        """How many objects put under source/ in the last ARRIVAL_SECONDS are not among the ``known``
+        FileIDs of this target: their S3 events are still on the way to the Lambda."""
+        now = datetime.now(timezone.utc)
+        count = 0
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=layout.SOURCE):
+            for obj in page.get("Contents", []):
+                recent = (now - obj["LastModified"]).total_seconds() <= ARRIVAL_SECONDS
+                if recent and layout.is_source_key(obj["Key"]):
+                    count += file_id(bucket, obj["Key"], obj["ETag"], self.target) not in known
+        return count
 
     def unclaimed(self, fids: Iterable[str]) -> set[str]:
         """Those of ``fids`` that still need a run (read consistently, item by item)."""

@@ -26,8 +26,8 @@ def test_good_rows_travel_as_copy_lines_and_rejected_rows_as_their_raw_fields(sp
     header, good, bad = rows
     assert good[COPY_LINE] == (
         '1,ACC,N/A,2026-11-26,deposit,1.50,USD,2.00,3,,"Agent, ""fast""",'
-        '"{""customerid_filled"":true,""transactiondate_original"":""2024-02-30""}",1\n'
-    )
+        '"{""customerid_filled"":true,""transactiondate_original"":""2024-02-30""}",1,0\n'
+    )  # … dq_flags, file_position, the file's index in its batch
     assert good[REJECT_LINE] is None and good[FLAGS] == 3
     assert bad[COPY_LINE] is None and bad[FLAGS] == 0
     assert bad[REJECT_LINE] == "bad_transaction_amount,2,ACC,9,2024-07-13,deposit,1.234,USD,2.00,3,4,x,"

@@ -139,9 +139,24 @@ def test_a_python_error_in_a_spark_task_is_described_without_the_java_trace():
     assert describe(ValueError("plain")) == "ValueError: plain"
 
 
-def test_files_arriving_while_the_run_gathers_its_batch_are_loaded_with_it(aws):
+def test_files_still_being_announced_are_waited_for_and_loaded_in_the_same_pass(aws):
     upload(aws, "a.csv")
-    arrivals = iter([lambda: upload(aws, "b.csv", "c.csv"), lambda: None])
+    for name in ("b.csv", "c.csv"):  # uploaded, their events not yet handled by the Lambda
+        aws.put(f"source/{name}", GOOD_CSV.replace(b"x\n", name.encode() + b"\n"))
+    naps = []
+
+    def events_arrive(seconds):
+        naps.append(seconds)
+        upload(aws, "b.csv", "c.csv")  # the Lambda admits them (the same bytes: the same FileIDs)
+
     loader = ScriptedLoader()
-    JobRun(aws.lifecycle(), "jr_1", lambda: loader, log=lambda m: None, sleep=lambda s: next(arrivals)()).run()
-    assert loader.batches == [["a.csv", "b.csv", "c.csv"]]
+    JobRun(aws.lifecycle(), "jr_1", lambda: loader, log=lambda m: None, sleep=events_arrive).run()
+    assert loader.batches == [["a.csv", "b.csv", "c.csv"]] and len(naps) == 1
+
+
+def test_a_lone_file_is_claimed_without_waiting(aws):
+    upload(aws, "a.csv")
+    loader = ScriptedLoader()
+    naps = []
+    JobRun(aws.lifecycle(), "jr_1", lambda: loader, log=lambda m: None, sleep=naps.append).run()
+    assert loader.batches == [["a.csv"]] and naps == []

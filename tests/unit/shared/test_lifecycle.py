@@ -196,3 +196,17 @@ def test_a_file_that_left_source_is_rejected_without_a_move(aws):
     lifecycle.reject(record, "gone", holder="jr_1", move=False)
     assert aws.audit.get(fid).status == Status.REJECTED and aws.audit.get(fid).final_key is None
     assert aws.keys() == ["source/a.csv"]  # the new version stays, for its own FileID
+
+
+def test_objects_just_put_under_source_without_an_item_are_still_arriving(aws, monkeypatch):
+    import glueline.shared.lifecycle as lifecycle_module
+
+    lifecycle = aws.lifecycle()
+    fid, _ = lifecycle.admit(announce(aws, "source/a.csv"))
+    aws.put("source/b.csv", GOOD_CSV + b"2,ACC,1,2024-07-13,deposit,1.00,USD,2.00,3,4,y\n")  # no event yet
+    aws.put("processed/c.csv", GOOD_CSV)  # not in source/
+    assert lifecycle.arriving(BUCKET, {fid}) == 1
+    other = aws.lifecycle(target="other.example:5432/db/public.transactions")
+    assert other.arriving(BUCKET, set()) == 2  # another target knows none of them
+    monkeypatch.setattr(lifecycle_module, "ARRIVAL_SECONDS", -1.0)
+    assert lifecycle.arriving(BUCKET, {fid}) == 0  # an object this old lost its event: the sweep's work
