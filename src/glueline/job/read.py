@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import reduce
 from pathlib import Path
@@ -177,26 +176,13 @@ class LocalCopies:
         self.s3 = s3
         self.directory = Path(directory)
 
-    PART_BYTES = 16 << 20  # a large object is fetched in parts of this size, side by side
-
     def path(self, record: AuditRecord) -> str:
         target = self.directory / f"{record.file_id}.csv"
-        parts = [
-            (start, min(start + self.PART_BYTES, record.size) - 1) for start in range(0, record.size, self.PART_BYTES)
-        ]
+        body = self.s3.get_object(Bucket=record.bucket, Key=record.source_key, IfMatch=record.etag)["Body"]
         with open(target, "wb") as out:
-            out.truncate(record.size)
-            with ThreadPoolExecutor(4) as pool:
-                list(pool.map(lambda part: self._fetch(record, part, out.fileno()), parts))
+            for chunk in iter(lambda: body.read(8 << 20), b""):
+                out.write(chunk)
         return str(target)
-
-    def _fetch(self, record: AuditRecord, part: tuple[int, int], fileno: int) -> None:
-        """One byte range of exactly the claimed version (IfMatch: a replaced object is not mixed in)."""
-        range_ = f"bytes={part[0]}-{part[1]}"
-        body = self.s3.get_object(Bucket=record.bucket, Key=record.source_key, IfMatch=record.etag, Range=range_)
-        offset = part[0]
-        for chunk in iter(lambda: body["Body"].read(4 << 20), b""):
-            offset += os.pwrite(fileno, chunk, offset)
 
     def discard(self, path: str) -> None:
         Path(path).unlink(missing_ok=True)

@@ -94,7 +94,7 @@ def test_a_byte_order_mark_and_invalid_utf8(spark, tmp_path):
     assert got[1].description == "caf\ufffd"  # Spark's decoder marks the bytes; the rules reject the row
 
 
-def test_a_local_copy_is_exactly_the_claimed_version_fetched_in_parts(aws, tmp_path, monkeypatch):
+def test_a_local_copy_is_exactly_the_claimed_version(aws, tmp_path):
     import botocore.exceptions
     import pytest
 
@@ -106,7 +106,6 @@ def test_a_local_copy_is_exactly_the_claimed_version_fetched_in_parts(aws, tmp_p
     body = bytes(range(256)) * 100
     etag = aws.put("source/a.csv", body)
     record = AuditRecord("f" * 32, "a.csv", BUCKET, "source/a.csv", etag, len(body), "t")
-    monkeypatch.setattr(LocalCopies, "PART_BYTES", 1000)
     copies = LocalCopies(aws.s3, tmp_path)
     path = copies.path(record)
     assert open(path, "rb").read() == body
