@@ -47,22 +47,38 @@ def rejected_rows_key(source_key: str, run_id: str) -> str:
     return f"{REJECTED_ROWS}{file_name(source_key)}/{run_id}.csv"
 
 
-def move_object(s3, bucket: str, source_key: str, prefix: str, fid: str) -> str:
-    """Move ``source_key`` under ``prefix`` (copy, then delete) and return its final key.
+def move_object(s3, bucket: str, source_key: str, etag: str, prefix: str, fid: str) -> str:
+    """Move exactly the version ``etag`` of ``source_key`` under ``prefix`` (copy, then delete) and return
+    its final key.
 
     Safe to repeat after a crash between copy and delete: a destination holding the same content is
-    simply overwritten with it again.
+    simply overwritten with it again. The copy and the delete are conditional on the version, so a file
+    replaced under the same key meanwhile is neither copied in its place nor deleted: it stays in source/
+    for its own FileID. Reading the destination needs ``s3:GetObject`` on it and, for S3 to answer 404
+    rather than 403 when it is absent, ``s3:ListBucket`` for its prefix: both roles have them for
+    processed/ and rejected/ (``glueline.ops.bootstrap``).
     """
-    head = s3.head_object(Bucket=bucket, Key=source_key)
     dest = destination_key(prefix, source_key)
     try:
         existing = s3.head_object(Bucket=bucket, Key=dest)
     except s3.exceptions.ClientError as err:
-        if err.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+        if _error_code(err) not in ("404", "NoSuchKey", "NotFound"):
             raise
+        condition = {"IfNoneMatch": "*"}  # another writer taking the name meanwhile makes the copy fail
     else:
-        if existing["ETag"] != head["ETag"]:
+        condition = {}
+        if existing["ETag"] != etag:
             dest = disambiguated_key(dest, fid)
-    s3.copy_object(Bucket=bucket, Key=dest, CopySource={"Bucket": bucket, "Key": source_key})
-    s3.delete_object(Bucket=bucket, Key=source_key)
+    s3.copy_object(
+        Bucket=bucket, Key=dest, CopySource={"Bucket": bucket, "Key": source_key}, CopySourceIfMatch=etag, **condition
+    )
+    try:
+        s3.delete_object(Bucket=bucket, Key=source_key, IfMatch=etag)
+    except s3.exceptions.ClientError as err:
+        if _error_code(err) not in ("404", "NoSuchKey", "412", "PreconditionFailed"):
+            raise  # gone already, or replaced by a new version that is processed under its own FileID
     return dest
+
+
+def _error_code(err) -> str:
+    return str(err.response.get("Error", {}).get("Code", ""))

@@ -14,15 +14,14 @@ def test_keys():
 
 
 def test_a_move_never_overwrites_other_content(aws):
+    def move(fid: str) -> str:
+        etag = aws.s3.head_object(Bucket=BUCKET, Key="source/daily.csv")["ETag"]
+        return layout.move_object(aws.s3, BUCKET, "source/daily.csv", etag, layout.PROCESSED, fid)
+
     aws.put("source/daily.csv", b"monday")
-    assert (
-        layout.move_object(aws.s3, BUCKET, "source/daily.csv", layout.PROCESSED, "aaaaaaaa11") == "processed/daily.csv"
-    )
+    assert move("aaaaaaaa11") == "processed/daily.csv"
     aws.put("source/daily.csv", b"tuesday")
-    moved = layout.move_object(aws.s3, BUCKET, "source/daily.csv", layout.PROCESSED, "bbbbbbbb22")
-    assert moved == "processed/daily.bbbbbbbb.csv"
+    assert move("bbbbbbbb22") == "processed/daily.bbbbbbbb.csv"
     aws.put("source/daily.csv", b"monday")  # the same content again goes where it went before
-    assert (
-        layout.move_object(aws.s3, BUCKET, "source/daily.csv", layout.PROCESSED, "aaaaaaaa11") == "processed/daily.csv"
-    )
+    assert move("aaaaaaaa11") == "processed/daily.csv"
     assert aws.keys() == ["processed/daily.bbbbbbbb.csv", "processed/daily.csv"]

@@ -1,0 +1,295 @@
+"""Would IAM allow what the Lambda and the Glue job do? Emulators enforce no IAM, so this test records
+every AWS call each side makes while it handles files (real boto3 clients against moto), turns each call
+into the IAM requests AWS authorizes for it — action, resource ARN, condition keys such as ``s3:prefix`` —
+and has each evaluated against the role policy bootstrap deploys, by a maintained IAM simulator
+(``@cloud-copilot/iam-simulate``, run by Node from ``tests/access``).
+
+AWS rules modelled (from the S3 and DynamoDB authorization references):
+* HeadObject and GetObject need ``s3:GetObject`` on the key; when the key is missing, S3 answers 404 only
+  to a caller allowed ``s3:ListBucket`` on the bucket for that key, else 403 — so a 404 the code relies
+  on needs that ListBucket too.
+* CopyObject needs ``s3:GetObject`` on the source and ``s3:PutObject`` on the destination.
+* ListObjectsV2 needs ``s3:ListBucket`` on the bucket with ``s3:prefix`` set to the request's prefix.
+* A DynamoDB Query on an index needs ``dynamodb:Query`` on ``table/<name>/index/<index>``.
+On AWS, Spark reads the claimed object through Glue's S3 filesystem, outside boto3: its requests
+(``s3:GetObject`` on the key, ``s3:ListBucket`` for the key's prefix) are added for the job.
+
+Any operation this test cannot translate fails it, so a new kind of call cannot slip past unchecked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+import pytest
+
+from glueline.intake.intake import Intake
+from glueline.job.run import JobRun
+from glueline.settings import Settings
+from glueline.shared import layout
+from glueline.shared.audit import AuditTable, Status, table_spec
+from glueline.shared.dbsecret import DbConnection
+from glueline.shared.events import object_created_event, scheduled_event
+from glueline.shared.lifecycle import Lifecycle
+
+from ..conftest import GOOD_CSV
+from ..job.test_run import ScriptedLoader
+
+ACCESS_DIR = Path(__file__).resolve().parents[2] / "access"
+DB = DbConnection(host="db.example", port=5432, dbname="bank", username="etl", password="secret")
+
+
+@dataclass(frozen=True)
+class Request:
+    """One IAM authorization request."""
+
+    role: str
+    action: str
+    resource: str
+    context: tuple[tuple[str, str], ...] = ()
+
+    def __str__(self) -> str:
+        condition = "".join(f" {k}={v!r}" for k, v in self.context)
+        return f"{self.role}: {self.action} on {self.resource}{condition}"
+
+
+@dataclass
+class Recorder:
+    """Turns the calls of clients it is attached to into IAM requests of one role."""
+
+    role: str
+    region: str
+    account: str
+    requests: list[Request] = field(default_factory=list)
+    untranslated: list[str] = field(default_factory=list)
+
+    def client(self, session: boto3.Session, service: str):
+        client = session.client(service, region_name=self.region)
+        client.meta.events.register("provide-client-params.*.*", self._before)
+        client.meta.events.register("after-call.*.*", self._after)
+        return client
+
+    def _before(self, params, model, context, **_):
+        context["glueline_params"] = dict(params)
+
+    def _after(self, http_response, model, context, **_):
+        params = context.get("glueline_params", {})
+        service, operation = model.service_model.service_name, model.name
+        translated = self._translate(service, operation, params, http_response.status_code)
+        if translated is None:
+            self.untranslated.append(f"{service}.{operation}")
+        else:
+            self.requests.extend(translated)
+
+    def _request(self, action: str, resource: str, **context: str) -> Request:
+        return Request(self.role, action, resource, tuple(sorted(context.items())))
+
+    def _translate(self, service: str, operation: str, params: dict, status: int) -> list[Request] | None:
+        arn = lambda svc, res: f"arn:aws:{svc}:{self.region}:{self.account}:{res}"  # noqa: E731
+        if service == "s3":
+            bucket = params.get("Bucket", "")
+            obj = f"arn:aws:s3:::{bucket}/{params.get('Key', '')}"
+            if operation in ("HeadObject", "GetObject"):
+                requests = [self._request("s3:GetObject", obj)]
+                if status == 404:  # S3 says "not found" only to a caller who may list that key
+                    requests.append(
+                        self._request("s3:ListBucket", f"arn:aws:s3:::{bucket}", **{"s3:prefix": params["Key"]})
+                    )
+                return requests
+            if operation in ("PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"):
+                return [self._request("s3:PutObject", obj)]
+            if operation == "CopyObject":
+                source = params["CopySource"]
+                return [
+                    self._request("s3:GetObject", f"arn:aws:s3:::{source['Bucket']}/{source['Key']}"),
+                    self._request("s3:PutObject", obj),
+                ]
+            if operation == "DeleteObject":
+                return [self._request("s3:DeleteObject", obj)]
+            if operation in ("ListObjectsV2", "ListObjects"):
+                return [
+                    self._request("s3:ListBucket", f"arn:aws:s3:::{bucket}", **{"s3:prefix": params.get("Prefix", "")})
+                ]
+            return None
+        if service == "dynamodb" and operation in ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan"):
+            resource = f"table/{params['TableName']}"
+            if params.get("IndexName"):
+                resource += f"/index/{params['IndexName']}"
+            return [self._request(f"dynamodb:{operation}", arn("dynamodb", resource))]
+        if service == "glue" and operation in ("StartJobRun", "GetJobRun", "GetJobRuns"):
+            return [self._request(f"glue:{operation}", arn("glue", f"job/{params['JobName']}"))]
+        if service == "secretsmanager" and operation == "GetSecretValue":
+            # IAM sees the secret's full ARN: its name and six random characters.
+            return [
+                self._request(
+                    "secretsmanager:GetSecretValue", arn("secretsmanager", f"secret:{params['SecretId']}-AbCdEf")
+                )
+            ]
+        return None
+
+
+def evaluate(policies: dict[str, dict], account: str, requests: list[Request]) -> list[str]:
+    """The simulator's decision for each request."""
+    payload = {
+        "policies": policies,
+        "account": account,
+        "requests": [
+            {"role": r.role, "action": r.action, "resource": r.resource, "context": dict(r.context)} for r in requests
+        ],
+    }
+    answer = subprocess.run(
+        ["node", str(ACCESS_DIR / "simulate.mjs")],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ACCESS_DIR,
+    )
+    return json.loads(answer.stdout)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def simulator():
+    """The simulator's Node packages, installed from the lock file when missing (``make test`` and CI
+    install them first)."""
+    if shutil.which("node") is None:
+        pytest.fail("the access test needs Node.js (apt-get install nodejs npm)")
+    if not (ACCESS_DIR / "node_modules" / "@cloud-copilot" / "iam-simulate").exists():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=ACCESS_DIR, check=True, capture_output=True)
+
+
+@dataclass
+class Account:
+    session: boto3.Session
+    region: str
+    account: str
+    bucket: str
+    settings: Settings
+    policies: dict[str, dict]
+    target: str
+
+    def arn(self, service: str, resource: str) -> str:
+        return f"arn:aws:{service}:{self.region}:{self.account}:{resource}"
+
+    def recorder(self, role: str) -> Recorder:
+        return Recorder(role, self.region, self.account)
+
+    def lifecycle(self, recorder: Recorder, max_attempts: int = 3) -> Lifecycle:
+        s = self.settings
+        audit = AuditTable(recorder.client(self.session, "dynamodb"), s.audit_table)
+        return Lifecycle(
+            audit,
+            recorder.client(self.session, "s3"),
+            recorder.client(self.session, "glue"),
+            s.glue_job,
+            max_attempts,
+            self.target,
+        )
+
+    def put(self, key: str, body: bytes) -> None:
+        self.session.client("s3").put_object(Bucket=self.bucket, Key=key, Body=body)
+
+    def keys(self) -> list[str]:
+        listing = self.session.client("s3").list_objects_v2(Bucket=self.bucket)
+        return sorted(o["Key"] for o in listing.get("Contents", []))
+
+
+@pytest.fixture
+def account(monkeypatch):
+    """An account in moto with what bootstrap would create for the pipeline's data (bucket, audit table,
+    Glue job, secret) and the role policies bootstrap would attach."""
+    from moto import mock_aws
+
+    from glueline.ops.bootstrap import Bootstrap
+
+    for name in [n for n in os.environ if n.startswith(("AWS_", "GLUELINE_"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        session = boto3.Session(region_name="eu-west-1")
+        settings = Settings(_env_file=None)
+        bootstrap = Bootstrap(settings, DB, session, log=lambda change: None)
+        session.client("s3").create_bucket(
+            Bucket=bootstrap.bucket, CreateBucketConfiguration={"LocationConstraint": bootstrap.region}
+        )
+        session.client("dynamodb").create_table(**table_spec(settings.audit_table))
+        session.client("glue").create_job(
+            Name=settings.glue_job, Role="GlueServiceRole", Command={"Name": "glueetl", "ScriptLocation": "s3://x/y.py"}
+        )
+        session.client("secretsmanager").create_secret(Name=settings.db_secret_name, SecretString=DB.secret_string())
+        policies = {role: policy for role, (_, policy) in bootstrap.role_policies().items()}
+        yield Account(
+            session, bootstrap.region, bootstrap.account, bootstrap.bucket, settings, policies, bootstrap.target
+        )
+
+
+def test_every_call_of_the_lambda_and_the_job_is_allowed_by_its_role(account):
+    s = account.settings
+    lambda_calls, job_calls = account.recorder(s.lambda_role), account.recorder(s.glue_role)
+    intake = Intake(account.lifecycle(lambda_calls), account.bucket, sleep=lambda seconds: None)
+
+    def announce(name: str, body: bytes) -> dict:
+        account.put(f"source/{name}", body)
+        return intake.handle(object_created_event(account.bucket, f"source/{name}"), lambda: 60_000)
+
+    # The Lambda: a new file, a file refused for its header, then the daily sweep.
+    assert announce("a.csv", GOOD_CSV)["files"] == {"source/a.csv": Status.PENDING}
+    assert announce("bad.csv", b"TransactionID,Amount\n1,2\n")["files"] == {"source/bad.csv": Status.REJECTED}
+    account.put("source/b.csv", GOOD_CSV + b"2,ACC,1,2024-07-13,deposit,1.00,USD,2.00,3,4,b\n")
+    account.put("source/c.csv", GOOD_CSV + b"3,ACC,1,2024-07-13,deposit,1.00,USD,2.00,3,4,c\n")
+    intake.handle(scheduled_event(account.account, account.region, s.schedule_rule), lambda: 60_000)
+
+    # The job: reads its secret, loads a.csv and b.csv; c.csv fails on its only attempt and is given up.
+    secrets = job_calls.client(account.session, "secretsmanager")
+    assert DbConnection.from_secrets_manager(secrets, s.db_secret_name).host == DB.host
+    failures = JobRun(
+        account.lifecycle(job_calls, max_attempts=1),
+        "jr_1",
+        lambda: ScriptedLoader(errors={"c.csv": "boom"}),
+        log=lambda line: None,
+        sleep=lambda seconds: None,
+    ).run()
+    assert failures == ["c.csv: RuntimeError: boom"]
+    for name in ("a.csv", "b.csv"):  # Glue's S3 filesystem reading the claimed object (outside boto3)
+        key = f"{layout.SOURCE}{name}"
+        job_calls.requests += [
+            Request(s.glue_role, "s3:GetObject", f"arn:aws:s3:::{account.bucket}/{key}"),
+            Request(s.glue_role, "s3:ListBucket", f"arn:aws:s3:::{account.bucket}", (("s3:prefix", key),)),
+        ]
+
+    # The Lambda again: a.csv's content uploaded once more is a redelivery to processed/.
+    assert announce("a.csv", GOOD_CSV)["files"] == {"source/a.csv": "REDELIVERED"}
+    assert account.keys() == ["processed/a.csv", "processed/b.csv", "rejected/bad.csv", "rejected/c.csv"]
+
+    assert lambda_calls.untranslated == [] and job_calls.untranslated == []
+    requests = list(dict.fromkeys(lambda_calls.requests + job_calls.requests))
+    denied = [
+        f"{request} → {decision}"
+        for request, decision in zip(requests, evaluate(account.policies, account.account, requests), strict=True)
+        if decision != "Allowed"
+    ]
+    assert denied == [], "IAM would refuse:\n" + "\n".join(denied)
+
+
+def test_the_simulator_refuses_what_iam_refuses(account):
+    """The evaluation itself can fail: calls outside each role's grants are denied."""
+    s, bucket = account.settings, f"arn:aws:s3:::{account.bucket}"
+    refused = [
+        Request(s.lambda_role, "s3:GetObject", f"{bucket}/scripts/ETL_Job_to_RDS.py"),
+        Request(s.lambda_role, "s3:ListBucket", bucket, (("s3:prefix", "scripts/"),)),
+        Request(
+            s.lambda_role,
+            "secretsmanager:GetSecretValue",
+            account.arn("secretsmanager", f"secret:{s.db_secret_name}-AbCdEf"),
+        ),
+        Request(s.glue_role, "s3:DeleteObject", f"{bucket}/processed/a.csv"),
+        Request(s.glue_role, "dynamodb:PutItem", account.arn("dynamodb", f"table/{s.audit_table}")),
+    ]
+    assert evaluate(account.policies, account.account, refused) == ["ImplicitlyDenied"] * len(refused)
