@@ -43,7 +43,16 @@ except ImportError:
     GlueContext = None
     from glueline.job.args import resolve_options as getResolvedOptions
 
-ARGUMENTS = ["JOB_NAME", "JOB_RUN_ID", "AUDIT_TABLE", "DB_SECRET_ID", "TARGET_TABLE", "TARGET", "MAX_ATTEMPTS"]
+ARGUMENTS = [
+    "JOB_NAME",
+    "JOB_RUN_ID",
+    "AUDIT_TABLE",
+    "DB_SECRET_ID",
+    "TARGET_TABLE",
+    "TARGET",
+    "MAX_ATTEMPTS",
+    "FILE_IDS",
+]
 
 
 def start_spark(args: dict):
@@ -92,7 +101,8 @@ def main(argv: list[str]) -> None:
             run_date = datetime.now(timezone.utc).date()
             return BatchLoader(spark, db, table, run_date, source, workdir, spark_start=time.perf_counter() - clock)
 
-        failures = JobRun(lifecycle, args["JOB_RUN_ID"], open_loader).run()
+        announced = Lifecycle.announced(args["FILE_IDS"])
+        failures = JobRun(lifecycle, args["JOB_RUN_ID"], open_loader, announced).run()
     if started.get("job") is not None:
         started["job"].commit()
     if failures:  # an exception is what marks a run FAILED, on Glue and locally

@@ -190,3 +190,21 @@ def test_a_file_replaced_under_the_same_key_is_a_new_file(clean_pipeline, tmp_pa
         (920002, Decimal("10.00")),
     ]
     assert p.keys("processed/") == sorted(["processed/daily.csv", second.final_key])
+
+
+def test_keys_with_spaces_plus_non_ascii_and_glob_characters_flow_end_to_end(clean_pipeline, tmp_path):
+    """S3 keys arrive URL-encoded in classic notifications but as they are in EventBridge events; Spark
+    reads `[`, `*`, `{` in a path as a glob. Each of these files must still be found, loaded and moved."""
+    p = clean_pipeline
+    names = ["branch 7.csv", "a+b.csv", "köln-€.csv", "batch[1].csv", "all*.csv", "x{y}.csv", "t:08:00.csv"]
+    paths = []
+    for i, name in enumerate(names):
+        path = tmp_path / name
+        path.write_text(HEADER + "\n" + row(930001 + i) + "\n")
+        paths.append(path)
+    records = p.wait(p.upload(*paths))
+    assert [(r.file_name, r.status, r.final_key) for r in records] == [
+        (name, Status.COMPLETED, f"processed/{name}") for name in names
+    ]
+    assert p.query("SELECT count(*) FROM transactions") == [(len(names),)]
+    assert p.keys("source/") == []

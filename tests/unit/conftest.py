@@ -57,6 +57,7 @@ class FakeGlue:
 
     def __init__(self, busy_for=0, on_busy=None, states=None):
         self.calls = 0
+        self.arguments: list[dict] = []  # of each StartJobRun
         self.busy_for = busy_for
         self.on_busy = on_busy
         self.states = states or {}
@@ -66,8 +67,9 @@ class FakeGlue:
             raise EntityNotFoundException(RunId)
         return {"JobRun": {"JobRunState": self.states[RunId]}}
 
-    def start_job_run(self, JobName):
+    def start_job_run(self, JobName, Arguments=None):
         self.calls += 1
+        self.arguments.append(Arguments or {})
         if self.calls <= self.busy_for:
             if self.on_busy:
                 self.on_busy()
@@ -88,6 +90,15 @@ class Aws:
     def keys(self, prefix: str = "") -> list[str]:
         listing = self.s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)
         return sorted(o["Key"] for o in listing.get("Contents", []))
+
+    def lag_index(self, monkeypatch) -> None:
+        """Make the status index lag as DynamoDB's global secondary indexes may: every item written from
+        now on is missing from it (reads of the item itself stay consistent)."""
+        known = {r.file_id for r in self.audit.all()}
+        with_status = self.audit.with_status
+        monkeypatch.setattr(
+            self.audit, "with_status", lambda status: [r for r in with_status(status) if r.file_id in known]
+        )
 
     def lifecycle(self, glue=None, max_attempts: int = 3, target: str = TARGET) -> Lifecycle:
         return Lifecycle(self.audit, self.s3, glue or FakeGlue(), JOB, max_attempts, target)

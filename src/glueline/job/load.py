@@ -16,6 +16,7 @@
 A failure before a file's commit leaves none of its rows in the target; one file's failure in step 4
 leaves the others' commits alone.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -51,7 +52,7 @@ from glueline.job.transform import CORRUPT, CUSTOMER_FILLED, DATE_ORIGINAL, RAW,
 from glueline.shared.contract import COLUMNS, FIELDS
 from glueline.shared.counts import Counts
 from glueline.shared.dbsecret import DbConnection
-from glueline.shared.lifecycle import Outcome
+from glueline.shared.lifecycle import Outcome, TargetUnavailable
 
 # The rejected-rows file: where the row was, why it was refused, its fields exactly as read.
 REJECTED_HEADER = ("line_number", "record_number", REASON, *COLUMNS.keys(), "raw_record")
@@ -133,6 +134,7 @@ class BatchLoader:
         self.source = source
         self.workdir = Path(workdir)
         self.spark_start = spark_start  # told to the first batch's files
+        self._target_ready = False  # the job creates its table (deploy needs no database connection)
 
     def load(self, claimed: list[ClaimedFile]) -> dict[str, Outcome | Exception]:
         """Load every file; per FileID its outcome or the error that kept it out of the target. An
@@ -149,7 +151,14 @@ class BatchLoader:
         lineage = {c.record.file_id: f"s3://{c.record.bucket}/{c.record.source_key}" for c in claimed}
         try:
             # One connection for the driver's statements: each file's tables, then each file's transaction.
-            with psycopg.connect(**self.db.connect_kwargs(), autocommit=True) as conn:
+            try:
+                conn = psycopg.connect(**self.db.connect_kwargs(), autocommit=True)
+            except psycopg.OperationalError as err:
+                raise TargetUnavailable(f"the database {self.db.target(str(self.table))} is unreachable") from err
+            with conn:
+                if not self._target_ready:
+                    conn.execute(schema.create_target(self.table))
+                    self._target_ready = True
                 return self._load(conn, files, lineage, timings)
         finally:
             for path in paths:

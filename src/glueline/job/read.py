@@ -22,6 +22,7 @@ filesystem), a downloaded copy of the claimed version elsewhere (PyPI's pyspark 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import reduce
@@ -68,7 +69,7 @@ def read_multiline(spark: SparkSession, files: list[InputFile]) -> DataFrame:
 
 
 def _read_lines(spark: SparkSession, files: list[InputFile]) -> DataFrame:
-    lines = spark.read.text([f.path for f in files])
+    lines = spark.read.text([_literal(f.path) for f in files])
     index = F.monotonically_increasing_id().bitwiseAND(_INDEX_BITS)
     split = F.expr("input_file_block_start()")
     quotes = F.length("value") - F.length(F.replace(F.col("value"), F.lit('"'), F.lit("")))
@@ -100,7 +101,7 @@ def _read_records(spark: SparkSession, files: list[InputFile]) -> DataFrame:
     raw = (
         spark.read.schema(csv_schema(files[0].header))
         .options(header=True, enforceSchema=True, multiLine=True, encoding="UTF-8", **_CSV_OPTIONS)
-        .csv([f.path for f in files])
+        .csv([_literal(f.path) for f in files])
     )
     blank = F.col(CORRUPT).isNotNull() & F.expr(f"trim(BOTH {WHITESPACE} FROM {CORRUPT}) = ''")
     return raw.where(~blank).select(
@@ -137,6 +138,15 @@ def _file_index(frame: DataFrame, files: list[InputFile]) -> Column:
     # The same expression for one file as for many: one plan to compile and warm up (see glueline.job.warmup).
     index = F.element_at(F.create_map(*(F.lit(v) for kv in spark_paths.items() for v in kv)), F.input_file_name())
     return index.cast("int").alias(FILE)
+
+
+_GLOB_CHARACTERS = re.compile(r"([\\*?\[\]{}])")
+
+
+def _literal(path: str) -> str:
+    """The path as Spark must be given it to read that one file: Spark expands ``*``, ``?``, ``[…]`` and
+    ``{…}`` in a path as a (Hadoop) glob, and a backslash makes each such character literal."""
+    return _GLOB_CHARACTERS.sub(r"\\\1", path)
 
 
 def _normalized(path: str) -> str:

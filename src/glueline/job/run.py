@@ -29,7 +29,7 @@ from typing import Protocol
 
 from glueline.shared.audit import AuditRecord
 from glueline.shared.integrity import IntegrityReport, SourceGone
-from glueline.shared.lifecycle import Lifecycle, Outcome
+from glueline.shared.lifecycle import Lifecycle, Outcome, TargetUnavailable
 
 BATCH_FILES = 200  # files claimed at once: one Spark pass over all of them
 GATHER_SECONDS = 0.25  # while files are still being announced, the run waits this long again…
@@ -53,10 +53,17 @@ class Loader(Protocol):
 
 class JobRun:
     def __init__(
-        self, lifecycle: Lifecycle, run_id: str, open_loader: Callable[[], Loader], log=print, sleep=time.sleep
+        self,
+        lifecycle: Lifecycle,
+        run_id: str,
+        open_loader: Callable[[], Loader],
+        announced: list[str] = (),
+        log=print,
+        sleep=time.sleep,
     ):
         self.lifecycle = lifecycle
         self.run_id = run_id
+        self.announced = list(announced)  # FileIDs its trigger admitted: maybe not in the index yet
         self.open_loader = open_loader  # called once, for the first claimed file: an idle run stays quick
         self.log = log
         self.sleep = sleep
@@ -97,15 +104,21 @@ class JobRun:
         return claimed
 
     def _work(self) -> list[AuditRecord]:
-        return [seen for seen in self.lifecycle.work() if seen.file_id not in self._taken][:BATCH_FILES]
+        work = self.lifecycle.work(announced=self.announced)
+        return [seen for seen in work if seen.file_id not in self._taken][:BATCH_FILES]
 
     def _check(self, record: AuditRecord) -> ClaimedFile | None:
         """The claimed version, checked again; None when it was rejected for it."""
         try:
             report = self.lifecycle.inspect(record)
         except SourceGone as gone:
-            self.lifecycle.reject(record, str(gone), holder=self.run_id, move=False)
-            self.log(f"{record.file_name}: REJECTED ({gone})")
+            final_key = self.lifecycle.moved_by_an_earlier_attempt(record)
+            if final_key is not None:
+                self.lifecycle.complete_after_crash(record, self.run_id, final_key)
+                self.log(f"{record.file_name}: COMPLETED (an earlier attempt loaded it and moved it to {final_key})")
+            else:
+                self.lifecycle.reject(record, str(gone), holder=self.run_id, move=False)
+                self.log(f"{record.file_name}: REJECTED ({gone})")
             return None
         except Exception as err:  # S3 unreachable: an attempt that failed
             self._fail(record, err)
@@ -122,7 +135,7 @@ class JobRun:
                 self._loader = self.open_loader()
             return self._loader.load(files)
         except Exception as err:
-            if len(files) == 1 or self._loader is None:
+            if len(files) == 1 or self._loader is None or isinstance(err, TargetUnavailable):
                 traceback.print_exc()
                 return {f.record.file_id: err for f in files}
             self.log(f"the load of {len(files)} files failed as a whole ({describe(err)}); loading each alone")
@@ -150,7 +163,7 @@ class JobRun:
 
     def _fail(self, record: AuditRecord, err: Exception) -> None:
         message = describe(err)
-        status = self.lifecycle.fail(record, self.run_id, message)
+        status = self.lifecycle.fail(record, self.run_id, message, counts=not isinstance(err, TargetUnavailable))
         self.failures.append(f"{record.file_name}: {message}")
         self.log(f"{record.file_name}: {status} (attempt {record.attempts}: {message})")
 
@@ -173,6 +186,9 @@ class _Phases(dict):
 _PYTHON_ERROR = re.compile(r"^(?!org\.|java\.|py4j\.|scala\.)([\w.]*(?:Error|Exception)): (.*)$", re.MULTILINE)
 
 
+_ROW_DATA_LINES = ("DETAIL:", "CONTEXT:")
+
+
 def describe(err: Exception) -> str:
     """The error as an operator needs it: for a Python error inside a Spark task, that error — not the
     Java stack trace Spark wraps it in."""
@@ -182,4 +198,7 @@ def describe(err: Exception) -> str:
         match = _PYTHON_ERROR.search(tail)
         if match:
             return f"{match.group(1)}: {match.group(2).strip()} (in a Spark task)"
+    # PostgreSQL's DETAIL and CONTEXT lines quote row values (a key, a failing row): customer data
+    # that must not reach audit items and reports; the primary message names the problem.
+    text = "\n".join(line for line in text.splitlines() if not line.startswith(_ROW_DATA_LINES))
     return f"{type(err).__name__}: {text}".strip()[:2000]

@@ -60,6 +60,10 @@ ACTIVE_RUN_STATES = frozenset({"STARTING", "RUNNING", "STOPPING", "WAITING"})
 LAMBDA_CLAIM_TTL_SECONDS = 900
 # An object put under source/ this recently that no item knows yet is still being announced.
 ARRIVAL_SECONDS = 10.0
+# A trigger names at most this many of the FileIDs it admitted in the run's --FILE_IDS argument (the
+# run reads those item by item, not through the eventually consistent index); "-" names none.
+ANNOUNCED_MAX = 50
+NO_FILE_IDS = "-"
 # Statuses whose items may need a Glue run.
 _WORK_STATUSES = (Status.PENDING, Status.FAILED, Status.PROCESSING)
 # What ``admit`` answers besides a status: not a source/ key; moved or deleted since it was announced;
@@ -83,6 +87,11 @@ class RunChecker:
                 state = "UNKNOWN"  # e.g. a local runner restarted since
             self._active[run_id] = state in ACTIVE_RUN_STATES
         return self._active[run_id]
+
+
+class TargetUnavailable(Exception):
+    """The target database could not be reached: not the file's fault, so the attempt does not count
+    (a burst of files during an outage must not run out of attempts and end REJECTED)."""
 
 
 @dataclass
@@ -119,12 +128,18 @@ class Lifecycle:
             return age_seconds(record.processing_start_timestamp) > LAMBDA_CLAIM_TTL_SECONDS
         return False
 
-    def work(self) -> list[AuditRecord]:
-        """Every item a Glue run should take now, oldest upload first."""
+    def work(self, announced: Iterable[str] = ()) -> list[AuditRecord]:
+        """Every item a Glue run should take now, oldest upload first. The status index is eventually
+        consistent: an item written a moment ago may be missing from it, so the ``announced`` FileIDs
+        (those a trigger just admitted) are read item by item as well."""
         checker = RunChecker(self.glue, self.job_name)
-        records = [r for status in _WORK_STATUSES for r in self.audit.with_status(status)]
+        records = {r.file_id: r for status in _WORK_STATUSES for r in self.audit.with_status(status)}
+        for fid in set(announced) - set(records):
+            if (record := self.audit.get(fid)) is not None:
+                records[fid] = record
         return sorted(
-            (r for r in records if self.needs_run(r, checker)), key=lambda r: (r.upload_timestamp, r.file_name)
+            (r for r in records.values() if self.needs_run(r, checker)),
+            key=lambda r: (r.upload_timestamp, r.file_name),
         )
 
     def arriving(self, bucket: str, known: set[str]) -> int:
@@ -189,6 +204,15 @@ class Lifecycle:
         self.reject(record, report.problem, holder=None)
         return fid, Status.REJECTED
 
+    @staticmethod
+    def announce(fids: Iterable[str]) -> str:
+        """The --FILE_IDS argument of a run started for these files."""
+        return ",".join(sorted(fids)[:ANNOUNCED_MAX]) or NO_FILE_IDS
+
+    @staticmethod
+    def announced(argument: str) -> list[str]:
+        return [fid for fid in argument.split(",") if fid and fid != NO_FILE_IDS]
+
     def note_run(self, fids: Iterable[str], run_id: str) -> None:
         """Record the Glue run started for files that are still pending."""
         for fid in fids:
@@ -196,7 +220,7 @@ class Lifecycle:
 
     def _redeliver(self, existing: AuditRecord) -> str:
         prefix = layout.PROCESSED if existing.status == Status.COMPLETED else layout.REJECTED
-        layout.move_object(self.s3, existing.bucket, existing.source_key, prefix, existing.file_id)
+        layout.move_object(self.s3, existing.bucket, existing.source_key, existing.etag, prefix, existing.file_id)
         self.audit.update(
             existing.file_id,
             {"LastRedeliveryTimestamp": utc_now()},
@@ -232,6 +256,34 @@ class Lifecycle:
         """Check the claimed version again, as the Lambda did (raises SourceGone when it left source/)."""
         return sample_object(self.s3, record.bucket, record.source_key, record.etag, record.size)
 
+    def moved_by_an_earlier_attempt(self, record: AuditRecord) -> str | None:
+        """Where an earlier attempt moved exactly this version after committing its rows, when it stopped
+        (a crash, a timeout) before recording COMPLETED; None if it is not in processed/."""
+        dest = layout.destination_key(layout.PROCESSED, record.source_key)
+        for key in (dest, layout.disambiguated_key(dest, record.file_id)):
+            try:
+                if self.s3.head_object(Bucket=record.bucket, Key=key, IfMatch=record.etag):
+                    return key
+            except self.s3.exceptions.ClientError:
+                continue
+        return None
+
+    def complete_after_crash(self, record: AuditRecord, run_id: str, final_key: str) -> None:
+        """COMPLETED for a file an earlier attempt loaded and moved: its rows are in the target (the
+        commit comes before the move), only its counts were not recorded."""
+        self._finish(
+            record,
+            run_id,
+            {
+                "Status": Status.COMPLETED,
+                "ProcessingEndTimestamp": utc_now(),
+                "FinalKey": final_key,
+                attribute("warnings"): [
+                    "loaded and moved by an earlier attempt that stopped before recording its counts"
+                ],
+            },
+        )
+
     def complete(self, record: AuditRecord, run_id: str, outcome: Outcome) -> str:
         """Its rows are committed: upload the rejected rows, move the file to processed/, COMPLETED."""
         started = time.perf_counter()
@@ -239,7 +291,9 @@ class Lifecycle:
         if outcome.rejected_rows_file:
             rejected_rows_key = layout.rejected_rows_key(record.source_key, run_id)
             self.s3.upload_file(outcome.rejected_rows_file, record.bucket, rejected_rows_key)
-        final_key = layout.move_object(self.s3, record.bucket, record.source_key, layout.PROCESSED, record.file_id)
+        final_key = layout.move_object(
+            self.s3, record.bucket, record.source_key, record.etag, layout.PROCESSED, record.file_id
+        )
         timings = {**outcome.timings, "move": time.perf_counter() - started}
         changes: dict[str, Any] = {
             **count_attributes(outcome.counts),
@@ -255,17 +309,17 @@ class Lifecycle:
         self._finish(record, run_id, changes)
         return final_key
 
-    def fail(self, record: AuditRecord, run_id: str, message: str) -> str:
-        """A failed attempt: FAILED (the file stays for the next trigger), or given up on the last one."""
-        if record.attempts < self.max_attempts:
-            self._finish(
-                record,
-                run_id,
-                {"Status": Status.FAILED, "ErrorMessage": message[:2000], "ProcessingEndTimestamp": utc_now()},
-            )
-            return Status.FAILED
-        self.reject(record, f"gave up after {record.attempts} attempt(s); last error: {message}", holder=run_id)
-        return Status.REJECTED
+    def fail(self, record: AuditRecord, run_id: str, message: str, counts: bool = True) -> str:
+        """A failed attempt: FAILED (the file stays for the next trigger), or given up on the last one.
+        An attempt that does not ``count`` (the target was unreachable) is given back: never given up."""
+        changes: dict[str, Any] = {"Status": Status.FAILED, "ErrorMessage": message[:2000]}
+        if not counts:
+            changes[attribute("attempts")] = record.attempts - 1
+        elif record.attempts >= self.max_attempts:
+            self.reject(record, f"gave up after {record.attempts} attempt(s); last error: {message}", holder=run_id)
+            return Status.REJECTED
+        self._finish(record, run_id, {**changes, "ProcessingEndTimestamp": utc_now()})
+        return Status.FAILED
 
     def reject(self, record: AuditRecord, reason: str, holder: str | None, move: bool = True) -> None:
         """REJECTED, and the file in rejected/ (``move``: it is still in source/ to be moved). ``holder``
@@ -274,7 +328,7 @@ class Lifecycle:
         if move:
             try:
                 changes["FinalKey"] = layout.move_object(
-                    self.s3, record.bucket, record.source_key, layout.REJECTED, record.file_id
+                    self.s3, record.bucket, record.source_key, record.etag, layout.REJECTED, record.file_id
                 )
             except self.s3.exceptions.ClientError as err:  # the object itself is unreachable: say so
                 reason += f" (the file could not be moved to rejected/: {err})"

@@ -3,7 +3,9 @@ and DynamoDB and a scripted Glue."""
 
 from __future__ import annotations
 
-from glueline.intake.intake import Intake
+import pytest
+
+from glueline.intake.intake import AdmitError, Intake
 from glueline.shared.audit import Status
 from glueline.shared.events import object_created_event, scheduled_event
 
@@ -55,6 +57,20 @@ def test_the_sweep_retries_failed_files_without_new_uploads(aws):
     assert result["files"] == {"source/a.csv": Status.FAILED} and result["glue_job_run_id"] == "jr_2"
 
 
+@pytest.mark.parametrize("trigger", ["s3 event", "schedule"])
+def test_a_lagging_status_index_costs_no_file_its_run(aws, monkeypatch, trigger):
+    """DynamoDB's status index may not show an item written a moment ago: the trigger reads the items it
+    admitted directly and names them to the run it starts."""
+    aws.lag_index(monkeypatch)
+    glue = FakeGlue()
+    aws.put("source/a.csv", GOOD_CSV)
+    event = object_created_event(BUCKET, "source/a.csv") if trigger == "s3 event" else SCHEDULE
+    result = intake(aws, glue).handle(event, lambda: 60_000)
+    (record,) = aws.audit.all()
+    assert aws.audit.with_status(Status.PENDING) == []  # the index indeed lags
+    assert result["glue_job_run_id"] == "jr_1" and glue.arguments == [{"--FILE_IDS": record.file_id}]
+
+
 def test_busy_glue_waits_until_the_active_run_claims_the_file(aws):
     aws.put("source/a.csv", GOOD_CSV)
 
@@ -83,3 +99,24 @@ def test_busy_glue_gives_up_before_the_lambda_timeout_and_leaves_the_file_pendin
     result = intake(aws, glue).handle(object_created_event(BUCKET, "source/a.csv"), lambda: next(remaining))
     assert result["glue_job_run_id"] is None and glue.calls == 3
     assert [r.status for r in aws.audit.all()] == [Status.PENDING]
+
+
+def test_an_object_that_cannot_be_admitted_does_not_stop_the_sweep(aws, monkeypatch):
+    glue = FakeGlue()
+    aws.put("source/a.csv", GOOD_CSV)
+    aws.put("source/broken.csv", GOOD_CSV.replace(b"x\n", b"y\n"))
+    aws.put("source/c.csv", GOOD_CSV.replace(b"x\n", b"z\n"))
+    lambda_ = intake(aws, glue)
+    admit = lambda_.lifecycle.admit
+
+    def admit_or_fail(ref):
+        if ref.key == "source/broken.csv":
+            raise PermissionError("AccessDenied")
+        return admit(ref)
+
+    monkeypatch.setattr(lambda_.lifecycle, "admit", admit_or_fail)
+    with pytest.raises(AdmitError, match="source/broken.csv: PermissionError: AccessDenied") as failed:
+        lambda_.handle(SCHEDULE, lambda: 60_000)
+    assert failed.value.result["files"] == {"source/a.csv": Status.PENDING, "source/c.csv": Status.PENDING}
+    assert failed.value.result["glue_job_run_id"] == "jr_1"
+    assert sorted(r.file_name for r in aws.audit.all()) == ["a.csv", "c.csv"]

@@ -113,3 +113,14 @@ def test_a_local_copy_is_exactly_the_claimed_version(aws, tmp_path):
     aws.put("source/a.csv", body[::-1])  # replaced since it was claimed
     with pytest.raises(botocore.exceptions.ClientError, match="PreconditionFailed"):
         copies.path(record)
+
+
+def test_a_path_with_glob_characters_is_read_as_it_is(spark, tmp_path):
+    """Spark reads `[12]` in a path as "1 or 2": the file named with the brackets must be read, not the
+    files the pattern would match."""
+    odd = write(tmp_path / "b[12]{x}*.csv", row(1) + "\n")
+    write(tmp_path / "b1{x}*.csv", row(2) + "\n")
+    write(tmp_path / "b2{x}*.csv", row(3) + "\n")
+    for read in (read_split, read_multiline):
+        got = [r for r in records(read(spark, [odd])) if r.transactionid != "TransactionID"]
+        assert [(r.transactionid, r[FILE]) for r in got] == [("1", 0)], read.__name__

@@ -4,10 +4,11 @@ and moto's S3 and DynamoDB."""
 from __future__ import annotations
 
 from glueline.job.run import JobRun, describe
+from glueline.shared import layout
 from glueline.shared.audit import AuditRecord, Status, file_id
 from glueline.shared.counts import Counts
 from glueline.shared.events import ObjectRef
-from glueline.shared.lifecycle import Outcome
+from glueline.shared.lifecycle import Outcome, TargetUnavailable
 
 from ..conftest import BUCKET, GOOD_CSV, TARGET
 
@@ -160,3 +161,55 @@ def test_a_lone_file_is_claimed_without_waiting(aws):
     naps = []
     JobRun(aws.lifecycle(), "jr_1", lambda: loader, log=lambda m: None, sleep=naps.append).run()
     assert loader.batches == [["a.csv"]] and naps == []
+
+
+def test_a_run_takes_the_files_its_trigger_named_while_the_status_index_lags(aws, monkeypatch):
+    aws.lag_index(monkeypatch)
+    (fid,) = upload(aws, "a.csv")
+    loader = ScriptedLoader()
+    assert JobRun(aws.lifecycle(), "jr_1", lambda: loader, log=lambda m: None).run() == []
+    assert loader.batches == []  # without the names the run finds nothing to do
+    assert JobRun(aws.lifecycle(), "jr_2", lambda: loader, [fid], log=lambda m: None).run() == []
+    assert loader.batches == [["a.csv"]] and aws.audit.get(fid).status == Status.COMPLETED
+
+
+def test_errors_keep_row_data_out_of_the_audit_item():
+    class UniqueViolation(Exception):
+        pass
+
+    err = UniqueViolation(
+        'duplicate key value violates unique constraint "transactions_pkey"\n'
+        "DETAIL:  Key (transaction_id)=(TX-4711) already exists.\n"
+        'CONTEXT:  COPY transactions, line 2: "TX-4711,ACC-99,Jane Doe"'
+    )
+    assert describe(err) == 'UniqueViolation: duplicate key value violates unique constraint "transactions_pkey"'
+
+
+def test_an_unreachable_database_costs_no_attempt(aws):
+    """During an outage a burst of files must not run out of attempts and end REJECTED."""
+
+    class Outage(ScriptedLoader):
+        def load(self, files):
+            self.batches.append([f.record.file_name for f in files])
+            raise TargetUnavailable("the database db.example:5432/bank/public.transactions is unreachable")
+
+    fids = upload(aws, "a.csv", "b.csv")
+    for run_id in ("jr_1", "jr_2", "jr_3"):  # more failed runs than attempts allowed
+        outage = Outage()
+        JobRun(aws.lifecycle(max_attempts=1), run_id, lambda outage=outage: outage, log=lambda m: None).run()
+        assert outage.batches == [["a.csv", "b.csv"]]  # no pointless file-by-file retry
+        assert [(aws.audit.get(f).status, aws.audit.get(f).attempts) for f in fids] == [(Status.FAILED, 0)] * 2
+    failures, _ = run(aws, ScriptedLoader(), max_attempts=1)
+    assert failures == [] and [aws.audit.get(f).status for f in fids] == [Status.COMPLETED] * 2
+
+
+def test_a_file_moved_by_an_attempt_that_crashed_before_recording_it_is_completed(aws):
+    """The rows are committed before the move: a file found in processed/ was loaded."""
+    (fid,) = upload(aws, "a.csv")
+    crashed = aws.lifecycle().claim(aws.audit.get(fid), "jr_dead")
+    layout.move_object(aws.s3, BUCKET, crashed.source_key, crashed.etag, layout.PROCESSED, fid)  # then it died
+    loader = ScriptedLoader()
+    assert JobRun(aws.lifecycle(glue=None), "jr_2", lambda: loader, log=lambda m: None).run() == []
+    record = aws.audit.get(fid)
+    assert (record.status, record.final_key, loader.batches) == (Status.COMPLETED, "processed/a.csv", [])
+    assert record.warnings == ["loaded and moved by an earlier attempt that stopped before recording its counts"]
