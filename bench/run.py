@@ -52,7 +52,7 @@ from rich.console import Console
 from rich.table import Table
 
 from glueline.local.samples import write_file
-from glueline.local.stack import EmbeddedStack, apply_aws_env
+from glueline.local.stack import EmbeddedStack, apply_aws_env, termination_raises
 from glueline.ops.bootstrap import Bootstrap
 from glueline.ops.uploads import upload
 from glueline.polling import wait_for
@@ -529,6 +529,20 @@ def main() -> None:
         "repeats": options.repeats,
         "sizes": {},
     }
+    with termination_raises():
+        measure_all(stack, settings, options, sizes, references, data_dir, results)
+    options.out.parent.mkdir(parents=True, exist_ok=True)
+    options.out.write_text(json.dumps(results, indent=2))
+    render(results)
+    console.print(f"results: {options.out}")
+    left = wait_or_none(lambda: not left_behind(state_dir), 30)
+    if not left:
+        raise SystemExit("processes of the benchmark are still running:\n" + "\n".join(left_behind(state_dir)))
+    console.print("stopped: no process of the benchmark is left")
+
+
+def measure_all(stack, settings, options, sizes, references, data_dir, results) -> None:
+    """Start the benchmark's own stack, measure, and stop the stack whatever happens."""
     try:
         info = stack.start()
         apply_aws_env(info)
@@ -552,14 +566,6 @@ def main() -> None:
         measure(p, options, sizes, references, data_dir, results)
     finally:
         stack.stop()
-    options.out.parent.mkdir(parents=True, exist_ok=True)
-    options.out.write_text(json.dumps(results, indent=2))
-    render(results)
-    console.print(f"results: {options.out}")
-    left = wait_or_none(lambda: not left_behind(state_dir), 30)
-    if not left:
-        raise SystemExit("processes of the benchmark are still running:\n" + "\n".join(left_behind(state_dir)))
-    console.print("stopped: no process of the benchmark is left")
 
 
 def wait_or_none(condition, timeout: float):

@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     )
 
     # -- resources (the AWS walkthrough's names) -------------------------------------------------
+    stack: str = Field("glueline", description="value of the glueline:stack tag on every resource deploy creates")
     bucket: str | None = Field(
         None, description="pipeline bucket; default glueline-<account>-<region> (S3 names are global)"
     )

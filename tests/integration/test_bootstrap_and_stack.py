@@ -162,3 +162,27 @@ def test_make_run_twice_redelivers_the_same_files(tmp_path):
     assert [f["file_id"] for f in second["files"]] == [f["file_id"] for f in first["files"]]
     assert [f["redeliveries"] for f in second["files"]] == [1, 1, 1]
     assert second["table_rows"] == first["table_rows"] == first["totals"]["rows_loaded"]
+
+
+def test_a_killed_glueline_run_stops_the_stack_it_started(tmp_path):
+    """SIGTERM (a `kill`, a CI timeout) in the middle of `glueline run`: no process of its stack is left."""
+    state = Path(tempfile.mkdtemp(prefix="glueline-killed-"))
+    os.chmod(state, 0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["GLUELINE_STATE_DIR"] = str(state)
+    glueline = str(Path(sys.executable).with_name("glueline"))
+    run = subprocess.Popen([glueline, "run"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        for line in run.stdout:  # the stack is up and the files are on their way
+            if line.startswith("uploaded"):
+                break
+        stack = json.loads((state / "stack.json").read_text())
+        run.terminate()
+        assert run.wait(timeout=120) != 0
+        for pid in stack["pids"].values():
+            assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+        assert not Path(stack["postgres_dir"], "data", "postmaster.pid").exists()
+        assert not (state / "stack.json").exists()
+    finally:
+        run.kill()
+        subprocess.run([glueline, "clean"], capture_output=True, env=env, timeout=120)

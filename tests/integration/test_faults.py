@@ -15,6 +15,7 @@ import pytest
 
 from glueline.local.samples import write_file
 from glueline.polling import wait_for
+from glueline.shared import layout
 from glueline.shared.audit import Status, utc_now
 from glueline.shared.events import object_created_event, scheduled_event
 
@@ -180,3 +181,25 @@ def test_a_file_that_keeps_failing_is_given_up_after_max_attempts(clean_pipeline
     assert p.keys("source/") == [] and p.query("SELECT count(*) FROM transactions")[0][0] == 0
     summary = p.invoke_schedule()
     assert summary["work"] == 0 and summary["glue_job_run_id"] is None  # REJECTED is final
+
+
+def test_a_move_takes_only_its_version_and_leaves_a_replacement_in_place(pipeline):
+    """A file replaced under the same key between its claim and its move: the move must neither copy
+    the new content in the old one's place nor delete it (the emulator's S3 enforces the version
+    conditions as S3 does; moto does not). Keys outside source/ so that no Lambda is triggered."""
+    s3, bucket, key = pipeline.client("s3"), pipeline.bucket, "moves-test/daily.csv"
+    try:
+        monday = s3.put_object(Bucket=bucket, Key=key, Body=b"monday")["ETag"]
+        s3.put_object(Bucket=bucket, Key=key, Body=b"tuesday")
+        with pytest.raises(s3.exceptions.ClientError, match="PreconditionFailed"):
+            layout.move_object(s3, bucket, key, monday, "moves-done/", "aaaaaaaa11")
+        assert pipeline.keys("moves-done/") == []
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"tuesday"
+    finally:
+        for leftover in pipeline.keys("moves-test/") + pipeline.keys("moves-done/"):
+            s3.delete_object(Bucket=bucket, Key=leftover)
+
+
+def test_the_emulator_state_holding_secrets_is_private(pipeline):
+    emulator_state = pipeline.state_dir / "emulator"
+    assert emulator_state.stat().st_mode & 0o077 == 0, oct(emulator_state.stat().st_mode)

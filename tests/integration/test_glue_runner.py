@@ -18,9 +18,10 @@ from glueline.polling import wait_for
 from glueline.shared.lifecycle import ACTIVE_RUN_STATES
 
 SCRIPT = b"""
-import json, sys, time
+import json, os, sys, time
 args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
 print("ARGS " + json.dumps(args))
+print("SPARK " + os.environ.get("PYSPARK_SUBMIT_ARGS", ""))
 import helper  # from --extra-py-files
 print("HELPER " + helper.NAME)
 if "--sleep" in args:
@@ -106,6 +107,8 @@ def test_a_run_gets_glue_arguments_and_succeeds(glue):
     assert f'"--JOB_RUN_ID": "{run_id}"' in log and '"--JOB_NAME": "probe"' in log
     assert '"--color": "red"' in log and '"--size": "3"' in log  # run arguments override defaults
     assert "HELPER from the zip" in log
+    # Spark's driver listens on the loopback interface only
+    assert "spark.driver.bindAddress=127.0.0.1" in log and "spark.driver.host=127.0.0.1" in log
 
 
 def test_max_concurrent_runs_is_enforced(glue):
@@ -157,7 +160,18 @@ def test_job_definitions_update_list_and_delete(glue):
     client, _ = glue
     job = client.get_job(JobName="probe")["Job"]
     assert job["ExecutionProperty"] == {"MaxConcurrentRuns": 1} and job["GlueVersion"] == "5.0"
-    client.create_job(Name="temp", Role="r", Command={"Name": "glueetl", "ScriptLocation": "s3://b/k.py"})
+    client.create_job(
+        Name="temp",
+        Role="r",
+        Command={"Name": "glueetl", "ScriptLocation": "s3://b/k.py"},
+        Tags={"glueline:stack": "t"},
+    )
+    arn = "arn:aws:glue:us-east-1:000000000000:job/temp"
+    assert client.get_tags(ResourceArn=arn)["Tags"] == {"glueline:stack": "t"}
+    assert "Tags" not in client.get_job(JobName="temp")["Job"]  # as on Glue: tags are not the definition
+    client.tag_resource(ResourceArn=arn, TagsToAdd={"team": "etl"})
+    client.untag_resource(ResourceArn=arn, TagsToRemove=["glueline:stack"])
+    assert client.get_tags(ResourceArn=arn)["Tags"] == {"team": "etl"}
     client.update_job(
         JobName="temp",
         JobUpdate={"Role": "r2", "Command": {"Name": "glueetl", "ScriptLocation": "s3://b/k2.py"}, "Timeout": 5},

@@ -128,4 +128,3 @@ def write_file(
                 writer.writerow(next(generator))
             except StopIteration as done:
                 return done.value
-

@@ -1,8 +1,13 @@
 """Create or converge every resource of the pipeline, idempotently, on whatever the AWS configuration
 points at (the embedded stack, LocalStack, or a real account): one code path for all.
 
-Each step compares what exists with what should exist and reports ``created``, ``updated`` or
-``unchanged``; a second run changes nothing and says so.
+Each step compares what exists with what should exist: ``plan`` lists ``create``, ``update`` (with the
+changed attributes) or ``unchanged`` per resource and writes nothing; deploy (``run``) applies the same
+plan and reports ``created``, ``updated`` or ``unchanged``; a second deploy changes nothing and says so.
+Every resource carries the tag ``glueline:stack=<stack>``; ``destroy`` finds what to remove by that tag,
+never by guessing names, and keeps what holds data (bucket, audit table, secret) unless asked. Deploy
+needs no database connection (a laptop usually cannot reach a private RDS): the job creates its table
+when it starts.
 
 Least privilege instead of the FullAccess policies of the AWS console walkthrough glueline grew from (see
 the README): every statement names its actions and the pipeline's own resources (this bucket's prefixes,
@@ -18,29 +23,47 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
 import boto3
-import psycopg
 
-from glueline.job import schema
 from glueline.ops import packaging
 from glueline.settings import Settings
 from glueline.shared import layout
 from glueline.shared.audit import table_spec
 from glueline.shared.dbsecret import DbConnection
+from glueline.shared.lifecycle import NO_FILE_IDS
 
 PSYCOPG_REQUIREMENT = "psycopg[binary]==3.3.9"
 LAMBDA_RUNTIME = "python3.11"
 
 
+STACK_TAG = "glueline:stack"  # every resource deploy creates carries it; destroy finds them by it
+PLANNED = {"create": "created", "update": "updated", "unchanged": "unchanged"}
+
+
 @dataclass
 class Change:
+    """One resource: what a plan would do (create, update with the ``changed`` attributes, unchanged),
+    or, once applied, what was done (created, updated, unchanged; for destroy: deleted, kept)."""
+
     resource: str
-    action: str  # created | updated | unchanged | skipped
+    type: str
+    action: str
+    changed: list[str] = field(default_factory=list)
     detail: str = ""
+    apply: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "resource": self.resource,
+            "type": self.type,
+            "action": self.action,
+            "changed": self.changed,
+            "detail": self.detail,
+        }
 
 
 def _trust(service: str) -> dict:
@@ -83,6 +106,10 @@ def _normalized(document: dict) -> dict:
 
 
 class Bootstrap:
+    """Plans and applies the pipeline's resources: ``plan()`` writes nothing, ``run()`` (deploy) applies
+    the plan step by step (each step planned when the steps before it are applied), ``destroy()``
+    removes what carries this stack's tag."""
+
     def __init__(self, settings: Settings, db: DbConnection, session: boto3.Session | None = None, log=print):
         self.settings = settings
         self.db = db
@@ -93,6 +120,7 @@ class Bootstrap:
         self.account = self.session.client("sts").get_caller_identity()["Account"]
         self.bucket = settings.bucket_name(self.account, self.region)
         self.target = db.target(str(settings.table))  # where the rows go; part of every FileID
+        self.tags = {STACK_TAG: settings.stack}
 
     # -- names and ARNs -----------------------------------------------------------------------------
 
@@ -113,92 +141,123 @@ class Bootstrap:
     def client(self, service: str):
         return self.session.client(service, region_name=self.region)
 
-    # -- the whole run ------------------------------------------------------------------------------
+    # -- plan, deploy, destroy ----------------------------------------------------------------------
+
+    def steps(self) -> list[Callable[[], list[Change]]]:
+        """In dependency order: each step plans its resources as they are now."""
+        return [
+            self.plan_bucket,
+            self.plan_scripts,
+            self.plan_audit_table,
+            self.plan_roles,
+            self.plan_secret,
+            self.plan_glue_job,
+            self.plan_lambda,
+            self.plan_rules,
+        ]
+
+    def plan(self) -> list[Change]:
+        """What deploy would do; writes nothing."""
+        return [change for step in self.steps() for change in step()]
 
     def run(self) -> list[Change]:
-        steps: list[Callable[[], None]] = [
-            self.ensure_bucket,
-            self.ensure_audit_table,
-            self.ensure_roles,
-            self.ensure_secret,
-            self.ensure_glue_job,
-            self.ensure_lambda,
-            self.ensure_rules,
-            self.ensure_database_schema,
-        ]
-        for step in steps:
-            step()
+        """Deploy: apply each step's plan, then plan the next step."""
+        for step in self.steps():
+            for change in step():
+                if change.apply is not None:
+                    change.apply()
+                change.action = PLANNED[change.action]
+                self._record(change)
         return self.changes
 
-    def _record(self, resource: str, action: str, detail: str = "") -> None:
-        change = Change(resource, action, detail)
+    def _record(self, change: Change) -> None:
         self.changes.append(change)
         self.log(change)
 
+    def _change(self, resource: str, type_: str, changed: list[str] | None, apply, detail: str = "") -> Change:
+        """``changed`` None: the resource does not exist (create); []: unchanged; else: update."""
+        if changed is None:
+            return Change(resource, type_, "create", [], detail, apply)
+        if changed:
+            return Change(resource, type_, "update", changed, detail, apply)
+        return Change(resource, type_, "unchanged", [], detail)
+
     # -- S3 -----------------------------------------------------------------------------------------
 
-    def ensure_bucket(self) -> None:
+    def plan_bucket(self) -> list[Change]:
         s3 = self.client("s3")
-        name = f"s3://{self.bucket}"
         try:
             s3.head_bucket(Bucket=self.bucket)
-            action = "unchanged"
         except s3.exceptions.ClientError:
-            kwargs: dict[str, Any] = {"Bucket": self.bucket}
-            if self.region != "us-east-1":
-                kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
-            s3.create_bucket(**kwargs)
-            s3.put_public_access_block(
-                Bucket=self.bucket,
-                PublicAccessBlockConfiguration={
-                    "BlockPublicAcls": True,
-                    "IgnorePublicAcls": True,
-                    "BlockPublicPolicy": True,
-                    "RestrictPublicBuckets": True,
-                },
-            )
-            action = "created"
-        self._record(name, action)
+            return [self._change(f"s3://{self.bucket}", "s3 bucket", None, self._create_bucket)]
+        changed = []
+        if _tags(s3.get_bucket_tagging, Bucket=self.bucket) != self.tags:
+            changed.append("tags")
+        try:
+            block = s3.get_public_access_block(Bucket=self.bucket)["PublicAccessBlockConfiguration"]
+        except s3.exceptions.ClientError:
+            block = {}
+        if block != _PUBLIC_ACCESS_BLOCK:
+            changed.append("public access block")
+        if "EventBridgeConfiguration" not in s3.get_bucket_notification_configuration(Bucket=self.bucket):
+            changed.append("EventBridge notifications")
         for prefix in layout.ALL_PREFIXES:
             try:
                 s3.head_object(Bucket=self.bucket, Key=prefix)
             except s3.exceptions.ClientError:
-                s3.put_object(Bucket=self.bucket, Key=prefix, Body=b"")
-                self._record(f"{name}/{prefix}", "created")
-        notification = s3.get_bucket_notification_configuration(Bucket=self.bucket)
-        if "EventBridgeConfiguration" in notification:
-            self._record(f"{name} EventBridge notifications", "unchanged")
-        else:
-            s3.put_bucket_notification_configuration(
-                Bucket=self.bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
-            )
-            self._record(f"{name} EventBridge notifications", "created")
+                changed.append(prefix)
+        return [self._change(f"s3://{self.bucket}", "s3 bucket", changed, self._converge_bucket)]
 
-    def _upload_if_changed(self, key: str, body: bytes) -> None:
+    def _create_bucket(self) -> None:
+        kwargs: dict[str, Any] = {"Bucket": self.bucket}
+        if self.region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+        self.client("s3").create_bucket(**kwargs)
+        self._converge_bucket()
+
+    def _converge_bucket(self) -> None:
         s3 = self.client("s3")
-        md5 = hashlib.md5(body).hexdigest()
+        s3.put_bucket_tagging(Bucket=self.bucket, Tagging={"TagSet": _tag_list(self.tags)})
+        s3.put_public_access_block(Bucket=self.bucket, PublicAccessBlockConfiguration=_PUBLIC_ACCESS_BLOCK)
+        s3.put_bucket_notification_configuration(
+            Bucket=self.bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
+        )
+        for prefix in layout.ALL_PREFIXES:
+            s3.put_object(Bucket=self.bucket, Key=prefix, Body=b"")
+
+    def plan_scripts(self) -> list[Change]:
+        return [
+            self._plan_object(layout.SCRIPTS + packaging.GLUE_SCRIPT, packaging.glue_script()),
+            self._plan_object(layout.SCRIPTS + packaging.GLUE_LIBRARY, packaging.glue_library_zip()),
+        ]
+
+    def _plan_object(self, key: str, body: bytes) -> Change:
+        s3 = self.client("s3")
         try:
             current = s3.head_object(Bucket=self.bucket, Key=key)["ETag"].strip('"')
         except s3.exceptions.ClientError:
             current = None
-        if current == md5:
-            self._record(f"s3://{self.bucket}/{key}", "unchanged")
-            return
-        s3.put_object(Bucket=self.bucket, Key=key, Body=body)
-        self._record(f"s3://{self.bucket}/{key}", "created" if current is None else "updated")
+        changed = None if current is None else ([] if current == hashlib.md5(body).hexdigest() else ["content"])
+        put = lambda: s3.put_object(Bucket=self.bucket, Key=key, Body=body)  # noqa: E731
+        return self._change(f"s3://{self.bucket}/{key}", "s3 object", changed, put)
 
     # -- DynamoDB -----------------------------------------------------------------------------------
 
-    def ensure_audit_table(self) -> None:
+    def plan_audit_table(self) -> list[Change]:
         ddb = self.client("dynamodb")
         name = self.settings.audit_table
         try:
-            ddb.describe_table(TableName=name)
-            self._record(f"dynamodb {name}", "unchanged")
+            arn = ddb.describe_table(TableName=name)["Table"]["TableArn"]
         except ddb.exceptions.ResourceNotFoundException:
-            ddb.create_table(**table_spec(name))
-            ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
-            self._record(f"dynamodb {name}", "created")
+
+            def create() -> None:
+                ddb.create_table(**table_spec(name), Tags=_tag_list(self.tags))
+                ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+
+            return [self._change(f"dynamodb {name}", "dynamodb table", None, create)]
+        current = _tags(ddb.list_tags_of_resource, ResourceArn=arn)
+        tag = lambda: ddb.tag_resource(ResourceArn=arn, Tags=_tag_list(self.tags))  # noqa: E731
+        return [self._change(f"dynamodb {name}", "dynamodb table", _tag_drift(current, self.tags), tag)]
 
     # -- IAM ----------------------------------------------------------------------------------------
 
@@ -212,14 +271,17 @@ class Bootstrap:
         lambda_logs = self.arn("logs", f"log-group:/aws/lambda/{s.lambda_function}")
         glue_logs = self.arn("logs", "log-group:/aws-glue/*")
         secret = self.arn("secretsmanager", f"secret:{s.db_secret_name}-??????")
+        # Where files are and go: a move reads its destination first (layout.move_object), and S3 answers
+        # a read of a missing key with 404 only to a caller allowed to list that key, else 403.
+        placed = (layout.SOURCE, layout.PROCESSED, layout.REJECTED)
         return {
             s.lambda_role: (
                 "lambda.amazonaws.com",
                 _policy(
                     (["logs:CreateLogGroup"], [lambda_logs]),
                     (["logs:CreateLogStream", "logs:PutLogEvents"], [f"{lambda_logs}:*"]),
-                    (["s3:ListBucket"], [bucket], {"StringLike": {"s3:prefix": [layout.SOURCE + "*"]}}),
-                    (["s3:GetObject"], [objects(layout.SOURCE)]),
+                    (["s3:ListBucket"], [bucket], {"StringLike": {"s3:prefix": [f"{p}*" for p in placed]}}),
+                    (["s3:GetObject"], [objects(p) for p in placed]),
                     (["s3:PutObject"], [objects(layout.PROCESSED), objects(layout.REJECTED)]),
                     (["s3:DeleteObject"], [objects(layout.SOURCE)]),
                     (["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], [table]),
@@ -231,7 +293,7 @@ class Bootstrap:
                 "glue.amazonaws.com",
                 _policy(
                     (["s3:ListBucket"], [bucket]),
-                    (["s3:GetObject"], [objects(layout.SOURCE), objects(layout.SCRIPTS), objects(layout.TEMP)]),
+                    (["s3:GetObject"], [objects(p) for p in (*placed, layout.SCRIPTS, layout.TEMP)]),
                     (
                         ["s3:PutObject"],
                         [objects(layout.PROCESSED), objects(layout.REJECTED), objects(layout.TEMP)],
@@ -253,50 +315,76 @@ class Bootstrap:
             ),
         }
 
-    def ensure_roles(self) -> None:
+    def plan_roles(self) -> list[Change]:
         iam = self.client("iam")
+        changes = []
         for role, (service, policy) in self.role_policies().items():
             trust = _trust(service)
-            try:
-                current = iam.get_role(RoleName=role)["Role"]
-                action = "unchanged"
-                if _normalized(_document(current["AssumeRolePolicyDocument"])) != _normalized(trust):
-                    iam.update_assume_role_policy(RoleName=role, PolicyDocument=json.dumps(trust))
-                    action = "updated"
-            except iam.exceptions.NoSuchEntityException:
-                iam.create_role(
-                    RoleName=role,
-                    AssumeRolePolicyDocument=json.dumps(trust),
-                    Description="glueline: least-privilege role of the batch ETL pipeline",
-                )
-                action = "created"
             policy_name = f"{role}Policy"
             try:
-                existing = _document(iam.get_role_policy(RoleName=role, PolicyName=policy_name)["PolicyDocument"])
+                current = iam.get_role(RoleName=role)["Role"]
             except iam.exceptions.NoSuchEntityException:
-                existing = None
-            if existing is None or _normalized(existing) != _normalized(policy):
+                current = None
+            if current is None:
+                changed = None
+            else:
+                changed = []
+                if _normalized(_document(current["AssumeRolePolicyDocument"])) != _normalized(trust):
+                    changed.append("trust policy")
+                try:
+                    existing = _document(iam.get_role_policy(RoleName=role, PolicyName=policy_name)["PolicyDocument"])
+                except iam.exceptions.NoSuchEntityException:
+                    existing = None
+                if existing is None or _normalized(existing) != _normalized(policy):
+                    changed.append("policy")
+                changed += _tag_drift(_tags(iam.list_role_tags, RoleName=role), self.tags)
+
+            def apply(role=role, trust=trust, policy=policy, policy_name=policy_name, exists=current is not None):
+                if exists:
+                    iam.update_assume_role_policy(RoleName=role, PolicyDocument=json.dumps(trust))
+                    iam.tag_role(RoleName=role, Tags=_tag_list(self.tags))
+                else:
+                    iam.create_role(
+                        RoleName=role,
+                        AssumeRolePolicyDocument=json.dumps(trust),
+                        Description="glueline: least-privilege role of the batch ETL pipeline",
+                        Tags=_tag_list(self.tags),
+                    )
                 iam.put_role_policy(RoleName=role, PolicyName=policy_name, PolicyDocument=json.dumps(policy))
-                action = "created" if action == "created" else "updated"
-            self._record(f"iam role {role}", action)
+
+            changes.append(self._change(f"iam role {role}", "iam role", changed, apply))
+        return changes
 
     # -- Secrets Manager ----------------------------------------------------------------------------
 
-    def ensure_secret(self) -> None:
+    def plan_secret(self) -> list[Change]:
         sm = self.client("secretsmanager")
         name = self.settings.db_secret_name
         value = self.db.secret_string()
+        shown = self.db.url(with_password=False)
         try:
-            current = sm.get_secret_value(SecretId=name)["SecretString"]
+            described = sm.describe_secret(SecretId=name)
         except sm.exceptions.ResourceNotFoundException:
-            sm.create_secret(Name=name, SecretString=value, Description="glueline: PostgreSQL connection")
-            self._record(f"secret {name}", "created", self.db.url(with_password=False))
-            return
-        if current == value:
-            self._record(f"secret {name}", "unchanged", self.db.url(with_password=False))
-        else:
-            sm.put_secret_value(SecretId=name, SecretString=value)
-            self._record(f"secret {name}", "updated", self.db.url(with_password=False))
+
+            def create() -> None:
+                sm.create_secret(
+                    Name=name,
+                    SecretString=value,
+                    Description="glueline: PostgreSQL connection",
+                    Tags=_tag_list(self.tags),
+                )
+
+            return [self._change(f"secret {name}", "secret", None, create, shown)]
+        changed = _tag_drift({t["Key"]: t["Value"] for t in described.get("Tags", [])}, self.tags)
+        if sm.get_secret_value(SecretId=name)["SecretString"] != value:
+            changed.append("value")
+
+        def update() -> None:
+            if "value" in changed:
+                sm.put_secret_value(SecretId=name, SecretString=value)
+            sm.tag_resource(SecretId=name, Tags=_tag_list(self.tags))
+
+        return [self._change(f"secret {name}", "secret", changed, update, shown)]
 
     # -- Glue ---------------------------------------------------------------------------------------
 
@@ -323,6 +411,7 @@ class Bootstrap:
                 "--TARGET_TABLE": str(s.table),
                 "--TARGET": self.target,
                 "--MAX_ATTEMPTS": str(s.max_attempts),
+                "--FILE_IDS": NO_FILE_IDS,  # a run started by the Lambda names the files it admitted
             },
             "ExecutionProperty": {"MaxConcurrentRuns": s.glue_max_concurrent_runs},
             "MaxRetries": 0,
@@ -332,25 +421,25 @@ class Bootstrap:
             "NumberOfWorkers": s.glue_workers,
         }
 
-    def ensure_glue_job(self) -> None:
-        self._upload_if_changed(
-            layout.SCRIPTS + packaging.GLUE_SCRIPT, packaging.glue_script()
-        )
-        self._upload_if_changed(layout.SCRIPTS + packaging.GLUE_LIBRARY, packaging.glue_library_zip())
+    def plan_glue_job(self) -> list[Change]:
         glue = self.client("glue")
         name = self.settings.glue_job
         wanted = self.glue_job_definition()
+        detail = f"Glue {wanted['GlueVersion']}"
+        arn = self.arn("glue", f"job/{name}")
         try:
             current = glue.get_job(JobName=name)["Job"]
         except glue.exceptions.EntityNotFoundException:
-            glue.create_job(Name=name, **wanted)
-            self._record(f"glue job {name}", "created", f"Glue {wanted['GlueVersion']}")
-            return
-        if all(current.get(k) == v for k, v in wanted.items()):
-            self._record(f"glue job {name}", "unchanged", f"Glue {wanted['GlueVersion']}")
-        else:
+            create = lambda: glue.create_job(Name=name, Tags=self.tags, **wanted)  # noqa: E731
+            return [self._change(f"glue job {name}", "glue job", None, create, detail)]
+        changed = [k for k, v in wanted.items() if current.get(k) != v]
+        changed += _tag_drift(glue.get_tags(ResourceArn=arn).get("Tags", {}), self.tags)
+
+        def update() -> None:
             glue.update_job(JobName=name, JobUpdate=wanted)
-            self._record(f"glue job {name}", "updated", f"Glue {wanted['GlueVersion']}")
+            glue.tag_resource(ResourceArn=arn, TagsToAdd=self.tags)
+
+        return [self._change(f"glue job {name}", "glue job", changed, update, detail)]
 
     # -- Lambda -------------------------------------------------------------------------------------
 
@@ -369,7 +458,7 @@ class Bootstrap:
             env["AWS_ENDPOINT_URL_GLUE"] = glue_endpoint
         return env
 
-    def ensure_lambda(self) -> None:
+    def plan_lambda(self) -> list[Change]:
         lam = self.client("lambda")
         s = self.settings
         code = packaging.lambda_zip()
@@ -386,27 +475,35 @@ class Bootstrap:
         try:
             current = lam.get_function(FunctionName=s.lambda_function)["Configuration"]
         except lam.exceptions.ResourceNotFoundException:
-            self._retry_role_propagation(
-                lambda: lam.create_function(
-                    FunctionName=s.lambda_function,
-                    Code={"ZipFile": code},
-                    Description="glueline: integrity check, audit and Glue start for new files",
-                    **config,
+
+            def create() -> None:
+                self._retry_role_propagation(
+                    lambda: lam.create_function(
+                        FunctionName=s.lambda_function,
+                        Code={"ZipFile": code},
+                        Description="glueline: integrity check, audit and Glue start for new files",
+                        Tags=self.tags,
+                        **config,
+                    )
                 )
-            )
-            lam.get_waiter("function_active_v2").wait(FunctionName=s.lambda_function)
-            self._record(name, "created")
-            return
-        action = "unchanged"
-        if current.get("CodeSha256") != sha:
-            lam.update_function_code(FunctionName=s.lambda_function, ZipFile=code)
-            lam.get_waiter("function_updated_v2").wait(FunctionName=s.lambda_function)
-            action = "updated"
-        if any(current.get(k) != v for k, v in config.items()):
-            lam.update_function_configuration(FunctionName=s.lambda_function, **config)
-            lam.get_waiter("function_updated_v2").wait(FunctionName=s.lambda_function)
-            action = "updated"
-        self._record(name, action)
+                lam.get_waiter("function_active_v2").wait(FunctionName=s.lambda_function)
+
+            return [self._change(name, "lambda function", None, create)]
+        changed = (["code"] if current.get("CodeSha256") != sha else []) + [
+            k for k, v in config.items() if current.get(k) != v
+        ]
+        changed += _tag_drift(lam.list_tags(Resource=current["FunctionArn"]).get("Tags", {}), self.tags)
+
+        def update() -> None:
+            if "code" in changed:
+                lam.update_function_code(FunctionName=s.lambda_function, ZipFile=code)
+                lam.get_waiter("function_updated_v2").wait(FunctionName=s.lambda_function)
+            if set(changed) & set(config):
+                lam.update_function_configuration(FunctionName=s.lambda_function, **config)
+                lam.get_waiter("function_updated_v2").wait(FunctionName=s.lambda_function)
+            lam.tag_resource(Resource=current["FunctionArn"], Tags=self.tags)
+
+        return [self._change(name, "lambda function", changed, update)]
 
     @staticmethod
     def _retry_role_propagation(call: Callable[[], Any], attempts: int = 10) -> Any:
@@ -444,51 +541,187 @@ class Bootstrap:
             },
         }
 
-    def ensure_rules(self) -> None:
+    def plan_rules(self) -> list[Change]:
         events = self.client("events")
         lam = self.client("lambda")
+        try:
+            policy = json.loads(lam.get_policy(FunctionName=self.settings.lambda_function)["Policy"])
+            statements = {st["Sid"] for st in policy.get("Statement", [])}
+        except lam.exceptions.ResourceNotFoundException:
+            statements = set()
+        changes = []
         for rule, definition in self.rule_definitions().items():
+            rule_arn = self.arn("events", f"rule/{rule}")
+            statement_id = f"glueline-{rule}"
+            detail = definition.get("ScheduleExpression", "Object Created under source/")
             try:
                 current = events.describe_rule(Name=rule)
-                same = (
-                    all(
-                        (json.loads(current.get(k, "{}")) == json.loads(v))
-                        if k == "EventPattern"
-                        else current.get(k) == v
-                        for k, v in definition.items()
-                    )
-                    and current.get("State") == "ENABLED"
-                )
-                action = "unchanged" if same else "updated"
             except events.exceptions.ResourceNotFoundException:
-                action = "created"
-            if action != "unchanged":
-                events.put_rule(Name=rule, State="ENABLED", **definition)
-            rule_arn = self.arn("events", f"rule/{rule}")
-            targets = events.list_targets_by_rule(Rule=rule).get("Targets", [])
-            if [t["Arn"] for t in targets] != [self.lambda_arn]:
+                current = None
+            if current is None:
+                changed = None
+            else:
+                changed = [
+                    k
+                    for k, v in definition.items()
+                    if (
+                        json.loads(current.get(k, "{}")) != json.loads(v)
+                        if k == "EventPattern"
+                        else current.get(k) != v
+                    )
+                ]
+                if current.get("State") != "ENABLED":
+                    changed.append("State")
+                targets = events.list_targets_by_rule(Rule=rule).get("Targets", [])
+                if [t["Arn"] for t in targets] != [self.lambda_arn]:
+                    changed.append("target")
+                changed += _tag_drift(_tags(events.list_tags_for_resource, ResourceARN=rule_arn), self.tags)
+            if statement_id not in statements and changed is not None:
+                changed.append("invoke permission")
+
+            def apply(rule=rule, definition=definition, rule_arn=rule_arn, statement_id=statement_id):
+                events.put_rule(Name=rule, State="ENABLED", Tags=_tag_list(self.tags), **definition)
+                events.tag_resource(ResourceARN=rule_arn, Tags=_tag_list(self.tags))
                 events.put_targets(Rule=rule, Targets=[{"Id": "ETL_Lambda_Function", "Arn": self.lambda_arn}])
-                action = "updated" if action == "unchanged" else action
-            statement_id = f"glueline-{rule}"
+                if statement_id not in statements:
+                    try:
+                        lam.add_permission(
+                            FunctionName=self.settings.lambda_function,
+                            StatementId=statement_id,
+                            Action="lambda:InvokeFunction",
+                            Principal="events.amazonaws.com",
+                            SourceArn=rule_arn,
+                        )
+                    except lam.exceptions.ResourceConflictException:
+                        pass  # granted meanwhile
+
+            changes.append(self._change(f"eventbridge rule {rule}", "eventbridge rule", changed, apply, detail))
+        return changes
+
+    # -- destroy ------------------------------------------------------------------------------------
+
+    def destroy(self, delete_data: bool = False) -> list[Change]:
+        """Remove every resource tagged with this stack, rules first; the bucket, the audit table and the
+        secret hold data and are kept unless ``delete_data``. The target database is never touched."""
+        removed: list[Change] = []
+
+        def done(resource: str, type_: str, action: str, detail: str = "") -> None:
+            change = Change(resource, type_, action, [], detail)
+            self._record(change)
+            removed.append(change)
+
+        events, lam, glue, iam = (self.client(n) for n in ("events", "lambda", "glue", "iam"))
+        for rule in _pages(events.list_rules, "Rules", token="NextToken"):
+            if self._ours(_tags(events.list_tags_for_resource, ResourceARN=rule["Arn"])):
+                ids = [t["Id"] for t in events.list_targets_by_rule(Rule=rule["Name"]).get("Targets", [])]
+                if ids:
+                    events.remove_targets(Rule=rule["Name"], Ids=ids)
+                events.delete_rule(Name=rule["Name"])
+                done(f"eventbridge rule {rule['Name']}", "eventbridge rule", "deleted")
+        for function in _pages(lam.list_functions, "Functions", token="Marker", next_token="NextMarker"):
+            if self._ours(lam.list_tags(Resource=function["FunctionArn"]).get("Tags", {})):
+                lam.delete_function(FunctionName=function["FunctionName"])
+                done(f"lambda {function['FunctionName']}", "lambda function", "deleted")
+        for job in _pages(glue.get_jobs, "Jobs", token="NextToken"):
+            if self._ours(glue.get_tags(ResourceArn=self.arn("glue", f"job/{job['Name']}")).get("Tags", {})):
+                glue.delete_job(JobName=job["Name"])
+                done(f"glue job {job['Name']}", "glue job", "deleted")
+        for role in _pages(iam.list_roles, "Roles", token="Marker", next_token="Marker"):
+            if self._ours(_tags(iam.list_role_tags, RoleName=role["RoleName"])):
+                for policy_name in iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]:
+                    iam.delete_role_policy(RoleName=role["RoleName"], PolicyName=policy_name)
+                iam.delete_role(RoleName=role["RoleName"])
+                done(f"iam role {role['RoleName']}", "iam role", "deleted")
+        for resource, type_, delete in self._data_resources():
+            if delete_data:
+                delete()
+                done(resource, type_, "deleted")
+            else:
+                done(resource, type_, "kept", "holds data: --delete-data removes it")
+        return removed
+
+    def _ours(self, tags: dict[str, str]) -> bool:
+        return tags.get(STACK_TAG) == self.settings.stack
+
+    def _data_resources(self) -> list[tuple[str, str, Callable[[], None]]]:
+        """(resource, type, delete) of each tagged resource that holds data."""
+        s3, ddb, sm = (self.client(n) for n in ("s3", "dynamodb", "secretsmanager"))
+        found: list[tuple[str, str, Callable[[], None]]] = []
+        for bucket in s3.list_buckets().get("Buckets", []):
             try:
-                lam.add_permission(
-                    FunctionName=self.settings.lambda_function,
-                    StatementId=statement_id,
-                    Action="lambda:InvokeFunction",
-                    Principal="events.amazonaws.com",
-                    SourceArn=rule_arn,
+                tags = _tags(s3.get_bucket_tagging, Bucket=bucket["Name"])
+            except s3.exceptions.ClientError:  # another region's bucket, or no access
+                continue
+            if self._ours(tags):
+                found.append(
+                    (f"s3://{bucket['Name']}", "s3 bucket", lambda name=bucket["Name"]: _empty_and_delete(s3, name))
                 )
-                action = "updated" if action == "unchanged" else action
-            except lam.exceptions.ResourceConflictException:
-                pass  # the permission exists
-            detail = definition.get("ScheduleExpression", "Object Created under source/")
-            self._record(f"eventbridge rule {rule}", action, detail)
+        for table in _pages(
+            ddb.list_tables, "TableNames", token="ExclusiveStartTableName", next_token="LastEvaluatedTableName"
+        ):
+            arn = ddb.describe_table(TableName=table)["Table"]["TableArn"]
+            if self._ours(_tags(ddb.list_tags_of_resource, ResourceArn=arn)):
+                found.append(
+                    (f"dynamodb {table}", "dynamodb table", lambda table=table: ddb.delete_table(TableName=table))
+                )
+        for secret in _pages(sm.list_secrets, "SecretList", token="NextToken"):
+            if self._ours({t["Key"]: t["Value"] for t in secret.get("Tags", [])}):
+                delete = lambda arn=secret["ARN"]: sm.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)  # noqa: E731
+                found.append((f"secret {secret['Name']}", "secret", delete))
+        return found
 
-    # -- PostgreSQL ---------------------------------------------------------------------------------
 
-    def ensure_database_schema(self) -> None:
-        table = self.settings.table
-        with psycopg.connect(**self.db.connect_kwargs(), autocommit=True) as conn:
-            exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (str(table),)).fetchone()[0]
-            conn.execute(schema.create_target(table))
-        self._record(f"postgres table {table}", "unchanged" if exists else "created", self.db.url(with_password=False))
+_PUBLIC_ACCESS_BLOCK = {
+    "BlockPublicAcls": True,
+    "IgnorePublicAcls": True,
+    "BlockPublicPolicy": True,
+    "RestrictPublicBuckets": True,
+}
+
+
+def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+
+
+def _tags(call, **kwargs) -> dict[str, str]:
+    """Tags as a dict from any of AWS's list-shaped tag answers; {} when the resource has none (S3 then
+    answers NoSuchTagSet)."""
+    try:
+        answer = call(**kwargs)
+    except Exception as err:
+        if "NoSuchTagSet" in str(err) or "NoSuchTagSetError" in type(err).__name__:
+            return {}
+        raise
+    items = answer.get("TagSet") or answer.get("Tags") or []
+    return {t["Key"]: t["Value"] for t in items}
+
+
+def _tag_drift(current: dict[str, str], wanted: dict[str, str]) -> list[str]:
+    return ["tags"] if any(current.get(k) != v for k, v in wanted.items()) else []
+
+
+def _pages(call, key: str, token: str, next_token: str | None = None, **kwargs) -> list:
+    """Every item of a paginated listing, whatever the service calls its page token."""
+    items: list = []
+    while True:
+        answer = call(**kwargs)
+        items += answer.get(key, [])
+        marker = answer.get(next_token or token)
+        if not marker:
+            return items
+        kwargs[token] = marker
+
+
+def _empty_and_delete(s3, bucket: str) -> None:
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        versions = page.get("Versions", []) + page.get("DeleteMarkers", [])
+        if versions:
+            s3.delete_objects(
+                Bucket=bucket,
+                Delete={"Objects": [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in versions], "Quiet": True},
+            )
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+    s3.delete_bucket(Bucket=bucket)

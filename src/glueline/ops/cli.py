@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import boto3
 import typer
 from botocore.config import Config
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from glueline.local.samples import write_file
@@ -22,6 +24,7 @@ from glueline.ops.environment import NoEnvironmentError, environment
 from glueline.ops.uploads import InputError, collect_files, count_rows, placeholder, upload, wait_for_outcomes
 from glueline.settings import Settings
 from glueline.shared.audit import AuditTable
+from glueline.shared.dbsecret import DbConnection
 from glueline.shared.events import scheduled_event
 
 app = typer.Typer(
@@ -53,28 +56,68 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _bootstrap(settings: Settings, env, quiet: bool) -> Bootstrap:
-    if env.db is None:
-        _fail("no database: pass --db-url (or set GLUELINE_DB_URL) for a configured AWS environment")
+Profile = Annotated[
+    str | None,
+    typer.Option("--profile", help="AWS profile (default: the standard AWS resolution: AWS_PROFILE, …)"),
+]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")]
+_ACTION_COLOR = {"create": "green", "created": "green", "update": "yellow", "updated": "yellow", "deleted": "red"}
+
+
+def _database(settings: Settings, env, session: boto3.Session):
+    """The database to load into: --db-url, the embedded one, or the one the deployed secret names."""
+    if env.db is not None:
+        return env.db
+    secrets = session.client("secretsmanager")
+    try:
+        return DbConnection.from_secrets_manager(secrets, settings.db_secret_name)
+    except secrets.exceptions.ResourceNotFoundException:
+        _fail(
+            f"no database: pass --db-url once (it is stored in the secret {settings.db_secret_name}, "
+            "never printed), or set GLUELINE_DB_URL"
+        )
+
+
+def _show_changes(changes: list[Change], title: str, as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps([c.as_json() for c in changes]))
+        return
+    table = Table(title=title, title_justify="left")
+    for column in ("Resource", "Type", "Action", "Changed", "Detail"):
+        table.add_column(column)
+    for change in changes:
+        color = _ACTION_COLOR.get(change.action, "dim")
+        table.add_row(
+            escape(change.resource),
+            change.type,
+            f"[{color}]{change.action}[/]",
+            ", ".join(change.changed),
+            escape(change.detail),
+        )
+    out.print(table)
+
+
+def _bootstrap(settings: Settings, env, quiet: bool, as_json: bool = False) -> Bootstrap:
+    session = boto3.Session()
     changes: list[Change] = []
-    boot = Bootstrap(settings, env.db, log=changes.append)
+    boot = Bootstrap(settings, _database(settings, env, session), session, log=changes.append)
     boot.run()
     if quiet:
         counts: dict[str, int] = {}
         for change in changes:
             counts[change.action] = counts.get(change.action, 0) + 1
         err.print("bootstrap: " + ", ".join(f"{n} {a}" for a, n in sorted(counts.items())))
-    else:
-        table = Table(title=f"bootstrap ({env.description})", title_justify="left")
-        for column in ("Resource", "Action", "Detail"):
-            table.add_column(column)
-        for change in changes:
-            color = {"created": "green", "updated": "yellow"}.get(change.action, "dim")
-            table.add_row(change.resource, f"[{color}]{change.action}[/]", change.detail)
-        out.print(table)
-        if all(c.action == "unchanged" for c in changes):
-            out.print("Nothing changed: every resource was already as wanted.")
+        return boot
+    _show_changes(changes, f"deploy ({env.description})", as_json)
+    if not as_json and all(c.action == "unchanged" for c in changes):
+        out.print("Nothing changed: every resource was already as wanted.")
     return boot
+
+
+def _use_profile(profile: str | None) -> None:
+    """--profile selects the AWS configuration exactly as AWS_PROFILE does; nothing else changes."""
+    if profile:
+        os.environ["AWS_PROFILE"] = profile
 
 
 def _print_stack(info, db, settings: Settings) -> None:
@@ -82,7 +125,9 @@ def _print_stack(info, db, settings: Settings) -> None:
     out.print(f"[bold]AWS emulator[/] (MiniStack)  {info.emulator_url}")
     out.print(f"[bold]Glue runner[/]               {info.glue_url}")
     if db is not None:
-        out.print(f"[bold]PostgreSQL[/]                {db.url(with_password=True)}")
+        # The embedded server's password is a local, generated one; an external database's is a secret.
+        url = db.url(with_password=settings.db_url is None)
+        out.print(f"[bold]PostgreSQL[/]                {escape(url)}")
     if info.postgres_dir:
         out.print(f"[bold]PostgreSQL data[/]           {info.postgres_dir}")
     out.print(f"[bold]logs[/]                      {state / 'logs'}")
@@ -148,6 +193,76 @@ def bootstrap_command(db_url: DbUrl = None) -> None:
             _bootstrap(settings, env, quiet=False)
     except NoEnvironmentError as error:
         _fail(str(error))
+
+
+@app.command()
+def plan(db_url: DbUrl = None, profile: Profile = None, as_json: AsJson = False) -> None:
+    """What deploy would create, update or leave unchanged, resource by resource; changes nothing."""
+    _use_profile(profile)
+    settings = _settings(db_url)
+    try:
+        with environment(settings) as env:
+            session = boto3.Session()
+            boot = Bootstrap(settings, _database(settings, env, session), session, log=lambda change: None)
+            _show_changes(boot.plan(), f"plan ({env.description})", as_json)
+    except NoEnvironmentError as error:
+        _fail(str(error))
+
+
+@app.command()
+def deploy(db_url: DbUrl = None, profile: Profile = None, as_json: AsJson = False, yes: Yes = False) -> None:
+    """Create or converge every resource (the plan, applied). Asks first on real AWS unless --yes."""
+    _use_profile(profile)
+    settings = _settings(db_url)
+    try:
+        with environment(settings) as env:
+            _confirm_account("deploy to", yes)
+            _bootstrap(settings, env, quiet=False, as_json=as_json)
+    except NoEnvironmentError as error:
+        _fail(str(error))
+
+
+@app.command()
+def destroy(
+    profile: Profile = None,
+    as_json: AsJson = False,
+    yes: Yes = False,
+    delete_data: Annotated[
+        bool, typer.Option("--delete-data", help="also delete the bucket and its objects, the audit table, the secret")
+    ] = False,
+) -> None:
+    """Remove what deploy created (found by its glueline:stack tag); keeps what holds data unless --delete-data."""
+    _use_profile(profile)
+    settings = _settings()
+    try:
+        with environment(settings) as env:
+            _confirm_account("destroy the pipeline in", yes)
+            session = boto3.Session()
+            changes = _destroyer(settings, env, session).destroy(delete_data=delete_data)
+            _show_changes(changes, f"destroy ({env.description})", as_json)
+            kept = [c.resource for c in changes if c.action == "kept"]
+            if kept and not as_json:
+                out.print(f"Kept (they hold data; --delete-data removes them): {', '.join(kept)}")
+    except NoEnvironmentError as error:
+        _fail(str(error))
+
+
+def _destroyer(settings: Settings, env, session: boto3.Session) -> Bootstrap:
+    """Destroy needs no database: what it removes is found by tag."""
+    db = env.db or DbConnection(host="-", port=0, dbname="-", username="-")
+    return Bootstrap(settings, db, session, log=lambda change: None)
+
+
+def _confirm_account(what: str, yes: bool) -> None:
+    """Say which account, region and endpoint; on AWS itself (no custom endpoint) ask unless --yes."""
+    session = boto3.Session()
+    sts = session.client("sts")
+    account = sts.get_caller_identity()["Account"]
+    endpoint = sts.meta.endpoint_url
+    err.print(f"account {account}, region {session.region_name}, endpoint {endpoint}")
+    on_aws = "amazonaws.com" in endpoint
+    if on_aws and not yes and not typer.confirm(f"{what} AWS account {account}?", err=True):
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from glueline.local.stack import EmbeddedStack, StackInfo, apply_aws_env
+from glueline.local.stack import EmbeddedStack, StackInfo, apply_aws_env, termination_raises
 from glueline.settings import Settings
 from glueline.shared.dbsecret import DbConnection
 
@@ -53,15 +53,16 @@ def environment(settings: Settings, *, start_stack: bool = False, keep_stack: bo
             "no environment: start the embedded stack with `glueline up -d`, or configure AWS "
             "(AWS_PROFILE / AWS_ENDPOINT_URL)"
         )
-    info = stack.start(with_postgres=db is None)
-    try:
-        apply_aws_env(info)
-        yield Environment(
-            f"embedded stack started in {_where(stack, info)}", db or info.db(settings.postgres_bin_dir), info
-        )
-    finally:
-        if not keep_stack:
-            stack.stop()
+    with termination_raises():
+        info = stack.start(with_postgres=db is None)
+        try:
+            apply_aws_env(info)
+            yield Environment(
+                f"embedded stack started in {_where(stack, info)}", db or info.db(settings.postgres_bin_dir), info
+            )
+        finally:
+            if not keep_stack:
+                stack.stop()
 
 
 def _where(stack: EmbeddedStack, info: StackInfo) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from glueline.shared.audit import AuditRecord, Status
@@ -112,33 +113,34 @@ def render(report: dict[str, Any], console: Console, title: str = "glueline") ->
     for f in report["files"]:
         style = _STATUS_STYLE.get(f["status"], "")
         table.add_row(
-            f["file_name"],
+            escape(f["file_name"]),
             f["file_id"][:12],
             f"[{style}]{f['status']}[/]" if style else f["status"],
-            *([f["target"]] if several_targets else []),
+            *([escape(f["target"])] if several_targets else []),
             (f["glue_job_id"] or "-")[:15],
             *(_count(f[name]) for name in COUNT_NAMES),
             _short_time(f["processing_start"]),
             _short_time(f["processing_end"]),
-            f["final_key"] or "-",
+            escape(f["final_key"] or "-"),
         )
     console.print(table)
     for f in report["files"]:
+        name = escape(f["file_name"])  # file names and messages are data, not markup ("[" is common)
         if f["error"]:
-            console.print(f"[bold]{f['file_name']}[/]: {f['error']}")
+            console.print(f"[bold]{name}[/]: {escape(f['error'])}")
         if f["rejected_rows_key"]:
             console.print(
-                f"[bold]{f['file_name']}[/]: rejected rows in s3://{report['bucket']}/{f['rejected_rows_key']}"
+                f"[bold]{name}[/]: rejected rows in " + escape(f"s3://{report['bucket']}/{f['rejected_rows_key']}")
             )
         for warning in f["warnings"] or []:
-            console.print(f"[bold]{f['file_name']}[/]: warning: {warning}")
+            console.print(f"[bold]{name}[/]: warning: {escape(warning)}")
     t = report["totals"]
     line = (
         f"{t['completed']}/{t['files']} file(s) completed; rows read {t['rows_read']:,}, loaded {t['rows_loaded']:,}, "
         f"rejected {t['rows_rejected']:,}, duplicates {t['rows_duplicate']:,}"
     )
     if report["table_rows"] is not None:
-        line += f"; {report['target']} now holds {report['table_rows']:,} row(s)"
+        line += f"; {escape(report['target'])} now holds {report['table_rows']:,} row(s)"
     else:
-        line += f"; rows were loaded into {report['target']}"
+        line += f"; rows were loaded into {escape(report['target'])}"
     console.print(line)

@@ -40,6 +40,7 @@ def sample_object(s3, bucket: str, key: str, etag: str, size: int) -> IntegrityR
         raise
     return check_prefix(head, complete=len(head) >= size)
 
+
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 # Signatures of data that is not CSV text even when it is named .csv.

@@ -45,3 +45,13 @@ def test_the_table_shows_a_target_column_only_when_files_went_to_several_databas
     report.render(report.build(two, "bkt", THERE, "public.transactions", None), console)
     text = console.export_text()
     assert "Target" in text and THERE in text and f"rows were loaded into {THERE}" in text
+
+
+def test_names_and_messages_are_shown_as_they_are_not_as_markup():
+    console = Console(width=300, record=True)
+    odd = record("a[1]/[/]b[bold].csv", Status.REJECTED, HERE, None)
+    odd.file_id, odd.error_message = "0123abcd" * 4, "header [x] refused [/]"
+    odd.warnings = ["column [y]"]
+    report.render(report.build([odd], "bkt", HERE, "public.transactions", 0), console)
+    text = console.export_text()
+    assert "a[1]/[/]b[bold].csv: header [x] refused [/]" in text and "a[1]/[/]b[bold].csv: warning: column [y]" in text

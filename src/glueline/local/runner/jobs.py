@@ -8,7 +8,7 @@ STARTING → RUNNING → SUCCEEDED | FAILED | TIMEOUT | STOPPED (via STOPPING).
 
 The launcher is a setting: the local Python (PySpark from PyPI) by default, ``spark-submit`` inside the
 aws-glue-libs image. Like Glue, the runner configures the Spark its scripts get: with the default
-launcher, ``PYSPARK_SUBMIT_ARGS`` (local mode on every core, a 2 GB driver, no UI) unless the
+launcher, ``PYSPARK_SUBMIT_ARGS`` (local mode on every core, a 2 GB driver, no UI, bound to 127.0.0.1) unless the
 environment sets it.
 
 With ``standby``, the runner keeps one job process warm for the job it expects next — the job last
@@ -40,7 +40,12 @@ from glueline.shared.lifecycle import ACTIVE_RUN_STATES as ACTIVE_STATES
 
 log = logging.getLogger("glueline.local.runner")
 STANDBY_SCRIPT = Path(__file__).with_name("standby.py")
-SPARK_SUBMIT_ARGS = "--master local[*] --driver-memory 2g --conf spark.ui.enabled=false pyspark-shell"
+# Local mode binds the driver and block manager to the loopback interface only (by default Spark binds
+# the machine's first non-loopback address, open to its network).
+SPARK_SUBMIT_ARGS = (
+    "--master local[*] --driver-memory 2g --conf spark.ui.enabled=false "
+    "--conf spark.driver.bindAddress=127.0.0.1 --conf spark.driver.host=127.0.0.1 pyspark-shell"
+)
 DEFAULT_TIMEOUT_MINUTES = 2880  # Glue's default for glueetl jobs
 LOG_GROUP = "/aws-glue/jobs"
 _STOP_GRACE_SECONDS = 10
@@ -127,6 +132,7 @@ class JobStore:
     def __init__(self, config: RunnerConfig):
         self.config = config
         self._jobs: dict[str, dict] = {}
+        self._tags: dict[str, dict[str, str]] = {}  # per job name (Glue keeps tags apart from the definition)
         self._runs: dict[str, list[JobRun]] = {}
         self._lock = threading.RLock()
         self._standby: Standby | None = None
@@ -141,7 +147,9 @@ class JobStore:
             if name in self._jobs:
                 raise GlueError("AlreadyExistsException", f"Job with name {name} already exists")
             now = time.time()
-            self._jobs[name] = self._with_defaults(request) | {"CreatedOn": now, "LastModifiedOn": now}
+            definition = {k: v for k, v in request.items() if k != "Tags"}
+            self._jobs[name] = self._with_defaults(definition) | {"CreatedOn": now, "LastModifiedOn": now}
+            self._tags[name] = dict(request.get("Tags", {}))
         self._warm(name)
         return {"Name": name}
 
@@ -167,7 +175,28 @@ class JobStore:
     def delete_job(self, name: str) -> dict:
         with self._lock:
             self._jobs.pop(name, None)
+            self._tags.pop(name, None)
         return {"JobName": name}
+
+    def get_tags(self, arn: str) -> dict[str, str]:
+        with self._lock:
+            return dict(self._tags.get(self._job_of(arn), {}))
+
+    def tag(self, arn: str, add: dict[str, str], remove: list[str]) -> dict:
+        with self._lock:
+            tags = self._tags.setdefault(self._job_of(arn), {})
+            tags.update(add)
+            for key in remove:
+                tags.pop(key, None)
+        return {}
+
+    def _job_of(self, arn: str) -> str:
+        """The job an ARN (arn:aws:glue:<region>:<account>:job/<name>) names; it must exist."""
+        kind, _, name = arn.rpartition(":")[2].partition("/")
+        if kind != "job":
+            raise GlueError("InvalidInputException", f"only jobs have tags here, not {arn}")
+        self._get(name)
+        return name
 
     def _get(self, name: str) -> dict:
         if name not in self._jobs:

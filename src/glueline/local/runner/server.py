@@ -50,6 +50,9 @@ OPERATIONS = {
     "GetJobRun": lambda store, r: {"JobRun": store.get_run(r["JobName"], r["RunId"])},
     "GetJobRuns": lambda store, r: _page(store.get_runs(r["JobName"]), r, "JobRuns"),
     "BatchStopJobRun": _batch_stop,
+    "GetTags": lambda store, r: {"Tags": store.get_tags(r["ResourceArn"])},
+    "TagResource": lambda store, r: store.tag(r["ResourceArn"], r["TagsToAdd"], []),
+    "UntagResource": lambda store, r: store.tag(r["ResourceArn"], {}, r["TagsToRemove"]),
 }
 
 

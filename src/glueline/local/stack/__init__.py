@@ -25,11 +25,17 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import psycopg
+
+from glueline.job import schema
 from glueline.local.stack.postgres import PostgresServer, service_user_can_reach
 from glueline.polling import wait_for
 from glueline.settings import Settings
@@ -117,7 +123,11 @@ class EmbeddedStack:
             if with_postgres:
                 postgres_port = self._port("postgres", self.settings.postgres_port)
                 postgres_dir = str(self.postgres_dir())
-                PostgresServer(Path(postgres_dir), postgres_port, self.settings.postgres_bin_dir).start()
+                db = PostgresServer(Path(postgres_dir), postgres_port, self.settings.postgres_bin_dir).start()
+                # The embedded database comes with the pipeline's table, ready to look at (the job
+                # creates it too, when it starts: on AWS that is where it comes from).
+                with psycopg.connect(**db.connect_kwargs(), autocommit=True) as conn:
+                    conn.execute(schema.create_target(self.settings.table))
             emulator_port = self._port("emulator", self.settings.emulator_port)
             emulator_url = f"http://127.0.0.1:{emulator_port}"
             pids["emulator"] = self._start_emulator(emulator_port)
@@ -208,6 +218,8 @@ class EmbeddedStack:
         """MiniStack, its state kept under ``<state_dir>/emulator`` across restarts (S3 objects are
         written through to disk; the other services are saved on a clean shutdown)."""
         state = self.state_dir / "emulator"
+        state.mkdir(parents=True, exist_ok=True)
+        state.chmod(0o700)  # it holds the secrets Secrets Manager keeps (the database password)
         pid = self._spawn(
             "emulator",
             [sys.executable, "-m", "ministack"],
@@ -260,6 +272,24 @@ class EmbeddedStack:
             "[services glueline-local]\n"
             f"glue =\n  endpoint_url = {info.glue_url}\n"
         )
+
+
+@contextmanager
+def termination_raises() -> Iterator[None]:
+    """Within it, SIGTERM (a ``kill``, a CI job's timeout) raises SystemExit like Ctrl-C raises
+    KeyboardInterrupt, so the ``finally`` that stops a stack started for a command runs either way."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def exit_now(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, exit_now)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _port_is_free(port: int) -> bool:

@@ -1,0 +1,167 @@
+"""`glueline plan / deploy / plan / destroy` as a user runs them against an AWS account — here moto server,
+an offline emulator of the AWS APIs (IAM, S3, DynamoDB, Secrets Manager, Glue, Lambda, EventBridge,
+STS) reached over HTTP through the standard AWS configuration (`AWS_ENDPOINT_URL`), nothing else set."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+
+from glueline.local.stack import free_port
+from glueline.ops.bootstrap import STACK_TAG
+
+DB_URL = "postgresql://etl:s3cr3t-pw@db.example:5432/bank"
+REGION = "eu-west-1"
+
+
+def report_eventbridge_notifications(monkeypatch) -> None:
+    """moto 5.2.5 stores a bucket's EventBridgeConfiguration but leaves it out of
+    GetBucketNotificationConfiguration, where AWS returns it (``<EventBridgeConfiguration/>``): put it
+    back, so that the emulator answers as AWS does."""
+    from moto.s3.responses import S3Response
+
+    original = S3Response.get_bucket_notification
+
+    def get_bucket_notification(self):
+        status, headers, body = original(self)
+        config = self.backend.get_bucket_notification_configuration(self.bucket_name)
+        if config is not None and config.event_bridge is not None and "EventBridgeConfiguration" not in body:
+            element = "<EventBridgeConfiguration/></NotificationConfiguration>"
+            body = (
+                body[:-2] + ">" + element
+                if body.endswith("/>")
+                else body.replace("</NotificationConfiguration>", element)
+            )
+        return status, headers, body
+
+    monkeypatch.setattr(S3Response, "get_bucket_notification", get_bucket_notification)
+
+
+@pytest.fixture
+def account(tmp_path, monkeypatch):
+    """An empty account in a moto server of its own; the environment a user's shell would have."""
+    from moto.server import ThreadedMotoServer
+
+    report_eventbridge_notifications(monkeypatch)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GLUELINE_"))}
+    env |= {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "GLUELINE_STATE_DIR": str(tmp_path / "state"),
+    }
+    try:
+        yield env
+    finally:
+        server.stop()
+
+
+def glueline(env: dict, *args: str) -> subprocess.CompletedProcess:
+    command = [str(Path(sys.executable).with_name("glueline")), *args]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert "s3cr3t-pw" not in result.stdout + result.stderr  # the password is never printed
+    return result
+
+
+def changes(result: subprocess.CompletedProcess) -> dict[str, dict]:
+    assert result.returncode == 0, result.stdout + result.stderr
+    return {c["resource"]: c for c in json.loads(result.stdout)}
+
+
+def client(env: dict, service: str):
+    return boto3.client(
+        service,
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def tagged(env: dict) -> set[str]:
+    """Every resource of the account that carries the stack tag."""
+    found = set()
+    s3, ddb, sm = client(env, "s3"), client(env, "dynamodb"), client(env, "secretsmanager")
+    iam, lam, glue, events = client(env, "iam"), client(env, "lambda"), client(env, "glue"), client(env, "events")
+    for bucket in s3.list_buckets()["Buckets"]:
+        tags = s3.get_bucket_tagging(Bucket=bucket["Name"]).get("TagSet", [])
+        if any(t["Key"] == STACK_TAG for t in tags):
+            found.add(f"s3://{bucket['Name']}")
+    for table in ddb.list_tables()["TableNames"]:
+        arn = ddb.describe_table(TableName=table)["Table"]["TableArn"]
+        if any(t["Key"] == STACK_TAG for t in ddb.list_tags_of_resource(ResourceArn=arn).get("Tags", [])):
+            found.add(f"dynamodb {table}")
+    for secret in sm.list_secrets()["SecretList"]:
+        if any(t["Key"] == STACK_TAG for t in secret.get("Tags", [])):
+            found.add(f"secret {secret['Name']}")
+    for role in iam.list_roles()["Roles"]:
+        if any(t["Key"] == STACK_TAG for t in iam.list_role_tags(RoleName=role["RoleName"])["Tags"]):
+            found.add(f"iam role {role['RoleName']}")
+    for function in lam.list_functions()["Functions"]:
+        if STACK_TAG in lam.list_tags(Resource=function["FunctionArn"]).get("Tags", {}):
+            found.add(f"lambda {function['FunctionName']}")
+    for job in glue.get_jobs()["Jobs"]:
+        arn = f"arn:aws:glue:{REGION}:123456789012:job/{job['Name']}"
+        if STACK_TAG in glue.get_tags(ResourceArn=arn).get("Tags", {}):
+            found.add(f"glue job {job['Name']}")
+    for rule in events.list_rules()["Rules"]:
+        if any(t["Key"] == STACK_TAG for t in events.list_tags_for_resource(ResourceARN=rule["Arn"])["Tags"]):
+            found.add(f"eventbridge rule {rule['Name']}")
+    return found
+
+
+def test_plan_deploy_plan_destroy_on_an_account(account):
+    planned = changes(glueline(account, "plan", "--db-url", DB_URL, "--json"))
+    assert {c["action"] for c in planned.values()} == {"create"}
+    assert {c["type"] for c in planned.values()} >= {
+        "s3 bucket",
+        "s3 object",
+        "dynamodb table",
+        "iam role",
+        "secret",
+        "glue job",
+        "lambda function",
+        "eventbridge rule",
+    }
+    assert tagged(account) == set()  # plan wrote nothing
+
+    deployed = changes(glueline(account, "deploy", "--db-url", DB_URL, "--json", "--yes"))
+    assert set(deployed) == set(planned) and {c["action"] for c in deployed.values()} == {"created"}
+
+    # No --db-url any more: the target comes from the deployed secret.
+    again = changes(glueline(account, "plan", "--json"))
+    assert {c["action"] for c in again.values()} == {"unchanged"}, [
+        c for c in again.values() if c["action"] != "unchanged"
+    ]
+    assert set(again) == set(planned)
+    redeployed = changes(glueline(account, "deploy", "--json", "--yes"))
+    assert {c["action"] for c in redeployed.values()} == {"unchanged"}
+
+    expected = {r for r, c in planned.items() if c["type"] != "s3 object"}
+    assert tagged(account) == expected
+
+    # Drift shows as an update naming what changed.
+    client(account, "lambda").update_function_configuration(FunctionName="ETL_Lambda_Function", Timeout=3)
+    drifted = changes(glueline(account, "plan", "--json"))
+    assert drifted["lambda ETL_Lambda_Function"]["action"] == "update"
+    assert drifted["lambda ETL_Lambda_Function"]["changed"] == ["Timeout"]
+
+    destroyed = changes(glueline(account, "destroy", "--json", "--yes"))
+    kept = {r for r, c in destroyed.items() if c["action"] == "kept"}
+    data = {r for r in expected if r.startswith(("s3://", "dynamodb ", "secret "))}
+    assert kept == data and {r for r, c in destroyed.items() if c["action"] == "deleted"} == expected - data
+    assert tagged(account) == data  # nothing tagged is left but the data
+
+    removed = changes(glueline(account, "destroy", "--json", "--yes", "--delete-data"))
+    assert {r for r, c in removed.items() if c["action"] == "deleted"} == data
+    assert tagged(account) == set()
