@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     glue_max_concurrent_runs: int = 1
     glue_timeout_minutes: int = 60
     max_attempts: int = Field(3, ge=1, description="processing attempts of a file before it is moved to rejected/")
+    glue_connection: str = Field("glueline-network", description="the job's Glue NETWORK connection")
+    glue_subnet_id: str | None = Field(None, description="subnet of Glue's workers; default: the default VPC's first")
+    glue_security_group_id: str | None = Field(
+        None, description="security group of Glue's workers; default: glueline-glue, created (self-referencing)"
+    )
+    vpc_endpoints: bool = Field(
+        True, description="S3/DynamoDB gateway + Secrets Manager/Logs/STS/Glue interface endpoints; off: needs a NAT"
+    )
     schedule_rule: str = "ETL_Daily_Schedule"
     schedule_expression: str = "cron(0 8 * * ? *)"
     s3_rule: str = "ETL_S3_Object_Created"

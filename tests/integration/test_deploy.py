@@ -43,12 +43,28 @@ def report_eventbridge_notifications(monkeypatch) -> None:
     monkeypatch.setattr(S3Response, "get_bucket_notification", get_bucket_notification)
 
 
+def delete_glue_connections(monkeypatch) -> None:
+    """moto 5.2.5 creates Glue connections but has no DeleteConnection: add it, as Glue answers it."""
+    from moto.glue.models import GlueBackend
+    from moto.glue.responses import GlueResponse
+
+    def delete_connection(self):
+        name = json.loads(self.body)["ConnectionName"]
+        backend: GlueBackend = self.glue_backend
+        connection = backend.connections.pop(name)
+        backend.tagger.delete_all_tags_for_resource(connection.arn)
+        return "{}"
+
+    monkeypatch.setattr(GlueResponse, "delete_connection", delete_connection, raising=False)
+
+
 @pytest.fixture
 def account(tmp_path, monkeypatch):
     """An empty account in a moto server of its own; the environment a user's shell would have."""
     from moto.server import ThreadedMotoServer
 
     report_eventbridge_notifications(monkeypatch)
+    delete_glue_connections(monkeypatch)
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -114,6 +130,18 @@ def tagged(env: dict) -> set[str]:
         arn = f"arn:aws:glue:{REGION}:123456789012:job/{job['Name']}"
         if STACK_TAG in glue.get_tags(ResourceArn=arn).get("Tags", {}):
             found.add(f"glue job {job['Name']}")
+    for connection in glue.get_connections()["ConnectionList"]:
+        arn = f"arn:aws:glue:{REGION}:123456789012:connection/{connection['Name']}"
+        if STACK_TAG in glue.get_tags(ResourceArn=arn).get("Tags", {}):
+            found.add(f"glue connection {connection['Name']}")
+    ec2 = client(env, "ec2")
+    for endpoint in ec2.describe_vpc_endpoints()["VpcEndpoints"]:
+        alive = endpoint["State"].lower() not in ("deleted", "deleting")  # AWS lists deleted ones a while
+        if alive and any(t["Key"] == STACK_TAG for t in endpoint.get("Tags", [])):
+            found.add(f"vpc endpoint {endpoint['ServiceName']}")
+    for group in ec2.describe_security_groups()["SecurityGroups"]:
+        if any(t["Key"] == STACK_TAG for t in group.get("Tags", [])):
+            found.add(f"security group {group['GroupName']}")
     for rule in events.list_rules()["Rules"]:
         if any(t["Key"] == STACK_TAG for t in events.list_tags_for_resource(ResourceARN=rule["Arn"])["Tags"]):
             found.add(f"eventbridge rule {rule['Name']}")
@@ -132,6 +160,9 @@ def test_plan_deploy_plan_destroy_on_an_account(account):
         "glue job",
         "lambda function",
         "eventbridge rule",
+        "security group",
+        "vpc endpoint",
+        "glue connection",
     }
     assert tagged(account) == set()  # plan wrote nothing
 

@@ -188,6 +188,31 @@ def test_job_definitions_update_list_and_delete(glue):
     assert len(runs) >= 2 and runs == sorted(runs, key=lambda r: r["StartedOn"], reverse=True)
 
 
+def test_connections_are_kept_as_glue_keeps_them(glue):
+    client, _ = glue
+    requirements = {"SubnetId": "subnet-1", "SecurityGroupIdList": ["sg-1"], "AvailabilityZone": "us-east-1a"}
+    connection = {
+        "Name": "net",
+        "ConnectionType": "NETWORK",
+        "ConnectionProperties": {},
+        "PhysicalConnectionRequirements": requirements,
+    }
+    client.create_connection(ConnectionInput=connection, Tags={"glueline:stack": "t"})
+    with pytest.raises(client.exceptions.AlreadyExistsException):
+        client.create_connection(ConnectionInput=connection)
+    assert client.get_connection(Name="net")["Connection"]["PhysicalConnectionRequirements"] == requirements
+    arn = "arn:aws:glue:us-east-1:000000000000:connection/net"
+    assert client.get_tags(ResourceArn=arn)["Tags"] == {"glueline:stack": "t"}
+    moved = {**requirements, "SubnetId": "subnet-2"}
+    client.update_connection(Name="net", ConnectionInput={**connection, "PhysicalConnectionRequirements": moved})
+    assert [c["PhysicalConnectionRequirements"]["SubnetId"] for c in client.get_connections()["ConnectionList"]] == [
+        "subnet-2"
+    ]
+    client.delete_connection(ConnectionName="net")
+    with pytest.raises(client.exceptions.EntityNotFoundException):
+        client.get_connection(Name="net")
+
+
 def test_an_operation_the_runner_does_not_serve_is_a_clear_error(glue):
     client, _ = glue
     with pytest.raises(client.exceptions.ClientError, match="not supported by glueline's local Glue runner"):

@@ -42,6 +42,28 @@ LAMBDA_RUNTIME = "python3.11"
 
 STACK_TAG = "glueline:stack"  # every resource deploy creates carries it; destroy finds them by it
 PLANNED = {"create": "created", "update": "updated", "unchanged": "unchanged"}
+GLUE_SECURITY_GROUP = "glueline-glue"
+# What the job calls from its subnet, and how: S3 and DynamoDB have (free) gateway endpoints.
+ENDPOINT_SERVICES = {
+    "s3": "Gateway",
+    "dynamodb": "Gateway",
+    "secretsmanager": "Interface",
+    "logs": "Interface",
+    "sts": "Interface",
+    "glue": "Interface",
+}
+
+
+class BootstrapError(RuntimeError):
+    pass
+
+
+@dataclass
+class Network:
+    vpc_id: str
+    subnet_id: str
+    availability_zone: str
+    security_group_id: str | None
 
 
 @dataclass
@@ -121,6 +143,7 @@ class Bootstrap:
         self.bucket = settings.bucket_name(self.account, self.region)
         self.target = db.target(str(settings.table))  # where the rows go; part of every FileID
         self.tags = {STACK_TAG: settings.stack}
+        self._network: Network | None = None
 
     # -- names and ARNs -----------------------------------------------------------------------------
 
@@ -149,8 +172,11 @@ class Bootstrap:
             self.plan_bucket,
             self.plan_scripts,
             self.plan_audit_table,
+            self.plan_security_group,
+            self.plan_endpoints,
             self.plan_roles,
             self.plan_secret,
+            self.plan_glue_connection,
             self.plan_glue_job,
             self.plan_lambda,
             self.plan_rules,
@@ -259,6 +285,132 @@ class Bootstrap:
         tag = lambda: ddb.tag_resource(ResourceArn=arn, Tags=_tag_list(self.tags))  # noqa: E731
         return [self._change(f"dynamodb {name}", "dynamodb table", _tag_drift(current, self.tags), tag)]
 
+    # -- network: Glue's workers in a subnet next to the database -------------------------------------
+
+    @property
+    def network(self) -> Network:
+        """The subnet (setting, else the default VPC's first by availability zone) and security group
+        (setting, else glueline-glue) of Glue's workers; the group is None until deploy creates it."""
+        if self._network is None:
+            ec2 = self.client("ec2")
+            s = self.settings
+            if s.glue_subnet_id:
+                subnet = ec2.describe_subnets(SubnetIds=[s.glue_subnet_id])["Subnets"][0]
+            else:
+                vpcs = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"]
+                if not vpcs:
+                    raise BootstrapError(
+                        "this account and region have no default VPC: set GLUELINE_GLUE_SUBNET_ID to the subnet "
+                        "Glue's workers should use (one that reaches the database)"
+                    )
+                subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpcs[0]["VpcId"]]}])["Subnets"]
+                subnet = sorted(subnets, key=lambda n: (n["AvailabilityZone"], n["SubnetId"]))[0]
+            group = s.glue_security_group_id or self._own_security_group(ec2, subnet["VpcId"])
+            self._network = Network(subnet["VpcId"], subnet["SubnetId"], subnet["AvailabilityZone"], group)
+        return self._network
+
+    def _own_security_group(self, ec2, vpc_id: str) -> str | None:
+        groups = ec2.describe_security_groups(
+            Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "group-name", "Values": [GLUE_SECURITY_GROUP]}]
+        )["SecurityGroups"]
+        return groups[0]["GroupId"] if groups else None
+
+    def plan_security_group(self) -> list[Change]:
+        """Glue's workers talk to each other on every TCP port: a rule that admits the group itself."""
+        ec2 = self.client("ec2")
+        net = self.network
+        if self.settings.glue_security_group_id:
+            given = f"security group {net.security_group_id}"
+            return [Change(given, "security group", "unchanged", [], "given by GLUELINE_GLUE_SECURITY_GROUP_ID")]
+        resource = f"security group {GLUE_SECURITY_GROUP}"
+        if net.security_group_id is None:
+
+            def create() -> None:
+                group = ec2.create_security_group(
+                    GroupName=GLUE_SECURITY_GROUP,
+                    Description="glueline: Glue workers (self-referencing) and the pipeline's VPC endpoints",
+                    VpcId=net.vpc_id,
+                    TagSpecifications=[{"ResourceType": "security-group", "Tags": _tag_list(self.tags)}],
+                )["GroupId"]
+                ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[_self_reference(group)])
+                self._network = None  # resolved again, with the new group
+
+            return [self._change(resource, "security group", None, create, f"in {net.vpc_id}")]
+        group = ec2.describe_security_groups(GroupIds=[net.security_group_id])["SecurityGroups"][0]
+        changed = [] if _self_referencing(group) else ["self-referencing ingress"]
+        changed += _tag_drift({t["Key"]: t["Value"] for t in group.get("Tags", [])}, self.tags)
+
+        def converge() -> None:
+            if "self-referencing ingress" in changed:
+                ec2.authorize_security_group_ingress(
+                    GroupId=net.security_group_id, IpPermissions=[_self_reference(net.security_group_id)]
+                )
+            ec2.create_tags(Resources=[net.security_group_id], Tags=_tag_list(self.tags))
+
+        return [self._change(resource, "security group", changed, converge, f"{net.security_group_id} in {net.vpc_id}")]
+
+    def plan_endpoints(self) -> list[Change]:
+        """What the job calls, reachable from a subnet without internet: S3 and DynamoDB through gateway
+        endpoints, Secrets Manager, CloudWatch Logs, STS and Glue through interface endpoints."""
+        if not self.settings.vpc_endpoints:
+            return []
+        ec2 = self.client("ec2")
+        net = self.network
+        existing = {
+            e["ServiceName"]: e
+            for e in ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [net.vpc_id]}])["VpcEndpoints"]
+            if _endpoint_alive(e)
+        }
+        changes = []
+        for service, kind in ENDPOINT_SERVICES.items():
+            name = f"com.amazonaws.{self.region}.{service}"
+
+            def create(name=name, kind=kind) -> None:
+                kwargs: dict[str, Any] = {"VpcEndpointType": kind, "VpcId": net.vpc_id, "ServiceName": name}
+                if kind == "Gateway":
+                    tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [net.vpc_id]}])
+                    kwargs["RouteTableIds"] = [t["RouteTableId"] for t in tables["RouteTables"]]
+                else:
+                    kwargs |= {
+                        "SubnetIds": [net.subnet_id],
+                        "SecurityGroupIds": [self.network.security_group_id],
+                        "PrivateDnsEnabled": True,
+                    }
+                ec2.create_vpc_endpoint(
+                    **kwargs, TagSpecifications=[{"ResourceType": "vpc-endpoint", "Tags": _tag_list(self.tags)}]
+                )
+
+            changed = None if name not in existing else []
+            changes.append(self._change(f"vpc endpoint {name}", "vpc endpoint", changed, create, kind))
+        return changes
+
+    def plan_glue_connection(self) -> list[Change]:
+        glue = self.client("glue")
+        net = self.network
+        name = self.settings.glue_connection
+        wanted = {
+            "SubnetId": net.subnet_id,
+            "SecurityGroupIdList": [net.security_group_id],
+            "AvailabilityZone": net.availability_zone,
+        }
+        connection = {
+            "Name": name,
+            "Description": "glueline: Glue's workers in the database's network",
+            "ConnectionType": "NETWORK",
+            "ConnectionProperties": {},
+            "PhysicalConnectionRequirements": wanted,
+        }
+        detail = f"{net.subnet_id} ({net.availability_zone})"
+        try:
+            current = glue.get_connection(Name=name)["Connection"]
+        except glue.exceptions.EntityNotFoundException:
+            create = lambda: glue.create_connection(ConnectionInput=connection, Tags=self.tags)  # noqa: E731
+            return [self._change(f"glue connection {name}", "glue connection", None, create, detail)]
+        requirements = current.get("PhysicalConnectionRequirements", {})
+        changed = [k for k, v in wanted.items() if requirements.get(k) != v]
+        update = lambda: glue.update_connection(Name=name, ConnectionInput=connection)  # noqa: E731
+        return [self._change(f"glue connection {name}", "glue connection", changed, update, detail)]
+
     # -- IAM ----------------------------------------------------------------------------------------
 
     def role_policies(self) -> dict[str, tuple[str, dict]]:
@@ -274,6 +426,10 @@ class Bootstrap:
         # Where files are and go: a move reads its destination first (layout.move_object), and S3 answers
         # a read of a missing key with 404 only to a caller allowed to list that key, else 403.
         placed = (layout.SOURCE, layout.PROCESSED, layout.REJECTED)
+        ec2 = f"arn:aws:ec2:{self.region}:{self.account}"
+        net = self.network
+        eni, subnet = f"{ec2}:network-interface/*", f"{ec2}:subnet/{net.subnet_id}"
+        group = f"{ec2}:security-group/{net.security_group_id or '*'}"  # known once deploy has created it
         return {
             s.lambda_role: (
                 "lambda.amazonaws.com",
@@ -304,8 +460,32 @@ class Bootstrap:
                     (["secretsmanager:GetSecretValue"], [secret]),
                     (["glue:GetJobRun"], [self.arn("glue", f"job/{s.glue_job}")]),
                     (
+                        ["glue:GetConnection"],
+                        [self.arn("glue", "catalog"), self.arn("glue", f"connection/{s.glue_connection}")],
+                    ),
+                    (
                         ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
                         [glue_logs, f"{glue_logs}:*"],
+                    ),
+                    # What Glue documents for a job with a NETWORK connection: its workers' network
+                    # interfaces in the connection's subnet. EC2's Describe actions take no resource.
+                    (["ec2:CreateNetworkInterface"], [eni, subnet, group]),
+                    (["ec2:DeleteNetworkInterface"], [eni]),
+                    (
+                        ["ec2:CreateTags", "ec2:DeleteTags"],
+                        [eni],
+                        {"ForAllValues:StringEquals": {"aws:TagKeys": ["aws-glue-service-resource"]}},
+                    ),
+                    (
+                        [
+                            "ec2:DescribeNetworkInterfaces",
+                            "ec2:DescribeRouteTables",
+                            "ec2:DescribeSecurityGroups",
+                            "ec2:DescribeSubnets",
+                            "ec2:DescribeVpcAttribute",
+                            "ec2:DescribeVpcEndpoints",
+                        ],
+                        ["*"],
                     ),
                 ),
             ),
@@ -413,6 +593,7 @@ class Bootstrap:
                 "--MAX_ATTEMPTS": str(s.max_attempts),
                 "--FILE_IDS": NO_FILE_IDS,  # a run started by the Lambda names the files it admitted
             },
+            "Connections": {"Connections": [s.glue_connection]},
             "ExecutionProperty": {"MaxConcurrentRuns": s.glue_max_concurrent_runs},
             "MaxRetries": 0,
             "Timeout": s.glue_timeout_minutes,
@@ -626,6 +807,26 @@ class Bootstrap:
             if self._ours(glue.get_tags(ResourceArn=self.arn("glue", f"job/{job['Name']}")).get("Tags", {})):
                 glue.delete_job(JobName=job["Name"])
                 done(f"glue job {job['Name']}", "glue job", "deleted")
+        for connection in _pages(glue.get_connections, "ConnectionList", token="NextToken"):
+            arn = self.arn("glue", f"connection/{connection['Name']}")
+            if self._ours(glue.get_tags(ResourceArn=arn).get("Tags", {})):
+                glue.delete_connection(ConnectionName=connection["Name"])
+                done(f"glue connection {connection['Name']}", "glue connection", "deleted")
+        ec2 = self.client("ec2")
+        endpoints = [
+            e
+            for e in _pages(ec2.describe_vpc_endpoints, "VpcEndpoints", token="NextToken")
+            if self._ours({t["Key"]: t["Value"] for t in e.get("Tags", [])}) and _endpoint_alive(e)
+        ]
+        if endpoints:
+            ec2.delete_vpc_endpoints(VpcEndpointIds=[e["VpcEndpointId"] for e in endpoints])
+            for endpoint in endpoints:
+                done(f"vpc endpoint {endpoint['ServiceName']}", "vpc endpoint", "deleted", endpoint["VpcEndpointId"])
+        for group in _pages(ec2.describe_security_groups, "SecurityGroups", token="NextToken"):
+            if not self._ours({t["Key"]: t["Value"] for t in group.get("Tags", [])}):
+                continue
+            self._delete_security_group(ec2, group["GroupId"])
+            done(f"security group {group['GroupName']}", "security group", "deleted", group["GroupId"])
         for role in _pages(iam.list_roles, "Roles", token="Marker", next_token="Marker"):
             if self._ours(_tags(iam.list_role_tags, RoleName=role["RoleName"])):
                 for policy_name in iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]:
@@ -639,6 +840,18 @@ class Bootstrap:
             else:
                 done(resource, type_, "kept", "holds data: --delete-data removes it")
         return removed
+
+    @staticmethod
+    def _delete_security_group(ec2, group_id: str, attempts: int = 20) -> None:
+        """Network interfaces of endpoints and of Glue's workers take a while to go away on AWS."""
+        for attempt in range(attempts):
+            try:
+                ec2.delete_security_group(GroupId=group_id)
+                return
+            except ec2.exceptions.ClientError as err:
+                if "DependencyViolation" not in str(err) or attempt == attempts - 1:
+                    raise
+                time.sleep(15)
 
     def _ours(self, tags: dict[str, str]) -> bool:
         return tags.get(STACK_TAG) == self.settings.stack
@@ -725,3 +938,20 @@ def _empty_and_delete(s3, bucket: str) -> None:
         if keys:
             s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
     s3.delete_bucket(Bucket=bucket)
+
+
+def _self_reference(group_id: str) -> dict[str, Any]:
+    return {"IpProtocol": "tcp", "FromPort": 0, "ToPort": 65535, "UserIdGroupPairs": [{"GroupId": group_id}]}
+
+
+def _self_referencing(group: dict[str, Any]) -> bool:
+    return any(
+        pair.get("GroupId") == group["GroupId"] and permission.get("IpProtocol") in ("tcp", "-1")
+        for permission in group.get("IpPermissions", [])
+        for pair in permission.get("UserIdGroupPairs", [])
+    )
+
+
+def _endpoint_alive(endpoint: dict[str, Any]) -> bool:
+    """AWS lists a deleted endpoint for a while (State deleted)."""
+    return endpoint.get("State", "available").lower() not in ("deleted", "deleting", "failed", "rejected")

@@ -132,7 +132,8 @@ class JobStore:
     def __init__(self, config: RunnerConfig):
         self.config = config
         self._jobs: dict[str, dict] = {}
-        self._tags: dict[str, dict[str, str]] = {}  # per job name (Glue keeps tags apart from the definition)
+        self._connections: dict[str, dict] = {}  # stored and answered; a local run needs no network
+        self._tags: dict[tuple[str, str], dict[str, str]] = {}  # per (kind, name): Glue keeps them apart
         self._runs: dict[str, list[JobRun]] = {}
         self._lock = threading.RLock()
         self._standby: Standby | None = None
@@ -149,7 +150,7 @@ class JobStore:
             now = time.time()
             definition = {k: v for k, v in request.items() if k != "Tags"}
             self._jobs[name] = self._with_defaults(definition) | {"CreatedOn": now, "LastModifiedOn": now}
-            self._tags[name] = dict(request.get("Tags", {}))
+            self._tags[("job", name)] = dict(request.get("Tags", {}))
         self._warm(name)
         return {"Name": name}
 
@@ -175,28 +176,76 @@ class JobStore:
     def delete_job(self, name: str) -> dict:
         with self._lock:
             self._jobs.pop(name, None)
-            self._tags.pop(name, None)
+            self._tags.pop(("job", name), None)
         return {"JobName": name}
+
+    # -- connections (the job's NETWORK connection: kept as Glue keeps it) ---------------------------
+
+    def create_connection(self, request: dict) -> dict:
+        definition = request["ConnectionInput"]
+        name = definition["Name"]
+        with self._lock:
+            if name in self._connections:
+                raise GlueError("AlreadyExistsException", f"Connection already exists: {name}")
+            now = time.time()
+            self._connections[name] = {**copy.deepcopy(definition), "CreationTime": now, "LastUpdatedTime": now}
+            self._tags[("connection", name)] = dict(request.get("Tags", {}))
+        return {}
+
+    def update_connection(self, name: str, definition: dict) -> dict:
+        with self._lock:
+            created = self._connection(name)["CreationTime"]
+            self._connections[name] = {
+                **copy.deepcopy(definition),
+                "CreationTime": created,
+                "LastUpdatedTime": time.time(),
+            }
+        return {}
+
+    def get_connection(self, name: str) -> dict:
+        with self._lock:
+            return copy.deepcopy(self._connection(name))
+
+    def get_connections(self) -> list[dict]:
+        with self._lock:
+            return [copy.deepcopy(self._connections[n]) for n in sorted(self._connections)]
+
+    def delete_connection(self, name: str) -> dict:
+        with self._lock:
+            self._connection(name)
+            del self._connections[name]
+            self._tags.pop(("connection", name), None)
+        return {}
+
+    def _connection(self, name: str) -> dict:
+        if name not in self._connections:
+            raise GlueError("EntityNotFoundException", f"Connection not found: {name}")
+        return self._connections[name]
+
+    # -- tags ---------------------------------------------------------------------------------------
 
     def get_tags(self, arn: str) -> dict[str, str]:
         with self._lock:
-            return dict(self._tags.get(self._job_of(arn), {}))
+            return dict(self._tags.get(self._resource_of(arn), {}))
 
     def tag(self, arn: str, add: dict[str, str], remove: list[str]) -> dict:
         with self._lock:
-            tags = self._tags.setdefault(self._job_of(arn), {})
+            tags = self._tags.setdefault(self._resource_of(arn), {})
             tags.update(add)
             for key in remove:
                 tags.pop(key, None)
         return {}
 
-    def _job_of(self, arn: str) -> str:
-        """The job an ARN (arn:aws:glue:<region>:<account>:job/<name>) names; it must exist."""
+    def _resource_of(self, arn: str) -> tuple[str, str]:
+        """The job or connection an ARN (arn:aws:glue:<region>:<account>:job/<name>) names; it must exist."""
         kind, _, name = arn.rpartition(":")[2].partition("/")
-        if kind != "job":
-            raise GlueError("InvalidInputException", f"only jobs have tags here, not {arn}")
-        self._get(name)
-        return name
+        if kind == "job":
+            self._get(name)
+        elif kind == "connection":
+            self._connection(name)
+        else:
+            raise GlueError("InvalidInputException", f"only jobs and connections have tags here, not {arn}")
+        return kind, name
 
     def _get(self, name: str) -> dict:
         if name not in self._jobs:
