@@ -32,7 +32,7 @@ from glueline.job.schema import TableName
 from glueline.job.spark import use_sql_settings
 from glueline.job.warmup import warm_up  # noqa: F401  (the runner's hook)
 from glueline.shared.audit import AuditTable
-from glueline.shared.dbsecret import DbConnection
+from glueline.shared.dbsecret import DbConnection, SecretReference
 from glueline.shared.lifecycle import Lifecycle
 
 try:  # the one allowed seam: on Glue (or the aws-glue-libs image) use Glue's own context
@@ -99,7 +99,16 @@ def main(argv: list[str]) -> None:
             spark, started["job"] = start_spark(args)
             source = S3Paths() if GlueContext is not None else LocalCopies(s3, workdir)
             run_date = datetime.now(timezone.utc).date()
-            return BatchLoader(spark, db, table, run_date, source, workdir, spark_start=time.perf_counter() - clock)
+            return BatchLoader(
+                spark,
+                db,
+                table,
+                run_date,
+                source,
+                workdir,
+                spark_start=time.perf_counter() - clock,
+                tasks_connect_with=SecretReference(args["DB_SECRET_ID"]),
+            )
 
         announced = Lifecycle.announced(args["FILE_IDS"])
         failures = JobRun(lifecycle, args["JOB_RUN_ID"], open_loader, announced).run()

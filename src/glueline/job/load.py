@@ -51,7 +51,7 @@ from glueline.job.run import ClaimedFile
 from glueline.job.transform import CORRUPT, CUSTOMER_FILLED, DATE_ORIGINAL, RAW, REASON, clean
 from glueline.shared.contract import COLUMNS, FIELDS
 from glueline.shared.counts import Counts
-from glueline.shared.dbsecret import DbConnection
+from glueline.shared.dbsecret import DbConnection, SecretReference
 from glueline.shared.lifecycle import Outcome, TargetUnavailable
 
 # The rejected-rows file: where the row was, why it was refused, its fields exactly as read.
@@ -126,9 +126,12 @@ class BatchLoader:
         source: S3Paths | LocalCopies,
         workdir: Path,
         spark_start: float = 0.0,
+        tasks_connect_with: DbConnection | SecretReference | None = None,
     ):
         self.spark = spark
         self.db = db
+        # What the Spark tasks connect with: on the job, the secret's name (no password in a closure).
+        self.tasks_connect_with = tasks_connect_with or db
         self.table = table
         self.run_date = run_date
         self.source = source
@@ -194,7 +197,7 @@ class BatchLoader:
     def _stage(self, raw: DataFrame, batch: str, files: list[InputFile], copy_seconds, split_read: bool) -> dict:
         copy_sql = schema.copy_into_staging(self.table, batch).as_string()
         rejects_sql = schema.copy_into_rejects(self.table, batch).as_string()
-        stage = _Stager(self.db.connect_kwargs(), copy_sql, rejects_sql, copy_seconds, split_read)
+        stage = _Stager(self.tasks_connect_with, copy_sql, rejects_sql, copy_seconds, split_read)
         rows = columns_for_loading(clean(raw, self.run_date)).mapInArrow(stage, _STATS).collect()
         stats = {f.index: _FileStats() for f in files}
         for row in rows:
@@ -238,8 +241,15 @@ class _Stager:
     with where they were read, into the batch's rejects table (both route each row to its file's
     partition), and answer one line of statistics per (file, split) it read."""
 
-    def __init__(self, connect_kwargs: dict, copy_sql: str, rejects_sql: str, copy_seconds, split_read: bool):
-        self.connect_kwargs = connect_kwargs
+    def __init__(
+        self,
+        connection: DbConnection | SecretReference,
+        copy_sql: str,
+        rejects_sql: str,
+        copy_seconds,
+        split_read: bool,
+    ):
+        self.connection = connection
         self.copy_sql = copy_sql
         self.rejects_sql = rejects_sql
         self.copy_seconds = copy_seconds  # an accumulator: time spent writing to COPY
@@ -250,7 +260,7 @@ class _Stager:
 
         self.parts: dict[tuple[int, int], _Part] = {}
         self.rejects = tempfile.SpooledTemporaryFile(8 << 20)
-        with psycopg.connect(**self.connect_kwargs) as conn:
+        with psycopg.connect(**self.connection.connect_kwargs()) as conn:
             with contextlib.ExitStack() as copying:
                 self.copy = None
                 self.open_copy = lambda: copying.enter_context(conn.cursor().copy(self.copy_sql))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import quote, unquote, urlsplit
 
 
@@ -90,3 +91,22 @@ class DbConnection:
 
     def __repr__(self) -> str:  # never print the password by accident
         return f"DbConnection({self.url(with_password=False)})"
+
+
+@dataclass(frozen=True)
+class SecretReference:
+    """What Spark tasks carry instead of the connection: the secret's name. Each executor process reads
+    the secret once (on AWS Glue with the job's role), so the password is never serialized into a task
+    closure that Spark ships to its executors."""
+
+    secret_id: str
+
+    def connect_kwargs(self) -> dict:
+        return _read_secret(self.secret_id).connect_kwargs()
+
+
+@lru_cache(maxsize=8)
+def _read_secret(secret_id: str) -> DbConnection:
+    import boto3
+
+    return DbConnection.from_secrets_manager(boto3.client("secretsmanager"), secret_id)

@@ -20,3 +20,20 @@ def test_the_target_names_the_database_and_table_but_no_secret():
     db = DbConnection.from_url("postgresql://etl:secret@db.example:6543/bank")
     assert db.target("public.transactions") == "db.example:6543/bank/public.transactions"
     assert "secret" not in db.target("public.transactions") and "etl" not in db.target("public.transactions")
+
+
+def test_spark_tasks_carry_the_secret_name_not_the_password(aws):
+    """What a task closure holds (pickled and shipped to executors) names the secret; the executor reads
+    it from Secrets Manager."""
+    import pickle
+
+    import boto3
+
+    from glueline.shared.dbsecret import SecretReference, _read_secret
+
+    db = DbConnection(host="db.example", port=5432, dbname="bank", username="etl", password="s3cr3t-pw")
+    boto3.client("secretsmanager").create_secret(Name="glueline/rds", SecretString=db.secret_string())
+    reference = SecretReference("glueline/rds")
+    assert b"s3cr3t-pw" not in pickle.dumps(reference)
+    _read_secret.cache_clear()
+    assert pickle.loads(pickle.dumps(reference)).connect_kwargs() == db.connect_kwargs()
