@@ -142,6 +142,35 @@ def test_duplicate_announcements_and_a_burst_of_twenty(clean_pipeline, tmp_path)
     assert sweep["work"] == 0 and p.keys("source/") == []
 
 
+def test_a_database_outage_during_a_burst_costs_no_file_an_attempt(clean_pipeline, tmp_path):
+    """Twenty files arrive while the database is down: each run that takes them fails to reach it, which
+    is not the files' fault. Once it is back, the sweep loads every one; none is REJECTED."""
+    p = clean_pipeline
+    paths, expected = [], {}
+    for i in range(20):
+        path = tmp_path / f"outage_{i:02}.csv"
+        expected[path.name] = write_file(path, 200, seed=300 + i, dirty=0.0, first_id=40_000_000 + i * 1000)
+        paths.append(path)
+    p.postgres.stop()
+    try:
+        uploads = p.upload(*paths)
+        failed = p.wait(uploads, timeout=240)
+        assert {r.status for r in failed} == {Status.FAILED}
+        assert {r.attempts for r in failed} == {0}  # given back: the outage is not the files' fault
+        assert all("unreachable" in r.error_message for r in failed), failed[0].error_message
+        retries = [dataclasses.replace(u, sent_at=utc_now()) for u in uploads]
+        p.invoke_schedule()  # the database is still down: the sweep's run fails the same way
+        assert {r.status for r in p.wait(retries, timeout=240)} == {Status.FAILED}
+    finally:
+        p.postgres.start()
+    retries = [dataclasses.replace(u, sent_at=utc_now()) for u in uploads]
+    p.invoke_schedule()
+    loaded = p.wait(retries, timeout=240)
+    assert {r.status for r in loaded} == {Status.COMPLETED}
+    assert {r.file_name: r.counts for r in loaded} == expected
+    assert p.query("SELECT count(*) FROM transactions")[0][0] == sum(c.rows_loaded for c in expected.values())
+
+
 def test_emulator_restarted_between_upload_and_processing(clean_pipeline):
     """The upload's event is lost (S3 rule off, then the emulator restarts); the daily sweep finds the
     file in the restored state and processes it."""
