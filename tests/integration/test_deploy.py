@@ -169,6 +169,16 @@ def test_plan_deploy_plan_destroy_on_an_account(account):
     deployed = changes(glueline(account, "deploy", "--db-url", DB_URL, "--json", "--yes"))
     assert set(deployed) == set(planned) and {c["action"] for c in deployed.values()} == {"created"}
 
+    # The job needs no internet: its modules come from wheels in the bucket, it runs in the VPC.
+    job = client(account, "glue").get_job(JobName="ETL_Job_to_RDS")["Job"]
+    modules = job["DefaultArguments"]["--additional-python-modules"].split(",")
+    assert job["DefaultArguments"]["--python-modules-installer-option"] == "--no-index"
+    assert any("/scripts/wheels/psycopg_binary-" in m and "x86_64" in m for m in modules), modules
+    for module in modules:
+        bucket, key = module.removeprefix("s3://").split("/", 1)
+        client(account, "s3").head_object(Bucket=bucket, Key=key)
+    assert job["Connections"] == {"Connections": ["glueline-network"]}
+
     # No --db-url any more: the target comes from the deployed secret.
     again = changes(glueline(account, "plan", "--json"))
     assert {c["action"] for c in again.values()} == {"unchanged"}, [

@@ -24,6 +24,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -36,7 +37,6 @@ from glueline.shared.audit import table_spec
 from glueline.shared.dbsecret import DbConnection
 from glueline.shared.lifecycle import NO_FILE_IDS
 
-PSYCOPG_REQUIREMENT = "psycopg[binary]==3.3.9"
 LAMBDA_RUNTIME = "python3.11"
 
 
@@ -255,7 +255,14 @@ class Bootstrap:
         return [
             self._plan_object(layout.SCRIPTS + packaging.GLUE_SCRIPT, packaging.glue_script()),
             self._plan_object(layout.SCRIPTS + packaging.GLUE_LIBRARY, packaging.glue_library_zip()),
+            *(self._plan_object(key, wheel.read_bytes()) for key, wheel in self.wheels.items()),
         ]
+
+    @property
+    def wheels(self) -> dict[str, Path]:
+        """S3 key → local wheel of each module the job installs from S3."""
+        prefix = layout.SCRIPTS + packaging.GLUE_WHEELS
+        return {prefix + w.name: w for w in packaging.glue_wheels(self.settings.glue_version)}
 
     def _plan_object(self, key: str, body: bytes) -> Change:
         s3 = self.client("s3")
@@ -584,7 +591,9 @@ class Bootstrap:
                 "--job-bookmark-option": "job-bookmark-enable",
                 "--TempDir": f"s3://{self.bucket}/{layout.TEMP}",
                 "--extra-py-files": scripts + packaging.GLUE_LIBRARY,
-                "--additional-python-modules": PSYCOPG_REQUIREMENT,
+                # Installed from the wheels deploy put in scripts/wheels/: no internet egress needed.
+                "--additional-python-modules": ",".join(f"s3://{self.bucket}/{key}" for key in self.wheels),
+                "--python-modules-installer-option": "--no-index",
                 "--enable-continuous-cloudwatch-log": "true",
                 "--AUDIT_TABLE": s.audit_table,
                 "--DB_SECRET_ID": s.db_secret_name,

@@ -17,9 +17,9 @@ import pytest
 from glueline.ops import packaging
 
 LAMBDA_RUNTIME = ["boto3"]  # the Lambda Python runtime: the standard library and boto3
-# Glue 5: the documented modules the job uses (pyspark comes with Spark), and what the job adds with
-# --additional-python-modules (psycopg).
-GLUE_RUNTIME = ["pyspark", "boto3", "numpy", "pandas", "pyarrow", "psycopg", "psycopg-binary"]
+# Glue 5: the documented modules the job uses (pyspark comes with Spark); what the job adds with
+# --additional-python-modules comes from the wheels deploy ships (packaging.glue_wheels).
+GLUE_RUNTIME = ["pyspark", "boto3", "numpy", "pandas", "pyarrow"]
 
 
 def names(archive: bytes) -> list[str]:
@@ -104,9 +104,18 @@ def test_the_glue_library_and_script_import_with_glue_5s_modules(tmp_path):
     script = tmp_path / "script"
     script.mkdir()
     (script / "etl_job.py").write_bytes(packaging.glue_script())
+    # What Glue does with --additional-python-modules and --python-modules-installer-option --no-index.
+    shipped = tmp_path / "shipped"
+    wheels = [str(w) for w in packaging.glue_wheels("5.0")]
+    assert any(Path(w).name.startswith("psycopg_binary-") and "cp311" in w and "x86_64" in w for w in wheels)
+    subprocess.run(  # with their requirements, from nothing but the shipped wheels
+        [sys.executable, "-m", "pip", "install", "--no-index", "-q", "--target", str(shipped), *wheels],
+        check=True,
+        capture_output=True,
+    )
     result = import_in_clean_interpreter(
-        [script, library, runtime_path(tmp_path, GLUE_RUNTIME)],
-        ["etl_job", *modules_of(names(library.read_bytes()))],
+        [script, library, runtime_path(tmp_path, GLUE_RUNTIME), shipped],
+        ["etl_job", "psycopg", *modules_of(names(library.read_bytes()))],
         absent=["pydantic", "typer", "rich", "glueline.ops", "glueline.local"],
     )
     assert "etl_job" in result["imported"] and "glueline.job.load" in result["imported"]
