@@ -61,6 +61,10 @@ class Settings(BaseSettings):
         None, description="PostgreSQL to load into (postgresql://…); default: the embedded server"
     )
 
+    db_ca_bundle: Path | None = Field(
+        None, description="CA bundle for sslmode=verify-full to RDS; default: AWS's global RDS bundle, downloaded"
+    )
+
     # -- the embedded stack ------------------------------------------------------------------------
     state_dir: Path = Path(".glueline")
     region: str = "us-east-1"

@@ -206,3 +206,19 @@ def test_plan_deploy_plan_destroy_on_an_account(account):
     removed = changes(glueline(account, "destroy", "--json", "--yes", "--delete-data"))
     assert {r for r, c in removed.items() if c["action"] == "deleted"} == data
     assert tagged(account) == set()
+
+
+def test_an_rds_database_is_verified_against_the_rds_ca_bundle(account, tmp_path):
+    """libpq's default (prefer) checks no certificate: for RDS, deploy stores verify-full and ships the
+    CA bundle to scripts/, from where the job reads it."""
+    bundle = tmp_path / "rds-ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    env = {**account, "GLUELINE_DB_CA_BUNDLE": str(bundle)}
+    url = "postgresql://etl:s3cr3t-pw@mydb.abc123.eu-west-1.rds.amazonaws.com:5432/bank"
+    changes(glueline(env, "deploy", "--db-url", url, "--json", "--yes"))
+    secret = json.loads(client(env, "secretsmanager").get_secret_value(SecretId="glueline/rds")["SecretString"])
+    assert secret["sslmode"] == "verify-full"
+    bucket, key = secret["sslrootcert"].removeprefix("s3://").split("/", 1)
+    assert key == "scripts/rds-ca-bundle.pem"
+    assert client(env, "s3").get_object(Bucket=bucket, Key=key)["Body"].read() == bundle.read_bytes()
+    assert {c["action"] for c in changes(glueline(env, "plan", "--json")).values()} == {"unchanged"}

@@ -21,9 +21,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import time
+import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -43,6 +45,8 @@ LAMBDA_RUNTIME = "python3.11"
 STACK_TAG = "glueline:stack"  # every resource deploy creates carries it; destroy finds them by it
 PLANNED = {"create": "created", "update": "updated", "unchanged": "unchanged"}
 GLUE_SECURITY_GROUP = "glueline-glue"
+RDS_CA_BUNDLE = "rds-ca-bundle.pem"  # under scripts/
+RDS_CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
 # What the job calls from its subnet, and how: S3 and DynamoDB have (free) gateway endpoints.
 ENDPOINT_SERVICES = {
     "s3": "Gateway",
@@ -142,6 +146,7 @@ class Bootstrap:
         self.account = self.session.client("sts").get_caller_identity()["Account"]
         self.bucket = settings.bucket_name(self.account, self.region)
         self.target = db.target(str(settings.table))  # where the rows go; part of every FileID
+        self.db = self._verified(db)
         self.tags = {STACK_TAG: settings.stack}
         self._network: Network | None = None
 
@@ -163,6 +168,31 @@ class Bootstrap:
 
     def client(self, service: str):
         return self.session.client(service, region_name=self.region)
+
+    def _verified(self, db: DbConnection) -> DbConnection:
+        """An RDS database left at libpq's default (``prefer``: encrypted if offered, the certificate not
+        checked) is connected to with ``verify-full`` against the RDS CA bundle, which deploy ships to
+        ``scripts/`` for the job. An sslmode given in the URL is kept as given."""
+        if not db.host.endswith(".rds.amazonaws.com") or db.sslmode != "prefer":
+            return db
+        return replace(db, sslmode="verify-full", sslrootcert=f"s3://{self.bucket}/{layout.SCRIPTS}{RDS_CA_BUNDLE}")
+
+    def _ca_bundle(self) -> bytes:
+        if self.settings.db_ca_bundle:
+            return Path(self.settings.db_ca_bundle).read_bytes()
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "glueline" / RDS_CA_BUNDLE
+        if not cache.exists():
+            try:
+                with urllib.request.urlopen(RDS_CA_BUNDLE_URL, timeout=30) as response:
+                    data = response.read()
+            except OSError as err:
+                raise BootstrapError(
+                    f"could not download the RDS CA bundle ({RDS_CA_BUNDLE_URL}): {err}; "
+                    "set GLUELINE_DB_CA_BUNDLE to a copy of it"
+                ) from err
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_bytes(data)
+        return cache.read_bytes()
 
     # -- plan, deploy, destroy ----------------------------------------------------------------------
 
@@ -256,6 +286,7 @@ class Bootstrap:
             self._plan_object(layout.SCRIPTS + packaging.GLUE_SCRIPT, packaging.glue_script()),
             self._plan_object(layout.SCRIPTS + packaging.GLUE_LIBRARY, packaging.glue_library_zip()),
             *(self._plan_object(key, wheel.read_bytes()) for key, wheel in self.wheels.items()),
+            *([self._plan_object(layout.SCRIPTS + RDS_CA_BUNDLE, self._ca_bundle())] if self.db.sslrootcert else []),
         ]
 
     @property

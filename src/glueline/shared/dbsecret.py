@@ -21,6 +21,7 @@ class DbConnection:
     username: str
     password: str = ""
     sslmode: str = "prefer"
+    sslrootcert: str = ""  # the CA bundle for verify-full: a local path, or s3://… (fetched where it runs)
 
     @classmethod
     def from_url(cls, url: str) -> DbConnection:
@@ -35,6 +36,7 @@ class DbConnection:
             username=unquote(parts.username or "postgres"),
             password=unquote(parts.password or ""),
             sslmode=query.get("sslmode", "prefer"),
+            sslrootcert=unquote(query.get("sslrootcert", "")),
         )
 
     @classmethod
@@ -47,6 +49,7 @@ class DbConnection:
             username=data["username"],
             password=data.get("password", ""),
             sslmode=data.get("sslmode", "prefer"),
+            sslrootcert=data.get("sslrootcert", ""),
         )
 
     @classmethod
@@ -63,6 +66,7 @@ class DbConnection:
                 "username": self.username,
                 "password": self.password,
                 "sslmode": self.sslmode,
+                **({"sslrootcert": self.sslrootcert} if self.sslrootcert else {}),
             },
             sort_keys=True,
         )
@@ -76,6 +80,7 @@ class DbConnection:
             "user": self.username,
             "password": self.password,
             "sslmode": self.sslmode,
+            **({"sslrootcert": _local_file(self.sslrootcert)} if self.sslrootcert else {}),
             "connect_timeout": 10,
             "application_name": "glueline",
         }
@@ -110,3 +115,20 @@ def _read_secret(secret_id: str) -> DbConnection:
     import boto3
 
     return DbConnection.from_secrets_manager(boto3.client("secretsmanager"), secret_id)
+
+
+@lru_cache(maxsize=8)
+def _local_file(location: str) -> str:
+    """A path libpq can read: ``s3://bucket/key`` is fetched once per process (the job's role may read
+    ``scripts/``), anything else is a path already."""
+    if not location.startswith("s3://"):
+        return location
+    import tempfile
+
+    import boto3
+
+    bucket, key = location.removeprefix("s3://").split("/", 1)
+    handle, path = tempfile.mkstemp(prefix="glueline-ca-", suffix=".pem")
+    with open(handle, "wb") as out:
+        out.write(boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+    return path

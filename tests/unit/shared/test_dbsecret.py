@@ -37,3 +37,18 @@ def test_spark_tasks_carry_the_secret_name_not_the_password(aws):
     assert b"s3cr3t-pw" not in pickle.dumps(reference)
     _read_secret.cache_clear()
     assert pickle.loads(pickle.dumps(reference)).connect_kwargs() == db.connect_kwargs()
+
+
+def test_a_ca_bundle_in_s3_is_fetched_where_the_connection_is_made(aws):
+    import boto3
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="ca-bucket")
+    s3.put_object(Bucket="ca-bucket", Key="scripts/rds-ca-bundle.pem", Body=b"PEM")
+    db = DbConnection.from_url(
+        "postgresql://etl:pw@mydb.abc.eu-west-1.rds.amazonaws.com/bank?sslmode=verify-full"
+        "&sslrootcert=s3://ca-bucket/scripts/rds-ca-bundle.pem"
+    )
+    assert DbConnection.from_secret(db.secret_string()) == db
+    kwargs = db.connect_kwargs()
+    assert kwargs["sslmode"] == "verify-full" and open(kwargs["sslrootcert"], "rb").read() == b"PEM"
