@@ -61,6 +61,13 @@ class Settings(BaseSettings):
         None, description="PostgreSQL to load into (postgresql://…); default: the embedded server"
     )
 
+    create_database: bool = Field(False, description="deploy creates the database: RDS PostgreSQL, private")
+    db_instance: str = "glueline-db"
+    db_instance_class: str = "db.t4g.micro"
+    db_allocated_storage_gb: int = 20
+    db_engine_version: str = "16"
+    db_name: str = "glueline"
+    db_username: str = "glueline"
     db_ca_bundle: Path | None = Field(
         None, description="CA bundle for sslmode=verify-full to RDS; default: AWS's global RDS bundle, downloaded"
     )

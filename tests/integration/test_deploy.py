@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import boto3
@@ -68,6 +69,8 @@ def account(tmp_path, monkeypatch):
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    # moto keeps its accounts in the process: every test starts from an empty one.
+    urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/moto-api/reset", method="POST")).close()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GLUELINE_"))}
     env |= {
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
@@ -142,6 +145,14 @@ def tagged(env: dict) -> set[str]:
     for group in ec2.describe_security_groups()["SecurityGroups"]:
         if any(t["Key"] == STACK_TAG for t in group.get("Tags", [])):
             found.add(f"security group {group['GroupName']}")
+    rds = client(env, "rds")
+    for instance in rds.describe_db_instances()["DBInstances"]:
+        if any(t["Key"] == STACK_TAG for t in instance.get("TagList", [])):
+            found.add(f"rds instance {instance['DBInstanceIdentifier']}")
+    for group in rds.describe_db_subnet_groups()["DBSubnetGroups"]:
+        tags = rds.list_tags_for_resource(ResourceName=group["DBSubnetGroupArn"])["TagList"]
+        if any(t["Key"] == STACK_TAG for t in tags):
+            found.add(f"db subnet group {group['DBSubnetGroupName']}")
     for rule in events.list_rules()["Rules"]:
         if any(t["Key"] == STACK_TAG for t in events.list_tags_for_resource(ResourceARN=rule["Arn"])["Tags"]):
             found.add(f"eventbridge rule {rule['Name']}")
@@ -222,3 +233,48 @@ def test_an_rds_database_is_verified_against_the_rds_ca_bundle(account, tmp_path
     assert key == "scripts/rds-ca-bundle.pem"
     assert client(env, "s3").get_object(Bucket=bucket, Key=key)["Body"].read() == bundle.read_bytes()
     assert {c["action"] for c in changes(glueline(env, "plan", "--json")).values()} == {"unchanged"}
+
+
+def test_deploy_creates_a_private_database_only_glue_can_reach(account, tmp_path):
+    bundle = tmp_path / "rds-ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    env = {**account, "GLUELINE_DB_CA_BUNDLE": str(bundle)}
+    planned = changes(glueline(env, "plan", "--create-database", "--json"))
+    assert {r for r, c in planned.items() if c["type"] in ("rds instance", "db subnet group")} == {
+        "rds instance glueline-db",
+        "db subnet group glueline-db",
+    }
+    assert planned["security group glueline-db"]["action"] == "create"
+    deployed = changes(glueline(env, "deploy", "--create-database", "--json", "--yes"))
+    assert {c["action"] for c in deployed.values()} == {"created"}
+
+    rds, ec2 = client(env, "rds"), client(env, "ec2")
+    (instance,) = rds.describe_db_instances(DBInstanceIdentifier="glueline-db")["DBInstances"]
+    assert (instance["Engine"], instance["EngineVersion"].split(".")[0]) == ("postgres", "16")
+    assert instance["PubliclyAccessible"] is False and instance["StorageEncrypted"] is True
+    assert instance["DeletionProtection"] is True and instance["MasterUserSecret"]["SecretArn"]
+    groups = {g["GroupName"]: g for g in ec2.describe_security_groups()["SecurityGroups"]}
+    (rule,) = groups["glueline-db"]["IpPermissions"]  # PostgreSQL from Glue's workers, nothing else
+    assert (rule["FromPort"], rule["ToPort"], rule["IpRanges"]) == (5432, 5432, [])
+    assert [p["GroupId"] for p in rule["UserIdGroupPairs"]] == [groups["glueline-glue"]["GroupId"]]
+    assert [v["VpcSecurityGroupId"] for v in instance["VpcSecurityGroups"]] == [groups["glueline-db"]["GroupId"]]
+
+    secret = json.loads(client(env, "secretsmanager").get_secret_value(SecretId="glueline/rds")["SecretString"])
+    assert secret["host"] == instance["Endpoint"]["Address"] and secret["password"] == ""
+    assert secret["password_secret"] == instance["MasterUserSecret"]["SecretArn"]
+    assert secret["sslmode"] == "verify-full"
+    lambda_env = client(env, "lambda").get_function(FunctionName="ETL_Lambda_Function")["Configuration"]
+    assert lambda_env["Environment"]["Variables"]["TARGET"].startswith(instance["Endpoint"]["Address"] + ":")
+
+    again = changes(glueline(env, "plan", "--json"))
+    assert {c["action"] for c in again.values()} == {"unchanged"}, [
+        c for c in again.values() if c["action"] != "unchanged"
+    ]
+    kept = changes(glueline(env, "destroy", "--json", "--yes"))
+    database = {"rds instance glueline-db", "db subnet group glueline-db", "security group glueline-db"}
+    assert {r for r, c in kept.items() if c["action"] == "kept"} >= database
+    assert tagged(env) >= database
+    removed = changes(glueline(env, "destroy", "--json", "--yes", "--delete-data"))
+    assert {r for r, c in removed.items() if c["action"] == "deleted"} >= database
+    assert tagged(env) == set()
+    assert rds.describe_db_snapshots()["DBSnapshots"]  # a final snapshot was kept

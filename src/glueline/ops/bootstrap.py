@@ -45,6 +45,7 @@ LAMBDA_RUNTIME = "python3.11"
 STACK_TAG = "glueline:stack"  # every resource deploy creates carries it; destroy finds them by it
 PLANNED = {"create": "created", "update": "updated", "unchanged": "unchanged"}
 GLUE_SECURITY_GROUP = "glueline-glue"
+DB_SECURITY_GROUP = "glueline-db"
 RDS_CA_BUNDLE = "rds-ca-bundle.pem"  # under scripts/
 RDS_CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
 # What the job calls from its subnet, and how: S3 and DynamoDB have (free) gateway endpoints.
@@ -136,19 +137,29 @@ class Bootstrap:
     the plan step by step (each step planned when the steps before it are applied), ``destroy()``
     removes what carries this stack's tag."""
 
-    def __init__(self, settings: Settings, db: DbConnection, session: boto3.Session | None = None, log=print):
+    def __init__(self, settings: Settings, db: DbConnection | None, session: boto3.Session | None = None, log=print):
+        """``db`` None: the database deploy creates (``settings.create_database``)."""
         self.settings = settings
-        self.db = db
         self.session = session or boto3.Session()
         self.log = log
         self.changes: list[Change] = []
         self.region = self.session.region_name or settings.region
         self.account = self.session.client("sts").get_caller_identity()["Account"]
         self.bucket = settings.bucket_name(self.account, self.region)
-        self.target = db.target(str(settings.table))  # where the rows go; part of every FileID
-        self.db = self._verified(db)
         self.tags = {STACK_TAG: settings.stack}
         self._network: Network | None = None
+        self._db = self._verified(db) if db is not None else None
+
+    @property
+    def db(self) -> DbConnection:
+        if self._db is None:
+            self._db = self._created_database()
+        return self._db
+
+    @property
+    def target(self) -> str:
+        """Where the rows go; part of every FileID."""
+        return self.db.target(str(self.settings.table))
 
     # -- names and ARNs -----------------------------------------------------------------------------
 
@@ -204,6 +215,7 @@ class Bootstrap:
             self.plan_audit_table,
             self.plan_security_group,
             self.plan_endpoints,
+            self.plan_database,
             self.plan_roles,
             self.plan_secret,
             self.plan_glue_connection,
@@ -343,15 +355,17 @@ class Bootstrap:
                     )
                 subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpcs[0]["VpcId"]]}])["Subnets"]
                 subnet = sorted(subnets, key=lambda n: (n["AvailabilityZone"], n["SubnetId"]))[0]
-            group = s.glue_security_group_id or self._own_security_group(ec2, subnet["VpcId"])
+            own = self._find_group(ec2, subnet["VpcId"], GLUE_SECURITY_GROUP)
+            group = s.glue_security_group_id or (own["GroupId"] if own else None)
             self._network = Network(subnet["VpcId"], subnet["SubnetId"], subnet["AvailabilityZone"], group)
         return self._network
 
-    def _own_security_group(self, ec2, vpc_id: str) -> str | None:
+    @staticmethod
+    def _find_group(ec2, vpc_id: str, name: str) -> dict[str, Any] | None:
         groups = ec2.describe_security_groups(
-            Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "group-name", "Values": [GLUE_SECURITY_GROUP]}]
+            Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "group-name", "Values": [name]}]
         )["SecurityGroups"]
-        return groups[0]["GroupId"] if groups else None
+        return groups[0] if groups else None
 
     def plan_security_group(self) -> list[Change]:
         """Glue's workers talk to each other on every TCP port: a rule that admits the group itself."""
@@ -449,6 +463,159 @@ class Bootstrap:
         update = lambda: glue.update_connection(Name=name, ConnectionInput=connection)  # noqa: E731
         return [self._change(f"glue connection {name}", "glue connection", changed, update, detail)]
 
+    # -- the database deploy creates (--create-database) ------------------------------------------------
+
+    def _created_database(self) -> DbConnection:
+        """The RDS instance as a connection (its password in the secret RDS manages); before deploy has
+        created it, a placeholder that names it."""
+        s = self.settings
+        if not s.create_database:
+            raise BootstrapError("no database: pass --db-url once, or --create-database")
+        rds = self.client("rds")
+        try:
+            instance = rds.describe_db_instances(DBInstanceIdentifier=s.db_instance)["DBInstances"][0]
+        except rds.exceptions.DBInstanceNotFoundFault:
+            return DbConnection(
+                host=f"{s.db_instance}.(created by deploy)",
+                port=5432,
+                dbname=s.db_name,
+                username=s.db_username,
+                sslmode="verify-full",
+                sslrootcert=f"s3://{self.bucket}/{layout.SCRIPTS}{RDS_CA_BUNDLE}",
+            )
+        endpoint = instance["Endpoint"]
+        return DbConnection(
+            host=endpoint["Address"],
+            port=int(endpoint["Port"]),
+            dbname=instance.get("DBName") or s.db_name,
+            username=instance["MasterUsername"],
+            sslmode="verify-full",
+            sslrootcert=f"s3://{self.bucket}/{layout.SCRIPTS}{RDS_CA_BUNDLE}",
+            password_secret=instance["MasterUserSecret"]["SecretArn"],
+        )
+
+    def plan_database(self) -> list[Change]:
+        """RDS PostgreSQL: private, encrypted, deletion protection on, the master password managed by RDS
+        in Secrets Manager (never seen by glueline), reachable on 5432 from Glue's security group only."""
+        s = self.settings
+        if not (s.create_database or self.db.password_secret):  # asked for, or created by an earlier deploy
+            return []
+        ec2, rds = self.client("ec2"), self.client("rds")
+        net = self.network
+        changes = []
+        group = self._find_group(ec2, net.vpc_id, DB_SECURITY_GROUP)
+        if group is None:
+
+            def create_group() -> None:
+                group = ec2.create_security_group(
+                    GroupName=DB_SECURITY_GROUP,
+                    Description="glueline: PostgreSQL, from Glue's workers only",
+                    VpcId=net.vpc_id,
+                    TagSpecifications=[{"ResourceType": "security-group", "Tags": _tag_list(self.tags)}],
+                )["GroupId"]
+                ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[self._database_ingress()])
+
+            changes.append(self._change(f"security group {DB_SECURITY_GROUP}", "security group", None, create_group))
+        else:
+            wanted = self._database_ingress()
+            admitted = [
+                (pair.get("GroupId"), permission.get("FromPort"))
+                for permission in group.get("IpPermissions", [])
+                for pair in permission.get("UserIdGroupPairs", [])
+            ]
+            changed = [] if (net.security_group_id, 5432) in admitted else ["ingress from Glue"]
+            if any(permission.get("IpRanges") for permission in group.get("IpPermissions", [])):
+                changed.append("ingress from addresses")
+
+            def converge(group=group) -> None:
+                for permission in group.get("IpPermissions", []):
+                    if permission.get("IpRanges"):  # never an address range, least of all 0.0.0.0/0
+                        ranges_only = {k: v for k, v in permission.items() if k != "UserIdGroupPairs"}
+                        ec2.revoke_security_group_ingress(GroupId=group["GroupId"], IpPermissions=[ranges_only])
+                if "ingress from Glue" in changed:
+                    ec2.authorize_security_group_ingress(GroupId=group["GroupId"], IpPermissions=[wanted])
+
+            detail = f"{group['GroupId']}: 5432 from {net.security_group_id}"
+            changes.append(
+                self._change(f"security group {DB_SECURITY_GROUP}", "security group", changed, converge, detail)
+            )
+        try:
+            rds.describe_db_subnet_groups(DBSubnetGroupName=s.db_instance)
+            changes.append(Change(f"db subnet group {s.db_instance}", "db subnet group", "unchanged"))
+        except rds.exceptions.DBSubnetGroupNotFoundFault:
+
+            def create_subnets() -> None:
+                subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [net.vpc_id]}])["Subnets"]
+                rds.create_db_subnet_group(
+                    DBSubnetGroupName=s.db_instance,
+                    DBSubnetGroupDescription="glueline: the database's subnets",
+                    SubnetIds=[n["SubnetId"] for n in subnets],
+                    Tags=_tag_list(self.tags),
+                )
+
+            changes.append(self._change(f"db subnet group {s.db_instance}", "db subnet group", None, create_subnets))
+        try:
+            instance = rds.describe_db_instances(DBInstanceIdentifier=s.db_instance)["DBInstances"][0]
+        except rds.exceptions.DBInstanceNotFoundFault:
+            instance = None
+        detail = f"PostgreSQL {s.db_engine_version}, {s.db_instance_class}, private, encrypted"
+        if instance is None:
+
+            def create_instance() -> None:
+                group = self._find_group(ec2, net.vpc_id, DB_SECURITY_GROUP)["GroupId"]
+                rds.create_db_instance(
+                    DBInstanceIdentifier=s.db_instance,
+                    Engine="postgres",
+                    EngineVersion=s.db_engine_version,
+                    DBInstanceClass=s.db_instance_class,
+                    AllocatedStorage=s.db_allocated_storage_gb,
+                    DBName=s.db_name,
+                    MasterUsername=s.db_username,
+                    ManageMasterUserPassword=True,
+                    StorageEncrypted=True,
+                    PubliclyAccessible=False,
+                    DeletionProtection=True,
+                    VpcSecurityGroupIds=[group],
+                    DBSubnetGroupName=s.db_instance,
+                    BackupRetentionPeriod=7,
+                    CopyTagsToSnapshot=True,
+                    Tags=_tag_list(self.tags),
+                )
+                rds.get_waiter("db_instance_available").wait(
+                    DBInstanceIdentifier=s.db_instance, WaiterConfig={"Delay": 30, "MaxAttempts": 80}
+                )
+                self._db = None  # now the instance itself
+
+            changes.append(self._change(f"rds instance {s.db_instance}", "rds instance", None, create_instance, detail))
+        else:
+            wanted = {"PubliclyAccessible": False, "StorageEncrypted": True, "DeletionProtection": True}
+            changed = [k for k, v in wanted.items() if instance.get(k) != v]
+            changed += _tag_drift({t["Key"]: t["Value"] for t in instance.get("TagList", [])}, self.tags)
+
+            def converge_instance() -> None:
+                if {"PubliclyAccessible", "DeletionProtection"} & set(changed):
+                    rds.modify_db_instance(
+                        DBInstanceIdentifier=s.db_instance,
+                        PubliclyAccessible=False,
+                        DeletionProtection=True,
+                        ApplyImmediately=True,
+                    )
+                rds.add_tags_to_resource(ResourceName=instance["DBInstanceArn"], Tags=_tag_list(self.tags))
+
+            # Encryption cannot be turned on in place; plan shows it, deploy cannot fix it.
+            changes.append(
+                self._change(f"rds instance {s.db_instance}", "rds instance", changed, converge_instance, detail)
+            )
+        return changes
+
+    def _database_ingress(self) -> dict[str, Any]:
+        return {
+            "IpProtocol": "tcp",
+            "FromPort": 5432,
+            "ToPort": 5432,
+            "UserIdGroupPairs": [{"GroupId": self.network.security_group_id, "Description": "Glue's workers"}],
+        }
+
     # -- IAM ----------------------------------------------------------------------------------------
 
     def role_policies(self) -> dict[str, tuple[str, dict]]:
@@ -461,6 +628,8 @@ class Bootstrap:
         lambda_logs = self.arn("logs", f"log-group:/aws/lambda/{s.lambda_function}")
         glue_logs = self.arn("logs", "log-group:/aws-glue/*")
         secret = self.arn("secretsmanager", f"secret:{s.db_secret_name}-??????")
+        # A database deploy created keeps its password in the secret RDS manages for it.
+        secrets = [secret] + ([self.db.password_secret] if self.db.password_secret else [])
         # Where files are and go: a move reads its destination first (layout.move_object), and S3 answers
         # a read of a missing key with 404 only to a caller allowed to list that key, else 403.
         placed = (layout.SOURCE, layout.PROCESSED, layout.REJECTED)
@@ -495,7 +664,7 @@ class Bootstrap:
                     (["s3:DeleteObject"], [objects(layout.SOURCE), objects(layout.TEMP)]),
                     (["dynamodb:GetItem", "dynamodb:UpdateItem"], [table]),
                     (["dynamodb:Query"], [index]),
-                    (["secretsmanager:GetSecretValue"], [secret]),
+                    (["secretsmanager:GetSecretValue"], secrets),
                     (["glue:GetJobRun"], [self.arn("glue", f"job/{s.glue_job}")]),
                     (
                         ["glue:GetConnection"],
@@ -865,6 +1034,9 @@ class Bootstrap:
         for group in _pages(ec2.describe_security_groups, "SecurityGroups", token="NextToken"):
             if not self._ours({t["Key"]: t["Value"] for t in group.get("Tags", [])}):
                 continue
+            if group["GroupName"] == DB_SECURITY_GROUP:
+                continue  # goes with the database (data)
+            self._forget_references(ec2, group["GroupId"])
             self._delete_security_group(ec2, group["GroupId"])
             done(f"security group {group['GroupName']}", "security group", "deleted", group["GroupId"])
         for role in _pages(iam.list_roles, "Roles", token="Marker", next_token="Marker"):
@@ -893,13 +1065,26 @@ class Bootstrap:
                     raise
                 time.sleep(15)
 
+    def _forget_references(self, ec2, group_id: str) -> None:
+        """Rules of this stack's other groups that admit ``group_id`` (the database's admits Glue's): a
+        group still referenced cannot be deleted."""
+        for other in _pages(ec2.describe_security_groups, "SecurityGroups", token="NextToken"):
+            if other["GroupId"] == group_id or not self._ours({t["Key"]: t["Value"] for t in other.get("Tags", [])}):
+                continue
+            for permission in other.get("IpPermissions", []):
+                pairs = [pair for pair in permission.get("UserIdGroupPairs", []) if pair.get("GroupId") == group_id]
+                if pairs:
+                    rule = {k: v for k, v in permission.items() if k in ("IpProtocol", "FromPort", "ToPort")}
+                    rule["UserIdGroupPairs"] = pairs  # as described: a rule is revoked by an exact match
+                    ec2.revoke_security_group_ingress(GroupId=other["GroupId"], IpPermissions=[rule])
+
     def _ours(self, tags: dict[str, str]) -> bool:
         return tags.get(STACK_TAG) == self.settings.stack
 
     def _data_resources(self) -> list[tuple[str, str, Callable[[], None]]]:
         """(resource, type, delete) of each tagged resource that holds data."""
         s3, ddb, sm = (self.client(n) for n in ("s3", "dynamodb", "secretsmanager"))
-        found: list[tuple[str, str, Callable[[], None]]] = []
+        found: list[tuple[str, str, Callable[[], None]]] = self._database_resources()
         for bucket in s3.list_buckets().get("Buckets", []):
             try:
                 tags = _tags(s3.get_bucket_tagging, Bucket=bucket["Name"])
@@ -921,6 +1106,42 @@ class Bootstrap:
             if self._ours({t["Key"]: t["Value"] for t in secret.get("Tags", [])}):
                 delete = lambda arn=secret["ARN"]: sm.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)  # noqa: E731
                 found.append((f"secret {secret['Name']}", "secret", delete))
+        return found
+
+    def _database_resources(self) -> list[tuple[str, str, Callable[[], None]]]:
+        """A database deploy created, then its subnet group and security group (in deletion order). The
+        instance is deleted with deletion protection lifted and a final snapshot kept."""
+        rds, ec2 = self.client("rds"), self.client("ec2")
+        found: list[tuple[str, str, Callable[[], None]]] = []
+        for instance in _pages(rds.describe_db_instances, "DBInstances", token="Marker"):
+            if not self._ours({t["Key"]: t["Value"] for t in instance.get("TagList", [])}):
+                continue
+            name = instance["DBInstanceIdentifier"]
+
+            def delete_instance(name=name) -> None:
+                rds.modify_db_instance(DBInstanceIdentifier=name, DeletionProtection=False, ApplyImmediately=True)
+                rds.delete_db_instance(
+                    DBInstanceIdentifier=name,
+                    SkipFinalSnapshot=False,
+                    FinalDBSnapshotIdentifier=f"{name}-final-{time.strftime('%Y%m%d%H%M%S')}",
+                )
+                rds.get_waiter("db_instance_deleted").wait(
+                    DBInstanceIdentifier=name, WaiterConfig={"Delay": 30, "MaxAttempts": 80}
+                )
+
+            found.append((f"rds instance {name}", "rds instance", delete_instance))
+        for group in _pages(rds.describe_db_subnet_groups, "DBSubnetGroups", token="Marker"):
+            tags = _tags(rds.list_tags_for_resource, ResourceName=group["DBSubnetGroupArn"])
+            if self._ours(tags):
+                name = group["DBSubnetGroupName"]
+                delete = lambda name=name: rds.delete_db_subnet_group(DBSubnetGroupName=name)  # noqa: E731
+                found.append((f"db subnet group {name}", "db subnet group", delete))
+        for group in _pages(ec2.describe_security_groups, "SecurityGroups", token="NextToken"):
+            if group["GroupName"] == DB_SECURITY_GROUP and self._ours(
+                {t["Key"]: t["Value"] for t in group.get("Tags", [])}
+            ):
+                delete = lambda group_id=group["GroupId"]: self._delete_security_group(ec2, group_id)  # noqa: E731
+                found.append((f"security group {DB_SECURITY_GROUP}", "security group", delete))
         return found
 
 
@@ -945,7 +1166,7 @@ def _tags(call, **kwargs) -> dict[str, str]:
         if "NoSuchTagSet" in str(err) or "NoSuchTagSetError" in type(err).__name__:
             return {}
         raise
-    items = answer.get("TagSet") or answer.get("Tags") or []
+    items = answer.get("TagSet") or answer.get("Tags") or answer.get("TagList") or []
     return {t["Key"]: t["Value"] for t in items}
 
 

@@ -44,10 +44,12 @@ DbUrl = Annotated[
 AsJson = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 
 
-def _settings(db_url: str | None = None) -> Settings:
+def _settings(db_url: str | None = None, create_database: bool = False) -> Settings:
     settings = Settings()
     if db_url:
         settings.db_url = db_url
+    if create_database:
+        settings.create_database = True
     return settings
 
 
@@ -64,17 +66,29 @@ Yes = Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmat
 _ACTION_COLOR = {"create": "green", "created": "green", "update": "yellow", "updated": "yellow", "deleted": "red"}
 
 
+CreateDatabase = Annotated[
+    bool,
+    typer.Option(
+        "--create-database",
+        help="create the database: RDS PostgreSQL, private, encrypted, deletion protection, password managed by RDS",
+    ),
+]
+
+
 def _database(settings: Settings, env, session: boto3.Session):
-    """The database to load into: --db-url, the embedded one, or the one the deployed secret names."""
+    """The database to load into: --db-url, the embedded one, the one the deployed secret names, or
+    (None) the one deploy creates with --create-database."""
     if env.db is not None:
         return env.db
     secrets = session.client("secretsmanager")
     try:
         return DbConnection.from_secrets_manager(secrets, settings.db_secret_name)
     except secrets.exceptions.ResourceNotFoundException:
+        if settings.create_database:
+            return None
         _fail(
             f"no database: pass --db-url once (it is stored in the secret {settings.db_secret_name}, "
-            "never printed), or set GLUELINE_DB_URL"
+            "never printed), set GLUELINE_DB_URL, or let deploy create one (--create-database)"
         )
 
 
@@ -196,10 +210,12 @@ def bootstrap_command(db_url: DbUrl = None) -> None:
 
 
 @app.command()
-def plan(db_url: DbUrl = None, profile: Profile = None, as_json: AsJson = False) -> None:
+def plan(
+    db_url: DbUrl = None, profile: Profile = None, as_json: AsJson = False, create_database: CreateDatabase = False
+) -> None:
     """What deploy would create, update or leave unchanged, resource by resource; changes nothing."""
     _use_profile(profile)
-    settings = _settings(db_url)
+    settings = _settings(db_url, create_database)
     try:
         with environment(settings) as env:
             session = boto3.Session()
@@ -210,10 +226,16 @@ def plan(db_url: DbUrl = None, profile: Profile = None, as_json: AsJson = False)
 
 
 @app.command()
-def deploy(db_url: DbUrl = None, profile: Profile = None, as_json: AsJson = False, yes: Yes = False) -> None:
+def deploy(
+    db_url: DbUrl = None,
+    profile: Profile = None,
+    as_json: AsJson = False,
+    yes: Yes = False,
+    create_database: CreateDatabase = False,
+) -> None:
     """Create or converge every resource (the plan, applied). Asks first on real AWS unless --yes."""
     _use_profile(profile)
-    settings = _settings(db_url)
+    settings = _settings(db_url, create_database)
     try:
         with environment(settings) as env:
             _confirm_account("deploy to", yes)

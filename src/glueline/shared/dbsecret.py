@@ -22,6 +22,7 @@ class DbConnection:
     password: str = ""
     sslmode: str = "prefer"
     sslrootcert: str = ""  # the CA bundle for verify-full: a local path, or s3://… (fetched where it runs)
+    password_secret: str = ""  # where the password is instead: a secret RDS manages (rotated by RDS)
 
     @classmethod
     def from_url(cls, url: str) -> DbConnection:
@@ -50,6 +51,7 @@ class DbConnection:
             password=data.get("password", ""),
             sslmode=data.get("sslmode", "prefer"),
             sslrootcert=data.get("sslrootcert", ""),
+            password_secret=data.get("password_secret", ""),
         )
 
     @classmethod
@@ -67,6 +69,7 @@ class DbConnection:
                 "password": self.password,
                 "sslmode": self.sslmode,
                 **({"sslrootcert": self.sslrootcert} if self.sslrootcert else {}),
+                **({"password_secret": self.password_secret} if self.password_secret else {}),
             },
             sort_keys=True,
         )
@@ -78,7 +81,7 @@ class DbConnection:
             "port": self.port,
             "dbname": self.dbname,
             "user": self.username,
-            "password": self.password,
+            "password": self.password or (_managed_password(self.password_secret) if self.password_secret else ""),
             "sslmode": self.sslmode,
             **({"sslrootcert": _local_file(self.sslrootcert)} if self.sslrootcert else {}),
             "connect_timeout": 10,
@@ -132,3 +135,10 @@ def _local_file(location: str) -> str:
     with open(handle, "wb") as out:
         out.write(boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
     return path
+
+
+def _managed_password(secret_id: str) -> str:
+    """The current password from a secret RDS manages (read at each connection: RDS rotates it)."""
+    import boto3
+
+    return json.loads(boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"])["password"]
