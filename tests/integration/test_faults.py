@@ -221,7 +221,7 @@ def test_a_move_takes_only_its_version_and_leaves_a_replacement_in_place(pipelin
         monday = s3.put_object(Bucket=bucket, Key=key, Body=b"monday")["ETag"]
         s3.put_object(Bucket=bucket, Key=key, Body=b"tuesday")
         with pytest.raises(s3.exceptions.ClientError, match="PreconditionFailed"):
-            layout.move_object(s3, bucket, key, monday, "moves-done/", "aaaaaaaa11")
+            layout.move_object(s3, bucket, key, monday, 6, "moves-done/", "aaaaaaaa11")
         assert pipeline.keys("moves-done/") == []
         assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"tuesday"
     finally:

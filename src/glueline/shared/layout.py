@@ -47,7 +47,12 @@ def rejected_rows_key(source_key: str, run_id: str) -> str:
     return f"{REJECTED_ROWS}{file_name(source_key)}/{run_id}.csv"
 
 
-def move_object(s3, bucket: str, source_key: str, etag: str, prefix: str, fid: str) -> str:
+# One CopyObject copies at most 5 GB; a larger object is copied in parts (UploadPartCopy), each part
+# pinned to the same version.
+SINGLE_COPY_MAX_BYTES = 5 * 1024**3
+
+
+def move_object(s3, bucket: str, source_key: str, etag: str, size: int, prefix: str, fid: str) -> str:
     """Move exactly the version ``etag`` of ``source_key`` under ``prefix`` (copy, then delete) and return
     its final key.
 
@@ -69,9 +74,11 @@ def move_object(s3, bucket: str, source_key: str, etag: str, prefix: str, fid: s
         condition = {}
         if existing["ETag"] != etag:
             dest = disambiguated_key(dest, fid)
-    s3.copy_object(
-        Bucket=bucket, Key=dest, CopySource={"Bucket": bucket, "Key": source_key}, CopySourceIfMatch=etag, **condition
-    )
+    source = {"Bucket": bucket, "Key": source_key}
+    if size > SINGLE_COPY_MAX_BYTES:
+        s3.copy(source, bucket, dest, ExtraArgs={"CopySourceIfMatch": etag})
+    else:
+        s3.copy_object(Bucket=bucket, Key=dest, CopySource=source, CopySourceIfMatch=etag, **condition)
     try:
         s3.delete_object(Bucket=bucket, Key=source_key, IfMatch=etag)
     except s3.exceptions.ClientError as err:

@@ -220,7 +220,9 @@ class Lifecycle:
 
     def _redeliver(self, existing: AuditRecord) -> str:
         prefix = layout.PROCESSED if existing.status == Status.COMPLETED else layout.REJECTED
-        layout.move_object(self.s3, existing.bucket, existing.source_key, existing.etag, prefix, existing.file_id)
+        layout.move_object(
+            self.s3, existing.bucket, existing.source_key, existing.etag, existing.size, prefix, existing.file_id
+        )
         self.audit.update(
             existing.file_id,
             {"LastRedeliveryTimestamp": utc_now()},
@@ -292,7 +294,7 @@ class Lifecycle:
             rejected_rows_key = layout.rejected_rows_key(record.source_key, run_id)
             self.s3.upload_file(outcome.rejected_rows_file, record.bucket, rejected_rows_key)
         final_key = layout.move_object(
-            self.s3, record.bucket, record.source_key, record.etag, layout.PROCESSED, record.file_id
+            self.s3, record.bucket, record.source_key, record.etag, record.size, layout.PROCESSED, record.file_id
         )
         timings = {**outcome.timings, "move": time.perf_counter() - started}
         changes: dict[str, Any] = {
@@ -328,7 +330,7 @@ class Lifecycle:
         if move:
             try:
                 changes["FinalKey"] = layout.move_object(
-                    self.s3, record.bucket, record.source_key, record.etag, layout.REJECTED, record.file_id
+                    self.s3, record.bucket, record.source_key, record.etag, record.size, layout.REJECTED, record.file_id
                 )
             except self.s3.exceptions.ClientError as err:  # the object itself is unreachable: say so
                 reason += f" (the file could not be moved to rejected/: {err})"

@@ -207,7 +207,9 @@ def test_a_file_moved_by_an_attempt_that_crashed_before_recording_it_is_complete
     """The rows are committed before the move: a file found in processed/ was loaded."""
     (fid,) = upload(aws, "a.csv")
     crashed = aws.lifecycle().claim(aws.audit.get(fid), "jr_dead")
-    layout.move_object(aws.s3, BUCKET, crashed.source_key, crashed.etag, layout.PROCESSED, fid)  # then it died
+    layout.move_object(
+        aws.s3, BUCKET, crashed.source_key, crashed.etag, crashed.size, layout.PROCESSED, fid
+    )  # then it died
     loader = ScriptedLoader()
     assert JobRun(aws.lifecycle(glue=None), "jr_2", lambda: loader, log=lambda m: None).run() == []
     record = aws.audit.get(fid)

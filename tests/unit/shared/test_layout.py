@@ -1,3 +1,5 @@
+import pytest
+
 from glueline.shared import layout
 
 from ..conftest import BUCKET
@@ -15,8 +17,10 @@ def test_keys():
 
 def test_a_move_never_overwrites_other_content(aws):
     def move(fid: str) -> str:
-        etag = aws.s3.head_object(Bucket=BUCKET, Key="source/daily.csv")["ETag"]
-        return layout.move_object(aws.s3, BUCKET, "source/daily.csv", etag, layout.PROCESSED, fid)
+        head = aws.s3.head_object(Bucket=BUCKET, Key="source/daily.csv")
+        return layout.move_object(
+            aws.s3, BUCKET, "source/daily.csv", head["ETag"], head["ContentLength"], layout.PROCESSED, fid
+        )
 
     aws.put("source/daily.csv", b"monday")
     assert move("aaaaaaaa11") == "processed/daily.csv"
@@ -25,3 +29,19 @@ def test_a_move_never_overwrites_other_content(aws):
     aws.put("source/daily.csv", b"monday")  # the same content again goes where it went before
     assert move("aaaaaaaa11") == "processed/daily.csv"
     assert aws.keys() == ["processed/daily.bbbbbbbb.csv", "processed/daily.csv"]
+
+
+def test_an_object_too_large_for_one_copy_is_moved_in_parts_of_its_version(aws, monkeypatch):
+    monkeypatch.setattr(layout, "SINGLE_COPY_MAX_BYTES", 16)  # S3's limit is 5 GB
+    body = b"x" * (9 << 20)  # more than one part of the managed copy
+    etag = aws.put("source/big.csv", body)
+    assert layout.move_object(aws.s3, BUCKET, "source/big.csv", etag, len(body), layout.PROCESSED, "f1") == (
+        "processed/big.csv"
+    )
+    assert aws.keys() == ["processed/big.csv"]
+    assert aws.s3.get_object(Bucket=BUCKET, Key="processed/big.csv")["Body"].read() == body
+    old = aws.put("source/big.csv", body)
+    aws.put("source/big.csv", body + b"y")  # replaced before the move of the old version
+    with pytest.raises(aws.s3.exceptions.ClientError):
+        layout.move_object(aws.s3, BUCKET, "source/big.csv", old, len(body), layout.REJECTED, "f2")
+    assert aws.keys() == ["processed/big.csv", "source/big.csv"]
