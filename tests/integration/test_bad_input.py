@@ -208,3 +208,23 @@ def test_keys_with_spaces_plus_non_ascii_and_glob_characters_flow_end_to_end(cle
     ]
     assert p.query("SELECT count(*) FROM transactions") == [(len(names),)]
     assert p.keys("source/") == []
+
+
+def test_a_row_from_a_later_upload_is_not_undone_by_an_earlier_file(clean_pipeline, tmp_path):
+    """A retried or late older file must not overwrite what a newer upload already set: the row keeps the
+    newer values and the older file's row counts as a duplicate (read = loaded + rejected + duplicates)."""
+    p = clean_pipeline
+    (tmp_path / "newer.csv").write_text(HEADER + "\n" + row(950001, TransactionAmount="2.00") + "\n")
+    (newer,) = p.wait(p.upload(tmp_path / "newer.csv"))
+    # As if that row came from a file uploaded after the one below (S3 sets upload times, tests cannot).
+    p.execute("UPDATE transactions SET source_uploaded_at = now() + interval '1 day' WHERE transactionid = 950001")
+    (tmp_path / "older.csv").write_text(
+        HEADER + "\n" + row(950001, TransactionAmount="1.00") + "\n" + row(950002) + "\n"
+    )
+    (older,) = p.wait(p.upload(tmp_path / "older.csv"))
+    assert older.status == Status.COMPLETED
+    assert (older.counts.rows_read, older.counts.rows_loaded, older.counts.rows_duplicate) == (2, 1, 1)
+    assert p.query("SELECT transactionid, transactionamount, file_id FROM transactions ORDER BY 1") == [
+        (950001, Decimal("2.00"), newer.file_id),
+        (950002, Decimal("10.00"), older.file_id),
+    ]

@@ -151,7 +151,11 @@ class BatchLoader:
             InputFile(i, c.record.file_id, path, c.integrity.header)
             for i, (c, path) in enumerate(zip(claimed, paths, strict=True))
         ]
-        lineage = {c.record.file_id: f"s3://{c.record.bucket}/{c.record.source_key}" for c in claimed}
+        # Where each file's rows come from, and when it was uploaded (a newer upload's rows win).
+        lineage = {
+            c.record.file_id: (f"s3://{c.record.bucket}/{c.record.source_key}", c.record.upload_timestamp)
+            for c in claimed
+        }
         try:
             # One connection for the driver's statements: each file's tables, then each file's transaction.
             try:
@@ -167,7 +171,7 @@ class BatchLoader:
             for path in paths:
                 self.source.discard(path)
 
-    def _load(self, conn, files: list[InputFile], lineage: dict[str, str], timings: dict) -> dict:
+    def _load(self, conn, files: list[InputFile], lineage: dict[str, tuple[str, str]], timings: dict) -> dict:
         started = time.perf_counter()
         batch = schema.batch_name([f.file_id for f in files])
         copy_seconds = self.spark.sparkContext.accumulator(0.0)
@@ -205,7 +209,10 @@ class BatchLoader:
             stats[values.pop(FILE)].parts.append(_Part(split=values.pop(SPLIT), **values))
         return stats
 
-    def _merge(self, conn, f: InputFile, stats: _FileStats, source_file: str, batch: dict[str, float]) -> Outcome:
+    def _merge(
+        self, conn, f: InputFile, stats: _FileStats, source: tuple[str, str], batch: dict[str, float]
+    ) -> Outcome:
+        source_file, uploaded = source
         started = time.perf_counter()
         rejected_file = None
         with conn.transaction():  # commits on success
@@ -220,10 +227,10 @@ class BatchLoader:
             conn.execute("SET LOCAL work_mem = '256MB'")
             try:
                 with conn.transaction():  # a savepoint: new TransactionIDs, each once, need no more
-                    loaded = conn.execute(schema.insert_staging(self.table, f.file_id, source_file)).rowcount
+                    loaded = conn.execute(schema.insert_staging(self.table, f.file_id, source_file, uploaded)).rowcount
                     filled, replaced = stats.total("filled"), stats.total("replaced")
             except psycopg.errors.UniqueViolation:
-                upsert = schema.upsert_staging(self.table, f.file_id, source_file)
+                upsert = schema.upsert_staging(self.table, f.file_id, source_file, uploaded)
                 loaded, filled, replaced = conn.execute(upsert).fetchone()
             conn.execute(schema.drop_file_tables(self.table, f.file_id))
         read, rejected = stats.total("records"), stats.total("rejected")

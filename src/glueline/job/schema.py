@@ -37,6 +37,9 @@ DATA_COLUMNS: tuple[tuple[str, str, str], ...] = (
 LINEAGE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("source_file", "text", "NOT NULL"),  # s3://bucket/source/<name> the row was loaded from
     ("file_id", "text", "NOT NULL"),  # the audit item's FileID
+    # When that file was uploaded: a row is only ever replaced by one from a file uploaded as late or
+    # later, so a retried older file cannot undo a newer file's update.
+    ("source_uploaded_at", "timestamptz", ""),
     ("dq_flags", "jsonb", ""),  # what cleaning changed, e.g. {"customerid_filled": true, ...}
     ("loaded_at", "timestamptz", "NOT NULL DEFAULT now()"),
 )
@@ -97,9 +100,18 @@ def create_target(table: TableName) -> sql.Composed:
         sql.SQL("{} {} {}").format(sql.Identifier(c), sql.SQL(t), sql.SQL(k))
         for c, t, k in DATA_COLUMNS + LINEAGE_COLUMNS
     ]
-    return sql.SQL("CREATE SCHEMA IF NOT EXISTS {schema}; CREATE TABLE IF NOT EXISTS {t} ({cols})").format(
+    # A table from an earlier release gets the columns added since (those that may be added in place).
+    added = [
+        sql.SQL("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {c} {type}").format(
+            t=table.identifier(), c=sql.Identifier(c), type=sql.SQL(t)
+        )
+        for c, t, k in LINEAGE_COLUMNS
+        if "NOT NULL" not in k
+    ]
+    create = sql.SQL("CREATE SCHEMA IF NOT EXISTS {schema}; CREATE TABLE IF NOT EXISTS {t} ({cols})").format(
         schema=sql.Identifier(table.schema), t=table.identifier(), cols=sql.SQL(", ").join(columns)
     )
+    return sql.SQL("; ").join([create, *added])
 
 
 # A rejected row as the loader stores it: where it was read (its file's index in the batch, the split's
@@ -186,34 +198,42 @@ def _moved_columns() -> tuple[sql.Composable, tuple[str, ...]]:
     return sql.SQL(", ").join(map(sql.Identifier, moved)), moved
 
 
-def insert_staging(table: TableName, fid: str, source_file: str) -> sql.Composed:
+def insert_staging(table: TableName, fid: str, source_file: str, uploaded: str) -> sql.Composed:
     """The fast path: insert the staged rows as they are. It fails with a UniqueViolation when the
     file repeats a TransactionID or holds one the target already has; then ``upsert_staging`` runs."""
     cols, _ = _moved_columns()
     return sql.SQL(
-        "INSERT INTO {t} ({cols}, source_file, file_id, loaded_at) SELECT {cols}, {source}, {fid}, now() FROM {s}"
+        "INSERT INTO {t} ({cols}, source_file, file_id, source_uploaded_at, loaded_at) "
+        "SELECT {cols}, {source}, {fid}, {uploaded}::timestamptz, now() FROM {s}"
     ).format(
-        t=table.identifier(), cols=cols, source=sql.Literal(source_file), fid=sql.Literal(fid), s=table.staging(fid)
+        t=table.identifier(),
+        cols=cols,
+        source=sql.Literal(source_file),
+        fid=sql.Literal(fid),
+        uploaded=sql.Literal(uploaded),
+        s=table.staging(fid),
     )
 
 
-def upsert_staging(table: TableName, fid: str, source_file: str) -> sql.Composed:
+def upsert_staging(table: TableName, fid: str, source_file: str, uploaded: str) -> sql.Composed:
     """The general path: the last occurrence of each TransactionID in file order, inserted or
-    overwriting the target's row (newest load wins). Returns one row: (rows upserted, CustomerIDs
-    filled, dates replaced) among the upserted rows."""
+    overwriting the target's row — unless that row came from a file uploaded later (a retried older
+    file does not undo a newer one; its row then counts as a duplicate). Returns one row: (rows
+    upserted, CustomerIDs filled, dates replaced) among the upserted rows."""
     cols, moved = _moved_columns()
     updates = sql.SQL(", ").join(
         sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c))
-        for c in moved[1:] + ("source_file", "file_id", "loaded_at")
+        for c in moved[1:] + ("source_file", "file_id", "source_uploaded_at", "loaded_at")
     )
     return sql.SQL(
         """
         WITH upserted AS (
-            INSERT INTO {t} AS t ({cols}, source_file, file_id, loaded_at)
-            SELECT {cols}, {source}, {fid}, now() FROM (
+            INSERT INTO {t} AS t ({cols}, source_file, file_id, source_uploaded_at, loaded_at)
+            SELECT {cols}, {source}, {fid}, {uploaded}::timestamptz, now() FROM (
                 SELECT DISTINCT ON (transactionid) {cols} FROM {s} ORDER BY transactionid, file_position DESC
             ) AS latest
             ON CONFLICT (transactionid) DO UPDATE SET {updates}
+            WHERE t.source_uploaded_at IS NULL OR t.source_uploaded_at <= EXCLUDED.source_uploaded_at
             RETURNING t.dq_flags
         )
         SELECT count(*),
@@ -227,6 +247,7 @@ def upsert_staging(table: TableName, fid: str, source_file: str) -> sql.Composed
         s=table.staging(fid),
         source=sql.Literal(source_file),
         fid=sql.Literal(fid),
+        uploaded=sql.Literal(uploaded),
         updates=updates,
         filled=sql.Literal(FLAG_CUSTOMER_ID_FILLED),
         replaced=sql.Literal(FLAG_DATE_ORIGINAL),
