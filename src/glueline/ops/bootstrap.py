@@ -646,7 +646,8 @@ class Bootstrap:
                     (["s3:ListBucket"], [bucket], {"StringLike": {"s3:prefix": [f"{p}*" for p in placed]}}),
                     (["s3:GetObject"], [objects(p) for p in placed]),
                     (["s3:PutObject"], [objects(layout.PROCESSED), objects(layout.REJECTED)]),
-                    (["s3:DeleteObject"], [objects(layout.SOURCE)]),
+                    # rejected/: the copy a give-up left, when the same file is uploaded again to retry it
+                    (["s3:DeleteObject"], [objects(layout.SOURCE), objects(layout.REJECTED)]),
                     (["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], [table]),
                     (["dynamodb:Query"], [index]),
                     (["glue:StartJobRun", "glue:GetJobRun"], [self.arn("glue", f"job/{s.glue_job}")]),

@@ -116,6 +116,7 @@ class AuditRecord:
     redeliveries: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
     last_redelivery_timestamp: str | None = None
+    gave_up: bool | None = None  # REJECTED because its attempts ran out, not for its content
     updated_at: str | None = None
 
     def to_item(self) -> dict[str, Any]:
@@ -166,6 +167,7 @@ _ATTRIBUTE = {
     "redeliveries": "Redeliveries",
     "timings": "Timings",
     "last_redelivery_timestamp": "LastRedeliveryTimestamp",
+    "gave_up": "GaveUp",
     "updated_at": "UpdatedAt",
 }
 _COUNT_ATTRIBUTE = {

@@ -12,7 +12,8 @@ audit table (``glueline.shared.audit``) only stores what it decides, and the S3 
   so the schedule and an S3 event racing for the same file create one item. A file whose header breaks
   the contract is rejected right there, without paying for a Glue run; any other becomes PENDING.
 * **redeliver** (Lambda): content with a final outcome for this target, uploaded again, goes straight to
-  the first copy's final place and is counted; nothing is loaded twice.
+  the first copy's final place and is counted; nothing is loaded twice. Except a file *given up* (its
+  attempts ran out, not its content refused): uploaded again, it is PENDING with its attempts back.
 * **work**: what a Glue run must take now: PENDING files, FAILED ones with attempts left (the retry), and
   PROCESSING ones whose holder died (its Glue run ended, or a Lambda claim older than any Lambda lives).
 * **claim** (job): PROCESSING, one more attempt; conditional on the item being as it was read, so two
@@ -177,6 +178,8 @@ class Lifecycle:
         existing = self.audit.get(fid)
         if existing is not None:
             if existing.status in Status.FINAL and self._in_source(ref.bucket, ref.key, etag):
+                if existing.status == Status.REJECTED and existing.gave_up:
+                    return fid, self._reopen(existing)
                 return fid, self._redeliver(existing)
             return fid, existing.status
         try:
@@ -230,6 +233,26 @@ class Lifecycle:
             increment=("Redeliveries",),
         )
         return REDELIVERED
+
+    def _reopen(self, existing: AuditRecord) -> str:
+        """A file given up (its attempts ran out — an outage, a bug since fixed — not its content
+        refused), uploaded again: the operator's retry. It is PENDING with its attempts back, and the
+        copy the give-up left in rejected/ goes: the new upload is the file now."""
+        reopened = self.audit.update(
+            existing.file_id,
+            {"Status": Status.PENDING, attribute("attempts"): 0, "LastRedeliveryTimestamp": utc_now()},
+            expect={"Status": Status.REJECTED, "UpdatedAt": existing.updated_at},
+            increment=("Redeliveries",),
+            remove=("GaveUp", "FinalKey", "GlueJobID", "ProcessingStartTimestamp", "ProcessingEndTimestamp"),
+        )
+        if reopened is None:
+            return CLAIMED  # a concurrent trigger reopened it first
+        if existing.final_key:
+            try:
+                self.s3.delete_object(Bucket=existing.bucket, Key=existing.final_key, IfMatch=existing.etag)
+            except self.s3.exceptions.ClientError:
+                pass  # already gone, or another file's now
+        return Status.PENDING
 
     def _in_source(self, bucket: str, key: str, etag: str) -> bool:
         """Is this exact version in source/ now? Asked after reading a final status, which is written
@@ -318,15 +341,21 @@ class Lifecycle:
         if not counts:
             changes[attribute("attempts")] = record.attempts - 1
         elif record.attempts >= self.max_attempts:
-            self.reject(record, f"gave up after {record.attempts} attempt(s); last error: {message}", holder=run_id)
+            reason = f"gave up after {record.attempts} attempt(s); last error: {message}"
+            self.reject(record, reason, holder=run_id, gave_up=True)
             return Status.REJECTED
         self._finish(record, run_id, {**changes, "ProcessingEndTimestamp": utc_now()})
         return Status.FAILED
 
-    def reject(self, record: AuditRecord, reason: str, holder: str | None, move: bool = True) -> None:
+    def reject(
+        self, record: AuditRecord, reason: str, holder: str | None, move: bool = True, gave_up: bool = False
+    ) -> None:
         """REJECTED, and the file in rejected/ (``move``: it is still in source/ to be moved). ``holder``
-        is the Glue run holding the claim, None for a Lambda's claim."""
-        changes = {"Status": Status.REJECTED, "ProcessingEndTimestamp": utc_now()}
+        is the Glue run holding the claim, None for a Lambda's claim. ``gave_up``: its attempts ran out
+        (uploading it again retries it; a file refused for its content stays refused)."""
+        changes: dict[str, Any] = {"Status": Status.REJECTED, "ProcessingEndTimestamp": utc_now()}
+        if gave_up:
+            changes["GaveUp"] = True
         if move:
             try:
                 changes["FinalKey"] = layout.move_object(

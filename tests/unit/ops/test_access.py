@@ -264,9 +264,12 @@ def test_every_call_of_the_lambda_and_the_job_is_allowed_by_its_role(account):
             Request(s.glue_role, "s3:ListBucket", f"arn:aws:s3:::{account.bucket}", (("s3:prefix", key),)),
         ]
 
-    # The Lambda again: a.csv's content uploaded once more is a redelivery to processed/.
+    # The Lambda again: a.csv's content uploaded once more is a redelivery to processed/; c.csv, given up,
+    # uploaded again is the operator's retry (its copy in rejected/ goes).
     assert announce("a.csv", GOOD_CSV)["files"] == {"source/a.csv": "REDELIVERED"}
-    assert account.keys() == ["processed/a.csv", "processed/b.csv", "rejected/bad.csv", "rejected/c.csv"]
+    c_again = announce("c.csv", GOOD_CSV + b"3,ACC,1,2024-07-13,deposit,1.00,USD,2.00,3,4,c\n")
+    assert c_again["files"] == {"source/c.csv": Status.PENDING}
+    assert account.keys() == ["processed/a.csv", "processed/b.csv", "rejected/bad.csv", "source/c.csv"]
 
     assert lambda_calls.untranslated == [] and job_calls.untranslated == []
     requests = list(dict.fromkeys(lambda_calls.requests + job_calls.requests))

@@ -79,6 +79,22 @@ def test_identical_content_with_a_final_outcome_is_a_redelivery(aws):
     assert aws.keys() == ["processed/a.csv"]
 
 
+def test_a_file_given_up_and_uploaded_again_is_retried_but_a_refused_one_stays_refused(aws):
+    lifecycle = aws.lifecycle(max_attempts=1)
+    fid, _ = lifecycle.admit(announce(aws, "source/a.csv"))
+    record = lifecycle.claim(aws.audit.get(fid), "jr_1")
+    assert lifecycle.fail(record, "jr_1", "OperationalError: the server closed the connection") == Status.REJECTED
+    assert aws.audit.get(fid).gave_up and aws.keys() == ["rejected/a.csv"]
+    assert lifecycle.admit(announce(aws, "source/a.csv")) == (fid, Status.PENDING)  # the operator's retry
+    retried = aws.audit.get(fid)
+    assert (retried.status, retried.attempts, retried.gave_up, retried.final_key) == (Status.PENDING, 0, None, None)
+    assert aws.keys() == ["source/a.csv"] and lifecycle.work() == [retried]  # one place: the upload
+    bad = announce(aws, "source/bad.csv", b"TransactionID,Amount\n1,2\n")
+    bad_fid, _ = lifecycle.admit(bad)
+    assert lifecycle.admit(announce(aws, "source/bad.csv", b"TransactionID,Amount\n1,2\n")) == (bad_fid, REDELIVERED)
+    assert aws.audit.get(bad_fid).status == Status.REJECTED and "rejected/bad.csv" in aws.keys()
+
+
 def test_the_same_file_for_another_target_is_another_file(aws):
     """Loaded into one database, the file is not loaded into another: it is new work there."""
     first = aws.lifecycle()
