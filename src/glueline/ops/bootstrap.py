@@ -390,7 +390,7 @@ class Bootstrap:
             return [self._change(resource, "security group", None, create, f"in {net.vpc_id}")]
         group = ec2.describe_security_groups(GroupIds=[net.security_group_id])["SecurityGroups"][0]
         changed = [] if _self_referencing(group) else ["self-referencing ingress"]
-        changed += _tag_drift({t["Key"]: t["Value"] for t in group.get("Tags", [])}, self.tags)
+        changed += _tag_drift(_tag_dict(group.get("Tags", [])), self.tags)
 
         def converge() -> None:
             if "self-referencing ingress" in changed:
@@ -590,7 +590,7 @@ class Bootstrap:
         else:
             wanted = {"PubliclyAccessible": False, "StorageEncrypted": True, "DeletionProtection": True}
             changed = [k for k, v in wanted.items() if instance.get(k) != v]
-            changed += _tag_drift({t["Key"]: t["Value"] for t in instance.get("TagList", [])}, self.tags)
+            changed += _tag_drift(_tag_dict(instance.get("TagList", [])), self.tags)
 
             def converge_instance() -> None:
                 if {"PubliclyAccessible", "DeletionProtection"} & set(changed):
@@ -763,7 +763,7 @@ class Bootstrap:
                 )
 
             return [self._change(f"secret {name}", "secret", None, create, shown)]
-        changed = _tag_drift({t["Key"]: t["Value"] for t in described.get("Tags", [])}, self.tags)
+        changed = _tag_drift(_tag_dict(described.get("Tags", [])), self.tags)
         if sm.get_secret_value(SecretId=name)["SecretString"] != value:
             changed.append("value")
 
@@ -1026,14 +1026,14 @@ class Bootstrap:
         endpoints = [
             e
             for e in _pages(ec2.describe_vpc_endpoints, "VpcEndpoints", token="NextToken")
-            if self._ours({t["Key"]: t["Value"] for t in e.get("Tags", [])}) and _endpoint_alive(e)
+            if self._ours(_tag_dict(e.get("Tags", []))) and _endpoint_alive(e)
         ]
         if endpoints:
             ec2.delete_vpc_endpoints(VpcEndpointIds=[e["VpcEndpointId"] for e in endpoints])
             for endpoint in endpoints:
                 done(f"vpc endpoint {endpoint['ServiceName']}", "vpc endpoint", "deleted", endpoint["VpcEndpointId"])
         for group in _pages(ec2.describe_security_groups, "SecurityGroups", token="NextToken"):
-            if not self._ours({t["Key"]: t["Value"] for t in group.get("Tags", [])}):
+            if not self._ours(_tag_dict(group.get("Tags", []))):
                 continue
             if group["GroupName"] == DB_SECURITY_GROUP:
                 continue  # goes with the database (data)
@@ -1070,7 +1070,7 @@ class Bootstrap:
         """Rules of this stack's other groups that admit ``group_id`` (the database's admits Glue's): a
         group still referenced cannot be deleted."""
         for other in _pages(ec2.describe_security_groups, "SecurityGroups", token="NextToken"):
-            if other["GroupId"] == group_id or not self._ours({t["Key"]: t["Value"] for t in other.get("Tags", [])}):
+            if other["GroupId"] == group_id or not self._ours(_tag_dict(other.get("Tags", []))):
                 continue
             for permission in other.get("IpPermissions", []):
                 pairs = [pair for pair in permission.get("UserIdGroupPairs", []) if pair.get("GroupId") == group_id]
@@ -1104,7 +1104,7 @@ class Bootstrap:
                     (f"dynamodb {table}", "dynamodb table", lambda table=table: ddb.delete_table(TableName=table))
                 )
         for secret in _pages(sm.list_secrets, "SecretList", token="NextToken"):
-            if self._ours({t["Key"]: t["Value"] for t in secret.get("Tags", [])}):
+            if self._ours(_tag_dict(secret.get("Tags", []))):
                 delete = lambda arn=secret["ARN"]: sm.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)  # noqa: E731
                 found.append((f"secret {secret['Name']}", "secret", delete))
         return found
@@ -1115,7 +1115,7 @@ class Bootstrap:
         rds, ec2 = self.client("rds"), self.client("ec2")
         found: list[tuple[str, str, Callable[[], None]]] = []
         for instance in _pages(rds.describe_db_instances, "DBInstances", token="Marker"):
-            if not self._ours({t["Key"]: t["Value"] for t in instance.get("TagList", [])}):
+            if not self._ours(_tag_dict(instance.get("TagList", []))):
                 continue
             name = instance["DBInstanceIdentifier"]
 
@@ -1138,9 +1138,7 @@ class Bootstrap:
                 delete = lambda name=name: rds.delete_db_subnet_group(DBSubnetGroupName=name)  # noqa: E731
                 found.append((f"db subnet group {name}", "db subnet group", delete))
         for group in _pages(ec2.describe_security_groups, "SecurityGroups", token="NextToken"):
-            if group["GroupName"] == DB_SECURITY_GROUP and self._ours(
-                {t["Key"]: t["Value"] for t in group.get("Tags", [])}
-            ):
+            if group["GroupName"] == DB_SECURITY_GROUP and self._ours(_tag_dict(group.get("Tags", []))):
                 delete = lambda group_id=group["GroupId"]: self._delete_security_group(ec2, group_id)  # noqa: E731
                 found.append((f"security group {DB_SECURITY_GROUP}", "security group", delete))
         return found
@@ -1167,7 +1165,11 @@ def _tags(call, **kwargs) -> dict[str, str]:
         if "NoSuchTagSet" in str(err) or "NoSuchTagSetError" in type(err).__name__:
             return {}
         raise
-    items = answer.get("TagSet") or answer.get("Tags") or answer.get("TagList") or []
+    return _tag_dict(answer.get("TagSet") or answer.get("Tags") or answer.get("TagList") or [])
+
+
+def _tag_dict(items: list[dict[str, str]]) -> dict[str, str]:
+    """AWS's list of ``{"Key", "Value"}`` as a dict."""
     return {t["Key"]: t["Value"] for t in items}
 
 
