@@ -58,14 +58,23 @@ def collect_files(paths: list[Path]) -> list[Path]:
     return files
 
 
+SINGLE_PUT_MAX_BYTES = 5 * 1024**3  # one PutObject takes at most 5 GB
+
+
 def upload(s3, bucket: str, files: list[Path], target: str) -> list[Upload]:
     """Put each file under source/; ``target`` (see DbConnection.target) is part of its FileID."""
     uploads = []
     for path in files:
         key = layout.SOURCE + path.name
         sent_at = utc_now()
-        s3.upload_file(str(path), bucket, key)
-        etag = s3.head_object(Bucket=bucket, Key=key)["ETag"]
+        if path.stat().st_size <= SINGLE_PUT_MAX_BYTES:
+            # The ETag comes with the answer: by the time a HEAD could ask, the Lambda may already have
+            # moved the object (a redelivery takes no Glue run).
+            with open(path, "rb") as body:
+                etag = s3.put_object(Bucket=bucket, Key=key, Body=body)["ETag"]
+        else:
+            s3.upload_file(str(path), bucket, key)
+            etag = s3.head_object(Bucket=bucket, Key=key)["ETag"]
         uploads.append(Upload(path, key, file_id(bucket, key, etag, target), target, sent_at))
     return uploads
 
