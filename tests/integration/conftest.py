@@ -32,6 +32,8 @@ from glueline.shared.dbsecret import DbConnection
 from glueline.shared.events import scheduled_event
 from glueline.shared.lifecycle import ACTIVE_RUN_STATES
 
+from ..access.iam import CALL_LOG_VARIABLE, RECORDER_DIR
+
 SAMPLES = bundled("samples")
 
 
@@ -82,6 +84,11 @@ class Pipeline:
     def keys(self, prefix: str) -> list[str]:
         listing = self.client("s3").list_objects_v2(Bucket=self.bucket, Prefix=prefix)
         return sorted(o["Key"] for o in listing.get("Contents", []) if o["Key"] != prefix)
+
+    @property
+    def aws_call_log(self) -> Path:
+        """The AWS calls the Lambda and the Glue job made, one JSON line each."""
+        return Path(os.environ[CALL_LOG_VARIABLE])
 
     def query(self, statement: str, *params):
         with psycopg.connect(**self.db.connect_kwargs()) as conn:
@@ -151,6 +158,10 @@ def pipeline():
     state_dir = Path(tempfile.mkdtemp(prefix="glueline-it-"))
     os.chmod(state_dir, 0o755)  # the PostgreSQL user must be able to enter it
     saved_environment = dict(os.environ)
+    # The stack's processes inherit both: the Lambda's and the job's AWS calls are recorded (see
+    # tests/access/record/sitecustomize.py) for the access test on the stack.
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(RECORDER_DIR), os.environ.get("PYTHONPATH")]))
+    os.environ[CALL_LOG_VARIABLE] = str(state_dir / "aws-calls.jsonl")
     settings = Settings(state_dir=state_dir)
     stack = EmbeddedStack(settings)
     info = stack.start()

@@ -1,30 +1,15 @@
 """Would IAM allow what the Lambda and the Glue job do? Emulators enforce no IAM, so this test records
-every AWS call each side makes while it handles files (real boto3 clients against moto), turns each call
-into the IAM requests AWS authorizes for it — action, resource ARN, condition keys such as ``s3:prefix`` —
-and has each evaluated against the role policy bootstrap deploys, by a maintained IAM simulator
-(``@cloud-copilot/iam-simulate``, run by Node from ``tests/access``).
-
-AWS rules modelled (from the S3 and DynamoDB authorization references):
-* HeadObject and GetObject need ``s3:GetObject`` on the key; when the key is missing, S3 answers 404 only
-  to a caller allowed ``s3:ListBucket`` on the bucket for that key, else 403 — so a 404 the code relies
-  on needs that ListBucket too.
-* CopyObject needs ``s3:GetObject`` on the source and ``s3:PutObject`` on the destination.
-* ListObjectsV2 needs ``s3:ListBucket`` on the bucket with ``s3:prefix`` set to the request's prefix.
-* A DynamoDB Query on an index needs ``dynamodb:Query`` on ``table/<name>/index/<index>``.
-On AWS, Spark reads the claimed object through Glue's S3 filesystem, outside boto3: its requests
-(``s3:GetObject`` on the key, ``s3:ListBucket`` for the key's prefix) are added for the job.
-
-Any operation this test cannot translate fails it, so a new kind of call cannot slip past unchecked.
+every AWS call each side makes while it handles files — a new file, a refused one, the sweep, loads, a
+failure given up, a redelivery, a retry — (real boto3 clients against moto) and has the IAM requests
+they need evaluated against the role policies bootstrap deploys (``tests/access/iam.py``). On AWS, Spark
+reads the claimed object through Glue's S3 filesystem, outside boto3: its requests (``s3:GetObject`` on
+the key, ``s3:ListBucket`` for the key's prefix) are added for the job.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import subprocess
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import boto3
 import pytest
@@ -38,30 +23,16 @@ from glueline.shared.dbsecret import DbConnection
 from glueline.shared.events import object_created_event, scheduled_event
 from glueline.shared.lifecycle import Lifecycle
 
+from ...access.iam import Request, denied, ensure_simulator, evaluate, iam_requests
 from ..conftest import GOOD_CSV
 from ..job.test_run import ScriptedLoader
 
-ACCESS_DIR = Path(__file__).resolve().parents[2] / "access"
 DB = DbConnection(host="db.example", port=5432, dbname="bank", username="etl", password="secret")
-
-
-@dataclass(frozen=True)
-class Request:
-    """One IAM authorization request."""
-
-    role: str
-    action: str
-    resource: str
-    context: tuple[tuple[str, str], ...] = ()
-
-    def __str__(self) -> str:
-        condition = "".join(f" {k}={v!r}" for k, v in self.context)
-        return f"{self.role}: {self.action} on {self.resource}{condition}"
 
 
 @dataclass
 class Recorder:
-    """Turns the calls of clients it is attached to into IAM requests of one role."""
+    """The IAM requests of one role's calls, made through the clients it hands out."""
 
     role: str
     region: str
@@ -79,89 +50,20 @@ class Recorder:
         context["glueline_params"] = dict(params)
 
     def _after(self, http_response, model, context, **_):
-        params = context.get("glueline_params", {})
         service, operation = model.service_model.service_name, model.name
-        translated = self._translate(service, operation, params, http_response.status_code)
+        params = context.get("glueline_params", {})
+        translated = iam_requests(
+            self.role, self.region, self.account, service, operation, params, http_response.status_code
+        )
         if translated is None:
             self.untranslated.append(f"{service}.{operation}")
         else:
             self.requests.extend(translated)
 
-    def _request(self, action: str, resource: str, **context: str) -> Request:
-        return Request(self.role, action, resource, tuple(sorted(context.items())))
-
-    def _translate(self, service: str, operation: str, params: dict, status: int) -> list[Request] | None:
-        arn = lambda svc, res: f"arn:aws:{svc}:{self.region}:{self.account}:{res}"  # noqa: E731
-        if service == "s3":
-            bucket = params.get("Bucket", "")
-            obj = f"arn:aws:s3:::{bucket}/{params.get('Key', '')}"
-            if operation in ("HeadObject", "GetObject"):
-                requests = [self._request("s3:GetObject", obj)]
-                if status == 404:  # S3 says "not found" only to a caller who may list that key
-                    requests.append(
-                        self._request("s3:ListBucket", f"arn:aws:s3:::{bucket}", **{"s3:prefix": params["Key"]})
-                    )
-                return requests
-            if operation in ("PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"):
-                return [self._request("s3:PutObject", obj)]
-            if operation == "CopyObject":
-                source = params["CopySource"]
-                return [
-                    self._request("s3:GetObject", f"arn:aws:s3:::{source['Bucket']}/{source['Key']}"),
-                    self._request("s3:PutObject", obj),
-                ]
-            if operation == "DeleteObject":
-                return [self._request("s3:DeleteObject", obj)]
-            if operation in ("ListObjectsV2", "ListObjects"):
-                return [
-                    self._request("s3:ListBucket", f"arn:aws:s3:::{bucket}", **{"s3:prefix": params.get("Prefix", "")})
-                ]
-            return None
-        if service == "dynamodb" and operation in ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan"):
-            resource = f"table/{params['TableName']}"
-            if params.get("IndexName"):
-                resource += f"/index/{params['IndexName']}"
-            return [self._request(f"dynamodb:{operation}", arn("dynamodb", resource))]
-        if service == "glue" and operation in ("StartJobRun", "GetJobRun", "GetJobRuns"):
-            return [self._request(f"glue:{operation}", arn("glue", f"job/{params['JobName']}"))]
-        if service == "secretsmanager" and operation == "GetSecretValue":
-            # IAM sees the secret's full ARN: its name and six random characters.
-            return [
-                self._request(
-                    "secretsmanager:GetSecretValue", arn("secretsmanager", f"secret:{params['SecretId']}-AbCdEf")
-                )
-            ]
-        return None
-
-
-def evaluate(policies: dict[str, dict], account: str, requests: list[Request]) -> list[str]:
-    """The simulator's decision for each request."""
-    payload = {
-        "policies": policies,
-        "account": account,
-        "requests": [
-            {"role": r.role, "action": r.action, "resource": r.resource, "context": dict(r.context)} for r in requests
-        ],
-    }
-    answer = subprocess.run(
-        ["node", str(ACCESS_DIR / "simulate.mjs")],
-        input=json.dumps(payload),
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ACCESS_DIR,
-    )
-    return json.loads(answer.stdout)
-
 
 @pytest.fixture(scope="module", autouse=True)
 def simulator():
-    """The simulator's Node packages, installed from the lock file when missing (``make test`` and CI
-    install them first)."""
-    if shutil.which("node") is None:
-        pytest.fail("the access test needs Node.js (apt-get install nodejs npm)")
-    if not (ACCESS_DIR / "node_modules" / "@cloud-copilot" / "iam-simulate").exists():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=ACCESS_DIR, check=True, capture_output=True)
+    ensure_simulator()
 
 
 @dataclass
@@ -272,13 +174,8 @@ def test_every_call_of_the_lambda_and_the_job_is_allowed_by_its_role(account):
     assert account.keys() == ["processed/a.csv", "processed/b.csv", "rejected/bad.csv", "source/c.csv"]
 
     assert lambda_calls.untranslated == [] and job_calls.untranslated == []
-    requests = list(dict.fromkeys(lambda_calls.requests + job_calls.requests))
-    denied = [
-        f"{request} → {decision}"
-        for request, decision in zip(requests, evaluate(account.policies, account.account, requests), strict=True)
-        if decision != "Allowed"
-    ]
-    assert denied == [], "IAM would refuse:\n" + "\n".join(denied)
+    refused = denied(account.policies, account.account, lambda_calls.requests + job_calls.requests)
+    assert refused == [], "IAM would refuse:\n" + "\n".join(refused)
 
 
 def test_the_simulator_refuses_what_iam_refuses(account):
