@@ -203,3 +203,18 @@ def test_a_killed_glueline_run_stops_the_stack_it_started(tmp_path):
     finally:
         run.kill()
         subprocess.run([glueline, "clean"], capture_output=True, env=env, timeout=120)
+
+
+def test_glueline_up_never_prints_an_external_databases_password(tmp_path):
+    state = Path(tempfile.mkdtemp(prefix="glueline-external-"))
+    os.chmod(state, 0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env |= {"GLUELINE_STATE_DIR": str(state), "GLUELINE_DB_URL": "postgresql://etl:s3cr3t-pw@db.example:5432/bank"}
+    glueline = str(Path(sys.executable).with_name("glueline"))
+    try:
+        up = subprocess.run([glueline, "up", "-d"], capture_output=True, text=True, env=env, timeout=300)
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "postgresql://etl@db.example:5432/bank" in up.stdout
+        assert "s3cr3t-pw" not in up.stdout + up.stderr
+    finally:
+        subprocess.run([glueline, "clean"], capture_output=True, env=env, timeout=120)

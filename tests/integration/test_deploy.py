@@ -190,6 +190,14 @@ def test_plan_deploy_plan_destroy_on_an_account(account):
         client(account, "s3").head_object(Bucket=bucket, Key=key)
     assert job["Connections"] == {"Connections": ["glueline-network"]}
 
+    # --profile selects the account exactly as AWS_PROFILE does: a profile with the emulator's endpoint.
+    config = Path(account["GLUELINE_STATE_DIR"]).parent / "aws-config"
+    config.write_text(f"[profile moto]\nendpoint_url = {account['AWS_ENDPOINT_URL']}\nregion = {REGION}\n")
+    by_profile = {k: v for k, v in account.items() if k not in ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")}
+    by_profile["AWS_CONFIG_FILE"] = str(config)
+    profiled = changes(glueline(by_profile, "plan", "--profile", "moto", "--json"))
+    assert {c["action"] for c in profiled.values()} == {"unchanged"}
+
     # No --db-url any more: the target comes from the deployed secret.
     again = changes(glueline(account, "plan", "--json"))
     assert {c["action"] for c in again.values()} == {"unchanged"}, [
