@@ -6,6 +6,8 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -128,6 +130,16 @@ def _bootstrap(settings: Settings, env, quiet: bool, as_json: bool = False) -> B
     return boot
 
 
+@contextmanager
+def _environment(settings: Settings) -> Iterator:
+    """The environment a command talks to; none configured and none running is a clear error (exit 2)."""
+    try:
+        with environment(settings) as env:
+            yield env
+    except NoEnvironmentError as error:
+        _fail(str(error))
+
+
 def _use_profile(profile: str | None) -> None:
     """--profile selects the AWS configuration exactly as AWS_PROFILE does; nothing else changes."""
     if profile:
@@ -202,11 +214,8 @@ def clean() -> None:
 def bootstrap_command(db_url: DbUrl = None) -> None:
     """Create or converge every AWS resource and the database schema (idempotent)."""
     settings = _settings(db_url)
-    try:
-        with environment(settings) as env:
-            _bootstrap(settings, env, quiet=False)
-    except NoEnvironmentError as error:
-        _fail(str(error))
+    with _environment(settings) as env:
+        _bootstrap(settings, env, quiet=False)
 
 
 @app.command()
@@ -216,13 +225,10 @@ def plan(
     """What deploy would create, update or leave unchanged, resource by resource; changes nothing."""
     _use_profile(profile)
     settings = _settings(db_url, create_database)
-    try:
-        with environment(settings) as env:
-            session = boto3.Session()
-            boot = Bootstrap(settings, _database(settings, env, session), session, log=lambda change: None)
-            _show_changes(boot.plan(), f"plan ({env.description})", as_json)
-    except NoEnvironmentError as error:
-        _fail(str(error))
+    with _environment(settings) as env:
+        session = boto3.Session()
+        boot = Bootstrap(settings, _database(settings, env, session), session, log=lambda change: None)
+        _show_changes(boot.plan(), f"plan ({env.description})", as_json)
 
 
 @app.command()
@@ -236,12 +242,9 @@ def deploy(
     """Create or converge every resource (the plan, applied). Asks first on real AWS unless --yes."""
     _use_profile(profile)
     settings = _settings(db_url, create_database)
-    try:
-        with environment(settings) as env:
-            _confirm_account("deploy to", yes)
-            _bootstrap(settings, env, quiet=False, as_json=as_json)
-    except NoEnvironmentError as error:
-        _fail(str(error))
+    with _environment(settings) as env:
+        _confirm_account("deploy to", yes)
+        _bootstrap(settings, env, quiet=False, as_json=as_json)
 
 
 @app.command()
@@ -256,17 +259,14 @@ def destroy(
     """Remove what deploy created (found by its glueline:stack tag); keeps what holds data unless --delete-data."""
     _use_profile(profile)
     settings = _settings()
-    try:
-        with environment(settings) as env:
-            _confirm_account("destroy the pipeline in", yes)
-            session = boto3.Session()
-            changes = _destroyer(settings, env, session).destroy(delete_data=delete_data)
-            _show_changes(changes, f"destroy ({env.description})", as_json)
-            kept = [c.resource for c in changes if c.action == "kept"]
-            if kept and not as_json:
-                out.print(f"Kept (they hold data; --delete-data removes them): {', '.join(kept)}")
-    except NoEnvironmentError as error:
-        _fail(str(error))
+    with _environment(settings) as env:
+        _confirm_account("destroy the pipeline in", yes)
+        session = boto3.Session()
+        changes = _destroyer(settings, env, session).destroy(delete_data=delete_data)
+        _show_changes(changes, f"destroy ({env.description})", as_json)
+        kept = [c.resource for c in changes if c.action == "kept"]
+        if kept and not as_json:
+            out.print(f"Kept (they hold data; --delete-data removes them): {', '.join(kept)}")
 
 
 def _destroyer(settings: Settings, env, session: boto3.Session) -> Bootstrap:
@@ -291,16 +291,13 @@ def _confirm_account(what: str, yes: bool) -> None:
 def status(as_json: AsJson = False, db_url: DbUrl = None) -> None:
     """The audit table (S3_Audit_1): every file, its status and counts."""
     settings = _settings(db_url)
-    try:
-        with environment(settings) as env:
-            session = boto3.Session()
-            records = AuditTable(session.client("dynamodb"), settings.audit_table).all()
-            account = session.client("sts").get_caller_identity()["Account"]
-            bucket = settings.bucket_name(account, session.region_name or settings.region)
-            target = env.db.target(str(settings.table)) if env.db else None
-            result = report.build(records, bucket, target, str(settings.table), count_rows(env.db, settings.table))
-    except NoEnvironmentError as error:
-        _fail(str(error))
+    with _environment(settings) as env:
+        session = boto3.Session()
+        records = AuditTable(session.client("dynamodb"), settings.audit_table).all()
+        account = session.client("sts").get_caller_identity()["Account"]
+        bucket = settings.bucket_name(account, session.region_name or settings.region)
+        target = env.db.target(str(settings.table)) if env.db else None
+        result = report.build(records, bucket, target, str(settings.table), count_rows(env.db, settings.table))
     if as_json:
         print(json.dumps(result, indent=2))
     else:
@@ -315,16 +312,13 @@ def trigger(
     if not schedule:
         _fail("say what to send: --schedule")
     settings = _settings()
-    try:
-        with environment(settings):
-            session = boto3.Session()
-            region = session.region_name or settings.region
-            account = session.client("sts").get_caller_identity()["Account"]
-            event = scheduled_event(account, region, settings.schedule_rule)
-            lam = session.client("lambda", config=Config(read_timeout=settings.lambda_timeout_seconds + 30))
-            response = lam.invoke(FunctionName=settings.lambda_function, Payload=json.dumps(event).encode())
-    except NoEnvironmentError as error:
-        _fail(str(error))
+    with _environment(settings):
+        session = boto3.Session()
+        region = session.region_name or settings.region
+        account = session.client("sts").get_caller_identity()["Account"]
+        event = scheduled_event(account, region, settings.schedule_rule)
+        lam = session.client("lambda", config=Config(read_timeout=settings.lambda_timeout_seconds + 30))
+        response = lam.invoke(FunctionName=settings.lambda_function, Payload=json.dumps(event).encode())
     payload = json.loads(response["Payload"].read() or b"null")
     print(json.dumps(payload, indent=2))
     if response.get("FunctionError"):
