@@ -26,6 +26,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -301,7 +302,7 @@ class Bootstrap:
             *([self._plan_object(layout.SCRIPTS + RDS_CA_BUNDLE, self._ca_bundle())] if self.db.sslrootcert else []),
         ]
 
-    @property
+    @cached_property
     def wheels(self) -> dict[str, Path]:
         """S3 key → local wheel of each module the job installs from S3."""
         prefix = layout.SCRIPTS + packaging.GLUE_WHEELS
@@ -360,6 +361,17 @@ class Bootstrap:
             self._network = Network(subnet["VpcId"], subnet["SubnetId"], subnet["AvailabilityZone"], group)
         return self._network
 
+    def _create_group(self, ec2, name: str, description: str, ingress: Callable[..., dict[str, Any]]) -> None:
+        """A tagged security group in the network's VPC with one ingress rule (``ingress`` is given the
+        new group's id: a rule may admit the group itself)."""
+        group = ec2.create_security_group(
+            GroupName=name,
+            Description=description,
+            VpcId=self.network.vpc_id,
+            TagSpecifications=[{"ResourceType": "security-group", "Tags": _tag_list(self.tags)}],
+        )["GroupId"]
+        ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[ingress(group)])
+
     @staticmethod
     def _find_group(ec2, vpc_id: str, name: str) -> dict[str, Any] | None:
         groups = ec2.describe_security_groups(
@@ -378,13 +390,12 @@ class Bootstrap:
         if net.security_group_id is None:
 
             def create() -> None:
-                group = ec2.create_security_group(
-                    GroupName=GLUE_SECURITY_GROUP,
-                    Description="glueline: Glue workers (self-referencing) and the pipeline's VPC endpoints",
-                    VpcId=net.vpc_id,
-                    TagSpecifications=[{"ResourceType": "security-group", "Tags": _tag_list(self.tags)}],
-                )["GroupId"]
-                ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[_self_reference(group)])
+                self._create_group(
+                    ec2,
+                    GLUE_SECURITY_GROUP,
+                    "glueline: Glue workers (self-referencing) and the pipeline's VPC endpoints",
+                    _self_reference,
+                )
                 self._network = None  # resolved again, with the new group
 
             return [self._change(resource, "security group", None, create, f"in {net.vpc_id}")]
@@ -507,13 +518,12 @@ class Bootstrap:
         if group is None:
 
             def create_group() -> None:
-                group = ec2.create_security_group(
-                    GroupName=DB_SECURITY_GROUP,
-                    Description="glueline: PostgreSQL, from Glue's workers only",
-                    VpcId=net.vpc_id,
-                    TagSpecifications=[{"ResourceType": "security-group", "Tags": _tag_list(self.tags)}],
-                )["GroupId"]
-                ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[self._database_ingress()])
+                self._create_group(
+                    ec2,
+                    DB_SECURITY_GROUP,
+                    "glueline: PostgreSQL, from Glue's workers only",
+                    lambda group: self._database_ingress(),
+                )
 
             changes.append(self._change(f"security group {DB_SECURITY_GROUP}", "security group", None, create_group))
         else:
