@@ -16,6 +16,18 @@ import pytest
 from glueline.ops.bootstrap import Bootstrap
 from glueline.shared.dbsecret import DbConnection
 
+GLUELINE = str(Path(sys.executable).with_name("glueline"))
+
+
+def user_shell(kind: str) -> tuple[Path, dict[str, str]]:
+    """A state directory of its own (PostgreSQL's user may enter it) and the environment a user's shell
+    would give the CLI: no AWS configuration, so the embedded stack of that directory."""
+    state = Path(tempfile.mkdtemp(prefix=f"glueline-{kind}-"))
+    os.chmod(state, 0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["GLUELINE_STATE_DIR"] = str(state)
+    return state, env
+
 
 def test_a_second_bootstrap_changes_nothing(pipeline):
     changes = Bootstrap(pipeline.settings, pipeline.db, log=lambda change: None).run()
@@ -66,27 +78,23 @@ def test_no_secret_in_function_environment_job_arguments_or_audit(pipeline):
 
 
 def test_glueline_up_and_down(tmp_path):
-    state = Path(tempfile.mkdtemp(prefix="glueline-up-"))
-    os.chmod(state, 0o755)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env["GLUELINE_STATE_DIR"] = str(state)
-    glueline = str(Path(sys.executable).with_name("glueline"))
+    state, env = user_shell("up")
     try:
-        up = subprocess.run([glueline, "up", "-d"], capture_output=True, text=True, env=env, timeout=180)
+        up = subprocess.run([GLUELINE, "up", "-d"], capture_output=True, text=True, env=env, timeout=180)
         assert up.returncode == 0, up.stdout + up.stderr
         url = next(word for word in up.stdout.split() if word.startswith("postgresql://"))
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT to_regclass('public.transactions') IS NOT NULL").fetchone()[0]
         assert "AWS_CONFIG_FILE=" in up.stdout and (state / "aws-config").exists()
-        status = subprocess.run([glueline, "status", "--json"], capture_output=True, text=True, env=env, timeout=60)
+        status = subprocess.run([GLUELINE, "status", "--json"], capture_output=True, text=True, env=env, timeout=60)
         assert status.returncode == 0 and json.loads(status.stdout)["files"] == []
         stack = json.loads((state / "stack.json").read_text())
     finally:
-        down = subprocess.run([glueline, "down"], capture_output=True, text=True, env=env, timeout=120)
+        down = subprocess.run([GLUELINE, "down"], capture_output=True, text=True, env=env, timeout=120)
     assert down.returncode == 0 and "Stopped" in down.stdout
     for pid in stack["pids"].values():
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
-    again = subprocess.run([glueline, "status"], capture_output=True, text=True, env=env, timeout=60)
+    again = subprocess.run([GLUELINE, "status"], capture_output=True, text=True, env=env, timeout=60)
     assert again.returncode == 2 and "glueline up" in again.stderr
 
 
@@ -99,10 +107,9 @@ def test_a_state_directory_postgresql_cannot_enter_still_works(tmp_path):
     state = home / "project" / ".glueline"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["GLUELINE_STATE_DIR"] = str(state)
-    glueline = str(Path(sys.executable).with_name("glueline"))
 
     def run(*args):
-        return subprocess.run([glueline, *args], capture_output=True, text=True, env=env, timeout=180)
+        return subprocess.run([GLUELINE, *args], capture_output=True, text=True, env=env, timeout=180)
 
     try:
         up = run("up", "-d")
@@ -161,19 +168,15 @@ def test_an_installed_wheel_bootstraps_the_running_pipeline_unchanged(pipeline, 
 def test_make_run_twice_redelivers_the_same_files(tmp_path):
     """`glueline run` with no stack running starts one and stops it; run again, the same samples are
     the same files for the same database (its port is kept): redeliveries, no second load."""
-    state = Path(tempfile.mkdtemp(prefix="glueline-twice-"))
-    os.chmod(state, 0o755)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env["GLUELINE_STATE_DIR"] = str(state)
-    glueline = str(Path(sys.executable).with_name("glueline"))
+    state, env = user_shell("twice")
     try:
         reports = []
         for _ in range(2):
-            result = subprocess.run([glueline, "run", "--json"], capture_output=True, text=True, env=env, timeout=600)
+            result = subprocess.run([GLUELINE, "run", "--json"], capture_output=True, text=True, env=env, timeout=600)
             assert result.returncode == 0, result.stderr
             reports.append(json.loads(result.stdout))
     finally:
-        subprocess.run([glueline, "clean"], capture_output=True, env=env, timeout=120)
+        subprocess.run([GLUELINE, "clean"], capture_output=True, env=env, timeout=120)
     first, second = reports
     assert second["target"] == first["target"]
     assert [f["file_id"] for f in second["files"]] == [f["file_id"] for f in first["files"]]
@@ -183,12 +186,8 @@ def test_make_run_twice_redelivers_the_same_files(tmp_path):
 
 def test_a_killed_glueline_run_stops_the_stack_it_started(tmp_path):
     """SIGTERM (a `kill`, a CI timeout) in the middle of `glueline run`: no process of its stack is left."""
-    state = Path(tempfile.mkdtemp(prefix="glueline-killed-"))
-    os.chmod(state, 0o755)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env["GLUELINE_STATE_DIR"] = str(state)
-    glueline = str(Path(sys.executable).with_name("glueline"))
-    run = subprocess.Popen([glueline, "run"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    state, env = user_shell("killed")
+    run = subprocess.Popen([GLUELINE, "run"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         for line in run.stdout:  # the stack is up and the files are on their way
             if line.startswith("uploaded"):
@@ -202,19 +201,16 @@ def test_a_killed_glueline_run_stops_the_stack_it_started(tmp_path):
         assert not (state / "stack.json").exists()
     finally:
         run.kill()
-        subprocess.run([glueline, "clean"], capture_output=True, env=env, timeout=120)
+        subprocess.run([GLUELINE, "clean"], capture_output=True, env=env, timeout=120)
 
 
 def test_glueline_up_never_prints_an_external_databases_password(tmp_path):
-    state = Path(tempfile.mkdtemp(prefix="glueline-external-"))
-    os.chmod(state, 0o755)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env |= {"GLUELINE_STATE_DIR": str(state), "GLUELINE_DB_URL": "postgresql://etl:s3cr3t-pw@db.example:5432/bank"}
-    glueline = str(Path(sys.executable).with_name("glueline"))
+    state, env = user_shell("external")
+    env["GLUELINE_DB_URL"] = "postgresql://etl:s3cr3t-pw@db.example:5432/bank"
     try:
-        up = subprocess.run([glueline, "up", "-d"], capture_output=True, text=True, env=env, timeout=300)
+        up = subprocess.run([GLUELINE, "up", "-d"], capture_output=True, text=True, env=env, timeout=300)
         assert up.returncode == 0, up.stdout + up.stderr
         assert "postgresql://etl@db.example:5432/bank" in up.stdout
         assert "s3cr3t-pw" not in up.stdout + up.stderr
     finally:
-        subprocess.run([glueline, "clean"], capture_output=True, env=env, timeout=120)
+        subprocess.run([GLUELINE, "clean"], capture_output=True, env=env, timeout=120)
