@@ -104,7 +104,8 @@ class JobRun:
         return claimed
 
     def _work(self) -> list[AuditRecord]:
-        work = self.lifecycle.work(announced=self.announced)
+        # The announced items this run already took need no more reads (the gathering polls this).
+        work = self.lifecycle.work(announced=[fid for fid in self.announced if fid not in self._taken])
         return [seen for seen in work if seen.file_id not in self._taken][:BATCH_FILES]
 
     def _check(self, record: AuditRecord) -> ClaimedFile | None:
