@@ -253,7 +253,12 @@ def destroy(
     as_json: AsJson = False,
     yes: Yes = False,
     delete_data: Annotated[
-        bool, typer.Option("--delete-data", help="also delete the bucket and its objects, the audit table, the secret")
+        bool,
+        typer.Option(
+            "--delete-data",
+            help="also delete what holds data: the bucket and its objects, the audit table, the secret, "
+            "a database deploy created",
+        ),
     ] = False,
 ) -> None:
     """Remove what deploy created (found by its glueline:stack tag); keeps what holds data unless --delete-data."""
