@@ -80,6 +80,13 @@ class Settings(BaseSettings):
     postgres_port: int = 0
     postgres_bin_dir: Path | None = None
 
+    # -- the compose stack (docker-compose.yml; ports above) -------------------------------------------
+    emulator: str = Field("localstack", description="the compose stack's AWS emulator: localstack or ministack")
+    localstack_image: str = "localstack/localstack:4.14.0"
+    ministack_image: str = "ministackorg/ministack:1.5.33"
+    postgres_image: str = "postgres:16"
+    glue_base_image: str = Field("public.ecr.aws/glue/aws-glue-libs:5", description="base of services/glue/Dockerfile")
+
     @field_validator("target_table")
     @classmethod
     def _valid_table(cls, value: str) -> str:

@@ -138,9 +138,19 @@ class Bootstrap:
     the plan step by step (each step planned when the steps before it are applied), ``destroy()``
     removes what carries this stack's tag."""
 
-    def __init__(self, settings: Settings, db: DbConnection | None, session: boto3.Session | None = None, log=print):
-        """``db`` None: the database deploy creates (``settings.create_database``)."""
+    def __init__(
+        self,
+        settings: Settings,
+        db: DbConnection | None,
+        session: boto3.Session | None = None,
+        log=print,
+        function_glue_endpoint: str | None = None,
+    ):
+        """``db`` None: the database deploy creates (``settings.create_database``). ``function_glue_endpoint``:
+        the Glue endpoint the Lambda is given where it reaches Glue otherwise than deploy does (the compose
+        stack's runner, by its name in the project's network)."""
         self.settings = settings
+        self.function_glue_endpoint = function_glue_endpoint
         self.session = session or boto3.Session()
         self.log = log
         self.changes: list[Change] = []
@@ -854,7 +864,7 @@ class Bootstrap:
         }
         # Where Glue is not AWS's own (the local runner), tell the function through the standard
         # variable; on AWS nothing is added.
-        glue_endpoint = self.client("glue").meta.endpoint_url
+        glue_endpoint = self.function_glue_endpoint or self.client("glue").meta.endpoint_url
         if "amazonaws.com" not in glue_endpoint:
             env["AWS_ENDPOINT_URL_GLUE"] = glue_endpoint
         return env

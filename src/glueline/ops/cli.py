@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from glueline.local.compose import ComposeInfo, ComposeStack, engine_answers, running_compose
 from glueline.local.samples import write_file
 from glueline.local.stack import EmbeddedStack, StackError
 from glueline.ops import packaging, report
@@ -116,7 +117,13 @@ def _show_changes(changes: list[Change], title: str, as_json: bool) -> None:
 def _bootstrap(settings: Settings, env, quiet: bool, as_json: bool = False) -> Bootstrap:
     session = boto3.Session()
     changes: list[Change] = []
-    boot = Bootstrap(settings, _database(settings, env, session), session, log=changes.append)
+    boot = Bootstrap(
+        settings,
+        _database(settings, env, session),
+        session,
+        log=changes.append,
+        function_glue_endpoint=env.function_glue_endpoint,
+    )
     boot.run()
     if quiet:
         counts: dict[str, int] = {}
@@ -146,37 +153,65 @@ def _use_profile(profile: str | None) -> None:
         os.environ["AWS_PROFILE"] = profile
 
 
-def _print_stack(info, db, settings: Settings) -> None:
-    state = Path(settings.state_dir).absolute()
-    out.print(f"[bold]AWS emulator[/] (MiniStack)  {info.emulator_url}")
-    out.print(f"[bold]Glue runner[/]               {info.glue_url}")
+def _print_stack(env, settings: Settings) -> None:
+    info, state = env.stack, Path(settings.state_dir).absolute()
+    emulator = f"{info.emulator}, compose project {info.project}" if isinstance(info, ComposeInfo) else "MiniStack"
+    out.print(f"[bold]AWS emulator[/] ({emulator})  {info.emulator_url}")
+    out.print(f"[bold]Glue runner[/]  {info.glue_url}")
+    db = env.reachable_db
     if db is not None:
-        # The embedded server's password is a local, generated one; an external database's is a secret.
+        # A local stack's password is a local, generated one; an external database's is a secret.
         url = db.url(with_password=settings.db_url is None)
-        out.print(f"[bold]PostgreSQL[/]                {escape(url)}")
-    if info.postgres_dir:
-        out.print(f"[bold]PostgreSQL data[/]           {info.postgres_dir}")
-    out.print(f"[bold]logs[/]                      {state / 'logs'}")
+        out.print(f"[bold]PostgreSQL[/]   {escape(url)}")
+    if getattr(info, "postgres_dir", None):
+        out.print(f"[bold]PostgreSQL data[/] {info.postgres_dir}")
+    logs = "`glueline logs` (make logs)" if isinstance(info, ComposeInfo) else str(state / "logs")
+    out.print(f"[bold]logs[/]         {logs}")
     out.print(
-        f"AWS CLI: [cyan]export AWS_CONFIG_FILE={state / 'aws-config'} AWS_PROFILE=glueline[/] then e.g. `aws s3 ls`"
+        f"AWS CLI: [cyan]export AWS_CONFIG_FILE={state / 'aws-config'} AWS_PROFILE=glueline[/] then e.g. `aws s3 ls`, "
+        "`aws glue get-job-runs --job-name ETL_Job_to_RDS`"
     )
+
+
+StackChoice = Annotated[
+    str,
+    typer.Option(
+        "--stack",
+        help="compose (docker-compose.yml), embedded (processes), or auto: compose when a Docker engine answers",
+    ),
+]
+
+
+def _start(settings: Settings, stack_choice: str):
+    """Start the chosen stack; the stack object (to stop it) and how to describe it."""
+    if stack_choice not in ("auto", "compose", "embedded"):
+        _fail("--stack is auto, compose or embedded")
+    if stack_choice == "compose" or (stack_choice == "auto" and engine_answers()):
+        stack = ComposeStack(settings)
+        stack.start(log=lambda message: err.print(f"[dim]{escape(message)}[/]"))
+        return stack
+    stack = EmbeddedStack(settings)
+    stack.start(with_postgres=settings.db_url is None)
+    return stack
 
 
 @app.command()
 def up(
     detach: Annotated[bool, typer.Option("--detach", "-d", help="start in the background and return")] = False,
     deploy: Annotated[bool, typer.Option("--bootstrap/--no-bootstrap", help="deploy the pipeline onto it")] = True,
+    stack_choice: StackChoice = "auto",
 ) -> None:
-    """Start the embedded stack (emulator, Glue runner, PostgreSQL) and deploy the pipeline onto it."""
+    """Start a local stack (emulator, Glue runner, PostgreSQL) and deploy the pipeline onto it."""
     settings = _settings()
-    stack = EmbeddedStack(settings)
+    if running_compose(settings) or EmbeddedStack(settings).running():
+        _fail(f"a stack of {settings.state_dir} is already running: `glueline down` stops it")
     try:
-        info = stack.start(with_postgres=settings.db_url is None)
+        stack = _start(settings, stack_choice)
     except StackError as error:
         _fail(str(error))
     try:
         with environment(settings) as env:
-            _print_stack(info, env.db, settings)
+            _print_stack(env, settings)
             if deploy:
                 boot = _bootstrap(settings, env, quiet=True)
                 out.print(f"Pipeline deployed: drop CSV files into [cyan]s3://{boot.bucket}/source/[/]")
@@ -196,18 +231,39 @@ def up(
         out.print("Stopped.")
 
 
+def _stacks(settings: Settings) -> list:
+    """The state directory's stacks: the compose one where it has one, and the embedded one."""
+    stacks: list = [EmbeddedStack(settings)]
+    if (Path(settings.state_dir) / "compose.json").exists() or (Path(settings.state_dir) / "compose").exists():
+        stacks.insert(0, ComposeStack(settings))
+    return stacks
+
+
 @app.command()
 def down() -> None:
-    """Stop the embedded stack (PostgreSQL data stays in the state directory)."""
-    stopped = EmbeddedStack(_settings()).stop()
-    out.print("Stopped." if stopped else "No stack was running.")
+    """Stop the local stack (the database's data and the emulator's state stay for the next `up`)."""
+    stopped = [stack.stop() for stack in _stacks(_settings())]
+    out.print("Stopped." if any(stopped) else "No stack was running.")
 
 
 @app.command()
 def clean() -> None:
-    """Stop the embedded stack and delete its state: emulator data, logs and the database."""
-    deleted = EmbeddedStack(_settings()).clean()
-    out.print("Deleted " + ", ".join(map(str, deleted)) if deleted else "Nothing to delete.")
+    """Stop the local stack and delete its state: emulator data, logs and the database."""
+    deleted = [str(path) for stack in _stacks(_settings()) for path in stack.clean()]
+    out.print("Deleted " + ", ".join(deleted) if deleted else "Nothing to delete.")
+
+
+@app.command()
+def logs(follow: Annotated[bool, typer.Option("--follow/--no-follow", help="keep printing")] = True) -> None:
+    """The local stack's logs: every compose service's, or the embedded stack's log files."""
+    settings = _settings()
+    composed = running_compose(settings)
+    if composed is not None:
+        raise typer.Exit(ComposeStack(settings).logs(follow))
+    files = sorted((Path(settings.state_dir) / "logs").glob("*.log"))
+    if not files:
+        _fail(f"no logs in {Path(settings.state_dir) / 'logs'}: is a stack running (`glueline up -d`)?")
+    os.execvp("tail", ["tail", "-n", "100", *(["-F"] if follow else []), *map(str, files)])
 
 
 @app.command("bootstrap")
@@ -227,7 +283,13 @@ def plan(
     settings = _settings(db_url, create_database)
     with _environment(settings) as env:
         session = boto3.Session()
-        boot = Bootstrap(settings, _database(settings, env, session), session, log=lambda change: None)
+        boot = Bootstrap(
+            settings,
+            _database(settings, env, session),
+            session,
+            log=lambda change: None,
+            function_glue_endpoint=env.function_glue_endpoint,
+        )
         _show_changes(boot.plan(), f"plan ({env.description})", as_json)
 
 
@@ -302,7 +364,8 @@ def status(as_json: AsJson = False, db_url: DbUrl = None) -> None:
         account = session.client("sts").get_caller_identity()["Account"]
         bucket = settings.bucket_name(account, session.region_name or settings.region)
         target = env.db.target(str(settings.table)) if env.db else None
-        result = report.build(records, bucket, target, str(settings.table), count_rows(env.db, settings.table))
+        rows = count_rows(env.reachable_db, settings.table)
+        result = report.build(records, bucket, target, str(settings.table), rows)
     if as_json:
         print(json.dumps(result, indent=2))
     else:
@@ -354,7 +417,7 @@ def run(
         audit = AuditTable(session.client("dynamodb"), settings.audit_table)
         records = wait_for_outcomes(audit, uploads, timeout, progress)
         records = [r if r is not None else placeholder(u) for r, u in zip(records, uploads, strict=True)]
-        table_rows = count_rows(env.db, settings.table)
+        table_rows = count_rows(env.reachable_db, settings.table)
         result = report.build(records, boot.bucket, boot.target, str(settings.table), table_rows)
     if as_json:
         print(json.dumps(result, indent=2))

@@ -3,8 +3,9 @@
 * ``AWS_PROFILE`` or ``AWS_ENDPOINT_URL`` set: that environment (real AWS, LocalStack, your own
   emulator) exactly as the standard AWS configuration describes it. The database is ``--db-url`` /
   ``GLUELINE_DB_URL``.
-* Otherwise the embedded stack of ``<state_dir>``: the running one, or (for ``glueline run``) one
-  started for the command and stopped after it.
+* Otherwise the stack of ``<state_dir>`` that runs: the compose stack (``glueline up --stack compose``)
+  or the embedded one; else (for ``glueline run``) an embedded stack started for the command and
+  stopped after it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from glueline.local.compose import ComposeInfo, running_compose
 from glueline.local.stack import EmbeddedStack, StackInfo, apply_aws_env, termination_raises
 from glueline.settings import Settings
 from glueline.shared.dbsecret import DbConnection
@@ -27,8 +29,14 @@ class NoEnvironmentError(RuntimeError):
 @dataclass
 class Environment:
     description: str
-    db: DbConnection | None
-    stack: StackInfo | None = None
+    db: DbConnection | None  # as the pipeline reaches it: the secret's value, part of the target's name
+    stack: StackInfo | ComposeInfo | None = None
+    db_here: DbConnection | None = None  # as this machine reaches it, where that differs (compose)
+    function_glue_endpoint: str | None = None  # Glue as the Lambda reaches it, where not as this machine does
+
+    @property
+    def reachable_db(self) -> DbConnection | None:
+        return self.db_here or self.db
 
 
 def configured_externally() -> bool:
@@ -42,6 +50,18 @@ def environment(settings: Settings, *, start_stack: bool = False, keep_stack: bo
         target = os.environ.get("AWS_PROFILE") or os.environ.get("AWS_ENDPOINT_URL")
         yield Environment(f"configured AWS environment ({target})", db)
         return
+    composed = running_compose(settings)
+    if composed is not None:
+        apply_aws_env(composed)
+        deployed = db or composed.deployed_db
+        yield Environment(
+            f"compose stack {composed.project} ({composed.emulator})",
+            deployed,
+            composed,
+            db_here=db or composed.db_here,
+            function_glue_endpoint=composed.function_glue_endpoint,
+        )
+        return
     stack = EmbeddedStack(settings)
     info = stack.running()
     if info is not None:
@@ -50,7 +70,7 @@ def environment(settings: Settings, *, start_stack: bool = False, keep_stack: bo
         return
     if not start_stack:
         raise NoEnvironmentError(
-            "no environment: start the embedded stack with `glueline up -d`, or configure AWS "
+            "no environment: start a local stack with `glueline up -d` (make up), or configure AWS "
             "(AWS_PROFILE / AWS_ENDPOINT_URL)"
         )
     with termination_raises():

@@ -34,7 +34,8 @@ def main() -> None:
         parser.error("--standby keeps a PySpark process of this Python warm; it cannot use --launcher")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
 
-    url = f"http://{options.host}:{options.port}"
+    # Jobs reach the runner on this machine (or container): 0.0.0.0 is where it listens, not an address.
+    url = f"http://{'127.0.0.1' if options.host == '0.0.0.0' else options.host}:{options.port}"
     launcher = shlex.split(options.launcher) if options.launcher else default_launcher()
     options.state_dir.mkdir(parents=True, exist_ok=True)
     store = JobStore(RunnerConfig(options.state_dir, launcher, url, options.minute_seconds, standby=options.standby))

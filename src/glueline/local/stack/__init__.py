@@ -155,7 +155,7 @@ class EmbeddedStack:
             self._stop_processes(pids, postgres_dir, postgres_port)
             raise
         self.state_file.write_text(json.dumps(asdict(info), indent=2))
-        self._write_aws_profile(info)
+        write_aws_profile(self.state_dir, info.emulator_url, info.glue_url, info.region)
         return info
 
     def stop(self) -> bool:
@@ -203,16 +203,7 @@ class EmbeddedStack:
             PostgresServer(Path(postgres_dir), postgres_port or 0, self.settings.postgres_bin_dir).stop()
 
     def _port(self, name: str, configured: int) -> int:
-        """The configured port, else the one this state directory used last (the saved state refers to
-        it), else a free one."""
-        if configured:
-            return configured
-        memory = self.state_dir / "ports.json"
-        ports = json.loads(memory.read_text()) if memory.exists() else {}
-        if not (ports.get(name) and _port_is_free(ports[name])):
-            ports[name] = free_port()
-            memory.write_text(json.dumps(ports))
-        return ports[name]
+        return remembered_port(self.state_dir / "ports.json", name, configured)
 
     def _start_emulator(self, port: int) -> int:
         """MiniStack, its state kept under ``<state_dir>/emulator`` across restarts (S3 objects are
@@ -260,19 +251,6 @@ class EmbeddedStack:
             )
         return process.pid
 
-    def _write_aws_profile(self, info: StackInfo) -> None:
-        """A profile for the AWS CLI: AWS_CONFIG_FILE=<state_dir>/aws-config AWS_PROFILE=glueline."""
-        (self.state_dir / "aws-config").write_text(
-            "[profile glueline]\n"
-            f"region = {info.region}\n"
-            f"endpoint_url = {info.emulator_url}\n"
-            "services = glueline-local\n"
-            "aws_access_key_id = test\n"
-            "aws_secret_access_key = test\n\n"
-            "[services glueline-local]\n"
-            f"glue =\n  endpoint_url = {info.glue_url}\n"
-        )
-
 
 @contextmanager
 def termination_raises() -> Iterator[None]:
@@ -290,6 +268,33 @@ def termination_raises() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def remembered_port(memory: Path, name: str, configured: int, probe: bool = True) -> int:
+    """The configured port, else the one recorded in ``memory`` last time (the saved state refers to it;
+    with ``probe``, only if still free), else a free one, recorded."""
+    if configured:
+        return configured
+    ports = json.loads(memory.read_text()) if memory.exists() else {}
+    if not ports.get(name) or (probe and not _port_is_free(ports[name])):
+        ports[name] = free_port()
+        memory.parent.mkdir(parents=True, exist_ok=True)
+        memory.write_text(json.dumps(ports))
+    return ports[name]
+
+
+def write_aws_profile(state_dir: Path, emulator_url: str, glue_url: str, region: str) -> None:
+    """A profile for the AWS CLI: AWS_CONFIG_FILE=<state_dir>/aws-config AWS_PROFILE=glueline."""
+    (state_dir / "aws-config").write_text(
+        "[profile glueline]\n"
+        f"region = {region}\n"
+        f"endpoint_url = {emulator_url}\n"
+        "services = glueline-local\n"
+        "aws_access_key_id = test\n"
+        "aws_secret_access_key = test\n\n"
+        "[services glueline-local]\n"
+        f"glue =\n  endpoint_url = {glue_url}\n"
+    )
 
 
 def _port_is_free(port: int) -> bool:

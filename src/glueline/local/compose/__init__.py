@@ -1,0 +1,286 @@
+"""The compose stack: the pipeline's AWS side and database in containers (``docker-compose.yml``).
+
+    aws        the emulator, LocalStack 4.14.0 or MiniStack (``GLUELINE_EMULATOR``)  127.0.0.1:<emulator_port>
+    glue       glueline's Glue runner on the AWS Glue 5 image                        127.0.0.1:<glue_runner_port>
+    postgres   PostgreSQL, the RDS stand-in                                          127.0.0.1:<postgres_port>
+
+Inside the project's network the pipeline reaches them by name: the Lambda calls Glue at
+``http://glue:4567``, the job connects to ``postgres:5432``. That is what deploy writes into the function's
+environment and the secret (``function_glue_endpoint``, ``deployed_db``); this machine reaches the same
+through the published ports (``aws_env()``, ``db_here``).
+
+The compose project is named after the state directory, so its volumes (the database, the emulator's
+state) are found again by the next ``up``; ``down`` keeps them, ``clean`` deletes them. The database
+password is generated once into ``<state_dir>/compose/postgres-password`` (0600) and handed to the
+container as a Compose secret, never as an environment variable or a default in the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from glueline.local.compose import images
+from glueline.local.stack import EMULATOR_CREDENTIALS, StackError, remembered_port, write_aws_profile
+from glueline.ops.packaging import PACKAGE_DIR
+from glueline.polling import wait_for
+from glueline.settings import Settings
+from glueline.shared.dbsecret import DbConnection
+
+SERVICES = ("aws", "postgres", "glue")
+EMULATORS = ("localstack", "ministack")
+FUNCTION_GLUE_ENDPOINT = "http://glue:4567"  # the runner, as the Lambda and the job see it
+DB_NAME = DB_USER = "glueline"
+
+
+def project_dir() -> Path:
+    """The source checkout holding docker-compose.yml (the compose stack runs from a checkout)."""
+    root = PACKAGE_DIR.parents[1]
+    if not (root / "docker-compose.yml").exists():
+        raise StackError(f"the compose stack runs from a source checkout: no docker-compose.yml in {root}")
+    return root
+
+
+def engine_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+
+
+def compose_command() -> list[str]:
+    """Compose v2 (``docker compose``), else v1.29 (``docker-compose``)."""
+    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+        return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    raise StackError("no Docker Compose: install the compose plugin (docker compose) or docker-compose")
+
+
+@dataclass
+class ComposeInfo:
+    project: str
+    emulator: str
+    emulator_url: str
+    glue_url: str
+    postgres_port: int
+    region: str
+    password_file: str
+
+    function_glue_endpoint = FUNCTION_GLUE_ENDPOINT
+
+    def aws_env(self) -> dict[str, str]:
+        return {
+            "AWS_ENDPOINT_URL": self.emulator_url,
+            "AWS_ENDPOINT_URL_GLUE": self.glue_url,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+            **EMULATOR_CREDENTIALS,
+        }
+
+    @property
+    def deployed_db(self) -> DbConnection:
+        """The database as the pipeline (the Glue job in the network) reaches it: the secret's value."""
+        password = Path(self.password_file).read_text().strip()
+        return DbConnection(host="postgres", port=5432, dbname=DB_NAME, username=DB_USER, password=password)
+
+    @property
+    def db_here(self) -> DbConnection:
+        """The same database through its published port on this machine."""
+        return DbConnection(
+            host="127.0.0.1",
+            port=self.postgres_port,
+            dbname=DB_NAME,
+            username=DB_USER,
+            password=self.deployed_db.password,
+        )
+
+
+def running_compose(settings: Settings) -> ComposeInfo | None:
+    """The compose stack of the settings' state directory, if it runs."""
+    if not (Path(settings.state_dir) / "compose.json").exists():
+        return None
+    return ComposeStack(settings).running()
+
+
+class ComposeStack:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.state_dir = Path(settings.state_dir).absolute()
+        self.state_file = self.state_dir / "compose.json"
+        self.project_dir = project_dir()
+        digest = hashlib.sha256(str(self.state_dir).encode()).hexdigest()[:8]
+        self.project = f"glueline-{digest}"
+
+    # -- configuration: explicit settings, else what `make images-offline` recorded, else upstream -----
+
+    def _setting(self, name: str):
+        if name in self.settings.model_fields_set:
+            return getattr(self.settings, name)
+        return images.recorded(self.project_dir).get(name, getattr(self.settings, name))
+
+    @property
+    def emulator(self) -> str:
+        return self._setting("emulator")
+
+    def _variables(self, ports: dict[str, int]) -> dict[str, str]:
+        emulator_image = self._setting(f"{self.emulator}_image")
+        return {
+            "COMPOSE_PROJECT_NAME": self.project,
+            "GLUELINE_NETWORK": self.project,
+            "GLUELINE_REGION": self.settings.region,
+            "GLUELINE_EMULATOR_IMAGE": emulator_image,
+            "GLUELINE_POSTGRES_IMAGE": self._setting("postgres_image"),
+            "GLUELINE_GLUE_BASE_IMAGE": self._setting("glue_base_image"),
+            "GLUELINE_GLUE_IMAGE": f"glueline/glue-runner:{self.project}",
+            "GLUELINE_EMULATOR_PORT": str(ports["emulator"]),
+            "GLUELINE_GLUE_PORT": str(ports["glue_runner"]),
+            "GLUELINE_POSTGRES_PORT": str(ports["postgres"]),
+            "GLUELINE_POSTGRES_PASSWORD_FILE": str(self._password_file()),
+        }
+
+    def compose(self, *args: str, variables: dict[str, str] | None = None, capture: bool = True, check: bool = True):
+        """Run Docker Compose on this stack's files and project."""
+        if variables is None:
+            variables = self._variables(self._ports(probe=False))
+        files = ["-f", str(self.project_dir / "docker-compose.yml")]
+        files += ["-f", str(self.project_dir / "compose" / f"{self.emulator}.yml")]
+        command = [*compose_command(), *files, "--project-name", self.project, *args]
+        result = subprocess.run(
+            command,
+            cwd=self.project_dir,
+            env={**os.environ, **variables},
+            capture_output=capture,
+            text=True,
+        )
+        if check and result.returncode != 0:
+            detail = ((result.stderr or "") + (result.stdout or ""))[-3000:] if capture else ""
+            raise StackError(f"{' '.join(command[:2])} {' '.join(args)} failed:\n{detail}")
+        return result
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+
+    def start(self, log=print, timeout: float = 600) -> ComposeInfo:
+        if self.emulator not in EMULATORS:
+            raise StackError(f"GLUELINE_EMULATOR must be one of {', '.join(EMULATORS)}, not {self.emulator!r}")
+        if not engine_answers():
+            raise StackError("no Docker engine answers (docker info): start it, or use the embedded stack")
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        ports = self._ports()
+        variables = self._variables(ports)
+        images.glue_wheels(self.project_dir, log)
+        log(f"building the Glue image on {variables['GLUELINE_GLUE_BASE_IMAGE']}")
+        self.compose("build", "glue", variables=variables)
+        log(f"starting compose project {self.project} ({self.emulator})")
+        self.compose("up", "--detach", "--no-build", variables=variables)
+        self.wait_healthy(timeout)
+        info = ComposeInfo(
+            project=self.project,
+            emulator=self.emulator,
+            emulator_url=f"http://127.0.0.1:{ports['emulator']}",
+            glue_url=f"http://127.0.0.1:{ports['glue_runner']}",
+            postgres_port=ports["postgres"],
+            region=self.settings.region,
+            password_file=str(self._password_file()),
+        )
+        self.state_file.write_text(json.dumps(asdict(info), indent=2))
+        write_aws_profile(self.state_dir, info.emulator_url, info.glue_url, info.region)
+        return info
+
+    def running(self) -> ComposeInfo | None:
+        """The stack the state directory records, if every service is up and healthy."""
+        if not self.state_file.exists() or not engine_answers():
+            return None
+        info = ComposeInfo(**json.loads(self.state_file.read_text()))
+        return info if all(state == "healthy" for state in self.health().values()) else None
+
+    def health(self) -> dict[str, str]:
+        """Each service's health: healthy, starting, unhealthy, or missing (no running container)."""
+        states = {}
+        for service in SERVICES:
+            container = self.compose("ps", "--quiet", service, check=False).stdout.strip()
+            if not container:
+                states[service] = "missing"
+                continue
+            inspected = subprocess.run(
+                ["docker", "inspect", "--format", "{{.State.Status}} {{.State.Health.Status}}", container],
+                capture_output=True,
+                text=True,
+            ).stdout.split()
+            states[service] = inspected[1] if inspected and inspected[0] == "running" else "missing"
+        return states
+
+    def wait_healthy(self, timeout: float = 600, services: tuple[str, ...] = SERVICES) -> None:
+        last: dict[str, str] = {}
+
+        def healthy() -> bool:
+            last.update(self.health())
+            return all(last[s] == "healthy" for s in services)
+
+        try:
+            wait_for(healthy, timeout, f"the compose services {', '.join(services)} to be healthy", interval=1)
+        except TimeoutError as err:
+            sick = [s for s in services if last.get(s) != "healthy"]
+            logs = self.compose("logs", "--tail", "40", *sick, check=False).stdout
+            raise StackError(f"{err}: {', '.join(f'{s} {last.get(s)}' for s in sick)}\n{logs}") from None
+
+    def stop(self) -> bool:
+        """``compose down``: containers and network go, volumes (database, emulator state) stay."""
+        if not self.state_file.exists():
+            return False
+        self.compose("down", "--timeout", "30")
+        self.state_file.unlink(missing_ok=True)
+        return True
+
+    def clean(self) -> list[str]:
+        """``compose down --volumes`` and the state directory's compose files; what was deleted."""
+        if not (self.state_file.exists() or self._password_file().exists()):
+            return []
+        if engine_answers():
+            self.compose("down", "--volumes", "--timeout", "30")
+        self.state_file.unlink(missing_ok=True)
+        shutil.rmtree(self.state_dir / "compose", ignore_errors=True)
+        return [f"compose project {self.project} and its volumes"]
+
+    def restart_service(self, service: str, *, kill: bool = False) -> None:
+        """Stop a service (SIGKILL with ``kill``: a crash) and start it again, then wait for its health."""
+        if kill:
+            self.compose("kill", service)
+        else:
+            self.compose("stop", service)
+        self.compose("start", service)
+        self.wait_healthy(120, (service,))
+
+    def logs(self, follow: bool = True) -> int:
+        args = ["logs", "--tail", "100"] + (["--follow"] if follow else [])
+        return self.compose(*args, capture=False, check=False).returncode
+
+    # -- state ------------------------------------------------------------------------------------------
+
+    def _password_file(self) -> Path:
+        path = self.state_dir / "compose" / "postgres-password"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.chmod(0o700)
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as file:
+                file.write(secrets.token_urlsafe(24))
+        return path
+
+    def _ports(self, probe: bool = True) -> dict[str, int]:
+        """The published ports: configured, else those this state directory used last (checked to be free
+        when starting; the running stack holds them otherwise), else free ones."""
+        s = self.settings
+        return {
+            name: remembered_port(self.state_dir / "compose-ports.json", name, configured, probe=probe)
+            for name, configured in (
+                ("emulator", s.emulator_port),
+                ("glue_runner", s.glue_runner_port),
+                ("postgres", s.postgres_port),
+            )
+        }
