@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 IAM_SIMULATOR := tests/access/node_modules/.package-lock.json
 
-.PHONY: install run test test-unit up down status plan deploy destroy bench lint clean
+.PHONY: install run test test-unit test-compose up down logs status images-offline plan deploy destroy bench lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,11 +28,23 @@ test: $(STAMP) $(IAM_SIMULATOR)  ## unit + integration tests (the integration te
 test-unit: $(STAMP) $(IAM_SIMULATOR)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
-up: $(STAMP)  ## start the embedded stack in the background and deploy the pipeline
-	$(BIN)/glueline up --detach
+# The compose stack where a Docker engine answers, else the embedded one; STACK=compose|embedded forces one.
+STACK ?= auto
 
-down: $(STAMP)
+up: $(STAMP)  ## start a local stack in the background and deploy the pipeline (STACK=compose|embedded)
+	$(BIN)/glueline up --detach --stack $(STACK)
+
+down: $(STAMP)  ## stop it (data stays)
 	$(BIN)/glueline down
+
+logs: $(STAMP)  ## follow its logs
+	$(BIN)/glueline logs
+
+images-offline: $(STAMP)  ## build stand-ins for the compose stack's images from Debian packages and PyPI only
+	$(BIN)/glueline images-offline
+
+test-compose: $(STAMP)  ## the integration tests on the compose stack (starts and deletes its own compose project)
+	$(BIN)/python -m pytest tests/integration --stack compose $(PYTEST_ARGS)
 
 status: $(STAMP)
 	$(BIN)/glueline status

@@ -1,4 +1,5 @@
-"""One real embedded stack (MiniStack, the Glue runner, PostgreSQL) for the integration tests.
+"""One real stack for the integration tests: the embedded one (MiniStack, the Glue runner, PostgreSQL as
+processes) or, with ``--stack compose``, the compose stack (the same in containers; see tests/conftest.py).
 
 Each test starts from an empty pipeline: no Glue run active, no objects under source/, processed/ or
 rejected/, no audit items, an empty target table.
@@ -19,9 +20,10 @@ import pytest
 from psycopg import sql
 from rich.console import Console
 
+from glueline.local.compose import ComposeInfo, ComposeStack, engine_answers
 from glueline.local.stack import EmbeddedStack, StackInfo, apply_aws_env
 from glueline.local.stack.postgres import PostgresError, PostgresServer, find_bin_dir
-from glueline.ops.bootstrap import Bootstrap
+from glueline.ops.bootstrap import Bootstrap, Change
 from glueline.ops.packaging import bundled
 from glueline.ops.uploads import Upload, upload, wait_for_outcomes
 from glueline.polling import wait_for
@@ -37,24 +39,72 @@ from ..access.iam import CALL_LOG_VARIABLE, RECORDER_DIR
 SAMPLES = bundled("samples")
 
 
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if "/integration/" in str(item.fspath):
-            item.add_marker(pytest.mark.integration)
-
-
 @dataclass
 class Pipeline:
     settings: Settings
-    stack: EmbeddedStack
-    info: StackInfo
-    db: DbConnection
+    stack: EmbeddedStack | ComposeStack
+    info: StackInfo | ComposeInfo
+    db: DbConnection  # as the tests reach the database
+    deployed_db: DbConnection  # as the pipeline reaches it (the secret's value)
     bucket: str
     state_dir: Path
 
     @property
-    def postgres(self) -> PostgresServer:
-        return PostgresServer(Path(self.info.postgres_dir), self.info.postgres_port)
+    def composed(self) -> bool:
+        return isinstance(self.stack, ComposeStack)
+
+    @property
+    def function_glue_endpoint(self) -> str | None:
+        return self.info.function_glue_endpoint if self.composed else None
+
+    def bootstrap(self, settings: Settings | None = None) -> list[Change]:
+        """Deploy (again) as ``glueline bootstrap`` does against this stack."""
+        boot = Bootstrap(
+            settings or self.settings,
+            self.deployed_db,
+            log=lambda change: None,
+            function_glue_endpoint=self.function_glue_endpoint,
+        )
+        return boot.run()
+
+    def stop_database(self, crash: bool = False) -> None:
+        """A clean shutdown, or with ``crash`` one without a checkpoint (immediate / SIGKILL)."""
+        if self.composed:
+            self.stack.compose("kill" if crash else "stop", "postgres")
+        else:
+            PostgresServer(Path(self.info.postgres_dir), self.info.postgres_port).stop(
+                mode="immediate" if crash else "fast"
+            )
+
+    def start_database(self) -> None:
+        if self.composed:
+            self.stack.compose("start", "postgres")
+            self.stack.wait_healthy(120, ("postgres",))
+        else:
+            PostgresServer(Path(self.info.postgres_dir), self.info.postgres_port).start()
+
+    def restart_emulator(self) -> None:
+        """Stop the emulator cleanly (it saves its state) and start it again."""
+        if self.composed:
+            self.stack.compose("restart", "aws")
+            self.stack.wait_healthy(120, ("aws",))
+        else:
+            self.info = self.stack.restart_emulator()
+
+    def log_texts(self) -> dict[str, str]:
+        """Every log of the stack: its services' and every Glue run's output."""
+        if self.composed:
+            runs = "cat /home/hadoop/glue-runner/runs/*/*/*.log /home/hadoop/glue-runner/*.log 2>/dev/null"
+            return {
+                "compose logs": self.stack.compose("logs", "--no-color").stdout,
+                "glue run logs": self.stack.compose("exec", "-T", "glue", "sh", "-c", runs, check=False).stdout,
+            }
+        paths = [
+            *(self.state_dir / "logs").glob("*.log"),  # emulator, Glue runner
+            *(Path(self.info.postgres_dir)).glob("*.log"),
+            *(self.state_dir / "glue-runner").rglob("*.log"),  # every job run's output
+        ]
+        return {str(path): path.read_text(errors="replace") for path in paths}
 
     def client(self, service: str):
         return boto3.client(service)
@@ -65,8 +115,8 @@ class Pipeline:
 
     @property
     def target(self) -> str:
-        """Where the pipeline loads: the embedded database's table."""
-        return self.db.target(str(self.settings.table))
+        """Where the pipeline loads: the stack's database's table, by the name the pipeline uses."""
+        return self.deployed_db.target(str(self.settings.table))
 
     def upload(self, *paths: Path) -> list[Upload]:
         return upload(self.client("s3"), self.bucket, list(paths), self.target)
@@ -148,7 +198,14 @@ class Pipeline:
 
 
 @pytest.fixture(scope="session")
-def pipeline():
+def pipeline(request):
+    if request.config.getoption("--stack") == "compose":
+        yield from _compose_pipeline()
+    else:
+        yield from _embedded_pipeline()
+
+
+def _embedded_pipeline():
     if shutil.which("java") is None:
         pytest.skip("Java 17 is needed to run Spark")
     try:
@@ -170,9 +227,32 @@ def pipeline():
         db = info.db()
         boot = Bootstrap(settings, db, log=lambda change: None)
         boot.run()
-        yield Pipeline(settings, stack, info, db, boot.bucket, state_dir)
+        yield Pipeline(settings, stack, info, db, db, boot.bucket, state_dir)
     finally:
         stack.stop()
+        os.environ.clear()
+        os.environ.update(saved_environment)
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def _compose_pipeline():
+    """A compose project of its own (its own ports, volumes and network), deleted with its volumes after."""
+    if not engine_answers():
+        pytest.fail("--stack compose needs a Docker engine (docker info fails)")
+    state_dir = Path(tempfile.mkdtemp(prefix="glueline-it-compose-"))
+    saved_environment = dict(os.environ)
+    settings = Settings(state_dir=state_dir)
+    stack = ComposeStack(settings)
+    try:
+        info = stack.start(log=lambda message: None)
+        apply_aws_env(info)
+        boot = Bootstrap(
+            settings, info.deployed_db, log=lambda change: None, function_glue_endpoint=info.function_glue_endpoint
+        )
+        boot.run()
+        yield Pipeline(settings, stack, info, info.db_here, info.deployed_db, boot.bucket, state_dir)
+    finally:
+        stack.clean()
         os.environ.clear()
         os.environ.update(saved_environment)
         shutil.rmtree(state_dir, ignore_errors=True)

@@ -14,6 +14,8 @@ from glueline.shared.audit import Status
 from ..access.iam import denied, ensure_simulator, iam_requests
 from .test_bad_input import HEADER, row
 
+pytestmark = pytest.mark.embedded  # the calls are recorded in the embedded stack's processes
+
 
 @pytest.fixture(scope="module", autouse=True)
 def simulator():

@@ -30,13 +30,13 @@ def user_shell(kind: str) -> tuple[Path, dict[str, str]]:
 
 
 def test_a_second_bootstrap_changes_nothing(pipeline):
-    changes = Bootstrap(pipeline.settings, pipeline.db, log=lambda change: None).run()
+    changes = pipeline.bootstrap()
     assert changes and {c.action for c in changes} == {"unchanged"}, [c for c in changes if c.action != "unchanged"]
 
 
 def test_roles_are_least_privilege(pipeline):
     iam = pipeline.client("iam")
-    boot = Bootstrap(pipeline.settings, pipeline.db, log=lambda change: None)
+    boot = Bootstrap(pipeline.settings, pipeline.deployed_db, log=lambda change: None)
     net = boot.network
     owned = (
         pipeline.bucket,
@@ -74,13 +74,16 @@ def test_no_secret_in_function_environment_job_arguments_or_audit(pipeline):
     assert password not in json.dumps(function["Environment"]) and password not in json.dumps(job, default=str)
     assert job["DefaultArguments"]["--DB_SECRET_ID"] == "glueline/rds"
     secret = pipeline.client("secretsmanager").get_secret_value(SecretId="glueline/rds")["SecretString"]
-    assert DbConnection.from_secret(secret) == pipeline.db
+    assert DbConnection.from_secret(secret) == pipeline.deployed_db
 
 
+@pytest.mark.embedded
 def test_glueline_up_and_down(tmp_path):
     state, env = user_shell("up")
     try:
-        up = subprocess.run([GLUELINE, "up", "-d"], capture_output=True, text=True, env=env, timeout=180)
+        up = subprocess.run(
+            [GLUELINE, "up", "-d", "--stack", "embedded"], capture_output=True, text=True, env=env, timeout=180
+        )
         assert up.returncode == 0, up.stdout + up.stderr
         url = next(word for word in up.stdout.split() if word.startswith("postgresql://"))
         with psycopg.connect(url) as conn:
@@ -98,6 +101,7 @@ def test_glueline_up_and_down(tmp_path):
     assert again.returncode == 2 and "glueline up" in again.stderr
 
 
+@pytest.mark.embedded
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL as another user")
 def test_a_state_directory_postgresql_cannot_enter_still_works(tmp_path):
     """Root in a private home directory (mode 0700): the database goes where its user can reach it,
@@ -112,7 +116,7 @@ def test_a_state_directory_postgresql_cannot_enter_still_works(tmp_path):
         return subprocess.run([GLUELINE, *args], capture_output=True, text=True, env=env, timeout=180)
 
     try:
-        up = run("up", "-d")
+        up = run("up", "-d", "--stack", "embedded")
         assert up.returncode == 0, up.stdout + up.stderr
         database = Path((state / "postgres.location").read_text().strip())
         assert not database.is_relative_to(home) and (database / "data" / "PG_VERSION").exists()
@@ -121,7 +125,7 @@ def test_a_state_directory_postgresql_cannot_enter_still_works(tmp_path):
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("CREATE TABLE kept (x int)")
         assert run("down").returncode == 0
-        again = run("up", "-d", "--no-bootstrap")
+        again = run("up", "-d", "--no-bootstrap", "--stack", "embedded")
         assert again.returncode == 0, again.stdout + again.stderr
         url = next(word for word in again.stdout.split() if word.startswith("postgresql://"))
         with psycopg.connect(url) as conn:
@@ -133,6 +137,7 @@ def test_a_state_directory_postgresql_cannot_enter_still_works(tmp_path):
     assert not database.exists() and not state.exists()
 
 
+@pytest.mark.embedded
 def test_an_installed_wheel_bootstraps_the_running_pipeline_unchanged(pipeline, tmp_path):
     """glueline built as a wheel and installed elsewhere deploys the same artifacts as this checkout:
     against the pipeline this checkout deployed, its bootstrap changes nothing."""
@@ -165,6 +170,7 @@ def test_an_installed_wheel_bootstraps_the_running_pipeline_unchanged(pipeline, 
     assert "Nothing changed: every resource was already as wanted." in result.stdout, result.stdout
 
 
+@pytest.mark.embedded
 def test_make_run_twice_redelivers_the_same_files(tmp_path):
     """`glueline run` with no stack running starts one and stops it; run again, the same samples are
     the same files for the same database (its port is kept): redeliveries, no second load."""
@@ -184,6 +190,7 @@ def test_make_run_twice_redelivers_the_same_files(tmp_path):
     assert second["table_rows"] == first["table_rows"] == first["totals"]["rows_loaded"]
 
 
+@pytest.mark.embedded
 def test_a_killed_glueline_run_stops_the_stack_it_started(tmp_path):
     """SIGTERM (a `kill`, a CI timeout) in the middle of `glueline run`: no process of its stack is left."""
     state, env = user_shell("killed")
@@ -204,11 +211,14 @@ def test_a_killed_glueline_run_stops_the_stack_it_started(tmp_path):
         subprocess.run([GLUELINE, "clean"], capture_output=True, env=env, timeout=120)
 
 
+@pytest.mark.embedded
 def test_glueline_up_never_prints_an_external_databases_password(tmp_path):
     state, env = user_shell("external")
     env["GLUELINE_DB_URL"] = "postgresql://etl:s3cr3t-pw@db.example:5432/bank"
     try:
-        up = subprocess.run([GLUELINE, "up", "-d"], capture_output=True, text=True, env=env, timeout=300)
+        up = subprocess.run(
+            [GLUELINE, "up", "-d", "--stack", "embedded"], capture_output=True, text=True, env=env, timeout=300
+        )
         assert up.returncode == 0, up.stdout + up.stderr
         assert "postgresql://etl@db.example:5432/bank" in up.stdout
         assert "s3cr3t-pw" not in up.stdout + up.stderr

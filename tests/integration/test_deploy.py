@@ -17,6 +17,8 @@ import pytest
 from glueline.local.stack import free_port
 from glueline.ops.bootstrap import STACK_TAG
 
+pytestmark = pytest.mark.embedded  # deploy against moto, no stack
+
 DB_URL = "postgresql://etl:s3cr3t-pw@db.example:5432/bank"
 REGION = "eu-west-1"
 

@@ -58,11 +58,11 @@ def test_postgres_killed_mid_load(clean_pipeline, big_file):
     path, counts = big_file
     (upload,) = p.upload(path)
     wait_for(lambda: copy_running(p), 120, "the COPY into staging", interval=0.02)
-    p.postgres.stop(mode="immediate")  # a crash, in the middle of the COPY
+    p.stop_database(crash=True)  # in the middle of the COPY
     try:
         (failed,) = p.wait([upload], timeout=180)
     finally:
-        p.postgres.start()
+        p.start_database()
     assert failed.status == Status.FAILED and failed.attempts == 1
     assert "OperationalError" in failed.error_message or "connection" in failed.error_message.lower()
     assert p.query("SELECT count(*) FROM transactions")[0][0] == 0
@@ -77,6 +77,7 @@ def test_postgres_killed_mid_load(clean_pipeline, big_file):
     )
 
 
+@pytest.mark.embedded
 def test_glue_job_killed_mid_run(clean_pipeline, big_file):
     p = clean_pipeline
     path, counts = big_file
@@ -151,7 +152,7 @@ def test_a_database_outage_during_a_burst_costs_no_file_an_attempt(clean_pipelin
         path = tmp_path / f"outage_{i:02}.csv"
         expected[path.name] = write_file(path, 200, seed=300 + i, dirty=0.0, first_id=40_000_000 + i * 1000)
         paths.append(path)
-    p.postgres.stop()
+    p.stop_database()
     try:
         uploads = p.upload(*paths)
         failed = p.wait(uploads, timeout=240)
@@ -162,7 +163,7 @@ def test_a_database_outage_during_a_burst_costs_no_file_an_attempt(clean_pipelin
         p.invoke_schedule()  # the database is still down: the sweep's run fails the same way
         assert {r.status for r in p.wait(retries, timeout=240)} == {Status.FAILED}
     finally:
-        p.postgres.start()
+        p.start_database()
     retries = [dataclasses.replace(u, sent_at=utc_now()) for u in uploads]
     p.invoke_schedule()
     loaded = p.wait(retries, timeout=240)
@@ -179,7 +180,7 @@ def test_emulator_restarted_between_upload_and_processing(clean_pipeline):
     events.disable_rule(Name=p.settings.s3_rule)
     try:
         (upload,) = p.upload(SAMPLES / "transactions_2024-07-14.csv")
-        p.info = p.stack.restart_emulator()
+        p.restart_emulator()
         assert p.keys("source/") == ["source/transactions_2024-07-14.csv"]  # the object survived
         assert p.audit.get(upload.file_id) is None  # and was never announced
         summary = p.invoke_schedule()
@@ -229,6 +230,7 @@ def test_a_move_takes_only_its_version_and_leaves_a_replacement_in_place(pipelin
             s3.delete_object(Bucket=bucket, Key=leftover)
 
 
+@pytest.mark.embedded
 def test_the_emulator_state_holding_secrets_is_private(pipeline):
     emulator_state = pipeline.state_dir / "emulator"
     assert emulator_state.stat().st_mode & 0o077 == 0, oct(emulator_state.stat().st_mode)

@@ -23,6 +23,8 @@ args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
 print("ARGS " + json.dumps(args))
 print("SPARK " + os.environ.get("PYSPARK_SUBMIT_ARGS", ""))
 import helper  # from --extra-py-files
+
+pytestmark = pytest.mark.embedded  # the runner on its own, in this process
 print("HELPER " + helper.NAME)
 if "--sleep" in args:
     time.sleep(float(args["--sleep"]))

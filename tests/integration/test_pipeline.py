@@ -15,8 +15,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import psycopg
+import pytest
 
-from glueline.ops.bootstrap import Bootstrap
 from glueline.shared.audit import Status, utc_now
 from glueline.shared.contract import COLUMNS
 from glueline.shared.counts import COUNT_NAMES, Counts
@@ -137,6 +137,7 @@ def test_glueline_run_cli_reports_json(clean_pipeline, tmp_path):
     assert p.db.password not in result.stdout + result.stderr
 
 
+@pytest.mark.embedded  # the other database is given by a URL both the CLI and the job reach
 def test_the_report_names_the_database_that_holds_the_rows(clean_pipeline):
     """Files already loaded into one database are loaded into another one the project is pointed at,
     and the report says which database holds the rows; loading the same content into the same database
@@ -174,7 +175,7 @@ def test_the_report_names_the_database_that_holds_the_rows(clean_pipeline):
         assert {f["target"] for f in status["files"]} == {p.target, fresh_target}
         assert fresh.password not in elsewhere.stdout + elsewhere.stderr
     finally:
-        Bootstrap(p.settings, p.db, log=lambda change: None).run()  # the embedded database again
+        p.bootstrap()  # the stack's database again
         with psycopg.connect(**p.db.connect_kwargs(), autocommit=True) as conn:
             conn.execute("DROP DATABASE IF EXISTS fresh_db")
 
@@ -221,7 +222,7 @@ def test_the_scheduled_rule_fires_the_same_lambda(clean_pipeline, tmp_path):
     """With S3 events switched off, a file dropped into source/ is found by the schedule's sweep."""
     p = clean_pipeline
     fast = p.settings.model_copy(update={"schedule_expression": "rate(1 minute)"})
-    Bootstrap(fast, p.db, log=lambda change: None).run()
+    p.bootstrap(fast)
     events = p.client("events")
     events.disable_rule(Name=p.settings.s3_rule)
     started = time.time()
@@ -229,7 +230,7 @@ def test_the_scheduled_rule_fires_the_same_lambda(clean_pipeline, tmp_path):
         (upload,) = p.upload(SAMPLES / "transactions_2024-07-14.csv")
         (record,) = p.wait([upload], timeout=200)
     finally:
-        Bootstrap(p.settings, p.db, log=lambda change: None).run()  # the daily cron, S3 rule enabled again
+        p.bootstrap()  # the daily cron, S3 rule enabled again
     assert record.status == Status.COMPLETED and record.counts.rows_loaded == 9
     messages = p.lambda_log_messages(since=started - 1)
     sweeps = [m for m in messages if '"sweep": true' in m and "source/transactions_2024-07-14.csv" in m]
@@ -265,14 +266,9 @@ def test_no_secret_in_environment_arguments_audit_reports_or_logs(clean_pipeline
     places["rejected rows"] = "\n".join(
         p.client("s3").get_object(Bucket=p.bucket, Key=key)["Body"].read().decode() for key in p.keys("rejected/rows/")
     )
-    log_files = [
-        *(p.state_dir / "logs").glob("*.log"),  # emulator, Glue runner
-        *(p.state_dir / "postgres").glob("*.log"),
-        *(p.state_dir / "glue-runner").rglob("*.log"),  # every job run's output
-    ]
-    assert len(log_files) >= 4
-    for path in log_files:
-        places[str(path)] = path.read_text(errors="replace")
+    logs = p.log_texts()
+    assert len(logs) >= 2 and all(logs.values()), {where: len(text) for where, text in logs.items()}
+    places.update(logs)
     assert "glueline intake" in places["lambda logs"] and places["glue runs"] != "[]"
     leaks = [where for where, text in places.items() if password in text]
     assert leaks == []

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from glueline.local.compose import ComposeInfo, ComposeStack, engine_answers, running_compose
+from glueline.local.compose import ComposeInfo, ComposeStack, engine_answers, images, project_dir, running_compose
 from glueline.local.samples import write_file
 from glueline.local.stack import EmbeddedStack, StackError
 from glueline.ops import packaging, report
@@ -264,6 +264,19 @@ def logs(follow: Annotated[bool, typer.Option("--follow/--no-follow", help="keep
     if not files:
         _fail(f"no logs in {Path(settings.state_dir) / 'logs'}: is a stack running (`glueline up -d`)?")
     os.execvp("tail", ["tail", "-n", "100", *(["-F"] if follow else []), *map(str, files)])
+
+
+@app.command("images-offline")
+def images_offline() -> None:
+    """Build stand-ins for the compose stack's images from Debian packages and PyPI (no registry needed);
+    later `up --stack compose` uses them."""
+    try:
+        recorded = images.build_offline_images(project_dir(), log=lambda message: err.print(escape(message)))
+    except (images.ImageError, StackError) as error:
+        _fail(str(error))
+    for setting, value in recorded.items():
+        out.print(f"{setting:16} {value}")
+    out.print(f"recorded in {images.record_path()}: `up --stack compose` uses them; GLUELINE_* settings still win")
 
 
 @app.command("bootstrap")

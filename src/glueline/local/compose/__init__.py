@@ -26,6 +26,9 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import psycopg
+
+from glueline.job import schema
 from glueline.local.compose import images
 from glueline.local.stack import EMULATOR_CREDENTIALS, StackError, remembered_port, write_aws_profile
 from glueline.ops.packaging import PACKAGE_DIR
@@ -122,7 +125,7 @@ class ComposeStack:
     def _setting(self, name: str):
         if name in self.settings.model_fields_set:
             return getattr(self.settings, name)
-        return images.recorded(self.project_dir).get(name, getattr(self.settings, name))
+        return images.recorded().get(name, getattr(self.settings, name))
 
     @property
     def emulator(self) -> str:
@@ -173,6 +176,7 @@ class ComposeStack:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         ports = self._ports()
         variables = self._variables(ports)
+        self._check_recorded_images(variables)
         images.glue_wheels(self.project_dir, log)
         log(f"building the Glue image on {variables['GLUELINE_GLUE_BASE_IMAGE']}")
         self.compose("build", "glue", variables=variables)
@@ -188,9 +192,22 @@ class ComposeStack:
             region=self.settings.region,
             password_file=str(self._password_file()),
         )
+        # As on the embedded stack, the database comes with the pipeline's table, ready to look at.
+        with psycopg.connect(**info.db_here.connect_kwargs(), autocommit=True) as conn:
+            conn.execute(schema.create_target(self.settings.table))
         self.state_file.write_text(json.dumps(asdict(info), indent=2))
         write_aws_profile(self.state_dir, info.emulator_url, info.glue_url, info.region)
         return info
+
+    def _check_recorded_images(self, variables: dict[str, str]) -> None:
+        """A stand-in recorded by ``make images-offline`` that this engine no longer has (pruned, another
+        engine) would be pulled from a registry that does not have it: say what to do instead."""
+        stand_ins = set(images.recorded().values())
+        gone = [v for v in variables.values() if v in stand_ins and not images.image_exists(v)]
+        if gone:
+            raise StackError(
+                f"the offline images {', '.join(gone)} are gone from this Docker engine: make images-offline"
+            )
 
     def running(self) -> ComposeInfo | None:
         """The stack the state directory records, if every service is up and healthy."""

@@ -13,7 +13,7 @@ embedded stack runs (the host's installed distributions constrain the download).
 over the mirror debootstrap used. Caches: the wheelhouse in ``~/.cache/glueline/wheelhouse``, Docker's
 layer cache, the base image (made only when missing): a second build takes seconds.
 
-``record_path(project_dir)`` records the stand-ins' names; the compose stack uses them for every image
+``record_path()`` records the stand-ins' names; the compose stack uses them for every image
 not set explicitly (``GLUELINE_*_IMAGE``), and MiniStack as the emulator (LocalStack has no stand-in: its
 DynamoDB and Lambda download parts at run time).
 """
@@ -74,14 +74,20 @@ def stand_ins() -> dict[str, dict]:
     }
 
 
-def record_path(project_dir: Path) -> Path:
-    return project_dir / ".glueline" / "offline-images.json"
+def record_path() -> Path:
+    """Where the stand-ins are recorded: beside the caches, as they belong to this machine's Docker
+    engine, not to a checkout (``make clean`` keeps them)."""
+    return _cache_dir() / "offline-images.json"
 
 
-def recorded(project_dir: Path) -> dict[str, str]:
+def recorded() -> dict[str, str]:
     """The settings the last ``make images-offline`` recorded (empty when it never ran here)."""
-    path = record_path(project_dir)
+    path = record_path()
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "glueline"
 
 
 def docker(*args: str, capture: bool = True, stdin=None) -> str:
@@ -119,7 +125,7 @@ def wheelhouse(requirements: list[str], platforms: list[str], log: Callable[[str
     requirements.txt naming them; downloaded once, kept in the user's cache."""
     constraints = _constraints()
     key = hashlib.sha256(json.dumps([requirements, platforms, constraints]).encode()).hexdigest()[:16]
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "glueline" / "wheelhouse" / key
+    cache = _cache_dir() / "wheelhouse" / key
     if (cache / "requirements.txt").exists():
         return cache
     log(f"downloading wheels: {', '.join(requirements)}")
@@ -195,7 +201,7 @@ def build_offline_images(project_dir: Path, log: Callable[[str], None] = print) 
             log(f"building {spec['image']}")
             docker("build", "--quiet", "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "--tag", spec["image"], context)
         settings[spec["setting"]] = spec["image"]
-    path = record_path(project_dir)
+    path = record_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(settings, indent=2) + "\n")
     return settings
