@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 IAM_SIMULATOR := tests/access/node_modules/.package-lock.json
+AWS_CLI := tests/awscli/.venv/bin/aws
 
 .PHONY: install run test test-unit test-compose up down logs status images-offline plan deploy destroy bench lint clean
 
@@ -17,12 +18,19 @@ $(STAMP): pyproject.toml
 $(IAM_SIMULATOR): tests/access/package-lock.json
 	npm ci --prefix tests/access --no-audit --no-fund --silent
 
+# The AWS CLI the Glue runner's conformance tests drive: a user's own installation, beside ours (it pins
+# its own botocore).
+$(AWS_CLI): tests/awscli/requirements.txt
+	$(PYTHON) -m venv tests/awscli/.venv
+	tests/awscli/.venv/bin/python -m pip install --quiet -r tests/awscli/requirements.txt
+	touch $(AWS_CLI)
+
 install: $(STAMP)  ## create .venv with glueline and its pinned dependencies
 
 run: $(STAMP)  ## run data/samples/ through the whole pipeline on the embedded stack, print the report
 	$(BIN)/glueline run $(ARGS)
 
-test: $(STAMP) $(IAM_SIMULATOR)  ## unit + integration tests (the integration tests start their own embedded stack)
+test: $(STAMP) $(IAM_SIMULATOR) $(AWS_CLI)  ## unit + integration tests (the integration tests start their own embedded stack)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: $(STAMP) $(IAM_SIMULATOR)

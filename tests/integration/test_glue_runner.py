@@ -17,14 +17,14 @@ from glueline.local.stack import free_port
 from glueline.polling import wait_for
 from glueline.shared.lifecycle import ACTIVE_RUN_STATES
 
+pytestmark = pytest.mark.embedded  # the runner on its own, in this process
+
 SCRIPT = b"""
 import json, os, sys, time
 args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
 print("ARGS " + json.dumps(args))
 print("SPARK " + os.environ.get("PYSPARK_SUBMIT_ARGS", ""))
 import helper  # from --extra-py-files
-
-pytestmark = pytest.mark.embedded  # the runner on its own, in this process
 print("HELPER " + helper.NAME)
 if "--sleep" in args:
     time.sleep(float(args["--sleep"]))
@@ -73,7 +73,7 @@ def probe_script(pipeline):
 def glue(pipeline, probe_script, tmp_path_factory):
     client, store, server, _ = serve(pipeline, tmp_path_factory.mktemp("runner"))
     yield client, store
-    store.stop_all()
+    store.close()
     server.shutdown()
 
 

@@ -19,6 +19,7 @@ created, updated or run — and hands that job's next run to it (see ``glueline.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import logging
@@ -36,6 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from glueline.local.runner import cloud
+from glueline.local.runner.cloud import LOG_GROUP
+from glueline.local.runner.model import DEFAULT_GLUE_VERSION, default_timeout
 from glueline.shared.lifecycle import ACTIVE_RUN_STATES as ACTIVE_STATES
 
 log = logging.getLogger("glueline.local.runner")
@@ -46,8 +50,8 @@ SPARK_SUBMIT_ARGS = (
     "--master local[*] --driver-memory 2g --conf spark.ui.enabled=false "
     "--conf spark.driver.bindAddress=127.0.0.1 --conf spark.driver.host=127.0.0.1 pyspark-shell"
 )
-DEFAULT_TIMEOUT_MINUTES = 2880  # Glue's default for glueetl jobs
-LOG_GROUP = "/aws-glue/jobs"
+# A run counts against MaxConcurrentRuns from STARTING until it ends; WAITING runs queue for a slot.
+RUNNING_STATES = ACTIVE_STATES - {"WAITING"}
 _STOP_GRACE_SECONDS = 10
 
 
@@ -92,21 +96,25 @@ class JobRun:
     arguments: dict[str, str]
     timeout_minutes: int
     started_on: float
+    attempt: int = 0
+    previous_run_id: str | None = None
+    queuing: bool = False
+    capacity: dict = field(default_factory=dict)  # WorkerType / NumberOfWorkers / MaxCapacity in effect
     state: str = "STARTING"
     last_modified_on: float = 0.0
     completed_on: float | None = None
     error_message: str | None = None
-    log_path: Path | None = None
-    process: subprocess.Popen | None = None
     stop_requested: bool = False
     job_snapshot: dict = field(default_factory=dict)
+    process: subprocess.Popen | None = field(default=None, repr=False)
 
     def describe(self) -> dict:
         end = self.completed_on or time.time()
         run = {
             "Id": self.id,
-            "Attempt": 0,
+            "Attempt": self.attempt,
             "JobName": self.job_name,
+            "JobRunQueuingEnabled": self.queuing,
             "StartedOn": self.started_on,
             "LastModifiedOn": self.last_modified_on or self.started_on,
             "JobRunState": self.state,
@@ -115,19 +123,30 @@ class JobRun:
             "Timeout": self.timeout_minutes,
             "ExecutionTime": int(end - self.started_on),
             "LogGroupName": LOG_GROUP,
+            "GlueVersion": self.job_snapshot["GlueVersion"],
+            **self.capacity,
         }
-        for key in ("GlueVersion", "WorkerType", "NumberOfWorkers", "MaxCapacity"):
-            if key in self.job_snapshot:
-                run[key] = self.job_snapshot[key]
+        if "ExecutionClass" in self.job_snapshot:
+            run["ExecutionClass"] = self.job_snapshot["ExecutionClass"]
+        if self.previous_run_id:
+            run["PreviousRunId"] = self.previous_run_id
         if self.completed_on is not None:
             run["CompletedOn"] = self.completed_on
         if self.error_message:
             run["ErrorMessage"] = self.error_message
         return run
 
+    def saved(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "process"}
+
+
+CAPACITY = ("WorkerType", "NumberOfWorkers", "MaxCapacity")
+
 
 class JobStore:
-    """Job definitions and their runs, in memory; logs of runs under ``state_dir/runs``."""
+    """Job definitions, connections, tags, runs and bookmark entries, kept in ``state_dir/state.json``
+    (written on every change, so a restarted runner has them); each run's output under
+    ``state_dir/runs/<job>/<run id>/`` (``output.log``: stdout, ``error.log``: stderr)."""
 
     def __init__(self, config: RunnerConfig):
         self.config = config
@@ -135,10 +154,51 @@ class JobStore:
         self._connections: dict[str, dict] = {}  # stored and answered; a local run needs no network
         self._tags: dict[tuple[str, str], dict[str, str]] = {}  # per (kind, name): Glue keeps them apart
         self._runs: dict[str, list[JobRun]] = {}
+        self._bookmarks: dict[str, list[dict]] = {}  # per job: an entry per successful bookmarked run
         self._lock = threading.RLock()
+        self._threads: set[threading.Thread] = set()
         self._standby: Standby | None = None
         self._warm_requests = 0  # the latest request wins: a slower, earlier one gives up
         self._closed = False
+        self._state_file = config.state_dir / "state.json"
+        self._load()
+
+    # -- persistence ----------------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        """What the last runner of this state directory kept; its active runs end here: their process
+        went with it."""
+        if not self._state_file.exists():
+            return
+        saved = json.loads(self._state_file.read_text())
+        self._jobs = saved["jobs"]
+        self._connections = saved["connections"]
+        self._tags = {(kind, name): tags for kind, name, tags in saved["tags"]}
+        self._bookmarks = saved["bookmarks"]
+        ended = []
+        for name, runs in saved["runs"].items():
+            self._runs[name] = [JobRun(**run) for run in runs]
+            for run in self._runs[name]:
+                if run.state in ACTIVE_STATES:
+                    message = f"The local Glue runner stopped while this run was {run.state}; its process ended with it"
+                    self._set_state(run, "FAILED", message)
+                    ended.append(run)
+        self._save()
+        for run in ended:
+            cloud.announce(run.job_name, run.id, run.state, run.error_message)
+
+    def _save(self) -> None:
+        with self._lock:
+            state = {
+                "jobs": self._jobs,
+                "connections": self._connections,
+                "tags": [[kind, name, tags] for (kind, name), tags in self._tags.items()],
+                "runs": {name: [run.saved() for run in runs] for name, runs in self._runs.items()},
+                "bookmarks": self._bookmarks,
+            }
+            partial = self._state_file.with_suffix(".partial")
+            partial.write_text(json.dumps(state))
+            partial.replace(self._state_file)
 
     # -- jobs ---------------------------------------------------------------------------------------
 
@@ -151,17 +211,20 @@ class JobStore:
             definition = {k: v for k, v in request.items() if k != "Tags"}
             self._jobs[name] = self._with_defaults(definition) | {"CreatedOn": now, "LastModifiedOn": now}
             self._tags[("job", name)] = dict(request.get("Tags", {}))
+            self._save()
         self._warm(name)
         return {"Name": name}
 
     def update_job(self, name: str, update: dict) -> dict:
         with self._lock:
             job = self._get(name)
-            # Like Glue, an update replaces the whole definition (fields left out fall back to defaults).
+            # Like Glue, an update replaces the whole definition (fields left out fall back to defaults);
+            # tags are not part of it and stay.
             self._jobs[name] = self._with_defaults({**update, "Name": name}) | {
                 "CreatedOn": job["CreatedOn"],
                 "LastModifiedOn": time.time(),
             }
+            self._save()
         self._warm(name)
         return {"JobName": name}
 
@@ -173,10 +236,36 @@ class JobStore:
         with self._lock:
             return [copy.deepcopy(self._jobs[n]) for n in sorted(self._jobs)]
 
+    def list_jobs(self, tags: dict[str, str]) -> list[str]:
+        """Job names, only those carrying every given tag."""
+        with self._lock:
+            return [
+                name
+                for name in sorted(self._jobs)
+                if all(self._tags.get(("job", name), {}).get(k) == v for k, v in tags.items())
+            ]
+
+    def batch_get_jobs(self, names: list[str]) -> dict:
+        with self._lock:
+            return {
+                "Jobs": [copy.deepcopy(self._jobs[n]) for n in names if n in self._jobs],
+                "JobsNotFound": [n for n in names if n not in self._jobs],
+            }
+
     def delete_job(self, name: str) -> dict:
+        """As Glue: the job, its runs (active ones are stopped) and its bookmark go; deleting a job that
+        does not exist is no error."""
         with self._lock:
             self._jobs.pop(name, None)
             self._tags.pop(("job", name), None)
+            self._bookmarks.pop(name, None)
+            runs = self._runs.pop(name, [])
+            for run in runs:
+                run.stop_requested = True
+            self._save()
+        for run in runs:
+            if run.process is not None:
+                self._background(_terminate, run.process)
         return {"JobName": name}
 
     # -- connections (the job's NETWORK connection: kept as Glue keeps it) ---------------------------
@@ -190,6 +279,7 @@ class JobStore:
             now = time.time()
             self._connections[name] = {**copy.deepcopy(definition), "CreationTime": now, "LastUpdatedTime": now}
             self._tags[("connection", name)] = dict(request.get("Tags", {}))
+            self._save()
         return {}
 
     def update_connection(self, name: str, definition: dict) -> dict:
@@ -200,6 +290,7 @@ class JobStore:
                 "CreationTime": created,
                 "LastUpdatedTime": time.time(),
             }
+            self._save()
         return {}
 
     def get_connection(self, name: str) -> dict:
@@ -215,6 +306,7 @@ class JobStore:
             self._connection(name)
             del self._connections[name]
             self._tags.pop(("connection", name), None)
+            self._save()
         return {}
 
     def _connection(self, name: str) -> dict:
@@ -234,6 +326,7 @@ class JobStore:
             tags.update(add)
             for key in remove:
                 tags.pop(key, None)
+            self._save()
         return {}
 
     def _resource_of(self, arn: str) -> tuple[str, str]:
@@ -254,44 +347,86 @@ class JobStore:
 
     @staticmethod
     def _with_defaults(definition: dict) -> dict:
+        """The definition as Glue stores it: the service model's defaults where a field is left out."""
         command = definition.get("Command", {})
         if not str(command.get("ScriptLocation", "")).startswith("s3://"):
             raise GlueError("InvalidInputException", "Command.ScriptLocation must be an s3:// URI")
+        version = definition.get("GlueVersion", DEFAULT_GLUE_VERSION)
         defaults = {
             "MaxRetries": 0,
-            "Timeout": DEFAULT_TIMEOUT_MINUTES,
+            "Timeout": default_timeout(version),
             "ExecutionProperty": {"MaxConcurrentRuns": 1},
             "DefaultArguments": {},
             "NonOverridableArguments": {},
-            "GlueVersion": "0.9",
+            "GlueVersion": version,
+            "JobRunQueuingEnabled": False,
         }
         return {**defaults, **copy.deepcopy(definition)}
 
     # -- runs ---------------------------------------------------------------------------------------
 
-    def start_run(self, name: str, arguments: dict[str, str], timeout: int | None) -> str:
+    def start_run(self, name: str, request: dict) -> str:
+        """A new run: started, WAITING in the queue (job run queuing), or ConcurrentRunsExceeded.
+        ``JobRunId`` retries a previous run: the next attempt, with its arguments (overridden by these)."""
         with self._lock:
             job = self._get(name)
-            limit = job["ExecutionProperty"].get("MaxConcurrentRuns", 1)
-            active = [r for r in self._runs.get(name, []) if r.state in ACTIVE_STATES]
-            if len(active) >= limit:
-                raise GlueError(
-                    "ConcurrentRunsExceededException",
-                    f"Concurrent runs exceeded for {name}: {len(active)} active, MaxConcurrentRuns {limit}",
-                )
-            now = time.time()
+            arguments, attempt, previous = dict(request.get("Arguments", {})), 0, None
+            if request.get("JobRunId"):
+                earlier = self._run(name, request["JobRunId"])
+                arguments, attempt, previous = {**earlier.arguments, **arguments}, earlier.attempt + 1, earlier.id
+            queuing = request.get("JobRunQueuingEnabled", job.get("JobRunQueuingEnabled", False))
+            capacity = {k: request[k] for k in CAPACITY if k in request} or {k: job[k] for k in CAPACITY if k in job}
             run = JobRun(
                 id="jr_" + secrets.token_hex(32),
                 job_name=name,
-                arguments=dict(arguments),
-                timeout_minutes=timeout or job["Timeout"],
-                started_on=now,
-                last_modified_on=now,
+                arguments=arguments,
+                timeout_minutes=request.get("Timeout") or job["Timeout"],
+                started_on=time.time(),
+                attempt=attempt,
+                previous_run_id=previous,
+                queuing=bool(queuing),
+                capacity=capacity,
                 job_snapshot=copy.deepcopy(job),
             )
-            self._runs.setdefault(name, []).append(run)
-        threading.Thread(target=self._execute, args=(run,), name=run.id[:12], daemon=True).start()
+            self._submit(run)
         return run.id
+
+    def _submit(self, run: JobRun, retry: bool = False) -> None:
+        """Start the run if the job has a free slot; else queue it (WAITING) where queuing is on, or it
+        is a retry (which Glue never drops)."""
+        limit = run.job_snapshot["ExecutionProperty"].get("MaxConcurrentRuns", 1)
+        running = [r for r in self._runs.get(run.job_name, []) if r.state in RUNNING_STATES]
+        if len(running) >= limit and not (run.queuing or retry):
+            raise GlueError(
+                "ConcurrentRunsExceededException",
+                f"Concurrent runs exceeded for {run.job_name}: {len(running)} active, MaxConcurrentRuns {limit}",
+            )
+        run.last_modified_on = run.started_on
+        self._runs.setdefault(run.job_name, []).append(run)
+        if len(running) >= limit:
+            run.state = "WAITING"
+            self._save()
+            return
+        self._launch(run)
+
+    def _launch(self, run: JobRun) -> None:
+        run.state = "STARTING"
+        run.last_modified_on = time.time()
+        self._save()
+        self._background(self._execute, run)
+
+    def _admit_waiting(self, name: str) -> None:
+        """Start the oldest WAITING runs of the job while it has free slots."""
+        with self._lock:
+            runs = self._runs.get(name, [])
+            job = self._jobs.get(name)
+            if job is None:
+                return
+            limit = job["ExecutionProperty"].get("MaxConcurrentRuns", 1)
+            for run in sorted((r for r in runs if r.state == "WAITING"), key=lambda r: r.started_on):
+                if sum(r.state in RUNNING_STATES for r in runs) >= limit:
+                    break
+                self._launch(run)
 
     def get_run(self, name: str, run_id: str) -> dict:
         with self._lock:
@@ -303,31 +438,32 @@ class JobStore:
             return [r.describe() for r in sorted(self._runs.get(name, []), key=lambda r: -r.started_on)]
 
     def stop_runs(self, name: str, run_ids: list[str]) -> tuple[list[dict], list[dict]]:
-        stopped, errors = [], []
-        for run_id in run_ids:
-            with self._lock:
+        """Answers at once, as Glue does: a WAITING run is STOPPED, an active one STOPPING until its
+        processes are gone (in the background)."""
+        stopped, errors, ended = [], [], []
+        with self._lock:
+            for run_id in run_ids:
                 try:
                     run = self._run(name, run_id)
                 except GlueError as err:
                     errors.append(_stop_error(name, run_id, err.error_type, err.message))
                     continue
-                if run.state not in ACTIVE_STATES:
+                if run.state not in ACTIVE_STATES or run.state == "STOPPING":
                     errors.append(_stop_error(name, run_id, "InvalidInputException", f"Job run is {run.state}"))
                     continue
                 run.stop_requested = True
-                self._set_state(run, "STOPPING")
-                process = run.process
-            if process is not None:
-                _terminate(process)
-            stopped.append({"JobName": name, "JobRunId": run_id})
+                if run.state == "WAITING":
+                    self._set_state(run, "STOPPED")
+                    ended.append(run)
+                else:
+                    self._set_state(run, "STOPPING")
+                    if run.process is not None:
+                        self._background(_terminate, run.process)
+                stopped.append({"JobName": name, "JobRunId": run_id})
+            self._save()
+        for run in ended:
+            cloud.announce(run.job_name, run.id, run.state, run.error_message)
         return stopped, errors
-
-    def stop_all(self) -> None:
-        """Stop every active run (the runner is shutting down)."""
-        with self._lock:
-            active = [(r.job_name, r.id) for runs in self._runs.values() for r in runs if r.state in ACTIVE_STATES]
-        for name, run_id in active:
-            self.stop_runs(name, [run_id])
 
     def _run(self, name: str, run_id: str) -> JobRun:
         for run in self._runs.get(name, []):
@@ -343,30 +479,116 @@ class JobStore:
         if state not in ACTIVE_STATES:
             run.completed_on = run.last_modified_on
 
+    def _background(self, target, *args) -> None:
+        thread = threading.Thread(target=self._tracked, args=(target, *args), daemon=True)
+        with self._lock:
+            self._threads.add(thread)
+        thread.start()
+
+    def _tracked(self, target, *args) -> None:
+        try:
+            target(*args)
+        finally:
+            with self._lock:
+                self._threads.discard(threading.current_thread())
+
+    # -- bookmarks ----------------------------------------------------------------------------------
+
+    def get_bookmark(self, name: str, run_id: str | None) -> dict:
+        with self._lock:
+            entries = self._bookmarks.get(name, [])
+            chosen = [e for e in entries if e["RunId"] == run_id] if run_id else entries[-1:]
+            if not chosen:
+                raise GlueError("EntityNotFoundException", f"Continuation for job {name} not found")
+            return copy.deepcopy(chosen[-1])
+
+    def reset_bookmark(self, name: str, run_id: str | None) -> dict:
+        """Back to no state (or to the state after ``run_id``): the next bookmarked run starts there."""
+        with self._lock:
+            self._get(name)
+            entries = self._bookmarks.setdefault(name, [])
+            base = next((e for e in entries if e["RunId"] == run_id), None) if run_id else None
+            if run_id and base is None:
+                raise GlueError("EntityNotFoundException", f"Continuation for job {name} and run {run_id} not found")
+            last = entries[-1] if entries else {"Version": 0, "Run": 0, "RunId": None}
+            entry = {
+                "JobName": name,
+                "Version": last["Version"] + 1,
+                "Run": base["Run"] if base else 0,
+                "Attempt": base["Attempt"] if base else 0,
+                "JobBookmark": base["JobBookmark"] if base else "{}",
+            }
+            entry |= {"RunId": base["RunId"], "PreviousRunId": base.get("PreviousRunId")} if base else {}
+            entries.append({k: v for k, v in entry.items() if v is not None} | {"RunId": entry.get("RunId")})
+            self._save()
+            return {k: v for k, v in entry.items() if v is not None}
+
+    def _record_bookmark(self, run: JobRun) -> None:
+        """A successful run of a job with bookmarks enabled is a new bookmark entry. Local Spark keeps
+        no per-source state, so JobBookmark is an empty state; versions, runs and IDs follow Glue."""
+        arguments = {**run.job_snapshot["DefaultArguments"], **run.arguments}
+        if arguments.get("--job-bookmark-option") != "job-bookmark-enable":
+            return
+        entries = self._bookmarks.setdefault(run.job_name, [])
+        last = entries[-1] if entries else {"Version": 0, "Run": 0, "RunId": None}
+        entry = {
+            "JobName": run.job_name,
+            "Version": last["Version"] + 1,
+            "Run": last["Run"] + 1,
+            "Attempt": run.attempt,
+            "RunId": run.id,
+            "JobBookmark": "{}",
+        }
+        if last.get("RunId"):
+            entry["PreviousRunId"] = last["RunId"]
+        entries.append(entry)
+
     # -- execution ----------------------------------------------------------------------------------
 
     def _execute(self, run: JobRun) -> None:
         run_dir = self.config.state_dir / "runs" / run.job_name / run.id
         run_dir.mkdir(parents=True, exist_ok=True)
-        run.log_path = run_dir / "output.log"
+        outputs = {cloud.OUTPUT_GROUP: run_dir / "output.log", cloud.ERROR_GROUP: run_dir / "error.log"}
+        shipper = cloud.LogShipper(run.id, outputs).start()
+        try:
+            exit_code, timed_out = self._run_process(run, run_dir, outputs)
+        finally:
+            shipper.stop()
+        with self._lock:
+            if exit_code is None:
+                pass  # ended before it started (stopped, or its code could not be fetched)
+            elif timed_out:
+                self._set_state(run, "TIMEOUT", f"Job run timed out after {run.timeout_minutes} minute(s)")
+            elif run.stop_requested:
+                self._set_state(run, "STOPPED")
+            elif exit_code == 0:
+                self._set_state(run, "SUCCEEDED")
+            else:
+                self._set_state(run, "FAILED", _error_from_logs(outputs.values(), exit_code))
+        self._finish(run)
+
+    def _run_process(self, run: JobRun, run_dir: Path, outputs: dict[str, Path]) -> tuple[int | None, bool]:
+        """Fetch the run's code, start it (or hand it to the standby), wait for it: (exit code, timed out)."""
         try:
             launch = self._prepare(run.job_snapshot, run.arguments, run_dir, run.id)
         except Exception as err:  # the script or its libraries could not be fetched
             with self._lock:
                 self._set_state(run, "FAILED", f"{type(err).__name__}: {err}")
-            return
+            return None, False
+        stdout, stderr = outputs[cloud.OUTPUT_GROUP], outputs[cloud.ERROR_GROUP]
         with self._lock:
             if run.stop_requested:
-                self._set_state(run, "STOPPED")
-                return
-            standby = self._take_standby(run.job_name, launch, run_dir, run.log_path)
-            run.process = standby.process if standby else self._start(launch, run_dir, run.log_path)
+                if run.state in ACTIVE_STATES:
+                    self._set_state(run, "STOPPED")
+                return None, False
+            standby = self._take_standby(run.job_name, launch, run_dir, stdout, stderr)
+            run.process = standby.process if standby else self._start(launch, run_dir, stdout, stderr)
             (run_dir / "pid").write_text(str(run.process.pid))  # the run's process group, for operators
             self._set_state(run, "RUNNING")
-        deadline = run.timeout_minutes * self.config.minute_seconds
+            self._save()
         timed_out = False
         try:
-            exit_code = run.process.wait(timeout=deadline)
+            exit_code = run.process.wait(timeout=run.timeout_minutes * self.config.minute_seconds)
         except subprocess.TimeoutExpired:
             timed_out = True
             _terminate(run.process)
@@ -374,15 +596,37 @@ class JobStore:
         if standby is not None:
             standby.discard()
         self._warm(run.job_name)  # warms up now the run is over, not while it needed the CPU
+        return exit_code, timed_out
+
+    def _finish(self, run: JobRun) -> None:
+        """A run ended: its event, its bookmark, a retry if it failed and attempts are left, and the
+        next WAITING run. A run of a job deleted meanwhile just ends."""
         with self._lock:
-            if timed_out:
-                self._set_state(run, "TIMEOUT", f"Job run timed out after {run.timeout_minutes} minute(s)")
-            elif run.stop_requested:
-                self._set_state(run, "STOPPED")
-            elif exit_code == 0:
-                self._set_state(run, "SUCCEEDED")
-            else:
-                self._set_state(run, "FAILED", _error_from_log(run.log_path, exit_code))
+            current = run in self._runs.get(run.job_name, [])
+            retry = None
+            if current and run.state == "SUCCEEDED":
+                self._record_bookmark(run)
+            if current and run.state == "FAILED" and not run.stop_requested:
+                if run.attempt < run.job_snapshot.get("MaxRetries", 0):
+                    retry = dataclasses.replace(
+                        run,
+                        id="jr_" + secrets.token_hex(32),
+                        attempt=run.attempt + 1,
+                        previous_run_id=run.id,
+                        started_on=time.time(),
+                        state="STARTING",
+                        completed_on=None,
+                        error_message=None,
+                        stop_requested=False,
+                        process=None,
+                    )
+            self._save()
+        if current:
+            cloud.announce(run.job_name, run.id, run.state, run.error_message)
+        if retry is not None:
+            with self._lock:
+                self._submit(retry, retry=True)
+        self._admit_waiting(run.job_name)
 
     def _prepare(self, job: dict, run_arguments: dict[str, str], run_dir: Path, run_id: str) -> Launch:
         """Fetch the script and its --extra-py-files into ``run_dir``; how to start them."""
@@ -409,14 +653,14 @@ class JobStore:
             env.setdefault("PYSPARK_SUBMIT_ARGS", SPARK_SUBMIT_ARGS)
         return env
 
-    def _start(self, launch: Launch, run_dir: Path, log_path: Path) -> subprocess.Popen:
-        with open(log_path, "ab") as log:
+    def _start(self, launch: Launch, run_dir: Path, stdout: Path, stderr: Path) -> subprocess.Popen:
+        with open(stdout, "ab") as out, open(stderr, "ab") as err:
             return subprocess.Popen(
                 [*self.config.launcher, launch.script, *launch.argv],
                 cwd=run_dir,
                 env=launch.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
+                stdout=out,
+                stderr=err,
                 start_new_session=True,
             )
 
@@ -479,7 +723,7 @@ class JobStore:
                 return
         standby.discard()  # the runner closed, or a later request came
 
-    def _take_standby(self, job_name: str, launch: Launch, run_dir: Path, log_path: Path) -> Standby | None:
+    def _take_standby(self, job_name: str, launch: Launch, run_dir: Path, stdout: Path, stderr: Path) -> Standby | None:
         """Hand the run to the standby if it was started for this job with exactly this code (warm, or
         still warming: then the run waits for it); otherwise the standby is of no use and goes."""
         standby, self._standby = self._standby, None
@@ -491,7 +735,8 @@ class JobStore:
             return None
         order = {"script": launch.script, "argv": launch.argv, "cwd": str(run_dir), "env": launch.env}
         try:
-            standby.process.stdin.write((json.dumps({**order, "log": str(log_path)}) + "\n").encode())
+            logs = {"stdout": str(stdout), "stderr": str(stderr)}
+            standby.process.stdin.write((json.dumps({**order, **logs}) + "\n").encode())
             standby.process.stdin.close()
         except BrokenPipeError:
             standby.discard()
@@ -499,13 +744,29 @@ class JobStore:
         return standby
 
     def close(self) -> None:
-        """Stop every active run and the standby (the runner is shutting down)."""
+        """The runner is shutting down: active runs end STOPPED (saying why), the standby goes."""
         self._closed = True
-        self.stop_all()
         with self._lock:
+            active = [r for runs in self._runs.values() for r in runs if r.state in ACTIVE_STATES]
+            for run in active:
+                run.stop_requested = True
+                run.error_message = "Stopped: the local Glue runner shut down"
+                if run.state == "WAITING":
+                    self._set_state(run, "STOPPED")
+                elif run.process is not None:
+                    self._background(_terminate, run.process)
             standby, self._standby = self._standby, None
+            self._save()
         if standby is not None:
             standby.discard()
+        deadline = time.time() + _STOP_GRACE_SECONDS + 5
+        while time.time() < deadline:
+            with self._lock:
+                threads = list(self._threads)
+            if not threads:
+                break
+            threads[0].join(timeout=max(0.0, deadline - time.time()))
+        self._save()
 
 
 @dataclass
@@ -554,14 +815,17 @@ def _download(uri: str, directory: Path) -> Path:
 _EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Exit)\b.*)$")
 
 
-def _error_from_log(log_path: Path, exit_code: int) -> str:
-    """The last exception line a failed script printed, as Glue shows it in ErrorMessage."""
-    tail = log_path.read_bytes()[-64_000:].decode("utf-8", "replace").splitlines()
-    for line in reversed(tail):
-        match = _EXCEPTION_LINE.match(line.strip())
-        if match:
-            return f"{match.group(1)[:1500]} (log: {log_path})"
-    return f"Job script exited with code {exit_code} (log: {log_path})"
+def _error_from_logs(paths, exit_code: int) -> str:
+    """The last exception line a failed script printed (stderr first), as Glue shows it in ErrorMessage."""
+    paths = sorted(paths, key=lambda p: p.name != "error.log")
+    for path in paths:
+        if not path.exists():
+            continue
+        for line in reversed(path.read_bytes()[-64_000:].decode("utf-8", "replace").splitlines()):
+            match = _EXCEPTION_LINE.match(line.strip())
+            if match:
+                return f"{match.group(1)[:1500]} (log: {path})"
+    return f"Job script exited with code {exit_code} (log: {paths[0].parent})"
 
 
 def default_launcher() -> list[str]:

@@ -2,34 +2,40 @@
 client works against it (``AWS_ENDPOINT_URL_GLUE=http://127.0.0.1:PORT`` or a profile's ``services``).
 
 Every call is ``POST /`` with ``X-Amz-Target: AWSGlue.<Operation>``; requests are validated against
-botocore's own Glue service model, errors come back as ``{"__type": ..., "message": ...}`` (HTTP 400),
+botocore's own Glue service model and Glue's rules (``glueline.local.runner.model``), errors come back
+as ``{"__type": ..., "Message": ...}`` (HTTP 400; the model's error shapes name it ``Message``),
 timestamps as epoch seconds. The SigV4 signature is not checked: this is a local development service
 bound to 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import botocore.session
-from botocore.validate import ParamValidator
-
 from glueline.local.runner.jobs import GlueError, JobStore
+from glueline.local.runner.model import InvalidInput, validate_request
 
 log = logging.getLogger("glueline.local.runner")
 
-_MODEL = botocore.session.get_session().get_service_model("glue")
-_VALIDATOR = ParamValidator()
 
-
-def _page(items: list[dict], request: dict, key: str) -> dict:
-    start = int(request.get("NextToken") or 0)
-    size = int(request.get("MaxResults") or 100)
+def _page(items: list, request: dict, key: str, default_size: int = 100) -> dict:
+    """One page of ``items``; NextToken is opaque to clients, and one the runner did not issue is an
+    InvalidInputException (not a 500, which clients would retry)."""
+    token = request.get("NextToken")
+    try:
+        start = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"] if token else 0
+        if not isinstance(start, int) or start < 0:
+            raise ValueError(start)
+    except (ValueError, KeyError, TypeError, json.JSONDecodeError, binascii.Error) as err:
+        raise GlueError("InvalidInputException", f"Invalid NextToken: {token!r}") from err
+    size = request.get("MaxResults") or default_size
     page = {key: items[start : start + size]}
     if start + size < len(items):
-        page["NextToken"] = str(start + size)
+        page["NextToken"] = base64.urlsafe_b64encode(json.dumps({"offset": start + size}).encode()).decode()
     return page
 
 
@@ -43,13 +49,15 @@ OPERATIONS = {
     "UpdateJob": lambda store, r: store.update_job(r["JobName"], r["JobUpdate"]),
     "GetJob": lambda store, r: {"Job": store.get_job(r["JobName"])},
     "GetJobs": lambda store, r: _page(store.get_jobs(), r, "Jobs"),
+    "ListJobs": lambda store, r: _page(store.list_jobs(r.get("Tags", {})), r, "JobNames"),
+    "BatchGetJobs": lambda store, r: store.batch_get_jobs(r["JobNames"]),
     "DeleteJob": lambda store, r: store.delete_job(r["JobName"]),
-    "StartJobRun": lambda store, r: {
-        "JobRunId": store.start_run(r["JobName"], r.get("Arguments", {}), r.get("Timeout"))
-    },
+    "StartJobRun": lambda store, r: {"JobRunId": store.start_run(r["JobName"], r)},
     "GetJobRun": lambda store, r: {"JobRun": store.get_run(r["JobName"], r["RunId"])},
     "GetJobRuns": lambda store, r: _page(store.get_runs(r["JobName"]), r, "JobRuns"),
     "BatchStopJobRun": _batch_stop,
+    "GetJobBookmark": lambda store, r: {"JobBookmarkEntry": store.get_bookmark(r["JobName"], r.get("RunId"))},
+    "ResetJobBookmark": lambda store, r: {"JobBookmarkEntry": store.reset_bookmark(r["JobName"], r.get("RunId"))},
     "CreateConnection": lambda store, r: store.create_connection(r),
     "UpdateConnection": lambda store, r: store.update_connection(r["Name"], r["ConnectionInput"]),
     "GetConnection": lambda store, r: {"Connection": store.get_connection(r["Name"])},
@@ -75,15 +83,16 @@ def handle(store: JobStore, target: str, body: bytes) -> tuple[int, dict]:
             request = json.loads(body or b"{}")
         except json.JSONDecodeError as err:
             raise GlueError("InvalidInputException", f"request body is not JSON: {err}") from err
-        report = _VALIDATOR.validate(request, _MODEL.operation_model(operation).input_shape)
-        if report.has_errors():
-            raise GlueError("InvalidInputException", report.generate_report())
+        try:
+            validate_request(operation, request)
+        except InvalidInput as err:
+            raise GlueError("InvalidInputException", str(err)) from err
         return 200, OPERATIONS[operation](store, request)
     except GlueError as err:
-        return 400, {"__type": err.error_type, "message": err.message}
+        return 400, {"__type": err.error_type, "Message": err.message}
     except Exception as err:  # a bug here must not look like a client error
         log.exception("internal error in %s", operation)
-        return 500, {"__type": "InternalServiceException", "message": f"{type(err).__name__}: {err}"}
+        return 500, {"__type": "InternalServiceException", "Message": f"{type(err).__name__}: {err}"}
 
 
 def make_server(store: JobStore, host: str, port: int) -> ThreadingHTTPServer:

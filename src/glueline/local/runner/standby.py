@@ -16,8 +16,8 @@ installation is imported, so the deployed code is what ``import`` finds.
 
 Protocol (JSON lines): stdin first brings ``{"script", "py_files"}``; once warm the standby writes
 ``ready`` on its original stdout (its output goes to its log from the start); stdin then brings the run:
-``{"script", "argv", "cwd", "env", "log"}``, and the standby runs the script as ``__main__`` with its
-output in the run's log.
+``{"script", "argv", "cwd", "env", "stdout", "stderr"}``, and the standby runs the script as ``__main__``
+with its stdout and stderr in the run's two log files.
 """
 
 import json
@@ -49,11 +49,10 @@ def main() -> None:
     if not line:
         return  # the runner went away
     run = json.loads(line)
-    log = os.open(run["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.dup2(log, 1)
-    os.dup2(log, 2)
+    for descriptor, path in ((1, run["stdout"]), (2, run["stderr"])):
+        os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644), descriptor)
     os.chdir(run["cwd"])
     os.environ.update(run["env"])
     sys.argv = [run["script"], *run["argv"]]

@@ -206,14 +206,15 @@ class EmbeddedStack:
         return remembered_port(self.state_dir / "ports.json", name, configured)
 
     def _start_emulator(self, port: int) -> int:
-        """MiniStack, its state kept under ``<state_dir>/emulator`` across restarts (S3 objects are
-        written through to disk; the other services are saved on a clean shutdown)."""
+        """MiniStack (and the Glue service's events, see glueline.local.stack.emulator), its state kept
+        under ``<state_dir>/emulator`` across restarts (S3 objects are written through to disk; the other
+        services are saved on a clean shutdown)."""
         state = self.state_dir / "emulator"
         state.mkdir(parents=True, exist_ok=True)
         state.chmod(0o700)  # it holds the secrets Secrets Manager keeps (the database password)
         pid = self._spawn(
             "emulator",
-            [sys.executable, "-m", "ministack"],
+            [sys.executable, "-m", "glueline.local.stack.emulator"],
             {
                 "GATEWAY_PORT": str(port),
                 "BIND_HOST": "127.0.0.1",

@@ -1,0 +1,55 @@
+"""The Glue runner's request rules and event shape, without a runner (tests/integration/test_glue_api.py
+drives them through real clients)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from glueline.local.runner.cloud import state_change_event
+from glueline.local.runner.model import InvalidInput, default_timeout, validate_request
+
+JOB = {"Name": "j", "Role": "r", "Command": {"Name": "glueetl", "ScriptLocation": "s3://b/s.py"}}
+
+
+def test_a_valid_request_passes_and_unknown_members_are_ignored():
+    validate_request("CreateJob", {**JOB, "GlueVersion": "5.0", "WorkerType": "G.1X", "NumberOfWorkers": 2})
+    validate_request("CreateJob", {**JOB, "SomethingNewer": {"x": 1}})
+
+
+@pytest.mark.parametrize(
+    ("operation", "request_", "message"),
+    [
+        ("CreateJob", {"Role": "r", "Command": {}}, "Value null at 'name'"),
+        ("CreateJob", {**JOB, "Name": "n" * 256}, "Member must have length less than or equal to 255"),
+        ("CreateJob", {**JOB, "WorkerType": "G.3X", "NumberOfWorkers": 1}, "Member must satisfy enum value set"),
+        ("CreateJob", {**JOB, "MaxRetries": "3"}, "must be an integer"),
+        ("CreateJob", {**JOB, "Timeout": 10081}, "more than the maximum of 10080"),
+        ("UpdateJob", {"JobName": "j", "JobUpdate": {"GlueVersion": "6.0"}}, "Glue version 6.0 is not supported"),
+        ("StartJobRun", {"JobName": "j", "WorkerType": "G.1X", "NumberOfWorkers": 2, "MaxCapacity": 2.0}, "not both"),
+        ("GetJobRuns", {"JobName": "j", "MaxResults": 201}, "less than or equal to 200"),
+        ("GetJobs", {"MaxResults": 0}, "greater than or equal to 1"),
+    ],
+)
+def test_what_aws_refuses(operation, request_, message):
+    with pytest.raises(InvalidInput, match=message):
+        validate_request(operation, request_)
+
+
+def test_timeout_defaults_follow_the_glue_version():
+    assert [default_timeout(v) for v in ("2.0", "4.0", "5.0", "5.1")] == [2880, 2880, 480, 480]
+
+
+def test_state_change_events_are_shaped_as_aws_documents_them():
+    failed = state_change_event("job", "jr_1", "FAILED", "ValueError: bad")
+    assert (failed["Source"], failed["DetailType"]) == ("aws.glue", "Glue Job State Change")
+    assert json.loads(failed["Detail"]) == {
+        "jobName": "job",
+        "severity": "ERROR",
+        "state": "FAILED",
+        "jobRunId": "jr_1",
+        "message": "ValueError: bad",
+    }
+    timed_out = json.loads(state_change_event("job", "jr_2", "TIMEOUT", "x")["Detail"])
+    assert (timed_out["severity"], timed_out["message"]) == ("WARN", "Job run timed out")
