@@ -1,7 +1,9 @@
 """``python -m glueline.local.runner``: serve the Glue API on 127.0.0.1 until SIGTERM or Ctrl-C.
 
-The runner reaches S3 (for scripts) through the standard AWS configuration of its environment, and its
-job processes inherit that environment, with ``AWS_ENDPOINT_URL_GLUE`` pointing back at the runner.
+The runner reaches S3 (for scripts), CloudWatch Logs and EventBridge through the standard AWS
+configuration of its environment (``AWS_ENDPOINT_URL``: the emulator), and its job processes inherit
+that environment, with ``AWS_ENDPOINT_URL_GLUE`` pointing back at the runner. Jobs and runs are kept in
+``--state-dir`` across restarts. See the README, "The local Glue runner".
 """
 
 from __future__ import annotations

@@ -4,7 +4,11 @@ A run does what Glue does with a ``glueetl`` job: fetch the script from ``Script
 ``--extra-py-files`` and put them on the path, then start the script in a fresh process with
 ``--JOB_NAME``, ``--JOB_ID``, ``--JOB_RUN_ID`` and the job's DefaultArguments overlaid with the run's
 Arguments (NonOverridableArguments last). States follow Glue:
-STARTING → RUNNING → SUCCEEDED | FAILED | TIMEOUT | STOPPED (via STOPPING).
+[WAITING →] STARTING → RUNNING → SUCCEEDED | FAILED | TIMEOUT | STOPPED (via STOPPING). A run over the
+job's MaxConcurrentRuns waits in the job's queue where job run queuing is on (else
+ConcurrentRunsExceededException); a FAILED run is retried as a new run while attempts are left
+(MaxRetries). Every state is kept in ``state_dir/state.json``; a run's stdout and stderr go to its files
+and, with its final state, to CloudWatch Logs and EventBridge (``glueline.local.runner.cloud``).
 
 The launcher is a setting: the local Python (PySpark from PyPI) by default, ``spark-submit`` inside the
 aws-glue-libs image. Like Glue, the runner configures the Spark its scripts get: with the default
