@@ -489,6 +489,11 @@ def test_stopping_answers_at_once_and_passes_through_stopping(runner, scripts, g
     assert {e["detail"]["state"] for e in glue_events(2)} == {"STOPPED"}
 
 
+def process_alive(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
 def test_deleting_a_job_stops_its_runs_and_a_new_job_of_that_name_starts_clean(runner, scripts):
     glue = runner.client()
     create_job(glue, "doomed", scripts)
@@ -498,11 +503,7 @@ def test_deleting_a_job_stops_its_runs_and_a_new_job_of_that_name_starts_clean(r
     )
     pid = int((runner.state_dir / "runs" / "doomed" / run_id / "pid").read_text())
     glue.delete_job(JobName="doomed")
-    wait_for(
-        lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2],
-        30,
-        "the run's process to end",
-    )
+    wait_for(lambda: not process_alive(pid), 30, "the run's process to end")
     with pytest.raises(glue.exceptions.EntityNotFoundException):
         glue.get_job_runs(JobName="doomed")
     create_job(glue, "doomed", scripts)
@@ -540,8 +541,9 @@ def test_jobs_and_runs_survive_a_restart_and_active_runs_end_with_a_reason(pipel
         wait_for(
             lambda: glue.get_job_run(JobName="crashed", RunId=cut)["JobRun"]["JobRunState"] == "RUNNING", 30, "RUNNING"
         )
+        orphan = int((state / "runs" / "crashed" / cut / "pid").read_text())
     finally:
-        first.stop(signal.SIGKILL)  # a crash: no chance to stop its runs
+        first.stop(signal.SIGKILL)  # a crash: no chance to stop its runs, which outlive it
     second = Runner(state).start()
     try:
         glue = second.client()
@@ -553,6 +555,7 @@ def test_jobs_and_runs_survive_a_restart_and_active_runs_end_with_a_reason(pipel
             crashed["JobRunState"] == "FAILED"
             and "runner stopped while this run was RUNNING" in crashed["ErrorMessage"]
         )
+        wait_for(lambda: not process_alive(orphan), 10, "the new runner to end the orphaned run's processes")
         again = glue.start_job_run(JobName="crashed", Arguments={"--sleep": "60"})["JobRunId"]
         wait_for(
             lambda: glue.get_job_run(JobName="crashed", RunId=again)["JobRun"]["JobRunState"] == "RUNNING",

@@ -184,7 +184,8 @@ class JobStore:
             self._runs[name] = [JobRun(**run) for run in runs]
             for run in self._runs[name]:
                 if run.state in ACTIVE_STATES:
-                    message = f"The local Glue runner stopped while this run was {run.state}; its process ended with it"
+                    _end_orphan(self.config.state_dir / "runs" / name / run.id)
+                    message = f"The local Glue runner stopped while this run was {run.state}; the run was ended"
                     self._set_state(run, "FAILED", message)
                     ended.append(run)
         self._save()
@@ -791,6 +792,18 @@ def _await_ready(standby: Standby) -> None:
 
 def _stop_error(name: str, run_id: str, code: str, message: str) -> dict:
     return {"JobName": name, "JobRunId": run_id, "ErrorDetail": {"ErrorCode": code, "ErrorMessage": message}}
+
+
+def _end_orphan(run_dir: Path) -> None:
+    """A run's process group that outlived its runner (killed, crashed): ended, if it still runs there
+    (its working directory is the run's, so a reused process ID is left alone)."""
+    try:
+        pid = int((run_dir / "pid").read_text())
+        if Path(f"/proc/{pid}/cwd").resolve() != run_dir.resolve():
+            return
+        os.killpg(pid, signal.SIGKILL)
+    except (OSError, ValueError):
+        pass
 
 
 def _terminate(process: subprocess.Popen) -> None:
