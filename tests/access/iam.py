@@ -84,6 +84,11 @@ def iam_requests(
         return [request(f"dynamodb:{operation}", arn("dynamodb", resource))]
     if service == "glue" and operation in ("StartJobRun", "GetJobRun", "GetJobRuns"):
         return [request(f"glue:{operation}", arn("glue", f"job/{params['JobName']}"))]
+    if service == "logs" and operation == "CreateLogGroup":
+        return [request("logs:CreateLogGroup", arn("logs", f"log-group:{params['logGroupName']}"))]
+    if service == "logs" and operation in ("CreateLogStream", "PutLogEvents"):
+        stream = f"log-group:{params['logGroupName']}:log-stream:{params['logStreamName']}"
+        return [request(f"logs:{operation}", arn("logs", stream))]
     if service == "secretsmanager" and operation == "GetSecretValue":
         secret = params["SecretId"]
         if not secret.startswith("arn:"):  # IAM sees the secret's full ARN: its name and six characters

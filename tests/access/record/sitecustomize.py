@@ -13,15 +13,32 @@ import os
 import sys
 
 _LOG = os.environ.get("GLUELINE_AWS_CALL_LOG")
-_NAMING = ("Bucket", "Key", "Prefix", "CopySource", "TableName", "IndexName", "JobName", "SecretId")
+_NAMING = (
+    "Bucket",
+    "Key",
+    "Prefix",
+    "CopySource",
+    "TableName",
+    "IndexName",
+    "JobName",
+    "SecretId",
+    "logGroupName",
+    "logStreamName",
+)
 
 
-def _role() -> str | None:
+def _role(client) -> str | None:
     """Whose call this is, decided at the call: a Lambda invocation, or the Glue side (the job's driver,
-    its Spark Python workers, the runner fetching the job's script — on AWS all with the job's role)."""
+    its Spark Python workers, the runner fetching the job's script and shipping its logs — on AWS all
+    with the job's role). The runner's state-change events are the Glue service's own (signed with its
+    key, see glueline.local.runner.cloud), not the job's: not recorded."""
     if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
         return "lambda"
     if "--JOB_RUN_ID" in sys.argv or "pyspark" in sys.modules or "glueline.local.runner" in sys.modules:
+        credentials = getattr(client._request_signer, "_credentials", None)
+        if "glueline.local.runner.cloud" in sys.modules and credentials is not None:
+            if credentials.access_key == sys.modules["glueline.local.runner.cloud"].GLUE_SERVICE_ACCESS_KEY_ID:
+                return None
         return "glue"
     return None
 
@@ -33,7 +50,7 @@ def _record() -> None:
     original = BaseClient._make_api_call
 
     def _make_api_call(self, operation_name, api_params):
-        role = _role()
+        role = _role(self)
         if role is None:
             return original(self, operation_name, api_params)
         status = 200
