@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -104,6 +105,11 @@ class ComposeInfo:
         )
 
 
+def glue_image(base: str) -> str:
+    """The Glue runner's image, one per base image (every project on that base shares it)."""
+    return "glueline/glue-runner:" + re.sub(r"[^A-Za-z0-9_.-]+", "-", base).strip("-.")[:120]
+
+
 def running_compose(settings: Settings) -> ComposeInfo | None:
     """The compose stack of the settings' state directory, if it runs."""
     if not (Path(settings.state_dir) / "compose.json").exists():
@@ -140,7 +146,7 @@ class ComposeStack:
             "GLUELINE_EMULATOR_IMAGE": emulator_image,
             "GLUELINE_POSTGRES_IMAGE": self._setting("postgres_image"),
             "GLUELINE_GLUE_BASE_IMAGE": self._setting("glue_base_image"),
-            "GLUELINE_GLUE_IMAGE": f"glueline/glue-runner:{self.project}",
+            "GLUELINE_GLUE_IMAGE": glue_image(self._setting("glue_base_image")),
             "GLUELINE_EMULATOR_PORT": str(ports["emulator"]),
             "GLUELINE_GLUE_PORT": str(ports["glue_runner"]),
             "GLUELINE_POSTGRES_PORT": str(ports["postgres"]),
