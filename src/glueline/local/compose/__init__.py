@@ -24,6 +24,7 @@ import re
 import secrets
 import shutil
 import subprocess
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -281,6 +282,7 @@ class ComposeStack:
 
     def logs(self, follow: bool = True) -> int:
         args = ["logs", "--tail", "100"] + (["--follow"] if follow else [])
+        args += [] if sys.stdout.isatty() else ["--no-color"]
         return self.compose(*args, capture=False, check=False).returncode
 
     # -- state ------------------------------------------------------------------------------------------

@@ -156,10 +156,9 @@ def wheelhouse(requirements: list[str], platforms: list[str], log: Callable[[str
 
 
 def _pip(command: list[str]) -> None:
-    # pip's own configuration (index, find-links, cert) applies; a global constraint file of the host
-    # would fight our --constraint, so it is not used.
-    env = {k: v for k, v in os.environ.items() if k != "PIP_CONSTRAINT"}
-    result = subprocess.run(command, capture_output=True, text=True, env={**env, "PIP_CONSTRAINT": ""})
+    # pip's own configuration (index, find-links, cert, proxy) applies; a constraint file configured for
+    # the host would fight our --constraint, so it is switched off.
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PIP_CONSTRAINT": ""})
     if result.returncode != 0:
         raise ImageError(f"pip could not fetch wheels (is PyPI or PIP_INDEX_URL reachable?):\n{result.stderr[-2000:]}")
 

@@ -36,10 +36,10 @@ _BATCH_EVENTS, _BATCH_BYTES = 10_000, 1_000_000  # PutLogEvents: at most 10,000 
 _warned: set[str] = set()
 
 
-def _warn_once(what: str, error: Exception) -> None:
+def _warn_once(what: str, error: Exception, instead: str) -> None:
     if what not in _warned:
         _warned.add(what)
-        log.warning("%s is not available (%s); runs keep their output in local files", what, repr(error))
+        log.warning("%s is not available (%s); %s", what, repr(error), instead)
 
 
 class LogShipper:
@@ -85,7 +85,7 @@ class LogShipper:
                 self._put(group, lines)
             except Exception as error:  # the emulator went away: keep the files, stop trying
                 self._broken = True
-                _warn_once("CloudWatch Logs", error)
+                _warn_once("CloudWatch Logs", error, "runs keep their output in their local files")
                 return
             self._offsets[group] += len(complete)
 
@@ -146,4 +146,4 @@ def announce(job_name: str, run_id: str, state: str, error_message: str | None) 
             failure = answer["Entries"][0]
             raise RuntimeError(f"{failure.get('ErrorCode')}: {failure.get('ErrorMessage')}")
     except Exception as error:
-        _warn_once("Putting Glue Job State Change events on EventBridge", error)
+        _warn_once("Putting Glue Job State Change events on EventBridge", error, "runs end without an event")
