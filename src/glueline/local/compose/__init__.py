@@ -149,7 +149,7 @@ class ComposeStack:
             "GLUELINE_GLUE_BASE_IMAGE": self._setting("glue_base_image"),
             "GLUELINE_GLUE_IMAGE": glue_image(self._setting("glue_base_image")),
             "GLUELINE_EMULATOR_PORT": str(ports["emulator"]),
-            "GLUELINE_GLUE_PORT": str(ports["glue_runner"]),
+            "GLUELINE_GLUE_RUNNER_PORT": str(ports["glue_runner"]),
             "GLUELINE_POSTGRES_PORT": str(ports["postgres"]),
             "GLUELINE_POSTGRES_PASSWORD_FILE": str(self._password_file()),
         }
