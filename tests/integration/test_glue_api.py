@@ -23,7 +23,8 @@ from botocore.config import Config
 
 from glueline.local.stack import free_port
 from glueline.polling import wait_for
-from glueline.shared.lifecycle import ACTIVE_RUN_STATES
+
+from .test_glue_runner import finished
 
 pytestmark = pytest.mark.embedded  # a runner of its own, started here, beside the embedded stack's emulator
 
@@ -174,12 +175,13 @@ def create_job(glue, name: str, script: str, **extra):
     glue.create_job(**{**definition, **extra})
 
 
-def finished(glue, job: str, run_id: str, timeout: float = 60) -> dict:
-    def ended():
-        run = glue.get_job_run(JobName=job, RunId=run_id)["JobRun"]
-        return run if run["JobRunState"] not in ACTIVE_RUN_STATES else None
+def until_running(glue, job: str, run_id: str) -> None:
+    """Wait until the run's process runs."""
 
-    return wait_for(ended, timeout, f"run {run_id} to end", interval=0.1)
+    def is_running() -> bool:
+        return glue.get_job_run(JobName=job, RunId=run_id)["JobRun"]["JobRunState"] == "RUNNING"
+
+    wait_for(is_running, 30, f"run {run_id} to be RUNNING")
 
 
 def aws_cli(runner: Runner, *args: str) -> dict:
@@ -204,7 +206,7 @@ def test_the_aws_cli_manages_and_runs_a_job(runner, scripts, pipeline):
     assert aws_cli(runner, "glue", "get-job", "--job-name", "cli")["Job"]["WorkerType"] == "G.1X"
     assert aws_cli(runner, "glue", "list-jobs", "--tags", "team=etl")["JobNames"] == ["cli"]
     run_id = aws_cli(runner, "glue", "start-job-run", "--job-name", "cli", "--arguments", '{"--sleep":"0"}')["JobRunId"]
-    run = finished(runner.client(), "cli", run_id)
+    run = finished(runner.client(), run_id, job="cli", timeout=60)
     assert run["JobRunState"] == "SUCCEEDED"
     runs = aws_cli(runner, "glue", "get-job-runs", "--job-name", "cli")["JobRuns"]
     assert [r["Id"] for r in runs] == [run_id] and runs[0]["LogGroupName"] == "/aws-glue/jobs"
@@ -226,7 +228,7 @@ def test_every_response_and_page_conforms_to_the_service_model(runner, scripts):
     for i in range(5):
         create_job(glue, f"page-{i}", scripts, Tags={"n": str(i % 2)}, DefaultArguments={"--sleep": "0"})
     run_ids = [glue.start_job_run(JobName="page-0")["JobRunId"]]
-    finished(glue, "page-0", run_ids[0])
+    finished(glue, run_ids[0], job="page-0", timeout=60)
     glue.update_job(
         JobName="page-1", JobUpdate={"Role": ROLE, "Command": {"Name": "glueetl", "ScriptLocation": scripts}}
     )
@@ -350,7 +352,7 @@ def test_airflow_glue_job_hook_polls_then_reads_both_log_groups(runner, scripts)
     assert wait_for(streamed_while_running, 10, "the run's output in CloudWatch Logs", interval=0.2) == [
         f"OUT started {run_id}"
     ]
-    run = finished(glue, "airflow", run_id)
+    run = finished(glue, run_id, job="airflow", timeout=60)
     assert run["JobRunState"] == "SUCCEEDED" and run["LogGroupName"] == "/aws-glue/jobs"
     assert read(logs, run["LogGroupName"] + "/output", run_id) == [f"OUT started {run_id}", "OUT done"]
     assert read(logs, run["LogGroupName"] + "/error", run_id) == ["ERR warming up"]
@@ -403,7 +405,7 @@ def test_a_failed_run_is_retried_up_to_max_retries_with_an_event_for_each(runner
     glue = runner.client()
     create_job(glue, "retried", scripts, MaxRetries=1)
     first = glue.start_job_run(JobName="retried", Arguments={"--fail-once": str(tmp_path / "marker")})["JobRunId"]
-    assert finished(glue, "retried", first)["JobRunState"] == "FAILED"
+    assert finished(glue, first, job="retried", timeout=60)["JobRunState"] == "FAILED"
     retry = wait_for(
         lambda: next((r for r in glue.get_job_runs(JobName="retried")["JobRuns"] if r["Id"] != first), None),
         30,
@@ -411,7 +413,7 @@ def test_a_failed_run_is_retried_up_to_max_retries_with_an_event_for_each(runner
     )
     assert (retry["Attempt"], retry["PreviousRunId"]) == (1, first)
     assert retry["Arguments"] == {"--fail-once": str(tmp_path / "marker")}
-    assert finished(glue, "retried", retry["Id"])["JobRunState"] == "SUCCEEDED"
+    assert finished(glue, retry["Id"], job="retried", timeout=60)["JobRunState"] == "SUCCEEDED"
     events = glue_events(2)
     assert [(e["source"], e["detail-type"]) for e in events] == [("aws.glue", "Glue Job State Change")] * 2
     details = [e["detail"] for e in events]
@@ -432,7 +434,7 @@ def test_a_failed_run_is_retried_up_to_max_retries_with_an_event_for_each(runner
     assert len(glue.get_job_runs(JobName="retried")["JobRuns"]) == 2  # MaxRetries 1: no third attempt
 
     again = glue.start_job_run(JobName="retried", JobRunId=first)["JobRunId"]  # StartJobRun's own retry
-    rerun = finished(glue, "retried", again)
+    rerun = finished(glue, again, job="retried", timeout=60)
     assert (rerun["Attempt"], rerun["PreviousRunId"], rerun["JobRunState"]) == (1, first, "SUCCEEDED")
 
 
@@ -476,16 +478,14 @@ def test_stopping_answers_at_once_and_passes_through_stopping(runner, scripts, g
     create_job(glue, "stopped", scripts, JobRunQueuingEnabled=True)
     running = glue.start_job_run(JobName="stopped", Arguments={"--sleep": "60"})["JobRunId"]
     waiting = glue.start_job_run(JobName="stopped")["JobRunId"]
-    wait_for(
-        lambda: glue.get_job_run(JobName="stopped", RunId=running)["JobRun"]["JobRunState"] == "RUNNING", 30, "RUNNING"
-    )
+    until_running(glue, "stopped", running)
     clock = time.monotonic()
     answer = glue.batch_stop_job_run(JobName="stopped", JobRunIds=[running, waiting])
     assert time.monotonic() - clock < 1.0
     assert len(answer["SuccessfulSubmissions"]) == 2 and answer["Errors"] == []
     assert glue.get_job_run(JobName="stopped", RunId=waiting)["JobRun"]["JobRunState"] == "STOPPED"
     assert glue.get_job_run(JobName="stopped", RunId=running)["JobRun"]["JobRunState"] in ("STOPPING", "STOPPED")
-    assert finished(glue, "stopped", running)["JobRunState"] == "STOPPED"
+    assert finished(glue, running, job="stopped", timeout=60)["JobRunState"] == "STOPPED"
     assert {e["detail"]["state"] for e in glue_events(2)} == {"STOPPED"}
 
 
@@ -498,9 +498,7 @@ def test_deleting_a_job_stops_its_runs_and_a_new_job_of_that_name_starts_clean(r
     glue = runner.client()
     create_job(glue, "doomed", scripts)
     run_id = glue.start_job_run(JobName="doomed", Arguments={"--sleep": "60"})["JobRunId"]
-    wait_for(
-        lambda: glue.get_job_run(JobName="doomed", RunId=run_id)["JobRun"]["JobRunState"] == "RUNNING", 30, "RUNNING"
-    )
+    until_running(glue, "doomed", run_id)
     pid = int((runner.state_dir / "runs" / "doomed" / run_id / "pid").read_text())
     glue.delete_job(JobName="doomed")
     wait_for(lambda: not process_alive(pid), 30, "the run's process to end")
@@ -518,9 +516,9 @@ def test_bookmarks_follow_bookmarked_runs_and_reset(runner, scripts):
     with pytest.raises(glue.exceptions.EntityNotFoundException):
         glue.get_job_bookmark(JobName="marked")
     first = glue.start_job_run(JobName="marked")["JobRunId"]
-    finished(glue, "marked", first)
+    finished(glue, first, job="marked", timeout=60)
     second = glue.start_job_run(JobName="marked")["JobRunId"]
-    finished(glue, "marked", second)
+    finished(glue, second, job="marked", timeout=60)
     entry = glue.get_job_bookmark(JobName="marked")["JobBookmarkEntry"]
     assert (entry["Run"], entry["RunId"], entry["PreviousRunId"], entry["Attempt"]) == (2, second, first, 0)
     reset = glue.reset_job_bookmark(JobName="marked")["JobBookmarkEntry"]
@@ -535,12 +533,10 @@ def test_jobs_and_runs_survive_a_restart_and_active_runs_end_with_a_reason(pipel
         glue = first.client()
         create_job(glue, "kept", scripts, Tags={"k": "v"})
         done = glue.start_job_run(JobName="kept")["JobRunId"]
-        finished(glue, "kept", done)
+        finished(glue, done, job="kept", timeout=60)
         create_job(glue, "crashed", scripts)
         cut = glue.start_job_run(JobName="crashed", Arguments={"--sleep": "60"})["JobRunId"]
-        wait_for(
-            lambda: glue.get_job_run(JobName="crashed", RunId=cut)["JobRun"]["JobRunState"] == "RUNNING", 30, "RUNNING"
-        )
+        until_running(glue, "crashed", cut)
         orphan = int((state / "runs" / "crashed" / cut / "pid").read_text())
     finally:
         first.stop(signal.SIGKILL)  # a crash: no chance to stop its runs, which outlive it
@@ -557,11 +553,7 @@ def test_jobs_and_runs_survive_a_restart_and_active_runs_end_with_a_reason(pipel
         )
         wait_for(lambda: not process_alive(orphan), 10, "the new runner to end the orphaned run's processes")
         again = glue.start_job_run(JobName="crashed", Arguments={"--sleep": "60"})["JobRunId"]
-        wait_for(
-            lambda: glue.get_job_run(JobName="crashed", RunId=again)["JobRun"]["JobRunState"] == "RUNNING",
-            30,
-            "RUNNING",
-        )
+        until_running(glue, "crashed", again)
     finally:
         second.stop()  # a clean shutdown: active runs end STOPPED, saying why
     third = Runner(state).start()

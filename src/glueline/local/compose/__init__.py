@@ -17,6 +17,7 @@ container as a Compose secret, never as an environment variable or a default in 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -32,7 +33,7 @@ import psycopg
 
 from glueline.job import schema
 from glueline.local.compose import images
-from glueline.local.stack import EMULATOR_CREDENTIALS, StackError, remembered_port, write_aws_profile
+from glueline.local.stack import StackError, remembered_port, stack_aws_env, write_aws_profile
 from glueline.ops.packaging import PACKAGE_DIR
 from glueline.polling import wait_for
 from glueline.settings import Settings
@@ -80,13 +81,7 @@ class ComposeInfo:
     function_glue_endpoint = FUNCTION_GLUE_ENDPOINT
 
     def aws_env(self) -> dict[str, str]:
-        return {
-            "AWS_ENDPOINT_URL": self.emulator_url,
-            "AWS_ENDPOINT_URL_GLUE": self.glue_url,
-            "AWS_DEFAULT_REGION": self.region,
-            "AWS_REGION": self.region,
-            **EMULATOR_CREDENTIALS,
-        }
+        return stack_aws_env(self.emulator_url, self.glue_url, self.region)
 
     @property
     def deployed_db(self) -> DbConnection:
@@ -97,13 +92,7 @@ class ComposeInfo:
     @property
     def db_here(self) -> DbConnection:
         """The same database through its published port on this machine."""
-        return DbConnection(
-            host="127.0.0.1",
-            port=self.postgres_port,
-            dbname=DB_NAME,
-            username=DB_USER,
-            password=self.deployed_db.password,
-        )
+        return dataclasses.replace(self.deployed_db, host="127.0.0.1", port=self.postgres_port)
 
 
 def glue_image(base: str) -> str:

@@ -400,19 +400,23 @@ class JobStore:
         """Start the run if the job has a free slot; else queue it (WAITING) where queuing is on, or it
         is a retry (which Glue never drops)."""
         limit = run.job_snapshot["ExecutionProperty"].get("MaxConcurrentRuns", 1)
-        running = [r for r in self._runs.get(run.job_name, []) if r.state in RUNNING_STATES]
-        if len(running) >= limit and not (run.queuing or retry):
+        running = self._running(run.job_name)
+        if running >= limit and not (run.queuing or retry):
             raise GlueError(
                 "ConcurrentRunsExceededException",
-                f"Concurrent runs exceeded for {run.job_name}: {len(running)} active, MaxConcurrentRuns {limit}",
+                f"Concurrent runs exceeded for {run.job_name}: {running} active, MaxConcurrentRuns {limit}",
             )
         run.last_modified_on = run.started_on
         self._runs.setdefault(run.job_name, []).append(run)
-        if len(running) >= limit:
+        if running >= limit:
             run.state = "WAITING"
             self._save()
             return
         self._launch(run)
+
+    def _running(self, name: str) -> int:
+        """How many of the job's runs hold a slot of its MaxConcurrentRuns."""
+        return sum(r.state in RUNNING_STATES for r in self._runs.get(name, []))
 
     def _launch(self, run: JobRun) -> None:
         run.state = "STARTING"
@@ -429,7 +433,7 @@ class JobStore:
                 return
             limit = job["ExecutionProperty"].get("MaxConcurrentRuns", 1)
             for run in sorted((r for r in runs if r.state == "WAITING"), key=lambda r: r.started_on):
-                if sum(r.state in RUNNING_STATES for r in runs) >= limit:
+                if self._running(name) >= limit:
                     break
                 self._launch(run)
 
@@ -502,7 +506,7 @@ class JobStore:
     def get_bookmark(self, name: str, run_id: str | None) -> dict:
         with self._lock:
             entries = self._bookmarks.get(name, [])
-            chosen = [e for e in entries if e["RunId"] == run_id] if run_id else entries[-1:]
+            chosen = [e for e in entries if e.get("RunId") == run_id] if run_id else entries[-1:]
             if not chosen:
                 raise GlueError("EntityNotFoundException", f"Continuation for job {name} not found")
             return copy.deepcopy(chosen[-1])
@@ -512,21 +516,15 @@ class JobStore:
         with self._lock:
             self._get(name)
             entries = self._bookmarks.setdefault(name, [])
-            base = next((e for e in entries if e["RunId"] == run_id), None) if run_id else None
+            base = next((e for e in entries if e.get("RunId") == run_id), None) if run_id else None
             if run_id and base is None:
                 raise GlueError("EntityNotFoundException", f"Continuation for job {name} and run {run_id} not found")
-            last = entries[-1] if entries else {"Version": 0, "Run": 0, "RunId": None}
-            entry = {
-                "JobName": name,
-                "Version": last["Version"] + 1,
-                "Run": base["Run"] if base else 0,
-                "Attempt": base["Attempt"] if base else 0,
-                "JobBookmark": base["JobBookmark"] if base else "{}",
-            }
-            entry |= {"RunId": base["RunId"], "PreviousRunId": base.get("PreviousRunId")} if base else {}
-            entries.append({k: v for k, v in entry.items() if v is not None} | {"RunId": entry.get("RunId")})
+            kept = ("Run", "Attempt", "RunId", "PreviousRunId", "JobBookmark")
+            state = {k: base[k] for k in kept if k in base} if base else {"Run": 0, "Attempt": 0, "JobBookmark": "{}"}
+            entry = {"JobName": name, "Version": (entries[-1]["Version"] if entries else 0) + 1, **state}
+            entries.append(entry)
             self._save()
-            return {k: v for k, v in entry.items() if v is not None}
+            return copy.deepcopy(entry)
 
     def _record_bookmark(self, run: JobRun) -> None:
         """A successful run of a job with bookmarks enabled is a new bookmark entry. Local Spark keeps

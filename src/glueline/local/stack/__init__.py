@@ -64,18 +64,23 @@ class StackInfo:
     started_at: float
 
     def aws_env(self) -> dict[str, str]:
-        return {
-            "AWS_ENDPOINT_URL": self.emulator_url,
-            "AWS_ENDPOINT_URL_GLUE": self.glue_url,
-            "AWS_DEFAULT_REGION": self.region,
-            "AWS_REGION": self.region,
-            **EMULATOR_CREDENTIALS,
-        }
+        return stack_aws_env(self.emulator_url, self.glue_url, self.region)
 
     def db(self, bin_dir: Path | None = None) -> DbConnection | None:
         if self.postgres_dir is None:
             return None
         return PostgresServer(Path(self.postgres_dir), self.postgres_port, bin_dir).connection
+
+
+def stack_aws_env(emulator_url: str, glue_url: str, region: str) -> dict[str, str]:
+    """The standard AWS variables that point a client at a local stack: the emulator, Glue at the runner."""
+    return {
+        "AWS_ENDPOINT_URL": emulator_url,
+        "AWS_ENDPOINT_URL_GLUE": glue_url,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+        **EMULATOR_CREDENTIALS,
+    }
 
 
 def apply_aws_env(info: StackInfo, environ=os.environ) -> None:
