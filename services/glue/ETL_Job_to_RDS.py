@@ -23,8 +23,6 @@ import tempfile
 import time
 from datetime import datetime, timezone
 
-import boto3
-
 from glueline.job.load import BatchLoader
 from glueline.job.read import LocalCopies, S3Paths
 from glueline.job.run import JobRun
@@ -34,6 +32,7 @@ from glueline.job.warmup import warm_up  # noqa: F401  (the runner's hook)
 from glueline.shared.audit import AuditTable
 from glueline.shared.dbsecret import DbConnection, SecretReference
 from glueline.shared.lifecycle import Lifecycle
+from glueline.shared.timeouts import aws_client
 
 try:  # the one allowed seam: on Glue (or the aws-glue-libs image) use Glue's own context
     from awsglue.context import GlueContext
@@ -75,18 +74,18 @@ def start_spark(args: dict):
 
 def main(argv: list[str]) -> None:
     args = getResolvedOptions(argv, ARGUMENTS)
-    db = DbConnection.from_secrets_manager(boto3.client("secretsmanager"), args["DB_SECRET_ID"])
+    db = DbConnection.from_secrets_manager(aws_client("secretsmanager"), args["DB_SECRET_ID"])
     table = TableName.parse(args["TARGET_TABLE"])
     if db.target(str(table)) != args["TARGET"]:
         raise SystemExit(
             f"the secret {args['DB_SECRET_ID']} points at {db.target(str(table))}, but this job was deployed for "
             f"{args['TARGET']}: deploy again (glueline bootstrap) so the Lambda and the job agree"
         )
-    s3 = boto3.client("s3")
+    s3 = aws_client("s3")
     lifecycle = Lifecycle(
-        AuditTable(boto3.client("dynamodb"), args["AUDIT_TABLE"]),
+        AuditTable(aws_client("dynamodb"), args["AUDIT_TABLE"]),
         s3,
-        boto3.client("glue"),
+        aws_client("glue"),
         args["JOB_NAME"],
         int(args["MAX_ATTEMPTS"]),
         args["TARGET"],

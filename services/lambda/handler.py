@@ -7,18 +7,18 @@ comes from the function's environment, set by bootstrap:
     SOURCE_BUCKET   the bucket whose source/ prefix the scheduled sweep lists
     MAX_ATTEMPTS    processing attempts of a file before it is given up (moved to rejected/)
     TARGET          the database and table the job loads into (host:port/dbname/schema.table; no secret)
-AWS endpoints come from the standard AWS configuration only; this code never asks where it runs.
+AWS endpoints come from the standard AWS configuration only; this code never asks where it runs. Every
+AWS call is bounded (``glueline.shared.timeouts``); the wait for the Glue slot by the function's timeout.
 """
 
 import json
 import logging
 import os
 
-import boto3
-
 from glueline.intake.intake import Intake
 from glueline.shared.audit import AuditTable
 from glueline.shared.lifecycle import Lifecycle
+from glueline.shared.timeouts import aws_client
 
 # The Lambda runtime installs a handler on the root logger; elsewhere basicConfig adds one.
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
@@ -32,9 +32,9 @@ def _get_intake() -> Intake:
     global _intake
     if _intake is None:  # built once per execution environment, reused while warm
         lifecycle = Lifecycle(
-            audit=AuditTable(boto3.client("dynamodb"), os.environ["AUDIT_TABLE"]),
-            s3=boto3.client("s3"),
-            glue=boto3.client("glue"),
+            audit=AuditTable(aws_client("dynamodb"), os.environ["AUDIT_TABLE"]),
+            s3=aws_client("s3"),
+            glue=aws_client("glue"),
             job_name=os.environ["GLUE_JOB_NAME"],
             max_attempts=int(os.environ["MAX_ATTEMPTS"]),
             target=os.environ["TARGET"],

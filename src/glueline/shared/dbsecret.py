@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import quote, unquote, urlsplit
 
+from glueline.shared.timeouts import aws_client, db_connection_options
+
 
 @dataclass(frozen=True)
 class DbConnection:
@@ -84,7 +86,7 @@ class DbConnection:
             "password": self.password or (_managed_password(self.password_secret) if self.password_secret else ""),
             "sslmode": self.sslmode,
             **({"sslrootcert": _local_file(self.sslrootcert)} if self.sslrootcert else {}),
-            "connect_timeout": 10,
+            **db_connection_options(),  # a vanished database is noticed (glueline.shared.timeouts)
             "application_name": "glueline",
         }
 
@@ -115,9 +117,7 @@ class SecretReference:
 
 @lru_cache(maxsize=8)
 def _read_secret(secret_id: str) -> DbConnection:
-    import boto3
-
-    return DbConnection.from_secrets_manager(boto3.client("secretsmanager"), secret_id)
+    return DbConnection.from_secrets_manager(aws_client("secretsmanager"), secret_id)
 
 
 @lru_cache(maxsize=8)
@@ -128,17 +128,13 @@ def _local_file(location: str) -> str:
         return location
     import tempfile
 
-    import boto3
-
     bucket, key = location.removeprefix("s3://").split("/", 1)
     handle, path = tempfile.mkstemp(prefix="glueline-ca-", suffix=".pem")
     with open(handle, "wb") as out:
-        out.write(boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+        out.write(aws_client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
     return path
 
 
 def _managed_password(secret_id: str) -> str:
     """The current password from a secret RDS manages (read at each connection: RDS rotates it)."""
-    import boto3
-
-    return json.loads(boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"])["password"]
+    return json.loads(aws_client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"])["password"]

@@ -19,8 +19,9 @@ import threading
 import time
 from pathlib import Path
 
-import boto3
 from botocore.config import Config
+
+from glueline.shared.timeouts import aws_client
 
 log = logging.getLogger("glueline.local.runner")
 
@@ -31,7 +32,8 @@ STATE_CHANGE = "Glue Job State Change"
 # The runner signs its events with this key: the embedded stack's emulator lets it, as the Glue service,
 # put aws.glue events (see glueline.local.stack.emulator). Not a secret: emulators check no signatures.
 GLUE_SERVICE_ACCESS_KEY_ID = "AKIAGLUELINEGLUERUNR"
-_CLIENT_CONFIG = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=3, read_timeout=10)
+# Shorter than the pipeline's bounds (glueline.shared.timeouts): shipping a run's output must not hold it up.
+_CLIENT_CONFIG = Config(retries={"total_max_attempts": 3, "mode": "standard"}, connect_timeout=3, read_timeout=10)
 _BATCH_EVENTS, _BATCH_BYTES = 10_000, 1_000_000  # PutLogEvents: at most 10,000 events, 1 MiB (26 B each extra)
 _warned: set[str] = set()
 
@@ -91,7 +93,7 @@ class LogShipper:
 
     def _put(self, group: str, lines: list[str]) -> None:
         if self._client is None:
-            self._client = boto3.client("logs", config=_CLIENT_CONFIG)
+            self._client = aws_client("logs", config=_CLIENT_CONFIG)
         logs = self._client
         if group not in self._created:
             for create, names in (
@@ -135,7 +137,7 @@ def state_change_event(job_name: str, run_id: str, state: str, error_message: st
 
 def announce(job_name: str, run_id: str, state: str, error_message: str | None) -> None:
     try:
-        events = boto3.client(
+        events = aws_client(
             "events",
             config=_CLIENT_CONFIG,
             aws_access_key_id=GLUE_SERVICE_ACCESS_KEY_ID,

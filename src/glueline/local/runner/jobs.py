@@ -45,6 +45,7 @@ from glueline.local.runner import cloud
 from glueline.local.runner.cloud import LOG_GROUP
 from glueline.local.runner.model import DEFAULT_GLUE_VERSION, default_timeout
 from glueline.shared.lifecycle import ACTIVE_RUN_STATES as ACTIVE_STATES
+from glueline.shared.timeouts import aws_client
 
 log = logging.getLogger("glueline.local.runner")
 STANDBY_SCRIPT = Path(__file__).with_name("standby.py")
@@ -816,14 +817,12 @@ def _terminate(process: subprocess.Popen) -> None:
 
 
 def _download(uri: str, directory: Path) -> Path:
-    import boto3
-
     parts = urlsplit(uri)
     if parts.scheme != "s3":
         raise ValueError(f"not an s3:// URI: {uri}")
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / Path(parts.path).name
-    boto3.client("s3").download_file(parts.netloc, parts.path.lstrip("/"), str(target))
+    aws_client("s3").download_file(parts.netloc, parts.path.lstrip("/"), str(target))
     return target
 
 

@@ -1,0 +1,93 @@
+"""Every wait in the pipeline is bounded: the bounds of the waits on the database and on AWS, decided
+here once for the Lambda, the Glue job (driver and executors) and the operator's tools.
+
+A database can vanish without closing its sockets — a killed container whose network goes with it, a
+cut network, an RDS failover, a NAT gateway or firewall dropping a flow it thinks idle — and then no
+error ever arrives: a COPY waits for acknowledgements and a query for its answer until the kernel gives
+up, after about 15 minutes of retransmissions for data in flight and never for an idle wait. So every
+PostgreSQL connection asks the kernel to give up sooner:
+
+* ``tcp_user_timeout``: data sent and not acknowledged for DB_USER_TIMEOUT_SECONDS ends the connection
+  (on Linux this also ends a connection whose peer's window stays shut that long: a database that
+  stopped reading);
+* TCP keepalives: a connection with nothing in flight (waiting for a query's answer) is probed after
+  DB_KEEPALIVE_IDLE_SECONDS of silence and ended when DB_KEEPALIVE_COUNT probes, DB_KEEPALIVE_INTERVAL_SECONDS
+  apart, go unanswered. The probes also keep NAT gateways (AWS's forget an idle flow after 350 s) from
+  dropping the job's driver connection while Spark works;
+* ``connect_timeout``: a database that does not complete a connection within DB_CONNECT_SECONDS.
+
+The server's end of each of the job's connections gets the same bounds (PostgreSQL's own per-session
+settings, ``db_server_settings``): without them a backend whose job vanished — cut off, or killed by its
+Timeout — keeps waiting for the rest of its COPY, holding its tables' locks, for the two hours of the
+server's default keepalive, and the next attempt's DDL waits behind it; with
+``client_connection_check_interval`` a long merge notices its client is gone and stops.
+
+A database that is connected but hung (its kernel still answers, so the probes are acknowledged: a
+stopped process, a deadlocked server) is seen by none of these: the Glue job's own ``Timeout`` (deploy
+sets it, ``glue_timeout_minutes``) ends such a run as TIMEOUT, and the next trigger takes its files over.
+Statements that should never take long — the job's DDL on its target and its own staging tables — carry a
+server-side ``statement_timeout`` of DB_DDL_STATEMENT_SECONDS, so a lock held by someone else's long
+query fails the run with that reason instead of queueing behind it; the load itself (COPY, merge) is
+bounded by the job's Timeout.
+
+AWS calls (S3, DynamoDB, Secrets Manager, Glue, EventBridge, Lambda) go through ``aws_client``: a
+connection must be made within AWS_CONNECT_SECONDS and every read answer within AWS_READ_SECONDS
+(botocore's defaults are 60 s each); failed calls are retried in botocore's *standard* mode (exponential
+backoff with jitter, throttling and transient errors) up to AWS_MAX_ATTEMPTS attempts in all.
+
+Standard library and boto3 only: ships in the Lambda zip and the Glue job's library.
+"""
+
+from __future__ import annotations
+
+import boto3
+from botocore.config import Config
+
+DB_CONNECT_SECONDS = 10
+DB_USER_TIMEOUT_SECONDS = 60
+DB_KEEPALIVE_IDLE_SECONDS = 30
+DB_KEEPALIVE_INTERVAL_SECONDS = 10
+DB_KEEPALIVE_COUNT = 3
+DB_DDL_STATEMENT_SECONDS = 60
+# How long after a database vanished (no reset) a connection to it has failed, at the latest.
+DB_LOST_WITHIN_SECONDS = max(
+    DB_USER_TIMEOUT_SECONDS, DB_KEEPALIVE_IDLE_SECONDS + DB_KEEPALIVE_COUNT * DB_KEEPALIVE_INTERVAL_SECONDS
+)
+
+AWS_CONNECT_SECONDS = 5
+AWS_READ_SECONDS = 30
+AWS_MAX_ATTEMPTS = 5
+AWS_CONFIG = Config(
+    connect_timeout=AWS_CONNECT_SECONDS,
+    read_timeout=AWS_READ_SECONDS,
+    retries={"mode": "standard", "total_max_attempts": AWS_MAX_ATTEMPTS},  # the first call included
+)
+
+
+def db_connection_options() -> dict[str, int]:
+    """libpq's connection parameters for the bounds above (``psycopg.connect(**…)``)."""
+    return {
+        "connect_timeout": DB_CONNECT_SECONDS,
+        "keepalives": 1,
+        "keepalives_idle": DB_KEEPALIVE_IDLE_SECONDS,
+        "keepalives_interval": DB_KEEPALIVE_INTERVAL_SECONDS,
+        "keepalives_count": DB_KEEPALIVE_COUNT,
+        "tcp_user_timeout": DB_USER_TIMEOUT_SECONDS * 1000,
+    }
+
+
+def db_server_settings() -> dict[str, str]:
+    """PostgreSQL settings for the server's end of a job's connection: the bounds above, both ways."""
+    return {
+        "tcp_keepalives_idle": str(DB_KEEPALIVE_IDLE_SECONDS),
+        "tcp_keepalives_interval": str(DB_KEEPALIVE_INTERVAL_SECONDS),
+        "tcp_keepalives_count": str(DB_KEEPALIVE_COUNT),
+        "tcp_user_timeout": str(DB_USER_TIMEOUT_SECONDS * 1000),
+        "client_connection_check_interval": str(DB_KEEPALIVE_INTERVAL_SECONDS * 1000),
+    }
+
+
+def aws_client(service: str, session=None, config: Config | None = None, **kwargs):
+    """A boto3 client with the bounds above (``config`` overrides some of them, e.g. a longer read for a
+    synchronous Lambda invocation), from ``session`` or boto3's default one."""
+    return (session or boto3).client(service, config=AWS_CONFIG.merge(config) if config else AWS_CONFIG, **kwargs)
