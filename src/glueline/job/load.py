@@ -53,6 +53,7 @@ from glueline.shared.contract import COLUMNS, FIELDS
 from glueline.shared.counts import Counts
 from glueline.shared.dbsecret import DbConnection, SecretReference
 from glueline.shared.lifecycle import Outcome, TargetUnavailable
+from glueline.shared.timeouts import DB_DDL_STATEMENT_SECONDS, db_server_settings
 
 # The rejected-rows file: where the row was, why it was refused, its fields exactly as read.
 REJECTED_HEADER = ("line_number", "record_number", REASON, *COLUMNS.keys(), "raw_record")
@@ -95,6 +96,19 @@ class _FileStats:
             records += part.records
             lines += part.records + part.newlines
         return offsets
+
+
+def connect(connection: DbConnection | SecretReference, autocommit: bool = False) -> psycopg.Connection:
+    """A connection of the job, bounded at both ends: the client's by its connection parameters, the
+    server's by the same settings for its side (see ``glueline.shared.timeouts``)."""
+    conn = psycopg.connect(**connection.connect_kwargs(), autocommit=autocommit)
+    try:
+        conn.execute(schema.session_settings(db_server_settings()))
+        conn.commit()  # kept: a setting made in a transaction that is rolled back is undone
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def columns_for_loading(cleaned: DataFrame) -> DataFrame:
@@ -156,27 +170,39 @@ class BatchLoader:
             c.record.file_id: (f"s3://{c.record.bucket}/{c.record.source_key}", c.record.upload_timestamp)
             for c in claimed
         }
+        batch = schema.batch_name([f.file_id for f in files])
         try:
             # One connection for the driver's statements: each file's tables, then each file's transaction.
-            try:
-                conn = psycopg.connect(**self.db.connect_kwargs(), autocommit=True)
-            except psycopg.OperationalError as err:
-                raise TargetUnavailable(f"the database {self.db.target(str(self.table))} is unreachable") from err
-            with conn:
-                if not self._target_ready:
-                    conn.execute(schema.create_target(self.table))
-                    self._target_ready = True
-                return self._load(conn, files, lineage, timings)
+            with self._prepare(batch, files) as conn:
+                return self._load(conn, batch, files, lineage, timings)
         finally:
             for path in paths:
                 self.source.discard(path)
 
-    def _load(self, conn, files: list[InputFile], lineage: dict[str, tuple[str, str]], timings: dict) -> dict:
+    def _prepare(self, batch: str, files: list[InputFile]) -> psycopg.Connection:
+        """The driver's connection, with the target and the batch's tables ready. Until then a database
+        problem is not the files' (TargetUnavailable: their attempts do not count): unreachable, or DDL
+        that did not finish within its statement timeout — a lock held by another session's long query."""
+        target = self.db.target(str(self.table))
+        try:
+            conn = connect(self.db, autocommit=True)
+        except psycopg.OperationalError as err:
+            raise TargetUnavailable(f"the database {target} is unreachable: {err}") from err
+        try:
+            conn.execute(schema.statement_timeout(DB_DDL_STATEMENT_SECONDS))
+            if not self._target_ready:
+                conn.execute(schema.create_target(self.table))
+                self._target_ready = True
+            conn.execute(schema.create_batch_tables(self.table, batch, [f.file_id for f in files]))
+        except psycopg.OperationalError as err:  # QueryCanceled (the statement timeout) is one
+            conn.close()
+            raise TargetUnavailable(f"the database {target} could not prepare the load: {err}") from err
+        return conn
+
+    def _load(self, conn, batch: str, files: list[InputFile], lineage: dict[str, tuple[str, str]], timings: dict):
         started = time.perf_counter()
-        batch = schema.batch_name([f.file_id for f in files])
         copy_seconds = self.spark.sparkContext.accumulator(0.0)
         try:
-            conn.execute(schema.create_batch_tables(self.table, batch, [f.file_id for f in files]))
             stats = self._stage(read_split(self.spark, files), batch, files, copy_seconds, split_read=True)
             again = [f for f in files if stats[f.index].total("odd")]
             if again:  # quoted line breaks: these files' split read is void
@@ -216,6 +242,9 @@ class BatchLoader:
         started = time.perf_counter()
         rejected_file = None
         with conn.transaction():  # commits on success
+            # The merge is the load itself: bounded by the job's Timeout, not by the DDL's statement timeout.
+            conn.execute(schema.statement_timeout(0, local=True))
+            conn.execute("SET LOCAL work_mem = '256MB'")
             if stats.total("rejected"):
                 rejected_file = str(self.workdir / f"rejected-{f.file_id}.csv")
                 with open(rejected_file, "w", newline="", encoding="utf-8") as out:
@@ -224,7 +253,6 @@ class BatchLoader:
                     with cur.copy(schema.export_rejects(self.table, f.file_id, stats.offsets())) as copy:
                         for data in copy:
                             out.write(data)
-            conn.execute("SET LOCAL work_mem = '256MB'")
             try:
                 with conn.transaction():  # a savepoint: new TransactionIDs, each once, need no more
                     loaded = conn.execute(schema.insert_staging(self.table, f.file_id, source_file, uploaded)).rowcount
@@ -239,7 +267,8 @@ class BatchLoader:
 
     def _drop(self, statement: sql.Composable) -> None:
         with contextlib.suppress(psycopg.Error):  # the database may be what failed; keep its error
-            with psycopg.connect(**self.db.connect_kwargs(), autocommit=True) as conn:
+            with connect(self.db, autocommit=True) as conn:
+                conn.execute(schema.statement_timeout(DB_DDL_STATEMENT_SECONDS))
                 conn.execute(statement)
 
 
@@ -267,7 +296,7 @@ class _Stager:
 
         self.parts: dict[tuple[int, int], _Part] = {}
         self.rejects = tempfile.SpooledTemporaryFile(8 << 20)
-        with psycopg.connect(**self.connection.connect_kwargs()) as conn:
+        with connect(self.connection) as conn:
             with contextlib.ExitStack() as copying:
                 self.copy = None
                 self.open_copy = lambda: copying.enter_context(conn.cursor().copy(self.copy_sql))

@@ -101,9 +101,19 @@ def create_target(table: TableName) -> sql.Composed:
         for c, t, k in DATA_COLUMNS + LINEAGE_COLUMNS
     ]
     # A table from an earlier release gets the columns added since (those that may be added in place).
+    # Only a missing column is added: ALTER TABLE takes an exclusive lock, even with IF NOT EXISTS, and
+    # waiting for it behind a reader's long query would hold up every later reader of the table.
     added = [
-        sql.SQL("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {c} {type}").format(
-            t=table.identifier(), c=sql.Identifier(c), type=sql.SQL(t)
+        sql.SQL(
+            "DO $glueline$ BEGIN IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = {name}::regclass "
+            "AND attname = {column} AND NOT attisdropped) THEN ALTER TABLE {t} ADD COLUMN {c} {type}; "
+            "END IF; END $glueline$"
+        ).format(
+            name=sql.Literal(f'"{table.schema}"."{table.table}"'),
+            column=sql.Literal(c),
+            t=table.identifier(),
+            c=sql.Identifier(c),
+            type=sql.SQL(t),
         )
         for c, t, k in LINEAGE_COLUMNS
         if "NOT NULL" not in k
@@ -112,6 +122,22 @@ def create_target(table: TableName) -> sql.Composed:
         schema=sql.Identifier(table.schema), t=table.identifier(), cols=sql.SQL(", ").join(columns)
     )
     return sql.SQL("; ").join([create, *added])
+
+
+def statement_timeout(seconds: int, local: bool = False) -> sql.Composed:
+    """Cancel this session's statements (``local``: this transaction's) that run longer; 0: never."""
+    return sql.SQL("SET {scope} statement_timeout = {ms}").format(
+        scope=sql.SQL("LOCAL" if local else "SESSION"), ms=sql.Literal(int(seconds * 1000))
+    )
+
+
+def session_settings(settings: dict[str, str]) -> sql.Composed:
+    """Set these for the session, each where the server knows it (PostgreSQL before 14 has no
+    client_connection_check_interval): one round trip, and never an error for a missing one."""
+    values = sql.SQL(", ").join(sql.SQL("({}, {})").format(sql.Literal(k), sql.Literal(v)) for k, v in settings.items())
+    return sql.SQL(
+        "SELECT set_config(s.name, s.value, false) FROM (VALUES {}) AS s (name, value) JOIN pg_settings USING (name)"
+    ).format(values)
 
 
 # A rejected row as the loader stores it: where it was read (its file's index in the batch, the split's
