@@ -42,7 +42,13 @@ class Settings(BaseSettings):
     glue_worker_type: str = "G.1X"
     glue_workers: int = 2
     glue_max_concurrent_runs: int = 1
-    glue_timeout_minutes: int = 60
+    glue_timeout_minutes: int = Field(
+        60,
+        ge=1,
+        le=10080,
+        description="the Glue job's Timeout: a longer run ends TIMEOUT and the next trigger retries its files "
+        "(a day's files load in minutes; Glue's own default, 48 h, would let a hung database hold DPUs for two days)",
+    )
     max_attempts: int = Field(3, ge=1, description="processing attempts of a file before it is moved to rejected/")
     glue_connection: str = Field("glueline-network", description="the job's Glue NETWORK connection")
     glue_subnet_id: str | None = Field(None, description="subnet of Glue's workers; default: the default VPC's first")

@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import boto3
+from botocore.exceptions import WaiterError
 
 from glueline.ops import packaging
 from glueline.settings import Settings
@@ -39,6 +40,7 @@ from glueline.shared import layout
 from glueline.shared.audit import table_spec
 from glueline.shared.dbsecret import DbConnection
 from glueline.shared.lifecycle import NO_FILE_IDS
+from glueline.shared.timeouts import aws_client
 
 LAMBDA_RUNTIME = "python3.11"
 
@@ -62,6 +64,17 @@ ENDPOINT_SERVICES = {
 
 class BootstrapError(RuntimeError):
     pass
+
+
+def wait_until(client, waiter: str, what: str, delay: int, attempts: int, **params) -> None:
+    """A boto3 waiter, bounded by ``delay`` × ``attempts`` seconds; BootstrapError naming ``what`` when
+    that passes or the resource reaches a state it will not leave (an RDS instance ``failed``)."""
+    try:
+        client.get_waiter(waiter).wait(**params, WaiterConfig={"Delay": delay, "MaxAttempts": attempts})
+    except WaiterError as err:
+        if "Max attempts exceeded" in str(err):
+            raise BootstrapError(f"timed out after {delay * attempts} s waiting for {what}") from err
+        raise BootstrapError(f"{what}: {err}") from err
 
 
 @dataclass
@@ -155,7 +168,7 @@ class Bootstrap:
         self.log = log
         self.changes: list[Change] = []
         self.region = self.session.region_name or settings.region
-        self.account = self.session.client("sts").get_caller_identity()["Account"]
+        self.account = aws_client("sts", self.session).get_caller_identity()["Account"]
         self.bucket = settings.bucket_name(self.account, self.region)
         self.tags = {STACK_TAG: settings.stack}
         self._network: Network | None = None
@@ -189,7 +202,7 @@ class Bootstrap:
         return {name: self.arn("iam", f"role/{name}") for name in (s.lambda_role, s.glue_role, s.events_role)}
 
     def client(self, service: str):
-        return self.session.client(service, region_name=self.region)
+        return aws_client(service, self.session, region_name=self.region)
 
     def _verified(self, db: DbConnection) -> DbConnection:
         """An RDS database left at libpq's default (``prefer``: encrypted if offered, the certificate not
@@ -339,7 +352,7 @@ class Bootstrap:
 
             def create() -> None:
                 ddb.create_table(**table_spec(name), Tags=_tag_list(self.tags))
-                ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+                wait_until(ddb, "table_exists", f"the DynamoDB table {name}", 1, 120, TableName=name)
 
             return [self._change(f"dynamodb {name}", "dynamodb table", None, create)]
         current = _tags(ddb.list_tags_of_resource, ResourceArn=arn)
@@ -601,8 +614,13 @@ class Bootstrap:
                     CopyTagsToSnapshot=True,
                     Tags=_tag_list(self.tags),
                 )
-                rds.get_waiter("db_instance_available").wait(
-                    DBInstanceIdentifier=s.db_instance, WaiterConfig={"Delay": 30, "MaxAttempts": 80}
+                wait_until(
+                    rds,
+                    "db_instance_available",
+                    f"the RDS instance {s.db_instance} to be available",
+                    30,
+                    80,
+                    DBInstanceIdentifier=s.db_instance,
                 )
                 self._db = None  # now the instance itself
 
@@ -883,6 +901,7 @@ class Bootstrap:
             "Environment": {"Variables": self.lambda_environment()},
         }
         name = f"lambda {s.lambda_function}"
+        what = f"the Lambda function {s.lambda_function} to be ready"
         try:
             current = lam.get_function(FunctionName=s.lambda_function)["Configuration"]
         except lam.exceptions.ResourceNotFoundException:
@@ -897,7 +916,7 @@ class Bootstrap:
                         **config,
                     )
                 )
-                lam.get_waiter("function_active_v2").wait(FunctionName=s.lambda_function)
+                wait_until(lam, "function_active_v2", what, 1, 300, FunctionName=s.lambda_function)
 
             return [self._change(name, "lambda function", None, create)]
         changed = (["code"] if current.get("CodeSha256") != sha else []) + [
@@ -908,10 +927,10 @@ class Bootstrap:
         def update() -> None:
             if "code" in changed:
                 lam.update_function_code(FunctionName=s.lambda_function, ZipFile=code)
-                lam.get_waiter("function_updated_v2").wait(FunctionName=s.lambda_function)
+                wait_until(lam, "function_updated_v2", what, 1, 300, FunctionName=s.lambda_function)
             if set(changed) & set(config):
                 lam.update_function_configuration(FunctionName=s.lambda_function, **config)
-                lam.get_waiter("function_updated_v2").wait(FunctionName=s.lambda_function)
+                wait_until(lam, "function_updated_v2", what, 1, 300, FunctionName=s.lambda_function)
             lam.tag_resource(Resource=current["FunctionArn"], Tags=self.tags)
 
         return [self._change(name, "lambda function", changed, update)]
@@ -1146,8 +1165,13 @@ class Bootstrap:
                     SkipFinalSnapshot=False,
                     FinalDBSnapshotIdentifier=f"{name}-final-{time.strftime('%Y%m%d%H%M%S')}",
                 )
-                rds.get_waiter("db_instance_deleted").wait(
-                    DBInstanceIdentifier=name, WaiterConfig={"Delay": 30, "MaxAttempts": 80}
+                wait_until(
+                    rds,
+                    "db_instance_deleted",
+                    f"the RDS instance {name} to be deleted",
+                    30,
+                    80,
+                    DBInstanceIdentifier=name,
                 )
 
             found.append((f"rds instance {name}", "rds instance", delete_instance))

@@ -22,13 +22,14 @@ from glueline.local.compose import ComposeInfo, ComposeStack, engine_answers, im
 from glueline.local.samples import write_file
 from glueline.local.stack import EmbeddedStack, StackError
 from glueline.ops import packaging, report
-from glueline.ops.bootstrap import Bootstrap, Change
+from glueline.ops.bootstrap import Bootstrap, BootstrapError, Change
 from glueline.ops.environment import NoEnvironmentError, environment
 from glueline.ops.uploads import InputError, collect_files, count_rows, placeholder, upload, wait_for_outcomes
 from glueline.settings import Settings
 from glueline.shared.audit import AuditTable
 from glueline.shared.dbsecret import DbConnection
 from glueline.shared.events import scheduled_event
+from glueline.shared.timeouts import aws_client
 
 app = typer.Typer(
     help="glueline: an S3 → Lambda → Glue → PostgreSQL batch ETL pipeline, the same code locally and on AWS.",
@@ -83,7 +84,7 @@ def _database(settings: Settings, env, session: boto3.Session):
     (None) the one deploy creates with --create-database."""
     if env.db is not None:
         return env.db
-    secrets = session.client("secretsmanager")
+    secrets = aws_client("secretsmanager", session)
     try:
         return DbConnection.from_secrets_manager(secrets, settings.db_secret_name)
     except secrets.exceptions.ResourceNotFoundException:
@@ -358,7 +359,7 @@ def _destroyer(settings: Settings, env, session: boto3.Session) -> Bootstrap:
 def _confirm_account(what: str, yes: bool) -> None:
     """Say which account, region and endpoint; on AWS itself (no custom endpoint) ask unless --yes."""
     session = boto3.Session()
-    sts = session.client("sts")
+    sts = aws_client("sts", session)
     account = sts.get_caller_identity()["Account"]
     endpoint = sts.meta.endpoint_url
     err.print(f"account {account}, region {session.region_name}, endpoint {endpoint}")
@@ -373,8 +374,8 @@ def status(as_json: AsJson = False, db_url: DbUrl = None) -> None:
     settings = _settings(db_url)
     with _environment(settings) as env:
         session = boto3.Session()
-        records = AuditTable(session.client("dynamodb"), settings.audit_table).all()
-        account = session.client("sts").get_caller_identity()["Account"]
+        records = AuditTable(aws_client("dynamodb", session), settings.audit_table).all()
+        account = aws_client("sts", session).get_caller_identity()["Account"]
         bucket = settings.bucket_name(account, session.region_name or settings.region)
         target = env.db.target(str(settings.table)) if env.db else None
         rows = count_rows(env.reachable_db, settings.table)
@@ -396,9 +397,10 @@ def trigger(
     with _environment(settings):
         session = boto3.Session()
         region = session.region_name or settings.region
-        account = session.client("sts").get_caller_identity()["Account"]
+        account = aws_client("sts", session).get_caller_identity()["Account"]
         event = scheduled_event(account, region, settings.schedule_rule)
-        lam = session.client("lambda", config=Config(read_timeout=settings.lambda_timeout_seconds + 30))
+        # A synchronous invocation answers when the function ends: read for longer than its timeout.
+        lam = aws_client("lambda", session, Config(read_timeout=settings.lambda_timeout_seconds + 30))
         response = lam.invoke(FunctionName=settings.lambda_function, Payload=json.dumps(event).encode())
     payload = json.loads(response["Payload"].read() or b"null")
     print(json.dumps(payload, indent=2))
@@ -425,9 +427,9 @@ def run(
         progress.print(f"environment: {env.description}")
         boot = _bootstrap(settings, env, quiet=True)
         session = boto3.Session()
-        uploads = upload(session.client("s3"), boot.bucket, files, boot.target)
+        uploads = upload(aws_client("s3", session), boot.bucket, files, boot.target)
         progress.print(f"uploaded {len(uploads)} file(s) to s3://{boot.bucket}/source/")
-        audit = AuditTable(session.client("dynamodb"), settings.audit_table)
+        audit = AuditTable(aws_client("dynamodb", session), settings.audit_table)
         records = wait_for_outcomes(audit, uploads, timeout, progress)
         records = [r if r is not None else placeholder(u) for r, u in zip(records, uploads, strict=True)]
         table_rows = count_rows(env.reachable_db, settings.table)
@@ -457,6 +459,6 @@ def generate(
 def main() -> None:  # pragma: no cover - console entry point
     try:
         app()
-    except StackError as error:
+    except (StackError, BootstrapError) as error:
         err.print(f"[bold red]error:[/] {error}")
         sys.exit(2)

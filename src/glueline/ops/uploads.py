@@ -8,6 +8,7 @@ the audit items of the files it uploaded until each reaches an outcome.
 from __future__ import annotations
 
 import contextlib
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from psycopg import sql
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from glueline.job.schema import TableName
+from glueline.job.schema import TableName, statement_timeout
 from glueline.polling import wait_for
 from glueline.shared import layout
 from glueline.shared.audit import AuditRecord, AuditTable, Status, file_id, utc_now
@@ -112,13 +113,27 @@ def wait_for_outcomes(
             progress.update(task, completed=len(done), description=description)
             return len(done) == len(uploads)
 
-        with contextlib.suppress(TimeoutError):
+        try:
             wait_for(all_settled, timeout, "the pipeline's outcomes", interval=poll)
+        except TimeoutError:
+            waiting = [u for u in uploads if not settled(records[u.file_id], u)]
+            console.print(
+                f"timed out after {timeout:.0f} s waiting for the outcome of {len(waiting)} file(s) "
+                f"(--timeout): {', '.join(_still_waiting(u, records[u.file_id]) for u in waiting[:5])}"
+                + (", …" if len(waiting) > 5 else "")
+            )
     # An unsettled item still showing an earlier upload's outcome says nothing about this one.
     return [
         r if settled(r, u) or (r is not None and r.status not in OUTCOMES) else None
         for u, r in ((u, records[u.file_id]) for u in uploads)
     ]
+
+
+def _still_waiting(upload_: Upload, record: AuditRecord | None) -> str:
+    if record is None or record.status in OUTCOMES:
+        return f"{upload_.path.name} (not recorded yet)"
+    run = f" in Glue run {record.glue_job_id}" if record.glue_job_id else ""
+    return f"{upload_.path.name} ({record.status}{run})"
 
 
 def placeholder(upload_: Upload) -> AuditRecord:
@@ -140,11 +155,22 @@ def placeholder(upload_: Upload) -> AuditRecord:
     )
 
 
+COUNT_ROWS_SECONDS = 30  # the report's row count waits no longer (a hung database answers never)
+
+
 def count_rows(db: DbConnection | None, table: TableName) -> int | None:
+    """The target table's rows for the report; None when it cannot say within COUNT_ROWS_SECONDS."""
     if db is None:
         return None
-    try:
-        with psycopg.connect(**db.connect_kwargs()) as conn:
-            return conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table.identifier())).fetchone()[0]
-    except psycopg.Error:
-        return None
+    counted: list[int] = []
+
+    def count() -> None:
+        with contextlib.suppress(psycopg.Error), psycopg.connect(**db.connect_kwargs()) as conn:
+            conn.execute(statement_timeout(COUNT_ROWS_SECONDS))
+            counted.append(conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table.identifier())).fetchone()[0])
+
+    # A stopped server still acknowledges at the TCP level: only giving up on the thread bounds that.
+    worker = threading.Thread(target=count, name="count-rows", daemon=True)
+    worker.start()
+    worker.join(COUNT_ROWS_SECONDS)
+    return counted[0] if counted else None

@@ -53,15 +53,34 @@ def project_dir() -> Path:
     return root
 
 
+# How long a call of the Docker CLI may take: an engine that hangs must not hang the command with it.
+ENGINE_CALL_SECONDS = 30
+COMPOSE_CALL_SECONDS = 300  # up, down, kill, start… (a stop waits 30 s for a container at most)
+BUILD_SECONDS = 1800  # building the Glue image: installing wheels into it, from the host's wheelhouse
+
+
+def bounded_run(command: list[str], timeout: float | None, what: str = "", **kwargs) -> subprocess.CompletedProcess:
+    """``subprocess.run`` that raises StackError naming ``what`` (default: the command) when it takes
+    over ``timeout`` seconds."""
+    try:
+        return subprocess.run(command, timeout=timeout, **kwargs)
+    except subprocess.TimeoutExpired:
+        raise StackError(f"timed out after {timeout:.0f} s waiting for `{what or ' '.join(command)}`") from None
+
+
 def engine_answers() -> bool:
     if shutil.which("docker") is None:
         return False
-    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+    try:
+        return bounded_run(["docker", "info"], ENGINE_CALL_SECONDS, capture_output=True).returncode == 0
+    except StackError:
+        return False  # an engine that does not answer within the bound does not answer
 
 
 def compose_command() -> list[str]:
     """Compose v2 (``docker compose``), else v1.29 (``docker-compose``)."""
-    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+    v2 = ["docker", "compose", "version"]
+    if shutil.which("docker") and bounded_run(v2, ENGINE_CALL_SECONDS, capture_output=True).returncode == 0:
         return ["docker", "compose"]
     if shutil.which("docker-compose"):
         return ["docker-compose"]
@@ -143,15 +162,25 @@ class ComposeStack:
             "GLUELINE_POSTGRES_PASSWORD_FILE": str(self._password_file()),
         }
 
-    def compose(self, *args: str, variables: dict[str, str] | None = None, capture: bool = True, check: bool = True):
-        """Run Docker Compose on this stack's files and project."""
+    def compose(
+        self,
+        *args: str,
+        variables: dict[str, str] | None = None,
+        capture: bool = True,
+        check: bool = True,
+        timeout: float | None = COMPOSE_CALL_SECONDS,
+    ):
+        """Run Docker Compose on this stack's files and project (for at most ``timeout`` seconds)."""
         if variables is None:
             variables = self._variables(self._ports(probe=False))
         files = ["-f", str(self.project_dir / "docker-compose.yml")]
         files += ["-f", str(self.project_dir / "compose" / f"{self.emulator}.yml")]
-        command = [*compose_command(), *files, "--project-name", self.project, *args]
-        result = subprocess.run(
-            command,
+        program = compose_command()
+        title = " ".join([*program, *args])  # what the user would type, for messages
+        result = bounded_run(
+            [*program, *files, "--project-name", self.project, *args],
+            timeout,
+            title,
             cwd=self.project_dir,
             env={**os.environ, **variables},
             capture_output=capture,
@@ -159,7 +188,7 @@ class ComposeStack:
         )
         if check and result.returncode != 0:
             detail = ((result.stderr or "") + (result.stdout or ""))[-3000:] if capture else ""
-            raise StackError(f"{' '.join(command[:2])} {' '.join(args)} failed:\n{detail}")
+            raise StackError(f"{title} failed:\n{detail}")
         return result
 
     # -- lifecycle --------------------------------------------------------------------------------------
@@ -175,7 +204,7 @@ class ComposeStack:
         self._check_recorded_images(variables)
         images.glue_wheels(self.project_dir, log)
         log(f"building the Glue image on {variables['GLUELINE_GLUE_BASE_IMAGE']}")
-        self.compose("build", "glue", variables=variables)
+        self.compose("build", "glue", variables=variables, timeout=BUILD_SECONDS)
         log(f"starting compose project {self.project} ({self.emulator})")
         self.compose("up", "--detach", "--no-build", variables=variables)
         self.wait_healthy(timeout)
@@ -216,8 +245,9 @@ class ComposeStack:
         """Each service's health: healthy, starting, unhealthy, or missing (no running container). Two
         calls to the engine whatever the number of services (Compose itself starts slowly)."""
         states = dict.fromkeys(SERVICES, "missing")
-        running = subprocess.run(
+        running = bounded_run(
             ["docker", "ps", "--quiet", "--filter", f"label=com.docker.compose.project={self.project}"],
+            ENGINE_CALL_SECONDS,
             capture_output=True,
             text=True,
         ).stdout.split()
@@ -228,7 +258,7 @@ class ComposeStack:
             "{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}"
         )
         inspect = ["docker", "inspect", "--format", template, *running]
-        for line in subprocess.run(inspect, capture_output=True, text=True).stdout.splitlines():
+        for line in bounded_run(inspect, ENGINE_CALL_SECONDS, capture_output=True, text=True).stdout.splitlines():
             service, status, health = line.split()
             if service in states and status == "running":
                 states[service] = health
@@ -278,7 +308,9 @@ class ComposeStack:
     def logs(self, follow: bool = True) -> int:
         args = ["logs", "--tail", "100"] + (["--follow"] if follow else [])
         args += [] if sys.stdout.isatty() else ["--no-color"]
-        return self.compose(*args, capture=False, check=False).returncode
+        # Following is the user's own wait: it lasts until they interrupt it.
+        bound = None if follow else COMPOSE_CALL_SECONDS
+        return self.compose(*args, capture=False, check=False, timeout=bound).returncode
 
     # -- state ------------------------------------------------------------------------------------------
 

@@ -155,7 +155,7 @@ class EmbeddedStack:
                 runner_env,
                 drop=_CONFLICTING_AWS_VARIABLES,
             )
-            _wait_healthy(glue_url + "/", self.log_dir / "glue-runner.log")
+            _wait_healthy("the Glue runner", glue_url + "/", self.log_dir / "glue-runner.log")
         except BaseException:
             self._stop_processes(pids, postgres_dir, postgres_port)
             raise
@@ -230,7 +230,7 @@ class EmbeddedStack:
                 "S3_DATA_DIR": str(state / "s3"),
             },
         )
-        _wait_healthy(f"http://127.0.0.1:{port}/_ministack/health", self.log_dir / "emulator.log")
+        _wait_healthy("the AWS emulator", f"http://127.0.0.1:{port}/_ministack/health", self.log_dir / "emulator.log")
         return pid
 
     def restart_emulator(self) -> StackInfo:
@@ -338,9 +338,12 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def _wait_healthy(url: str, log: Path, timeout: float = 60.0) -> None:
+SERVICE_START_SECONDS = 60  # a process of the stack (emulator, Glue runner) answers its health check by then
+
+
+def _wait_healthy(service: str, url: str, log: Path, timeout: float = SERVICE_START_SECONDS) -> None:
     try:
-        wait_for(lambda: _healthy(url), timeout, url)
+        wait_for(lambda: _healthy(url), timeout, f"{service} to answer at {url}")
     except TimeoutError as err:
         tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
         raise StackError(f"{err}; last log lines:\n{tail}") from None
