@@ -1,7 +1,8 @@
 """The stack the integration suite runs on: ``--stack embedded`` (processes; the default) or ``--stack
 compose`` (docker-compose.yml), also selectable with GLUELINE_TEST_STACK. The same tests run on both;
-a test marked ``embedded`` reaches into the embedded stack's processes and runs only there, one marked
-``compose`` only on the compose stack."""
+a test marked ``embedded`` reaches into the embedded stack's processes, or tests what is the same on
+both (the job's SQL against PostgreSQL) and so runs once, there; one marked ``compose`` runs only on the
+compose stack."""
 
 from __future__ import annotations
 

@@ -10,11 +10,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
+import psutil
 import psycopg
 import pytest
 from psycopg import sql
@@ -82,6 +87,73 @@ class Pipeline:
             self.stack.wait_healthy(120, ("postgres",))
         else:
             PostgresServer(Path(self.info.postgres_dir), self.info.postgres_port).start()
+
+    @contextmanager
+    def database_cut_off(self) -> Iterator[None]:
+        """The network to the database cut: every packet to or from its port dropped, so that neither
+        end hears a reset or a close (a killed host, a pulled cable, a firewall), until the block ends.
+        nftables rules in the database's network namespace: this machine's for the embedded stack (its
+        server listens on 127.0.0.1), the postgres container's on the compose stack."""
+        privileged = [] if os.geteuid() == 0 else ["sudo", "--non-interactive"]
+        can = (
+            shutil.which("nft")
+            and subprocess.run([*privileged, "nft", "--version"], capture_output=True).returncode == 0
+        )
+        if not can:
+            if os.environ.get("CI"):
+                pytest.fail("CI must cut networks: root (or sudo) and nftables (.ci/run installs it)")
+            pytest.skip("cutting the database's network needs root (or sudo) and nftables (nft)")
+        if self.composed:
+            container = self.stack.compose("ps", "--quiet", "postgres").stdout.strip()
+            pid = subprocess.run(
+                ["docker", "inspect", "--format", "{{.State.Pid}}", container], capture_output=True, text=True
+            ).stdout.strip()
+            namespace, port = [*privileged, "nsenter", "--target", pid, "--net"], 5432
+        else:
+            namespace, port = privileged, self.info.postgres_port
+        table = f"glueline_cut_{port}"
+        drop = f"tcp dport {port} drop; tcp sport {port} drop;"
+        rules = f"""table inet {table} {{
+            chain input {{ type filter hook input priority -300; policy accept; {drop} }}
+            chain output {{ type filter hook output priority -300; policy accept; {drop} }}
+        }}"""
+        subprocess.run([*namespace, "nft", "-f", "-"], input=rules, text=True, check=True)
+        try:
+            yield
+        finally:
+            subprocess.run([*namespace, "nft", "delete", "table", "inet", table], check=True)
+
+    @contextmanager
+    def database_hung(self) -> Iterator[None]:
+        """The database stopped in its tracks (SIGSTOP; ``docker pause`` on the compose stack): its
+        connections stay open and its kernel acknowledges what they are sent, but it answers nothing."""
+        if self.composed:
+            self.stack.compose("pause", "postgres")
+            try:
+                yield
+            finally:
+                self.stack.compose("unpause", "postgres")
+            return
+        postmaster = int((Path(self.info.postgres_dir) / "data" / "postmaster.pid").read_text().split()[0])
+        processes = [psutil.Process(postmaster), *psutil.Process(postmaster).children(recursive=True)]
+        for process in processes:
+            process.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            for process in processes:
+                process.send_signal(signal.SIGCONT)
+
+    @contextmanager
+    def open_transaction(self, statement: str) -> Iterator[psycopg.Connection]:
+        """A session of someone else's that ran ``statement`` in a transaction it keeps open (and the
+        locks it took) until the block ends."""
+        with psycopg.connect(**self.db.connect_kwargs()) as conn:
+            conn.execute(statement)
+            try:
+                yield conn
+            finally:
+                conn.rollback()
 
     def restart_emulator(self) -> None:
         """Stop the emulator cleanly (it saves its state) and start it again."""

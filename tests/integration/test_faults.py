@@ -7,19 +7,42 @@ import dataclasses
 import json
 import os
 import signal
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 import pytest
 
+from glueline.job.load import connect
 from glueline.local.samples import write_file
 from glueline.polling import wait_for
 from glueline.shared import layout
 from glueline.shared.audit import Status, utc_now
 from glueline.shared.events import object_created_event, scheduled_event
+from glueline.shared.lifecycle import ACTIVE_RUN_STATES
+from glueline.shared.timeouts import (
+    DB_CONNECT_SECONDS,
+    DB_DDL_STATEMENT_SECONDS,
+    DB_KEEPALIVE_IDLE_SECONDS,
+    DB_LOST_WITHIN_SECONDS,
+    DB_USER_TIMEOUT_SECONDS,
+    db_server_settings,
+)
 
 from .conftest import SAMPLES
+
+# How long the stack takes at most, on a machine twice as slow as usual, from an upload to the job
+# loading it (the Lambda, the Glue run, Spark starting, the file read and cleaned).
+LOADING_STARTS_WITHIN = 300
+# How long, once the job has the error of a fault, until the file's audit item says so (Spark ends the
+# stage, the job settles its files), on a machine twice as slow as usual.
+SETTLED_WITHIN = 60
+# A database gone without a reset: the job's connections fail within their bound, its cleanup makes one
+# more connection attempt (its connect timeout), then it settles the file.
+LOST_DATABASE_FAILS_WITHIN = DB_LOST_WITHIN_SECONDS + DB_CONNECT_SECONDS + SETTLED_WITHIN
+# The grace a timed-out Glue run's process gets before it is killed (the runner's, as Glue's).
+STOP_GRACE = 10
 
 
 def copy_running(p) -> bool:
@@ -53,28 +76,147 @@ def retry_by_schedule(p, upload):
     return record
 
 
-def test_postgres_killed_mid_load(clean_pipeline, big_file):
-    p = clean_pipeline
-    path, counts = big_file
-    (upload,) = p.upload(path)
-    wait_for(lambda: copy_running(p), 120, "the COPY into staging", interval=0.02)
-    p.stop_database(crash=True)  # in the middle of the COPY
-    try:
-        (failed,) = p.wait([upload], timeout=180)
-    finally:
-        p.start_database()
-    assert failed.status == Status.FAILED and failed.attempts == 1
+def assert_failed_mid_load_then_loaded(p, upload, failed, counts):
+    """A load that failed mid-COPY: its attempt counted, no row in the target, the file in source/; the
+    next run loads it completely."""
+    assert failed.status == Status.FAILED and failed.attempts == 1, (failed.status, failed.error_message)
     assert "OperationalError" in failed.error_message or "connection" in failed.error_message.lower()
     assert p.query("SELECT count(*) FROM transactions")[0][0] == 0
-    assert p.keys("source/") == ["source/big.csv"]
+    assert p.keys("source/") == [upload.key]
 
     loaded = retry_by_schedule(p, upload)
-    assert loaded.status == Status.COMPLETED and loaded.attempts == 2
+    assert loaded.status == Status.COMPLETED and loaded.attempts == 2, loaded.error_message
     assert loaded.counts == counts
     assert p.query("SELECT count(*), count(DISTINCT transactionid) FROM transactions")[0] == (
         counts.rows_loaded,
         counts.rows_loaded,
     )
+
+
+def test_the_jobs_connections_are_bounded_at_both_ends(pipeline):
+    """What the job asks for, the server applies: its end of a job's connection has the same bounds
+    (a misspelt setting would be skipped silently, the server's end left to its two-hour default)."""
+    with connect(pipeline.db) as conn:
+        names = list(db_server_settings())
+        settings = dict(conn.execute("SELECT name, setting FROM pg_settings WHERE name = ANY(%s)", [names]))
+        assert settings == db_server_settings()
+        assert conn.execute("SHOW statement_timeout").fetchone()[0] == "0"  # the load: bounded by the Timeout
+        # The client's end, as the kernel holds it for the socket libpq opened.
+        with socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock:
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == DB_KEEPALIVE_IDLE_SECONDS
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == DB_USER_TIMEOUT_SECONDS * 1000
+
+
+def test_postgres_killed_mid_load(clean_pipeline, big_file):
+    """Killed, its sockets closed by its kernel (embedded) or gone with its container's network (compose:
+    the reset may never arrive, so this is bounded by the job's connection settings too)."""
+    p = clean_pipeline
+    path, counts = big_file
+    (upload,) = p.upload(path)
+    wait_for(lambda: copy_running(p), LOADING_STARTS_WITHIN, "the COPY into staging", interval=0.02)
+    p.stop_database(crash=True)  # in the middle of the COPY
+    try:
+        (failed,) = p.wait([upload], timeout=LOST_DATABASE_FAILS_WITHIN)
+    finally:
+        p.start_database()
+    assert_failed_mid_load_then_loaded(p, upload, failed, counts)
+
+
+def test_network_to_the_database_cut_mid_load(clean_pipeline, big_file):
+    """No reset, no close: only silence. Without bounds of its own the COPY would wait for the kernel's
+    retransmissions to give up (about 15 minutes) and the run with it; the job's connections give up
+    within DB_LOST_WITHIN_SECONDS. The server's ends are bounded too, so no backend of the lost attempt
+    is left holding its tables' locks when the next run loads the file."""
+    p = clean_pipeline
+    path, counts = big_file
+    (upload,) = p.upload(path)
+    wait_for(lambda: copy_running(p), LOADING_STARTS_WITHIN, "the COPY into staging", interval=0.02)
+    with p.database_cut_off():
+        (failed,) = p.wait([upload], timeout=LOST_DATABASE_FAILS_WITHIN)
+    assert_failed_mid_load_then_loaded(p, upload, failed, counts)
+
+
+# The Glue Timeout the hung-database test deploys: room for the job to reach its merge (about 40 s
+# here) on a machine twice as slow as usual, and little more, since the test waits it out.
+HUNG_RUN_TIMEOUT_MINUTES = 3
+
+
+def merge_waits_for_a_lock(p, upload) -> bool:
+    """True once the job's merge waits for a lock; an error if the file's run ended before it did (its
+    Timeout too short for this machine), rather than a wait for something that will not happen."""
+    rows = p.query(
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'INSERT INTO%%' AND wait_event_type = 'Lock'"
+    )
+    if rows[0][0] > 0:
+        return True
+    record = p.audit.get(upload.file_id)
+    if record and record.glue_job_id:
+        run = p.client("glue").get_job_run(JobName=p.settings.glue_job, RunId=record.glue_job_id)["JobRun"]
+        assert run["JobRunState"] in ACTIVE_RUN_STATES, f"run {run['Id']} ended {run['JobRunState']} before its merge"
+    return False
+
+
+def test_a_hung_database_is_bounded_by_the_glue_jobs_timeout(clean_pipeline, tmp_path):
+    """A database that is connected but answers nothing (stopped: its kernel still acknowledges, so
+    keepalives see nothing) while the job waits for its merge: the Glue job's Timeout ends the run as
+    TIMEOUT, no row of the file is in the target, its attempt counts, and the next trigger loads it."""
+    p = clean_pipeline
+    path = tmp_path / "hung.csv"
+    counts = write_file(path, 2_000, seed=7, dirty=0.02, first_id=60_000_000)
+    timeout_minutes = HUNG_RUN_TIMEOUT_MINUTES
+    p.bootstrap(p.settings.model_copy(update={"glue_timeout_minutes": timeout_minutes}))
+    try:
+        # Someone else's lock holds the merge at a known point; then the database stops answering.
+        with p.open_transaction("LOCK TABLE transactions IN SHARE MODE"):
+            (upload,) = p.upload(path)
+            wait_for(lambda: merge_waits_for_a_lock(p, upload), LOADING_STARTS_WITHIN, "the job's merge to wait")
+            run_id = p.audit.get(upload.file_id).glue_job_id
+            with p.database_hung():
+                run = p.finished_run(run_id, timeout=timeout_minutes * 60 + STOP_GRACE + SETTLED_WITHIN)
+    finally:
+        p.bootstrap()
+    assert run["JobRunState"] == "TIMEOUT", run
+    assert timeout_minutes * 60 <= run["ExecutionTime"] <= timeout_minutes * 60 + STOP_GRACE + SETTLED_WITHIN
+    stuck = p.audit.get(upload.file_id)
+    assert (stuck.status, stuck.glue_job_id, stuck.attempts) == (Status.PROCESSING, run_id, 1)  # a dead claim
+    assert p.query("SELECT count(*) FROM transactions")[0][0] == 0
+    assert p.keys("source/") == [upload.key]
+
+    loaded = retry_by_schedule(p, upload)  # the sweep takes the dead claim over: a second attempt
+    assert (loaded.status, loaded.attempts, loaded.counts) == (Status.COMPLETED, 2, counts), loaded.error_message
+    assert p.query("SELECT count(*) FROM transactions")[0][0] == counts.rows_loaded
+
+
+@pytest.mark.embedded  # the job's SQL against PostgreSQL: the same on both stacks
+def test_a_reader_of_the_target_holds_up_no_load(clean_pipeline):
+    """A long query on the table (a report, a dashboard) holds a lock that the load never needs to wait
+    for: the job takes no exclusive lock on a table that has every column already."""
+    p = clean_pipeline
+    with p.open_transaction("SELECT count(*) FROM transactions"):
+        (upload,) = p.upload(SAMPLES / "transactions_2024-07-14.csv")
+        (record,) = p.wait([upload], timeout=LOADING_STARTS_WITHIN)
+    assert record.status == Status.COMPLETED, record.error_message
+
+
+@pytest.mark.embedded  # the job's SQL against PostgreSQL: the same on both stacks
+def test_ddl_behind_a_reader_gives_up_after_its_statement_timeout(clean_pipeline):
+    """A table from an earlier release needs a column, and a long query holds the table: the job's ALTER
+    waits at most DB_DDL_STATEMENT_SECONDS, then the run fails the file without counting the attempt
+    (the database's state, not the file's fault); once the reader is done, the next run loads it."""
+    p = clean_pipeline
+    p.execute("ALTER TABLE transactions DROP COLUMN source_uploaded_at")
+    try:
+        with p.open_transaction("SELECT count(*) FROM transactions"):
+            (upload,) = p.upload(SAMPLES / "transactions_2024-07-14.csv")
+            (failed,) = p.wait([upload], timeout=LOADING_STARTS_WITHIN + DB_DDL_STATEMENT_SECONDS)
+    finally:
+        p.execute("ALTER TABLE transactions ADD COLUMN IF NOT EXISTS source_uploaded_at timestamptz")
+    assert (failed.status, failed.attempts) == (Status.FAILED, 0), failed.error_message
+    assert "statement timeout" in failed.error_message and "could not prepare the load" in failed.error_message
+    assert p.keys("source/") == [upload.key]
+    loaded = retry_by_schedule(p, upload)
+    assert loaded.status == Status.COMPLETED and loaded.counts.rows_loaded == 9
 
 
 @pytest.mark.embedded
@@ -84,7 +226,7 @@ def test_glue_job_killed_mid_run(clean_pipeline, big_file):
     (upload,) = p.upload(path)
     processing = wait_for(
         lambda: (r := p.audit.get(upload.file_id)) and r.status == Status.PROCESSING and copy_running(p) and r,
-        120,
+        LOADING_STARTS_WITHIN,
         "the job to be loading",
         interval=0.02,
     )
