@@ -134,7 +134,8 @@ class Pipeline:
             finally:
                 self.stack.compose("unpause", "postgres")
             return
-        postmaster = int((Path(self.info.postgres_dir) / "data" / "postmaster.pid").read_text().split()[0])
+        server = PostgresServer(Path(self.info.postgres_dir), self.info.postgres_port)
+        postmaster = int((server.data_dir / "postmaster.pid").read_text().split()[0])
         processes = [psutil.Process(postmaster), *psutil.Process(postmaster).children(recursive=True)]
         for process in processes:
             process.send_signal(signal.SIGSTOP)
