@@ -1,8 +1,10 @@
 """The stack the integration suite runs on: ``--stack embedded`` (processes; the default) or ``--stack
-compose`` (docker-compose.yml), also selectable with GLUELINE_TEST_STACK. The same tests run on both;
-a test marked ``embedded`` reaches into the embedded stack's processes, or tests what is the same on
-both (the job's SQL against PostgreSQL) and so runs once, there; one marked ``compose`` runs only on the
-compose stack."""
+compose`` (docker-compose.yml), also selectable with GLUELINE_TEST_STACK. A test runs on both unless
+marked: ``embedded`` when it reaches into the embedded stack's processes, or when its subject is the same
+code on both stacks (the Lambda's and the job's rules, the job's SQL, the runner's Timeout) and so runs
+once, there; ``compose`` when it is about the compose stack itself. What runs on both is what the
+containers change: their network and DNS, the emulator's container and its restarts, the function's
+environment, a database killed or cut off with its container."""
 
 from __future__ import annotations
 

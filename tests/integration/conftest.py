@@ -125,15 +125,8 @@ class Pipeline:
 
     @contextmanager
     def database_hung(self) -> Iterator[None]:
-        """The database stopped in its tracks (SIGSTOP; ``docker pause`` on the compose stack): its
-        connections stay open and its kernel acknowledges what they are sent, but it answers nothing."""
-        if self.composed:
-            self.stack.compose("pause", "postgres")
-            try:
-                yield
-            finally:
-                self.stack.compose("unpause", "postgres")
-            return
+        """The embedded stack's database stopped in its tracks (SIGSTOP): its connections stay open and
+        its kernel acknowledges what they are sent, but it answers nothing."""
         server = PostgresServer(Path(self.info.postgres_dir), self.info.postgres_port)
         postmaster = int((server.data_dir / "postmaster.pid").read_text().split()[0])
         processes = [psutil.Process(postmaster), *psutil.Process(postmaster).children(recursive=True)]

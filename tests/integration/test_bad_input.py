@@ -9,6 +9,8 @@ import io
 from datetime import datetime, timezone
 from decimal import Decimal
 
+import pytest
+
 from glueline.local.samples import write_file
 from glueline.shared.audit import Status
 from glueline.shared.contract import COLUMNS
@@ -37,6 +39,7 @@ def row(tid, **fields) -> str:
     return out.getvalue()
 
 
+@pytest.mark.embedded  # the Lambda's and the job's rules: the same code on both stacks
 def test_file_level_contract_in_one_batch(clean_pipeline, tmp_path):
     p = clean_pipeline
     good_body = (HEADER + "\n" + row(700001) + "\n").encode()
@@ -83,6 +86,7 @@ def test_file_level_contract_in_one_batch(clean_pipeline, tmp_path):
     assert p.query("SELECT transactionid, description FROM transactions ORDER BY 1") == [(700001, "ok"), (700002, "ok")]
 
 
+@pytest.mark.embedded  # the Lambda's and the job's rules: the same code on both stacks
 def test_row_level_contract(clean_pipeline, tmp_path):
     p = clean_pipeline
     lines = [
@@ -151,6 +155,7 @@ def test_row_level_contract(clean_pipeline, tmp_path):
     assert record.rejected_rows_key == f"rejected/rows/rows.csv/{record.glue_job_id}.csv"
 
 
+@pytest.mark.embedded  # the Lambda's and the job's rules: the same code on both stacks
 def test_lf_and_crlf_files_load_alike(clean_pipeline, tmp_path):
     p = clean_pipeline
     lf = write_file(tmp_path / "lf.csv", 400, seed=21, dirty=0.2, first_id=500_000)
@@ -166,6 +171,7 @@ def test_lf_and_crlf_files_load_alike(clean_pipeline, tmp_path):
     assert pairs == lf.rows_loaded
 
 
+@pytest.mark.embedded  # the Lambda's and the job's rules: the same code on both stacks
 def test_the_newest_load_wins_across_files(clean_pipeline, tmp_path):
     p = clean_pipeline
     (tmp_path / "monday.csv").write_text(HEADER + "\n" + row(910001, TransactionAmount="1.00") + "\n")
@@ -175,6 +181,7 @@ def test_the_newest_load_wins_across_files(clean_pipeline, tmp_path):
     assert p.query("SELECT transactionamount, file_id FROM transactions") == [(Decimal("2.00"), tuesday.file_id)]
 
 
+@pytest.mark.embedded  # the Lambda's and the job's rules: the same code on both stacks
 def test_a_file_replaced_under_the_same_key_is_a_new_file(clean_pipeline, tmp_path):
     p = clean_pipeline
     path = tmp_path / "daily.csv"
@@ -210,6 +217,7 @@ def test_keys_with_spaces_plus_non_ascii_and_glob_characters_flow_end_to_end(cle
     assert p.keys("source/") == []
 
 
+@pytest.mark.embedded  # the Lambda's and the job's rules: the same code on both stacks
 def test_a_row_from_a_later_upload_is_not_undone_by_an_earlier_file(clean_pipeline, tmp_path):
     """A retried or late older file must not overwrite what a newer upload already set: the row keeps the
     newer values and the older file's row counts as a duplicate (read = loaded + rejected + duplicates)."""

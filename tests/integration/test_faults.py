@@ -139,7 +139,7 @@ def test_network_to_the_database_cut_mid_load(clean_pipeline, big_file):
 
 # The Glue Timeout the hung-database test deploys: room for the job to reach its merge (about 40 s
 # here) on a machine twice as slow as usual, and little more, since the test waits it out.
-HUNG_RUN_TIMEOUT_MINUTES = 3
+HUNG_RUN_TIMEOUT_MINUTES = 2
 
 
 def merge_waits_for_a_lock(p, upload) -> bool:
@@ -157,6 +157,7 @@ def merge_waits_for_a_lock(p, upload) -> bool:
     return False
 
 
+@pytest.mark.embedded  # the runner's Timeout: the same code on both stacks
 def test_a_hung_database_is_bounded_by_the_glue_jobs_timeout(clean_pipeline, tmp_path):
     """A database that is connected but answers nothing (stopped: its kernel still acknowledges, so
     keepalives see nothing) while the job waits for its merge: the Glue job's Timeout ends the run as
@@ -250,6 +251,7 @@ def test_glue_job_killed_mid_run(clean_pipeline, big_file):
     )
 
 
+@pytest.mark.embedded  # the Lambda's and the job's rules: the same code on both stacks
 def test_duplicate_announcements_and_a_burst_of_twenty(clean_pipeline, tmp_path):
     p = clean_pipeline
     expected = {}
@@ -334,6 +336,7 @@ def test_emulator_restarted_between_upload_and_processing(clean_pipeline):
     assert p.query("SELECT count(*) FROM transactions")[0][0] == 9
 
 
+@pytest.mark.embedded  # the Lambda's and the job's rules: the same code on both stacks
 def test_a_file_that_keeps_failing_is_given_up_after_max_attempts(clean_pipeline):
     p = clean_pipeline
     p.execute("ALTER TABLE transactions ADD CONSTRAINT no_329322 CHECK (transactionid <> 329322)")

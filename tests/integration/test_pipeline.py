@@ -78,6 +78,7 @@ def test_sample_files_load_end_to_end(clean_pipeline):
     assert lines[0]["TransactionAmount"] == "1.234"
 
 
+@pytest.mark.embedded  # the Lambda's and the job's rules: the same code on both stacks
 def test_running_the_same_files_again_adds_no_rows(clean_pipeline):
     """Identical content uploaded again has the same FileID and a final outcome: it goes straight to
     processed/ as a redelivery; no run, no row changes."""
@@ -97,6 +98,7 @@ def test_running_the_same_files_again_adds_no_rows(clean_pipeline):
     assert p.keys("processed/") == [f"processed/{f.name}" for f in SAMPLE_FILES]
 
 
+@pytest.mark.embedded  # the Lambda's and the job's rules: the same code on both stacks
 def test_reprocessing_the_same_rows_never_changes_the_row_count(clean_pipeline, tmp_path):
     """The same content under another name is another file: loaded again, every row an update."""
     p = clean_pipeline
@@ -191,6 +193,7 @@ def test_a_file_without_a_required_column_is_rejected_by_the_lambda(clean_pipeli
     assert p.keys("source/") == [] and p.keys("rejected/") == ["rejected/no_currency.csv"]
 
 
+@pytest.mark.embedded  # the Lambda's and the job's rules: the same code on both stacks
 def test_a_failed_load_leaves_no_rows_keeps_the_file_and_is_retried(clean_pipeline):
     """The merge fails inside its transaction (a CHECK constraint one row violates): nothing of that
     file is loaded, the other file of the batch is, and the next trigger loads it after the fix."""
