@@ -55,6 +55,6 @@ def test_every_call_of_the_lambda_and_the_job_on_the_stack_is_allowed(clean_pipe
         else:
             requests += translated
     assert unknown == set()
-    policies = {role: policy for role, (_, policy) in boot.role_policies().items()}
+    policies = {role: wanted.policy for role, wanted in boot.desired.roles.items()}
     refused = denied(policies, boot.account, requests)
     assert refused == [], "IAM would refuse:\n" + "\n".join(refused)

@@ -72,7 +72,7 @@ def test_no_secret_in_function_environment_job_arguments_or_audit(pipeline):
     function = pipeline.client("lambda").get_function(FunctionName="ETL_Lambda_Function")["Configuration"]
     job = pipeline.client("glue").get_job(JobName="ETL_Job_to_RDS")["Job"]
     assert password not in json.dumps(function["Environment"]) and password not in json.dumps(job, default=str)
-    assert job["DefaultArguments"]["--DB_SECRET_ID"] == "glueline/rds"
+    assert job["NonOverridableArguments"]["--DB_SECRET_ID"] == "glueline/rds"
     secret = pipeline.client("secretsmanager").get_secret_value(SecretId="glueline/rds")["SecretString"]
     assert DbConnection.from_secret(secret) == pipeline.deployed_db
 

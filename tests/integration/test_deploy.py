@@ -184,8 +184,8 @@ def test_plan_deploy_plan_destroy_on_an_account(account):
 
     # The job needs no internet: its modules come from wheels in the bucket, it runs in the VPC.
     job = client(account, "glue").get_job(JobName="ETL_Job_to_RDS")["Job"]
-    modules = job["DefaultArguments"]["--additional-python-modules"].split(",")
-    assert job["DefaultArguments"]["--python-modules-installer-option"] == "--no-index"
+    modules = job["NonOverridableArguments"]["--additional-python-modules"].split(",")
+    assert job["NonOverridableArguments"]["--python-modules-installer-option"] == "--no-index"
     assert any("/scripts/wheels/psycopg_binary-" in m and "x86_64" in m for m in modules), modules
     for module in modules:
         bucket, key = module.removeprefix("s3://").split("/", 1)

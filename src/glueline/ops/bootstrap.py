@@ -9,11 +9,8 @@ never by guessing names, and keeps what holds data (bucket, audit table, secret)
 needs no database connection (a laptop usually cannot reach a private RDS): the job creates its table
 when it starts.
 
-Least privilege instead of the FullAccess policies of the AWS console walkthrough glueline grew from (see
-the README): every statement names its actions and the pipeline's own resources (this bucket's prefixes,
-this table, this job, this secret, these log groups). EventBridge invokes the Lambda through the
-function's resource policy, scoped to the two rules (``EventBridgeInvokeLambdaRole`` is created as in the
-walkthrough, allowed to invoke only this function).
+What each resource should be (names, policies, properties) is ``glueline.ops.deploy.desired``: data,
+computed from the settings and the ``Environment`` this class resolves once from the account.
 """
 
 from __future__ import annotations
@@ -35,31 +32,27 @@ import boto3
 from botocore.exceptions import WaiterError
 
 from glueline.ops import packaging
+from glueline.ops.deploy.desired import (
+    DB_SECURITY_GROUP,
+    DB_SECURITY_GROUP_DESCRIPTION,
+    ENDPOINT_SERVICES,
+    GLUE_SECURITY_GROUP,
+    GLUE_SECURITY_GROUP_DESCRIPTION,
+    LAMBDA_DESCRIPTION,
+    PUBLIC_ACCESS_BLOCK,
+    STACK_TAG,
+    DesiredState,
+    Environment,
+    desired_state,
+)
 from glueline.settings import Settings
 from glueline.shared import layout
-from glueline.shared.audit import table_spec
 from glueline.shared.dbsecret import DbConnection
-from glueline.shared.lifecycle import NO_FILE_IDS
 from glueline.shared.timeouts import aws_client
 
-LAMBDA_RUNTIME = "python3.11"
-
-
-STACK_TAG = "glueline:stack"  # every resource deploy creates carries it; destroy finds them by it
 PLANNED = {"create": "created", "update": "updated", "unchanged": "unchanged"}
-GLUE_SECURITY_GROUP = "glueline-glue"
-DB_SECURITY_GROUP = "glueline-db"
 RDS_CA_BUNDLE = "rds-ca-bundle.pem"  # under scripts/
 RDS_CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
-# What the job calls from its subnet, and how: S3 and DynamoDB have (free) gateway endpoints.
-ENDPOINT_SERVICES = {
-    "s3": "Gateway",
-    "dynamodb": "Gateway",
-    "secretsmanager": "Interface",
-    "logs": "Interface",
-    "sts": "Interface",
-    "glue": "Interface",
-}
 
 
 class BootstrapError(RuntimeError):
@@ -105,24 +98,6 @@ class Change:
             "changed": self.changed,
             "detail": self.detail,
         }
-
-
-def _trust(service: str) -> dict:
-    return {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
-    }
-
-
-def _policy(*statements: tuple[list[str], list[str]] | tuple[list[str], list[str], dict]) -> dict:
-    body = []
-    for statement in statements:
-        actions, resources, *condition = statement
-        item = {"Effect": "Allow", "Action": sorted(actions), "Resource": sorted(resources)}
-        if condition:
-            item["Condition"] = condition[0]
-        body.append(item)
-    return {"Version": "2012-10-17", "Statement": body}
 
 
 def _document(value: Any) -> dict:
@@ -193,13 +168,28 @@ class Bootstrap:
         return f"arn:aws:{service}:{region}:{account}:{resource}"
 
     @property
-    def lambda_arn(self) -> str:
-        return self.arn("lambda", f"function:{self.settings.lambda_function}")
+    def environment(self) -> Environment:
+        """What the desired state needs from this account, as it is now (the network's group and the
+        database appear once deploy has created them)."""
+        net = self.network
+        glue_endpoint = self.function_glue_endpoint or self.client("glue").meta.endpoint_url
+        return Environment(
+            account=self.account,
+            region=self.region,
+            bucket=self.bucket,
+            target=self.target,
+            db_secret_string=self.db.secret_string(),
+            subnet_id=net.subnet_id,
+            availability_zone=net.availability_zone,
+            security_group_id=net.security_group_id,
+            wheels=[path.name for path in self.wheels.values()],
+            db_password_secret=self.db.password_secret,
+            function_glue_endpoint=None if "amazonaws.com" in glue_endpoint else glue_endpoint,
+        )
 
     @property
-    def role_arns(self) -> dict[str, str]:
-        s = self.settings
-        return {name: self.arn("iam", f"role/{name}") for name in (s.lambda_role, s.glue_role, s.events_role)}
+    def desired(self) -> DesiredState:
+        return desired_state(self.settings, self.environment)
 
     def client(self, service: str):
         return aws_client(service, self.session, region_name=self.region)
@@ -289,7 +279,7 @@ class Bootstrap:
             block = s3.get_public_access_block(Bucket=self.bucket)["PublicAccessBlockConfiguration"]
         except s3.exceptions.ClientError:
             block = {}
-        if block != _PUBLIC_ACCESS_BLOCK:
+        if block != PUBLIC_ACCESS_BLOCK:
             changed.append("public access block")
         if "EventBridgeConfiguration" not in s3.get_bucket_notification_configuration(Bucket=self.bucket):
             changed.append("EventBridge notifications")
@@ -310,7 +300,7 @@ class Bootstrap:
     def _converge_bucket(self) -> None:
         s3 = self.client("s3")
         s3.put_bucket_tagging(Bucket=self.bucket, Tagging={"TagSet": _tag_list(self.tags)})
-        s3.put_public_access_block(Bucket=self.bucket, PublicAccessBlockConfiguration=_PUBLIC_ACCESS_BLOCK)
+        s3.put_public_access_block(Bucket=self.bucket, PublicAccessBlockConfiguration=PUBLIC_ACCESS_BLOCK)
         s3.put_bucket_notification_configuration(
             Bucket=self.bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
         )
@@ -351,7 +341,7 @@ class Bootstrap:
         except ddb.exceptions.ResourceNotFoundException:
 
             def create() -> None:
-                ddb.create_table(**table_spec(name), Tags=_tag_list(self.tags))
+                ddb.create_table(**self.desired.audit_table, Tags=_tag_list(self.tags))
                 wait_until(ddb, "table_exists", f"the DynamoDB table {name}", 1, 120, TableName=name)
 
             return [self._change(f"dynamodb {name}", "dynamodb table", None, create)]
@@ -416,7 +406,7 @@ class Bootstrap:
                 self._create_group(
                     ec2,
                     GLUE_SECURITY_GROUP,
-                    "glueline: Glue workers (self-referencing) and the pipeline's VPC endpoints",
+                    GLUE_SECURITY_GROUP_DESCRIPTION,
                     _self_reference,
                 )
                 self._network = None  # resolved again, with the new group
@@ -472,21 +462,10 @@ class Bootstrap:
 
     def plan_glue_connection(self) -> list[Change]:
         glue = self.client("glue")
-        net = self.network
-        name = self.settings.glue_connection
-        wanted = {
-            "SubnetId": net.subnet_id,
-            "SecurityGroupIdList": [net.security_group_id],
-            "AvailabilityZone": net.availability_zone,
-        }
-        connection = {
-            "Name": name,
-            "Description": "glueline: Glue's workers in the database's network",
-            "ConnectionType": "NETWORK",
-            "ConnectionProperties": {},
-            "PhysicalConnectionRequirements": wanted,
-        }
-        detail = f"{net.subnet_id} ({net.availability_zone})"
+        connection = self.desired.glue_connection
+        name = connection["Name"]
+        wanted = connection["PhysicalConnectionRequirements"]
+        detail = f"{wanted['SubnetId']} ({wanted['AvailabilityZone']})"
         try:
             current = glue.get_connection(Name=name)["Connection"]
         except glue.exceptions.EntityNotFoundException:
@@ -544,7 +523,7 @@ class Bootstrap:
                 self._create_group(
                     ec2,
                     DB_SECURITY_GROUP,
-                    "glueline: PostgreSQL, from Glue's workers only",
+                    DB_SECURITY_GROUP_DESCRIPTION,
                     lambda group: self._database_ingress(),
                 )
 
@@ -656,97 +635,11 @@ class Bootstrap:
 
     # -- IAM ----------------------------------------------------------------------------------------
 
-    def role_policies(self) -> dict[str, tuple[str, dict]]:
-        """Role name → (trusted service, inline policy)."""
-        s = self.settings
-        bucket = self.arn("s3", self.bucket)
-        objects = lambda prefix: f"{bucket}/{prefix}*"  # noqa: E731
-        table = self.arn("dynamodb", f"table/{s.audit_table}")
-        index = f"{table}/index/*"
-        lambda_logs = self.arn("logs", f"log-group:/aws/lambda/{s.lambda_function}")
-        glue_logs = self.arn("logs", "log-group:/aws-glue/*")
-        secret = self.arn("secretsmanager", f"secret:{s.db_secret_name}-??????")
-        # A database deploy created keeps its password in the secret RDS manages for it.
-        secrets = [secret] + ([self.db.password_secret] if self.db.password_secret else [])
-        # Where files are and go: a move reads its destination first (layout.move_object), and S3 answers
-        # a read of a missing key with 404 only to a caller allowed to list that key, else 403.
-        placed = (layout.SOURCE, layout.PROCESSED, layout.REJECTED)
-        ec2 = f"arn:aws:ec2:{self.region}:{self.account}"
-        net = self.network
-        eni, subnet = f"{ec2}:network-interface/*", f"{ec2}:subnet/{net.subnet_id}"
-        group = f"{ec2}:security-group/{net.security_group_id or '*'}"  # known once deploy has created it
-        return {
-            s.lambda_role: (
-                "lambda.amazonaws.com",
-                _policy(
-                    (["logs:CreateLogGroup"], [lambda_logs]),
-                    (["logs:CreateLogStream", "logs:PutLogEvents"], [f"{lambda_logs}:*"]),
-                    (["s3:ListBucket"], [bucket], {"StringLike": {"s3:prefix": [f"{p}*" for p in placed]}}),
-                    (["s3:GetObject"], [objects(p) for p in placed]),
-                    (["s3:PutObject"], [objects(layout.PROCESSED), objects(layout.REJECTED)]),
-                    # rejected/: the copy a give-up left, when the same file is uploaded again to retry it
-                    (["s3:DeleteObject"], [objects(layout.SOURCE), objects(layout.REJECTED)]),
-                    (["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], [table]),
-                    (["dynamodb:Query"], [index]),
-                    (["glue:StartJobRun", "glue:GetJobRun"], [self.arn("glue", f"job/{s.glue_job}")]),
-                ),
-            ),
-            s.glue_role: (
-                "glue.amazonaws.com",
-                _policy(
-                    (["s3:ListBucket"], [bucket]),
-                    (["s3:GetObject"], [objects(p) for p in (*placed, layout.SCRIPTS, layout.TEMP)]),
-                    (
-                        ["s3:PutObject"],
-                        [objects(layout.PROCESSED), objects(layout.REJECTED), objects(layout.TEMP)],
-                    ),
-                    (["s3:DeleteObject"], [objects(layout.SOURCE), objects(layout.TEMP)]),
-                    (["dynamodb:GetItem", "dynamodb:UpdateItem"], [table]),
-                    (["dynamodb:Query"], [index]),
-                    (["secretsmanager:GetSecretValue"], secrets),
-                    (["glue:GetJobRun"], [self.arn("glue", f"job/{s.glue_job}")]),
-                    (
-                        ["glue:GetConnection"],
-                        [self.arn("glue", "catalog"), self.arn("glue", f"connection/{s.glue_connection}")],
-                    ),
-                    (
-                        ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                        [glue_logs, f"{glue_logs}:*"],
-                    ),
-                    # What Glue documents for a job with a NETWORK connection: its workers' network
-                    # interfaces in the connection's subnet. EC2's Describe actions take no resource.
-                    (["ec2:CreateNetworkInterface"], [eni, subnet, group]),
-                    (["ec2:DeleteNetworkInterface"], [eni]),
-                    (
-                        ["ec2:CreateTags", "ec2:DeleteTags"],
-                        [eni],
-                        {"ForAllValues:StringEquals": {"aws:TagKeys": ["aws-glue-service-resource"]}},
-                    ),
-                    (
-                        [
-                            "ec2:DescribeNetworkInterfaces",
-                            "ec2:DescribeRouteTables",
-                            "ec2:DescribeSecurityGroups",
-                            "ec2:DescribeSubnets",
-                            "ec2:DescribeVpcAttribute",
-                            "ec2:DescribeVpcEndpoints",
-                        ],
-                        ["*"],
-                    ),
-                ),
-            ),
-            s.events_role: (
-                "events.amazonaws.com",
-                _policy((["lambda:InvokeFunction"], [self.lambda_arn])),
-            ),
-        }
-
     def plan_roles(self) -> list[Change]:
         iam = self.client("iam")
         changes = []
-        for role, (service, policy) in self.role_policies().items():
-            trust = _trust(service)
-            policy_name = f"{role}Policy"
+        for role, wanted in self.desired.roles.items():
+            trust, policy, policy_name = wanted.trust, wanted.policy, wanted.policy_name
             try:
                 current = iam.get_role(RoleName=role)["Role"]
             except iam.exceptions.NoSuchEntityException:
@@ -785,20 +678,15 @@ class Bootstrap:
 
     def plan_secret(self) -> list[Change]:
         sm = self.client("secretsmanager")
-        name = self.settings.db_secret_name
-        value = self.db.secret_string()
+        secret = self.desired.secret
+        name, value = secret["Name"], secret["SecretString"]
         shown = self.db.url(with_password=False)
         try:
             described = sm.describe_secret(SecretId=name)
         except sm.exceptions.ResourceNotFoundException:
 
             def create() -> None:
-                sm.create_secret(
-                    Name=name,
-                    SecretString=value,
-                    Description="glueline: PostgreSQL connection",
-                    Tags=_tag_list(self.tags),
-                )
+                sm.create_secret(**secret, Tags=_tag_list(self.tags))
 
             return [self._change(f"secret {name}", "secret", None, create, shown)]
         changed = _tag_drift(_tag_dict(described.get("Tags", [])), self.tags)
@@ -814,46 +702,10 @@ class Bootstrap:
 
     # -- Glue ---------------------------------------------------------------------------------------
 
-    def glue_job_definition(self) -> dict[str, Any]:
-        s = self.settings
-        scripts = f"s3://{self.bucket}/{layout.SCRIPTS}"
-        return {
-            "Description": "glueline: clean, validate and load transaction files into PostgreSQL",
-            "Role": self.role_arns[s.glue_role],
-            "Command": {
-                "Name": "glueetl",
-                "ScriptLocation": scripts + packaging.GLUE_SCRIPT,
-                "PythonVersion": "3",
-            },
-            "DefaultArguments": {
-                "--job-language": "python",
-                "--job-bookmark-option": "job-bookmark-enable",
-                "--TempDir": f"s3://{self.bucket}/{layout.TEMP}",
-                "--extra-py-files": scripts + packaging.GLUE_LIBRARY,
-                # Installed from the wheels deploy put in scripts/wheels/: no internet egress needed.
-                "--additional-python-modules": ",".join(f"s3://{self.bucket}/{key}" for key in self.wheels),
-                "--python-modules-installer-option": "--no-index",
-                "--enable-continuous-cloudwatch-log": "true",
-                "--AUDIT_TABLE": s.audit_table,
-                "--DB_SECRET_ID": s.db_secret_name,
-                "--TARGET_TABLE": str(s.table),
-                "--TARGET": self.target,
-                "--MAX_ATTEMPTS": str(s.max_attempts),
-                "--FILE_IDS": NO_FILE_IDS,  # a run started by the Lambda names the files it admitted
-            },
-            "Connections": {"Connections": [s.glue_connection]},
-            "ExecutionProperty": {"MaxConcurrentRuns": s.glue_max_concurrent_runs},
-            "MaxRetries": 0,
-            "Timeout": s.glue_timeout_minutes,
-            "GlueVersion": s.glue_version,
-            "WorkerType": s.glue_worker_type,
-            "NumberOfWorkers": s.glue_workers,
-        }
-
     def plan_glue_job(self) -> list[Change]:
         glue = self.client("glue")
         name = self.settings.glue_job
-        wanted = self.glue_job_definition()
+        wanted = self.desired.glue_job
         detail = f"Glue {wanted['GlueVersion']}"
         arn = self.arn("glue", f"job/{name}")
         try:
@@ -872,34 +724,12 @@ class Bootstrap:
 
     # -- Lambda -------------------------------------------------------------------------------------
 
-    def lambda_environment(self) -> dict[str, str]:
-        env = {
-            "AUDIT_TABLE": self.settings.audit_table,
-            "GLUE_JOB_NAME": self.settings.glue_job,
-            "SOURCE_BUCKET": self.bucket,
-            "MAX_ATTEMPTS": str(self.settings.max_attempts),
-            "TARGET": self.target,
-        }
-        # Where Glue is not AWS's own (the local runner), tell the function through the standard
-        # variable; on AWS nothing is added.
-        glue_endpoint = self.function_glue_endpoint or self.client("glue").meta.endpoint_url
-        if "amazonaws.com" not in glue_endpoint:
-            env["AWS_ENDPOINT_URL_GLUE"] = glue_endpoint
-        return env
-
     def plan_lambda(self) -> list[Change]:
         lam = self.client("lambda")
         s = self.settings
         code = packaging.lambda_zip()
         sha = base64.b64encode(hashlib.sha256(code).digest()).decode()
-        config = {
-            "Role": self.role_arns[s.lambda_role],
-            "Handler": packaging.LAMBDA_HANDLER,
-            "Runtime": LAMBDA_RUNTIME,
-            "Timeout": s.lambda_timeout_seconds,
-            "MemorySize": 256,
-            "Environment": {"Variables": self.lambda_environment()},
-        }
+        config = self.desired.lambda_function
         name = f"lambda {s.lambda_function}"
         what = f"the Lambda function {s.lambda_function} to be ready"
         try:
@@ -911,7 +741,7 @@ class Bootstrap:
                     lambda: lam.create_function(
                         FunctionName=s.lambda_function,
                         Code={"ZipFile": code},
-                        Description="glueline: integrity check, audit and Glue start for new files",
+                        Description=LAMBDA_DESCRIPTION,
                         Tags=self.tags,
                         **config,
                     )
@@ -948,29 +778,6 @@ class Bootstrap:
 
     # -- EventBridge --------------------------------------------------------------------------------
 
-    def rule_definitions(self) -> dict[str, dict[str, Any]]:
-        s = self.settings
-        return {
-            s.schedule_rule: {
-                "ScheduleExpression": s.schedule_expression,
-                "Description": "glueline: daily sweep of source/ at 08:00 UTC",
-            },
-            s.s3_rule: {
-                "EventPattern": json.dumps(
-                    {
-                        "source": ["aws.s3"],
-                        "detail-type": ["Object Created"],
-                        "detail": {
-                            "bucket": {"name": [self.bucket]},
-                            "object": {"key": [{"prefix": layout.SOURCE}]},
-                        },
-                    },
-                    sort_keys=True,
-                ),
-                "Description": "glueline: a new file under source/",
-            },
-        }
-
     def plan_rules(self) -> list[Change]:
         events = self.client("events")
         lam = self.client("lambda")
@@ -980,7 +787,10 @@ class Bootstrap:
         except lam.exceptions.ResourceNotFoundException:
             statements = set()
         changes = []
-        for rule, definition in self.rule_definitions().items():
+        desired = self.desired
+        for rule, wanted in desired.rules.items():
+            # PutRule takes the pattern as JSON text
+            definition = {k: json.dumps(v, sort_keys=True) if k == "EventPattern" else v for k, v in wanted.items()}
             rule_arn = self.arn("events", f"rule/{rule}")
             statement_id = f"glueline-{rule}"
             detail = definition.get("ScheduleExpression", "Object Created under source/")
@@ -1003,7 +813,7 @@ class Bootstrap:
                 if current.get("State") != "ENABLED":
                     changed.append("State")
                 targets = events.list_targets_by_rule(Rule=rule).get("Targets", [])
-                if [t["Arn"] for t in targets] != [self.lambda_arn]:
+                if [t["Arn"] for t in targets] != [desired.lambda_arn]:
                     changed.append("target")
                 changed += _tag_drift(_tags(events.list_tags_for_resource, ResourceARN=rule_arn), self.tags)
             if statement_id not in statements and changed is not None:
@@ -1012,7 +822,7 @@ class Bootstrap:
             def apply(rule=rule, definition=definition, rule_arn=rule_arn, statement_id=statement_id):
                 events.put_rule(Name=rule, State="ENABLED", Tags=_tag_list(self.tags), **definition)
                 events.tag_resource(ResourceARN=rule_arn, Tags=_tag_list(self.tags))
-                events.put_targets(Rule=rule, Targets=[{"Id": "ETL_Lambda_Function", "Arn": self.lambda_arn}])
+                events.put_targets(Rule=rule, Targets=[{"Id": "ETL_Lambda_Function", "Arn": desired.lambda_arn}])
                 if statement_id not in statements:
                     try:
                         lam.add_permission(
@@ -1186,14 +996,6 @@ class Bootstrap:
                 delete = lambda group_id=group["GroupId"]: self._delete_security_group(ec2, group_id)  # noqa: E731
                 found.append((f"security group {DB_SECURITY_GROUP}", "security group", delete))
         return found
-
-
-_PUBLIC_ACCESS_BLOCK = {
-    "BlockPublicAcls": True,
-    "IgnorePublicAcls": True,
-    "BlockPublicPolicy": True,
-    "RestrictPublicBuckets": True,
-}
 
 
 def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:

@@ -8,6 +8,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +24,7 @@ from glueline.local.samples import write_file
 from glueline.local.stack import EmbeddedStack, StackError
 from glueline.ops import packaging, report
 from glueline.ops.bootstrap import Bootstrap, BootstrapError, Change
+from glueline.ops.deploy import cloudformation
 from glueline.ops.environment import NoEnvironmentError, environment
 from glueline.ops.uploads import InputError, collect_files, count_rows, placeholder, upload, wait_for_outcomes
 from glueline.settings import Settings
@@ -321,6 +323,40 @@ def deploy(
     with _environment(settings) as env:
         _confirm_account("deploy to", yes)
         _bootstrap(settings, env, quiet=False, as_json=as_json)
+
+
+@app.command()
+def package(
+    db_url: DbUrl = None,
+    template_format: Annotated[
+        str, typer.Option("--format", help="what to write: cloudformation (a template of the whole stack)")
+    ] = "cloudformation",
+    out: Annotated[Path | None, typer.Option("--out", help="the template's file (default: standard output)")] = None,
+    artifacts: Annotated[
+        Path | None,
+        typer.Option("--artifacts", help="write the pipeline's code here, to copy into ArtifactsBucket (aws s3 sync)"),
+    ] = None,
+) -> None:
+    """The pipeline as a CloudFormation template: the same desired state deploy converges to. No AWS
+    call; the database's password is the template's DbPassword parameter, never written."""
+    if template_format != "cloudformation":
+        _fail(f"--format must be cloudformation, not {template_format!r}")
+    settings = _settings(db_url)
+    if settings.create_database:
+        _fail("--create-database is not in the template yet: deploy creates the RDS instance (glueline deploy)")
+    if not settings.db_url:
+        _fail("no database: pass --db-url (its password, if any, is left out: the template asks for DbPassword)")
+    db = replace(DbConnection.from_url(settings.db_url), password="")
+    if artifacts is not None:
+        wheels = cloudformation.write_artifacts(settings, artifacts)
+    else:
+        wheels = [wheel.name for wheel in packaging.glue_wheels(settings.glue_version)]
+    text = cloudformation.dumps(cloudformation.template(settings, db, wheels))
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text)
+        err.print(f"wrote {out}" + (f" and the code under {artifacts}" if artifacts else ""))
 
 
 @app.command()

@@ -126,7 +126,7 @@ def account(monkeypatch):
             Name=settings.glue_job, Role="GlueServiceRole", Command={"Name": "glueetl", "ScriptLocation": "s3://x/y.py"}
         )
         session.client("secretsmanager").create_secret(Name=settings.db_secret_name, SecretString=DB.secret_string())
-        policies = {role: policy for role, (_, policy) in bootstrap.role_policies().items()}
+        policies = {role: wanted.policy for role, wanted in bootstrap.desired.roles.items()}
         yield Account(
             session, bootstrap.region, bootstrap.account, bootstrap.bucket, settings, policies, bootstrap.target
         )

@@ -530,7 +530,8 @@ class JobStore:
     def _record_bookmark(self, run: JobRun) -> None:
         """A successful run of a job with bookmarks enabled is a new bookmark entry. Local Spark keeps
         no per-source state, so JobBookmark is an empty state; versions, runs and IDs follow Glue."""
-        arguments = {**run.job_snapshot["DefaultArguments"], **run.arguments}
+        job = run.job_snapshot
+        arguments = {**job["DefaultArguments"], **run.arguments, **job.get("NonOverridableArguments", {})}
         if arguments.get("--job-bookmark-option") != "job-bookmark-enable":
             return
         entries = self._bookmarks.setdefault(run.job_name, [])

@@ -1,0 +1,62 @@
+"""The desired state is data computed from the settings and an environment, with no AWS call."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from importlib import resources
+
+from glueline.ops.deploy.desired import LAMBDA_RUNTIME, RUN_ARGUMENT, Environment, desired_state
+from glueline.settings import Settings
+
+ENV = Environment(
+    account="123456789012",
+    region="eu-west-1",
+    bucket="glueline-123456789012-eu-west-1",
+    target="db.example:5432/bank/public.transactions",
+    db_secret_string='{"password": "not-in-the-state-but-here"}',
+    subnet_id="subnet-1",
+    availability_zone="eu-west-1a",
+    security_group_id="sg-1",
+    wheels=["psycopg-3.3.9-py3-none-any.whl"],
+)
+
+
+def test_a_run_can_set_only_the_files_it_takes():
+    """Glue reads --scriptLocation and --extra-py-files from a run's arguments: were they overridable,
+    whoever may start a run (the Lambda's role) would choose the code that runs as the Glue role."""
+    job = desired_state(Settings(_env_file=None), ENV).glue_job
+    assert set(job["DefaultArguments"]) == {RUN_ARGUMENT}
+    pinned = job["NonOverridableArguments"]
+    assert pinned["--scriptLocation"] == job["Command"]["ScriptLocation"]
+    assert pinned["--extra-py-files"] == f"s3://{ENV.bucket}/scripts/glueline-lib.zip"
+    assert pinned["--additional-python-modules"] == f"s3://{ENV.bucket}/scripts/wheels/psycopg-3.3.9-py3-none-any.whl"
+    assert RUN_ARGUMENT not in pinned
+
+
+def test_the_lambda_runtime_is_supported_for_a_year_at_least():
+    """AWS's runtime lifecycle as cfn-lint carries it: a pipeline deployed today stays deployable and
+    updatable for a year (python3.11's creates are blocked from 2027-07-31)."""
+    lifecycle = json.loads(
+        resources.files("cfnlint.data.AdditionalSpecs").joinpath("LmbdRuntimeLifecycle.json").read_text()
+    )
+    deprecated = date.fromisoformat(lifecycle[LAMBDA_RUNTIME]["deprecated"])
+    assert deprecated >= date.today() + timedelta(days=365), (LAMBDA_RUNTIME, deprecated)
+
+
+def test_the_glue_role_reads_the_code_where_it_is_kept():
+    env = Environment(**{**ENV.__dict__, "code_bucket": "artifacts", "code_prefix": "glueline/"})
+    desired = desired_state(Settings(_env_file=None), env)
+    reads = next(s for s in desired.roles["GlueServiceRole"].policy["Statement"] if s["Action"] == ["s3:GetObject"])
+    assert "arn:aws:s3:::artifacts/glueline/*" in reads["Resource"]
+    assert desired.glue_job["Command"]["ScriptLocation"] == "s3://artifacts/glueline/ETL_Job_to_RDS.py"
+
+
+def test_the_function_is_told_of_a_glue_that_is_not_aws_only():
+    settings = Settings(_env_file=None)
+    on_aws = desired_state(settings, ENV).lambda_function["Environment"]["Variables"]
+    assert "AWS_ENDPOINT_URL_GLUE" not in on_aws
+    local = Environment(**{**ENV.__dict__, "function_glue_endpoint": "http://glue:4567"})
+    assert desired_state(settings, local).lambda_function["Environment"]["Variables"]["AWS_ENDPOINT_URL_GLUE"] == (
+        "http://glue:4567"
+    )
