@@ -15,7 +15,7 @@ import boto3
 import pytest
 
 from glueline.local.stack import free_port
-from glueline.ops.bootstrap import STACK_TAG
+from glueline.ops.deploy.desired import STACK_TAG
 
 pytestmark = pytest.mark.embedded  # deploy against moto, no stack
 
@@ -87,9 +87,9 @@ def account(tmp_path, monkeypatch):
         server.stop()
 
 
-def glueline(env: dict, *args: str) -> subprocess.CompletedProcess:
+def glueline(env: dict, *args: str, answer: str | None = None) -> subprocess.CompletedProcess:
     command = [str(Path(sys.executable).with_name("glueline")), *args]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, input=answer)
     assert "s3cr3t-pw" not in result.stdout + result.stderr  # the password is never printed
     return result
 
@@ -218,15 +218,28 @@ def test_plan_deploy_plan_destroy_on_an_account(account):
     assert drifted["lambda ETL_Lambda_Function"]["action"] == "update"
     assert drifted["lambda ETL_Lambda_Function"]["changed"] == ["Timeout"]
 
+    # Destroy lists what it would delete and asks; answered no, it deletes nothing.
+    refused = glueline(account, "destroy", answer="n\n")
+    assert refused.returncode == 1 and "lambda ETL_Lambda_Function" in refused.stdout, refused.stdout + refused.stderr
+    assert "delete these" in refused.stderr and tagged(account) == expected
+
+    # A tag anyone can set is not enough: a role of another name carrying this stack's tag is not
+    # this stack's to delete.
+    iam = client(account, "iam")
+    trust = json.dumps({"Version": "2012-10-17", "Statement": []})
+    iam.create_role(
+        RoleName="SomeoneElsesRole", AssumeRolePolicyDocument=trust, Tags=[{"Key": STACK_TAG, "Value": "glueline"}]
+    )
+
     destroyed = changes(glueline(account, "destroy", "--json", "--yes"))
     kept = {r for r, c in destroyed.items() if c["action"] == "kept"}
     data = {r for r in expected if r.startswith(("s3://", "dynamodb ", "secret "))}
     assert kept == data and {r for r, c in destroyed.items() if c["action"] == "deleted"} == expected - data
-    assert tagged(account) == data  # nothing tagged is left but the data
+    assert tagged(account) == data | {"iam role SomeoneElsesRole"}  # nothing of ours is left but the data
 
     removed = changes(glueline(account, "destroy", "--json", "--yes", "--delete-data"))
     assert {r for r, c in removed.items() if c["action"] == "deleted"} == data
-    assert tagged(account) == set()
+    assert tagged(account) == {"iam role SomeoneElsesRole"}
 
 
 def test_an_rds_database_is_verified_against_the_rds_ca_bundle(account, tmp_path):

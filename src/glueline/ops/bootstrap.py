@@ -29,9 +29,17 @@ from typing import Any
 from urllib.parse import unquote
 
 import boto3
-from botocore.exceptions import WaiterError
 
 from glueline.ops import packaging
+from glueline.ops.deploy.aws import (
+    BootstrapError,
+    endpoint_alive,
+    read_tags,
+    tag_dict,
+    tag_drift,
+    tag_list,
+    wait_until,
+)
 from glueline.ops.deploy.desired import (
     DB_SECURITY_GROUP,
     DB_SECURITY_GROUP_DESCRIPTION,
@@ -53,21 +61,6 @@ from glueline.shared.timeouts import aws_client
 PLANNED = {"create": "created", "update": "updated", "unchanged": "unchanged"}
 RDS_CA_BUNDLE = "rds-ca-bundle.pem"  # under scripts/
 RDS_CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
-
-
-class BootstrapError(RuntimeError):
-    pass
-
-
-def wait_until(client, waiter: str, what: str, delay: int, attempts: int, **params) -> None:
-    """A boto3 waiter, bounded by ``delay`` × ``attempts`` seconds; BootstrapError naming ``what`` when
-    that passes or the resource reaches a state it will not leave (an RDS instance ``failed``)."""
-    try:
-        client.get_waiter(waiter).wait(**params, WaiterConfig={"Delay": delay, "MaxAttempts": attempts})
-    except WaiterError as err:
-        if "Max attempts exceeded" in str(err):
-            raise BootstrapError(f"timed out after {delay * attempts} s waiting for {what}") from err
-        raise BootstrapError(f"{what}: {err}") from err
 
 
 @dataclass
@@ -273,7 +266,7 @@ class Bootstrap:
         except s3.exceptions.ClientError:
             return [self._change(f"s3://{self.bucket}", "s3 bucket", None, self._create_bucket)]
         changed = []
-        if _tags(s3.get_bucket_tagging, Bucket=self.bucket) != self.tags:
+        if read_tags(s3.get_bucket_tagging, Bucket=self.bucket) != self.tags:
             changed.append("tags")
         try:
             block = s3.get_public_access_block(Bucket=self.bucket)["PublicAccessBlockConfiguration"]
@@ -299,7 +292,7 @@ class Bootstrap:
 
     def _converge_bucket(self) -> None:
         s3 = self.client("s3")
-        s3.put_bucket_tagging(Bucket=self.bucket, Tagging={"TagSet": _tag_list(self.tags)})
+        s3.put_bucket_tagging(Bucket=self.bucket, Tagging={"TagSet": tag_list(self.tags)})
         s3.put_public_access_block(Bucket=self.bucket, PublicAccessBlockConfiguration=PUBLIC_ACCESS_BLOCK)
         s3.put_bucket_notification_configuration(
             Bucket=self.bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
@@ -341,13 +334,13 @@ class Bootstrap:
         except ddb.exceptions.ResourceNotFoundException:
 
             def create() -> None:
-                ddb.create_table(**self.desired.audit_table, Tags=_tag_list(self.tags))
+                ddb.create_table(**self.desired.audit_table, Tags=tag_list(self.tags))
                 wait_until(ddb, "table_exists", f"the DynamoDB table {name}", 1, 120, TableName=name)
 
             return [self._change(f"dynamodb {name}", "dynamodb table", None, create)]
-        current = _tags(ddb.list_tags_of_resource, ResourceArn=arn)
-        tag = lambda: ddb.tag_resource(ResourceArn=arn, Tags=_tag_list(self.tags))  # noqa: E731
-        return [self._change(f"dynamodb {name}", "dynamodb table", _tag_drift(current, self.tags), tag)]
+        current = read_tags(ddb.list_tags_of_resource, ResourceArn=arn)
+        tag = lambda: ddb.tag_resource(ResourceArn=arn, Tags=tag_list(self.tags))  # noqa: E731
+        return [self._change(f"dynamodb {name}", "dynamodb table", tag_drift(current, self.tags), tag)]
 
     # -- network: Glue's workers in a subnet next to the database -------------------------------------
 
@@ -381,7 +374,7 @@ class Bootstrap:
             GroupName=name,
             Description=description,
             VpcId=self.network.vpc_id,
-            TagSpecifications=[{"ResourceType": "security-group", "Tags": _tag_list(self.tags)}],
+            TagSpecifications=[{"ResourceType": "security-group", "Tags": tag_list(self.tags)}],
         )["GroupId"]
         ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[ingress(group)])
 
@@ -414,14 +407,14 @@ class Bootstrap:
             return [self._change(resource, "security group", None, create, f"in {net.vpc_id}")]
         group = ec2.describe_security_groups(GroupIds=[net.security_group_id])["SecurityGroups"][0]
         changed = [] if _self_referencing(group) else ["self-referencing ingress"]
-        changed += _tag_drift(_tag_dict(group.get("Tags", [])), self.tags)
+        changed += tag_drift(tag_dict(group.get("Tags", [])), self.tags)
 
         def converge() -> None:
             if "self-referencing ingress" in changed:
                 ec2.authorize_security_group_ingress(
                     GroupId=net.security_group_id, IpPermissions=[_self_reference(net.security_group_id)]
                 )
-            ec2.create_tags(Resources=[net.security_group_id], Tags=_tag_list(self.tags))
+            ec2.create_tags(Resources=[net.security_group_id], Tags=tag_list(self.tags))
 
         return [self._change(resource, "security group", changed, converge, f"{net.security_group_id} in {net.vpc_id}")]
 
@@ -435,7 +428,7 @@ class Bootstrap:
         existing = {
             e["ServiceName"]: e
             for e in ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [net.vpc_id]}])["VpcEndpoints"]
-            if _endpoint_alive(e)
+            if endpoint_alive(e)
         }
         changes = []
         for service, kind in ENDPOINT_SERVICES.items():
@@ -453,7 +446,7 @@ class Bootstrap:
                         "PrivateDnsEnabled": True,
                     }
                 ec2.create_vpc_endpoint(
-                    **kwargs, TagSpecifications=[{"ResourceType": "vpc-endpoint", "Tags": _tag_list(self.tags)}]
+                    **kwargs, TagSpecifications=[{"ResourceType": "vpc-endpoint", "Tags": tag_list(self.tags)}]
                 )
 
             changed = None if name not in existing else []
@@ -562,7 +555,7 @@ class Bootstrap:
                     DBSubnetGroupName=s.db_instance,
                     DBSubnetGroupDescription="glueline: the database's subnets",
                     SubnetIds=[n["SubnetId"] for n in subnets],
-                    Tags=_tag_list(self.tags),
+                    Tags=tag_list(self.tags),
                 )
 
             changes.append(self._change(f"db subnet group {s.db_instance}", "db subnet group", None, create_subnets))
@@ -591,7 +584,7 @@ class Bootstrap:
                     DBSubnetGroupName=s.db_instance,
                     BackupRetentionPeriod=7,
                     CopyTagsToSnapshot=True,
-                    Tags=_tag_list(self.tags),
+                    Tags=tag_list(self.tags),
                 )
                 wait_until(
                     rds,
@@ -607,7 +600,7 @@ class Bootstrap:
         else:
             wanted = {"PubliclyAccessible": False, "StorageEncrypted": True, "DeletionProtection": True}
             changed = [k for k, v in wanted.items() if instance.get(k) != v]
-            changed += _tag_drift(_tag_dict(instance.get("TagList", [])), self.tags)
+            changed += tag_drift(tag_dict(instance.get("TagList", [])), self.tags)
 
             def converge_instance() -> None:
                 if {"PubliclyAccessible", "DeletionProtection"} & set(changed):
@@ -617,7 +610,7 @@ class Bootstrap:
                         DeletionProtection=True,
                         ApplyImmediately=True,
                     )
-                rds.add_tags_to_resource(ResourceName=instance["DBInstanceArn"], Tags=_tag_list(self.tags))
+                rds.add_tags_to_resource(ResourceName=instance["DBInstanceArn"], Tags=tag_list(self.tags))
 
             # Encryption cannot be turned on in place; plan shows it, deploy cannot fix it.
             changes.append(
@@ -656,18 +649,18 @@ class Bootstrap:
                     existing = None
                 if existing is None or _normalized(existing) != _normalized(policy):
                     changed.append("policy")
-                changed += _tag_drift(_tags(iam.list_role_tags, RoleName=role), self.tags)
+                changed += tag_drift(read_tags(iam.list_role_tags, RoleName=role), self.tags)
 
             def apply(role=role, trust=trust, policy=policy, policy_name=policy_name, exists=current is not None):
                 if exists:
                     iam.update_assume_role_policy(RoleName=role, PolicyDocument=json.dumps(trust))
-                    iam.tag_role(RoleName=role, Tags=_tag_list(self.tags))
+                    iam.tag_role(RoleName=role, Tags=tag_list(self.tags))
                 else:
                     iam.create_role(
                         RoleName=role,
                         AssumeRolePolicyDocument=json.dumps(trust),
                         Description="glueline: least-privilege role of the batch ETL pipeline",
-                        Tags=_tag_list(self.tags),
+                        Tags=tag_list(self.tags),
                     )
                 iam.put_role_policy(RoleName=role, PolicyName=policy_name, PolicyDocument=json.dumps(policy))
 
@@ -686,17 +679,17 @@ class Bootstrap:
         except sm.exceptions.ResourceNotFoundException:
 
             def create() -> None:
-                sm.create_secret(**secret, Tags=_tag_list(self.tags))
+                sm.create_secret(**secret, Tags=tag_list(self.tags))
 
             return [self._change(f"secret {name}", "secret", None, create, shown)]
-        changed = _tag_drift(_tag_dict(described.get("Tags", [])), self.tags)
+        changed = tag_drift(tag_dict(described.get("Tags", [])), self.tags)
         if sm.get_secret_value(SecretId=name)["SecretString"] != value:
             changed.append("value")
 
         def update() -> None:
             if "value" in changed:
                 sm.put_secret_value(SecretId=name, SecretString=value)
-            sm.tag_resource(SecretId=name, Tags=_tag_list(self.tags))
+            sm.tag_resource(SecretId=name, Tags=tag_list(self.tags))
 
         return [self._change(f"secret {name}", "secret", changed, update, shown)]
 
@@ -714,7 +707,7 @@ class Bootstrap:
             create = lambda: glue.create_job(Name=name, Tags=self.tags, **wanted)  # noqa: E731
             return [self._change(f"glue job {name}", "glue job", None, create, detail)]
         changed = [k for k, v in wanted.items() if current.get(k) != v]
-        changed += _tag_drift(glue.get_tags(ResourceArn=arn).get("Tags", {}), self.tags)
+        changed += tag_drift(glue.get_tags(ResourceArn=arn).get("Tags", {}), self.tags)
 
         def update() -> None:
             glue.update_job(JobName=name, JobUpdate=wanted)
@@ -752,7 +745,7 @@ class Bootstrap:
         changed = (["code"] if current.get("CodeSha256") != sha else []) + [
             k for k, v in config.items() if current.get(k) != v
         ]
-        changed += _tag_drift(lam.list_tags(Resource=current["FunctionArn"]).get("Tags", {}), self.tags)
+        changed += tag_drift(lam.list_tags(Resource=current["FunctionArn"]).get("Tags", {}), self.tags)
 
         def update() -> None:
             if "code" in changed:
@@ -815,13 +808,13 @@ class Bootstrap:
                 targets = events.list_targets_by_rule(Rule=rule).get("Targets", [])
                 if [t["Arn"] for t in targets] != [desired.lambda_arn]:
                     changed.append("target")
-                changed += _tag_drift(_tags(events.list_tags_for_resource, ResourceARN=rule_arn), self.tags)
+                changed += tag_drift(read_tags(events.list_tags_for_resource, ResourceARN=rule_arn), self.tags)
             if statement_id not in statements and changed is not None:
                 changed.append("invoke permission")
 
             def apply(rule=rule, definition=definition, rule_arn=rule_arn, statement_id=statement_id):
-                events.put_rule(Name=rule, State="ENABLED", Tags=_tag_list(self.tags), **definition)
-                events.tag_resource(ResourceARN=rule_arn, Tags=_tag_list(self.tags))
+                events.put_rule(Name=rule, State="ENABLED", Tags=tag_list(self.tags), **definition)
+                events.tag_resource(ResourceARN=rule_arn, Tags=tag_list(self.tags))
                 events.put_targets(Rule=rule, Targets=[{"Id": "ETL_Lambda_Function", "Arn": desired.lambda_arn}])
                 if statement_id not in statements:
                     try:
@@ -838,217 +831,6 @@ class Bootstrap:
             changes.append(self._change(f"eventbridge rule {rule}", "eventbridge rule", changed, apply, detail))
         return changes
 
-    # -- destroy ------------------------------------------------------------------------------------
-
-    def destroy(self, delete_data: bool = False) -> list[Change]:
-        """Remove every resource tagged with this stack, rules first; the bucket, the audit table and the
-        secret hold data and are kept unless ``delete_data``. The target database is never touched."""
-        removed: list[Change] = []
-
-        def done(resource: str, type_: str, action: str, detail: str = "") -> None:
-            change = Change(resource, type_, action, [], detail)
-            self._record(change)
-            removed.append(change)
-
-        events, lam, glue, iam = (self.client(n) for n in ("events", "lambda", "glue", "iam"))
-        for rule in _pages(events.list_rules, "Rules", token="NextToken"):
-            if self._ours(_tags(events.list_tags_for_resource, ResourceARN=rule["Arn"])):
-                ids = [t["Id"] for t in events.list_targets_by_rule(Rule=rule["Name"]).get("Targets", [])]
-                if ids:
-                    events.remove_targets(Rule=rule["Name"], Ids=ids)
-                events.delete_rule(Name=rule["Name"])
-                done(f"eventbridge rule {rule['Name']}", "eventbridge rule", "deleted")
-        for function in _pages(lam.list_functions, "Functions", token="Marker", next_token="NextMarker"):
-            if self._ours(lam.list_tags(Resource=function["FunctionArn"]).get("Tags", {})):
-                lam.delete_function(FunctionName=function["FunctionName"])
-                done(f"lambda {function['FunctionName']}", "lambda function", "deleted")
-        for job in _pages(glue.get_jobs, "Jobs", token="NextToken"):
-            if self._ours(glue.get_tags(ResourceArn=self.arn("glue", f"job/{job['Name']}")).get("Tags", {})):
-                glue.delete_job(JobName=job["Name"])
-                done(f"glue job {job['Name']}", "glue job", "deleted")
-        for connection in _pages(glue.get_connections, "ConnectionList", token="NextToken"):
-            arn = self.arn("glue", f"connection/{connection['Name']}")
-            if self._ours(glue.get_tags(ResourceArn=arn).get("Tags", {})):
-                glue.delete_connection(ConnectionName=connection["Name"])
-                done(f"glue connection {connection['Name']}", "glue connection", "deleted")
-        ec2 = self.client("ec2")
-        endpoints = [
-            e
-            for e in _pages(ec2.describe_vpc_endpoints, "VpcEndpoints", token="NextToken")
-            if self._ours(_tag_dict(e.get("Tags", []))) and _endpoint_alive(e)
-        ]
-        if endpoints:
-            ec2.delete_vpc_endpoints(VpcEndpointIds=[e["VpcEndpointId"] for e in endpoints])
-            for endpoint in endpoints:
-                done(f"vpc endpoint {endpoint['ServiceName']}", "vpc endpoint", "deleted", endpoint["VpcEndpointId"])
-        for group in _pages(ec2.describe_security_groups, "SecurityGroups", token="NextToken"):
-            if not self._ours(_tag_dict(group.get("Tags", []))):
-                continue
-            if group["GroupName"] == DB_SECURITY_GROUP:
-                continue  # goes with the database (data)
-            self._forget_references(ec2, group["GroupId"])
-            self._delete_security_group(ec2, group["GroupId"])
-            done(f"security group {group['GroupName']}", "security group", "deleted", group["GroupId"])
-        for role in _pages(iam.list_roles, "Roles", token="Marker", next_token="Marker"):
-            if self._ours(_tags(iam.list_role_tags, RoleName=role["RoleName"])):
-                for policy_name in iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]:
-                    iam.delete_role_policy(RoleName=role["RoleName"], PolicyName=policy_name)
-                iam.delete_role(RoleName=role["RoleName"])
-                done(f"iam role {role['RoleName']}", "iam role", "deleted")
-        for resource, type_, delete in self._data_resources():
-            if delete_data:
-                delete()
-                done(resource, type_, "deleted")
-            else:
-                done(resource, type_, "kept", "holds data: --delete-data removes it")
-        return removed
-
-    @staticmethod
-    def _delete_security_group(ec2, group_id: str, attempts: int = 20) -> None:
-        """Network interfaces of endpoints and of Glue's workers take a while to go away on AWS."""
-        for attempt in range(attempts):
-            try:
-                ec2.delete_security_group(GroupId=group_id)
-                return
-            except ec2.exceptions.ClientError as err:
-                if "DependencyViolation" not in str(err) or attempt == attempts - 1:
-                    raise
-                time.sleep(15)
-
-    def _forget_references(self, ec2, group_id: str) -> None:
-        """Rules of this stack's other groups that admit ``group_id`` (the database's admits Glue's): a
-        group still referenced cannot be deleted."""
-        for other in _pages(ec2.describe_security_groups, "SecurityGroups", token="NextToken"):
-            if other["GroupId"] == group_id or not self._ours(_tag_dict(other.get("Tags", []))):
-                continue
-            for permission in other.get("IpPermissions", []):
-                pairs = [pair for pair in permission.get("UserIdGroupPairs", []) if pair.get("GroupId") == group_id]
-                if pairs:
-                    rule = {k: v for k, v in permission.items() if k in ("IpProtocol", "FromPort", "ToPort")}
-                    rule["UserIdGroupPairs"] = pairs  # as described: a rule is revoked by an exact match
-                    ec2.revoke_security_group_ingress(GroupId=other["GroupId"], IpPermissions=[rule])
-
-    def _ours(self, tags: dict[str, str]) -> bool:
-        return tags.get(STACK_TAG) == self.settings.stack
-
-    def _data_resources(self) -> list[tuple[str, str, Callable[[], None]]]:
-        """(resource, type, delete) of each tagged resource that holds data."""
-        s3, ddb, sm = (self.client(n) for n in ("s3", "dynamodb", "secretsmanager"))
-        found: list[tuple[str, str, Callable[[], None]]] = self._database_resources()
-        for bucket in s3.list_buckets().get("Buckets", []):
-            try:
-                tags = _tags(s3.get_bucket_tagging, Bucket=bucket["Name"])
-            except s3.exceptions.ClientError:  # another region's bucket, or no access
-                continue
-            if self._ours(tags):
-                found.append(
-                    (f"s3://{bucket['Name']}", "s3 bucket", lambda name=bucket["Name"]: _empty_and_delete(s3, name))
-                )
-        for table in _pages(
-            ddb.list_tables, "TableNames", token="ExclusiveStartTableName", next_token="LastEvaluatedTableName"
-        ):
-            arn = ddb.describe_table(TableName=table)["Table"]["TableArn"]
-            if self._ours(_tags(ddb.list_tags_of_resource, ResourceArn=arn)):
-                found.append(
-                    (f"dynamodb {table}", "dynamodb table", lambda table=table: ddb.delete_table(TableName=table))
-                )
-        for secret in _pages(sm.list_secrets, "SecretList", token="NextToken"):
-            if self._ours(_tag_dict(secret.get("Tags", []))):
-                delete = lambda arn=secret["ARN"]: sm.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)  # noqa: E731
-                found.append((f"secret {secret['Name']}", "secret", delete))
-        return found
-
-    def _database_resources(self) -> list[tuple[str, str, Callable[[], None]]]:
-        """A database deploy created, then its subnet group and security group (in deletion order). The
-        instance is deleted with deletion protection lifted and a final snapshot kept."""
-        rds, ec2 = self.client("rds"), self.client("ec2")
-        found: list[tuple[str, str, Callable[[], None]]] = []
-        for instance in _pages(rds.describe_db_instances, "DBInstances", token="Marker"):
-            if not self._ours(_tag_dict(instance.get("TagList", []))):
-                continue
-            name = instance["DBInstanceIdentifier"]
-
-            def delete_instance(name=name) -> None:
-                rds.modify_db_instance(DBInstanceIdentifier=name, DeletionProtection=False, ApplyImmediately=True)
-                rds.delete_db_instance(
-                    DBInstanceIdentifier=name,
-                    SkipFinalSnapshot=False,
-                    FinalDBSnapshotIdentifier=f"{name}-final-{time.strftime('%Y%m%d%H%M%S')}",
-                )
-                wait_until(
-                    rds,
-                    "db_instance_deleted",
-                    f"the RDS instance {name} to be deleted",
-                    30,
-                    80,
-                    DBInstanceIdentifier=name,
-                )
-
-            found.append((f"rds instance {name}", "rds instance", delete_instance))
-        for group in _pages(rds.describe_db_subnet_groups, "DBSubnetGroups", token="Marker"):
-            tags = _tags(rds.list_tags_for_resource, ResourceName=group["DBSubnetGroupArn"])
-            if self._ours(tags):
-                name = group["DBSubnetGroupName"]
-                delete = lambda name=name: rds.delete_db_subnet_group(DBSubnetGroupName=name)  # noqa: E731
-                found.append((f"db subnet group {name}", "db subnet group", delete))
-        for group in _pages(ec2.describe_security_groups, "SecurityGroups", token="NextToken"):
-            if group["GroupName"] == DB_SECURITY_GROUP and self._ours(_tag_dict(group.get("Tags", []))):
-                delete = lambda group_id=group["GroupId"]: self._delete_security_group(ec2, group_id)  # noqa: E731
-                found.append((f"security group {DB_SECURITY_GROUP}", "security group", delete))
-        return found
-
-
-def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
-    return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
-
-
-def _tags(call, **kwargs) -> dict[str, str]:
-    """Tags as a dict from any of AWS's list-shaped tag answers; {} when the resource has none (S3 then
-    answers NoSuchTagSet)."""
-    try:
-        answer = call(**kwargs)
-    except Exception as err:
-        if "NoSuchTagSet" in str(err) or "NoSuchTagSetError" in type(err).__name__:
-            return {}
-        raise
-    return _tag_dict(answer.get("TagSet") or answer.get("Tags") or answer.get("TagList") or [])
-
-
-def _tag_dict(items: list[dict[str, str]]) -> dict[str, str]:
-    """AWS's list of ``{"Key", "Value"}`` as a dict."""
-    return {t["Key"]: t["Value"] for t in items}
-
-
-def _tag_drift(current: dict[str, str], wanted: dict[str, str]) -> list[str]:
-    return ["tags"] if any(current.get(k) != v for k, v in wanted.items()) else []
-
-
-def _pages(call, key: str, token: str, next_token: str | None = None, **kwargs) -> list:
-    """Every item of a paginated listing, whatever the service calls its page token."""
-    items: list = []
-    while True:
-        answer = call(**kwargs)
-        items += answer.get(key, [])
-        marker = answer.get(next_token or token)
-        if not marker:
-            return items
-        kwargs[token] = marker
-
-
-def _empty_and_delete(s3, bucket: str) -> None:
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
-        versions = page.get("Versions", []) + page.get("DeleteMarkers", [])
-        if versions:
-            s3.delete_objects(
-                Bucket=bucket,
-                Delete={"Objects": [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in versions], "Quiet": True},
-            )
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        if keys:
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
-    s3.delete_bucket(Bucket=bucket)
-
 
 def _self_reference(group_id: str) -> dict[str, Any]:
     return {"IpProtocol": "tcp", "FromPort": 0, "ToPort": 65535, "UserIdGroupPairs": [{"GroupId": group_id}]}
@@ -1060,8 +842,3 @@ def _self_referencing(group: dict[str, Any]) -> bool:
         for permission in group.get("IpPermissions", [])
         for pair in permission.get("UserIdGroupPairs", [])
     )
-
-
-def _endpoint_alive(endpoint: dict[str, Any]) -> bool:
-    """AWS lists a deleted endpoint for a while (State deleted)."""
-    return endpoint.get("State", "available").lower() not in ("deleted", "deleting", "failed", "rejected")

@@ -24,7 +24,8 @@ from glueline.local.samples import write_file
 from glueline.local.stack import EmbeddedStack, StackError
 from glueline.ops import packaging, report
 from glueline.ops.bootstrap import Bootstrap, BootstrapError, Change
-from glueline.ops.deploy import cloudformation
+from glueline.ops.deploy import cloudformation, sweeper
+from glueline.ops.deploy.sweeper import Sweeper
 from glueline.ops.environment import NoEnvironmentError, environment
 from glueline.ops.uploads import InputError, collect_files, count_rows, placeholder, upload, wait_for_outcomes
 from glueline.settings import Settings
@@ -373,32 +374,48 @@ def destroy(
         ),
     ] = False,
 ) -> None:
-    """Remove what deploy created (found by its glueline:stack tag); keeps what holds data unless --delete-data."""
+    """Remove what deploy created: each resource the settings name that carries this stack's tag, listed
+    first and asked for (unless --yes); keeps what holds data unless --delete-data."""
     _use_profile(profile)
     settings = _settings()
-    with _environment(settings) as env:
-        _confirm_account("destroy the pipeline in", yes)
+    with _environment(settings):
         session = boto3.Session()
-        changes = _destroyer(settings, env, session).destroy(delete_data=delete_data)
-        _show_changes(changes, f"destroy ({env.description})", as_json)
+        account, region, endpoint = _account(session, settings.region)
+        bucket = settings.bucket_name(account, region)
+        deletions = Sweeper(settings, session, account, region, bucket).plan_destroy()
+        listed = [Change(d.resource, d.type, d.action(delete_data), [], d.detail) for d in deletions]
+        where = f"account {account}, region {region}, endpoint {endpoint}"
+        doomed = [d for d in deletions if d.action(delete_data) == "delete"]
+        if not as_json:
+            _show_changes(listed, f"destroy would ({where})", as_json=False)
+        if not doomed:
+            err.print("nothing of this stack to delete")
+        elif not yes and not typer.confirm(f"delete these {len(doomed)} resources?", err=True):
+            raise typer.Exit(1)
+        client = lambda service: aws_client(service, session, region_name=region)  # noqa: E731
+        done = {"delete": "deleted", "keep": "kept", "left": "left"}
+        changes = []
+        for deletion in deletions:
+            action = deletion.action(delete_data)
+            if action == "delete":
+                sweeper.execute(deletion.steps, client)
+            changes.append(Change(deletion.resource, deletion.type, done[action], [], deletion.detail))
+        _show_changes(changes, f"destroy ({where})", as_json)
         kept = [c.resource for c in changes if c.action == "kept"]
         if kept and not as_json:
             out.print(f"Kept (they hold data; --delete-data removes them): {', '.join(kept)}")
 
 
-def _destroyer(settings: Settings, env, session: boto3.Session) -> Bootstrap:
-    """Destroy needs no database: what it removes is found by tag."""
-    db = env.db or DbConnection(host="-", port=0, dbname="-", username="-")
-    return Bootstrap(settings, db, session, log=lambda change: None)
+def _account(session: boto3.Session, default_region: str) -> tuple[str, str, str]:
+    """The account, region and endpoint the session reaches (its region, else ``default_region``)."""
+    sts = aws_client("sts", session)
+    return sts.get_caller_identity()["Account"], session.region_name or default_region, sts.meta.endpoint_url
 
 
 def _confirm_account(what: str, yes: bool) -> None:
     """Say which account, region and endpoint; on AWS itself (no custom endpoint) ask unless --yes."""
-    session = boto3.Session()
-    sts = aws_client("sts", session)
-    account = sts.get_caller_identity()["Account"]
-    endpoint = sts.meta.endpoint_url
-    err.print(f"account {account}, region {session.region_name}, endpoint {endpoint}")
+    account, region, endpoint = _account(boto3.Session(), Settings().region)
+    err.print(f"account {account}, region {region}, endpoint {endpoint}")
     on_aws = "amazonaws.com" in endpoint
     if on_aws and not yes and not typer.confirm(f"{what} AWS account {account}?", err=True):
         raise typer.Exit(1)

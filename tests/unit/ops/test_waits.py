@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from glueline.local.compose import StackError, bounded_run
-from glueline.ops.bootstrap import BootstrapError, wait_until
+from glueline.ops.deploy.aws import BootstrapError, wait_until
 from glueline.ops.uploads import Upload, wait_for_outcomes
 from glueline.shared.audit import AuditRecord, Status
 

@@ -1,0 +1,360 @@
+"""Destroy as data: ``plan_destroy`` finds what this stack's settings name and what carries this
+stack's tag, both, and returns each resource's deletion as declared steps (API calls, waits); nothing is
+deleted until ``execute`` runs them, after the CLI has shown the list and asked.
+
+A tag anyone can set is not enough: a resource is ours when its name is one the settings give (the
+function, the job, the roles…) *and* it carries ``glueline:stack=<stack>``. A resource of our name
+without the tag is left and listed as such; a tagged resource of another name is not looked at. What
+holds data (the bucket, the audit table, the secret, a database deploy created with its subnet and
+security groups) is kept unless ``delete_data``; only then is the database's deletion protection lifted,
+and a final snapshot is kept.
+
+    settings ─► names ─► describe each ─► tagged ours? ─► Deletion(steps) ─► shown, confirmed ─► execute
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from glueline.ops.deploy.aws import endpoint_alive, pages, read_tags, tag_dict, wait_until
+from glueline.ops.deploy.desired import DB_SECURITY_GROUP, ENDPOINT_SERVICES, GLUE_SECURITY_GROUP, STACK_TAG
+from glueline.settings import Settings
+from glueline.shared.timeouts import aws_client
+
+
+@dataclass(frozen=True)
+class APICall:
+    """One call of a boto3 client: ``client(service).<method>(**params)``. ``retry_while``: an error code
+    that means "not yet" (a security group whose network interfaces AWS is still removing)."""
+
+    service: str
+    method: str
+    params: dict[str, Any] = field(default_factory=dict)
+    retry_while: str | None = None
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A boto3 waiter, bounded by ``delay`` × ``attempts`` seconds."""
+
+    service: str
+    waiter: str
+    what: str
+    delay: int
+    attempts: int
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EmptyBucket:
+    """Every object and version of the bucket, as they are when it runs."""
+
+    bucket: str
+
+
+Step = APICall | Wait | EmptyBucket
+
+
+@dataclass
+class Deletion:
+    resource: str
+    type: str
+    steps: list[Step]
+    holds_data: bool = False
+    ours: bool = True  # False: our name without our tag; left as it is
+    detail: str = ""
+
+    def action(self, delete_data: bool) -> str:
+        if not self.ours:
+            return "left"
+        return "delete" if delete_data or not self.holds_data else "keep"
+
+
+class Sweeper:
+    """Reads the account (``session``) for the resources ``settings`` name; writes nothing."""
+
+    def __init__(self, settings: Settings, session: boto3.Session, account: str, region: str, bucket: str):
+        self.settings = settings
+        self.session = session
+        self.account = account
+        self.region = region
+        self.bucket = bucket
+
+    def client(self, service: str):
+        return aws_client(service, self.session, region_name=self.region)
+
+    def arn(self, service: str, resource: str) -> str:
+        return f"arn:aws:{service}:{self.region}:{self.account}:{resource}"
+
+    def ours(self, tags: dict[str, str]) -> bool:
+        return tags.get(STACK_TAG) == self.settings.stack
+
+    def plan_destroy(self) -> list[Deletion]:
+        """In deletion order: rules before the function they invoke, the job before its connection,
+        endpoints and the Glue group before the roles, the data last."""
+        deletions = [
+            *self.rules(),
+            *self.function(),
+            *self.glue(),
+            *self.endpoints(),
+            *self.glue_security_group(),
+            *self.roles(),
+            *self.database(),
+            *self.data(),
+        ]
+        return deletions
+
+    def _found(self, resource: str, type_: str, tags: dict[str, str], steps: list[Step], **kwargs) -> Deletion:
+        ours = self.ours(tags)
+        detail = kwargs.pop("detail", "")
+        if not ours:
+            detail = f"not tagged {STACK_TAG}={self.settings.stack}: not this stack's, left as it is"
+        return Deletion(resource, type_, steps if ours else [], ours=ours, detail=detail, **kwargs)
+
+    def rules(self) -> list[Deletion]:
+        events = self.client("events")
+        found = []
+        for name in (self.settings.schedule_rule, self.settings.s3_rule):
+            try:
+                rule = events.describe_rule(Name=name)
+            except events.exceptions.ResourceNotFoundException:
+                continue
+            ids = [t["Id"] for t in events.list_targets_by_rule(Rule=name).get("Targets", [])]
+            steps: list[Step] = [APICall("events", "remove_targets", {"Rule": name, "Ids": ids})] if ids else []
+            steps.append(APICall("events", "delete_rule", {"Name": name}))
+            tags = read_tags(events.list_tags_for_resource, ResourceARN=rule["Arn"])
+            found.append(self._found(f"eventbridge rule {name}", "eventbridge rule", tags, steps))
+        return found
+
+    def function(self) -> list[Deletion]:
+        lam, name = self.client("lambda"), self.settings.lambda_function
+        try:
+            function = lam.get_function(FunctionName=name)
+        except lam.exceptions.ResourceNotFoundException:
+            return []
+        steps: list[Step] = [APICall("lambda", "delete_function", {"FunctionName": name})]
+        return [self._found(f"lambda {name}", "lambda function", function.get("Tags", {}), steps)]
+
+    def glue(self) -> list[Deletion]:
+        glue, s = self.client("glue"), self.settings
+        found = []
+        try:
+            glue.get_job(JobName=s.glue_job)
+            tags = glue.get_tags(ResourceArn=self.arn("glue", f"job/{s.glue_job}")).get("Tags", {})
+            steps: list[Step] = [APICall("glue", "delete_job", {"JobName": s.glue_job})]
+            found.append(self._found(f"glue job {s.glue_job}", "glue job", tags, steps))
+        except glue.exceptions.EntityNotFoundException:
+            pass
+        try:
+            glue.get_connection(Name=s.glue_connection)
+            arn = self.arn("glue", f"connection/{s.glue_connection}")
+            tags = glue.get_tags(ResourceArn=arn).get("Tags", {})
+            steps = [APICall("glue", "delete_connection", {"ConnectionName": s.glue_connection})]
+            found.append(self._found(f"glue connection {s.glue_connection}", "glue connection", tags, steps))
+        except glue.exceptions.EntityNotFoundException:
+            pass
+        return found
+
+    def endpoints(self) -> list[Deletion]:
+        """Endpoints have no name: ours are those of the pipeline's services that carry our tag."""
+        ec2 = self.client("ec2")
+        services = {f"com.amazonaws.{self.region}.{service}" for service in ENDPOINT_SERVICES}
+        tagged = [{"Name": f"tag:{STACK_TAG}", "Values": [self.settings.stack]}]
+        found = []
+        for endpoint in pages(ec2.describe_vpc_endpoints, "VpcEndpoints", token="NextToken", Filters=tagged):
+            if endpoint["ServiceName"] not in services or not endpoint_alive(endpoint):
+                continue
+            endpoint_id = endpoint["VpcEndpointId"]
+            steps: list[Step] = [APICall("ec2", "delete_vpc_endpoints", {"VpcEndpointIds": [endpoint_id]})]
+            tags = tag_dict(endpoint.get("Tags", []))
+            found.append(
+                self._found(f"vpc endpoint {endpoint['ServiceName']}", "vpc endpoint", tags, steps, detail=endpoint_id)
+            )
+        return found
+
+    def _groups(self, name: str) -> list[dict[str, Any]]:
+        ec2 = self.client("ec2")
+        return ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [name]}])["SecurityGroups"]
+
+    def _delete_group(self, group: dict[str, Any]) -> list[Step]:
+        """Rules of this stack's other group that admit this one (the database's admits Glue's) go
+        first: a group still referenced cannot be deleted."""
+        steps: list[Step] = []
+        other = DB_SECURITY_GROUP if group["GroupName"] == GLUE_SECURITY_GROUP else GLUE_SECURITY_GROUP
+        for admitting in self._groups(other):
+            if not self.ours(tag_dict(admitting.get("Tags", []))):
+                continue
+            for permission in admitting.get("IpPermissions", []):
+                pairs = [p for p in permission.get("UserIdGroupPairs", []) if p.get("GroupId") == group["GroupId"]]
+                if pairs:
+                    rule = {k: v for k, v in permission.items() if k in ("IpProtocol", "FromPort", "ToPort")}
+                    rule["UserIdGroupPairs"] = pairs  # as described: a rule is revoked by an exact match
+                    params = {"GroupId": admitting["GroupId"], "IpPermissions": [rule]}
+                    steps.append(APICall("ec2", "revoke_security_group_ingress", params))
+        delete = APICall("ec2", "delete_security_group", {"GroupId": group["GroupId"]}, "DependencyViolation")
+        return [*steps, delete]
+
+    def glue_security_group(self) -> list[Deletion]:
+        return [
+            self._found(
+                f"security group {GLUE_SECURITY_GROUP}",
+                "security group",
+                tag_dict(group.get("Tags", [])),
+                self._delete_group(group),
+                detail=group["GroupId"],
+            )
+            for group in self._groups(GLUE_SECURITY_GROUP)
+        ]
+
+    def roles(self) -> list[Deletion]:
+        iam, s = self.client("iam"), self.settings
+        found = []
+        for name in (s.lambda_role, s.glue_role, s.events_role):
+            try:
+                iam.get_role(RoleName=name)
+            except iam.exceptions.NoSuchEntityException:
+                continue
+            steps: list[Step] = [
+                APICall("iam", "delete_role_policy", {"RoleName": name, "PolicyName": policy})
+                for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]
+            ]
+            steps += [
+                APICall("iam", "detach_role_policy", {"RoleName": name, "PolicyArn": attached["PolicyArn"]})
+                for attached in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]
+            ]
+            steps.append(APICall("iam", "delete_role", {"RoleName": name}))
+            found.append(
+                self._found(f"iam role {name}", "iam role", read_tags(iam.list_role_tags, RoleName=name), steps)
+            )
+        return found
+
+    def database(self) -> list[Deletion]:
+        """A database deploy created, then its subnet group and security group (in deletion order). The
+        instance is deleted with deletion protection lifted and a final snapshot kept."""
+        rds, name = self.client("rds"), self.settings.db_instance
+        found = []
+        try:
+            (instance,) = rds.describe_db_instances(DBInstanceIdentifier=name)["DBInstances"]
+        except rds.exceptions.DBInstanceNotFoundFault:
+            instance = None
+        if instance is not None:
+            snapshot = f"{name}-final-{time.strftime('%Y%m%d%H%M%S')}"
+            steps: list[Step] = [
+                APICall(
+                    "rds",
+                    "modify_db_instance",
+                    {"DBInstanceIdentifier": name, "DeletionProtection": False, "ApplyImmediately": True},
+                ),
+                APICall(
+                    "rds",
+                    "delete_db_instance",
+                    {"DBInstanceIdentifier": name, "SkipFinalSnapshot": False, "FinalDBSnapshotIdentifier": snapshot},
+                ),
+                Wait(
+                    "rds",
+                    "db_instance_deleted",
+                    f"the RDS instance {name} to be deleted",
+                    30,
+                    80,
+                    {"DBInstanceIdentifier": name},
+                ),
+            ]
+            tags = tag_dict(instance.get("TagList", []))
+            found.append(
+                self._found(
+                    f"rds instance {name}",
+                    "rds instance",
+                    tags,
+                    steps,
+                    holds_data=True,
+                    detail=f"final snapshot {snapshot}",
+                )
+            )
+        try:
+            (group,) = rds.describe_db_subnet_groups(DBSubnetGroupName=name)["DBSubnetGroups"]
+            tags = read_tags(rds.list_tags_for_resource, ResourceName=group["DBSubnetGroupArn"])
+            steps = [APICall("rds", "delete_db_subnet_group", {"DBSubnetGroupName": name})]
+            found.append(self._found(f"db subnet group {name}", "db subnet group", tags, steps, holds_data=True))
+        except rds.exceptions.DBSubnetGroupNotFoundFault:
+            pass
+        for group in self._groups(DB_SECURITY_GROUP):
+            found.append(
+                self._found(
+                    f"security group {DB_SECURITY_GROUP}",
+                    "security group",
+                    tag_dict(group.get("Tags", [])),
+                    self._delete_group(group),
+                    holds_data=True,
+                    detail=group["GroupId"],
+                )
+            )
+        return found
+
+    def data(self) -> list[Deletion]:
+        s3, ddb, sm, s = self.client("s3"), self.client("dynamodb"), self.client("secretsmanager"), self.settings
+        found = []
+        try:
+            s3.head_bucket(Bucket=self.bucket)
+            tags = read_tags(s3.get_bucket_tagging, Bucket=self.bucket)
+            steps: list[Step] = [EmptyBucket(self.bucket), APICall("s3", "delete_bucket", {"Bucket": self.bucket})]
+            found.append(self._found(f"s3://{self.bucket}", "s3 bucket", tags, steps, holds_data=True))
+        except s3.exceptions.ClientError:
+            pass
+        try:
+            arn = ddb.describe_table(TableName=s.audit_table)["Table"]["TableArn"]
+            tags = read_tags(ddb.list_tags_of_resource, ResourceArn=arn)
+            steps = [APICall("dynamodb", "delete_table", {"TableName": s.audit_table})]
+            found.append(self._found(f"dynamodb {s.audit_table}", "dynamodb table", tags, steps, holds_data=True))
+        except ddb.exceptions.ResourceNotFoundException:
+            pass
+        try:
+            secret = sm.describe_secret(SecretId=s.db_secret_name)
+            steps = [
+                APICall(
+                    "secretsmanager", "delete_secret", {"SecretId": secret["ARN"], "ForceDeleteWithoutRecovery": True}
+                )
+            ]
+            tags = tag_dict(secret.get("Tags", []))
+            found.append(self._found(f"secret {s.db_secret_name}", "secret", tags, steps, holds_data=True))
+        except sm.exceptions.ResourceNotFoundException:
+            pass
+        return found
+
+
+def execute(steps: list[Step], client: Callable[[str], Any], sleep: Callable[[float], None] = time.sleep) -> None:
+    """Run one deletion's steps in order."""
+    for step in steps:
+        if isinstance(step, Wait):
+            wait_until(client(step.service), step.waiter, step.what, step.delay, step.attempts, **step.params)
+        elif isinstance(step, EmptyBucket):
+            empty(client("s3"), step.bucket)
+        else:
+            call(client(step.service), step, sleep)
+
+
+def call(service_client: Any, step: APICall, sleep: Callable[[float], None], attempts: int = 20) -> Any:
+    for attempt in range(attempts):
+        try:
+            return getattr(service_client, step.method)(**step.params)
+        except service_client.exceptions.ClientError as err:
+            code = err.response.get("Error", {}).get("Code")
+            if step.retry_while is None or code != step.retry_while or attempt == attempts - 1:
+                raise
+            sleep(15)
+
+
+def empty(s3, bucket: str) -> None:
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        versions = page.get("Versions", []) + page.get("DeleteMarkers", [])
+        if versions:
+            objects = [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in versions]
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
