@@ -51,6 +51,7 @@ from glueline.ops.deploy.desired import (
     STACK_TAG,
     DesiredState,
     Environment,
+    arn,
     desired_state,
 )
 from glueline.settings import Settings
@@ -156,9 +157,7 @@ class Bootstrap:
     # -- names and ARNs -----------------------------------------------------------------------------
 
     def arn(self, service: str, resource: str) -> str:
-        region = "" if service in ("iam", "s3") else self.region
-        account = "" if service == "s3" else self.account
-        return f"arn:aws:{service}:{region}:{account}:{resource}"
+        return arn(service, self.region, self.account, resource)
 
     @property
     def environment(self) -> Environment:

@@ -54,6 +54,13 @@ PUBLIC_ACCESS_BLOCK = {
 RUN_ARGUMENT = "--FILE_IDS"
 
 
+def arn(service: str, region: str, account: str, resource: str) -> str:
+    """An ARN as the service writes it: IAM's have no region, S3's neither region nor account."""
+    region = "" if service in ("iam", "s3") else region
+    account = "" if service == "s3" else account
+    return f"arn:aws:{service}:{region}:{account}:{resource}"
+
+
 @dataclass(frozen=True)
 class Environment:
     """What the desired state needs beyond the settings, decided once: by deploy from the account it
@@ -74,9 +81,7 @@ class Environment:
     function_glue_endpoint: str | None = None  # Glue's endpoint for the Lambda where Glue is not AWS's own
 
     def arn(self, service: str, resource: str) -> str:
-        region = "" if service in ("iam", "s3") else self.region
-        account = "" if service == "s3" else self.account
-        return f"arn:aws:{service}:{region}:{account}:{resource}"
+        return arn(service, self.region, self.account, resource)
 
     @property
     def code(self) -> str:

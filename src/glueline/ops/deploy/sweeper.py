@@ -22,7 +22,7 @@ from typing import Any
 import boto3
 
 from glueline.ops.deploy.aws import endpoint_alive, pages, read_tags, tag_dict, wait_until
-from glueline.ops.deploy.desired import DB_SECURITY_GROUP, ENDPOINT_SERVICES, GLUE_SECURITY_GROUP, STACK_TAG
+from glueline.ops.deploy.desired import DB_SECURITY_GROUP, ENDPOINT_SERVICES, GLUE_SECURITY_GROUP, STACK_TAG, arn
 from glueline.settings import Settings
 from glueline.shared.timeouts import aws_client
 
@@ -89,7 +89,7 @@ class Sweeper:
         return aws_client(service, self.session, region_name=self.region)
 
     def arn(self, service: str, resource: str) -> str:
-        return f"arn:aws:{service}:{self.region}:{self.account}:{resource}"
+        return arn(service, self.region, self.account, resource)
 
     def ours(self, tags: dict[str, str]) -> bool:
         return tags.get(STACK_TAG) == self.settings.stack
