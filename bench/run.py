@@ -53,7 +53,7 @@ from rich.table import Table
 
 from glueline.local.samples import write_file
 from glueline.local.stack import EmbeddedStack, apply_aws_env, termination_raises
-from glueline.ops.bootstrap import Bootstrap
+from glueline.ops.deploy.planner import Bootstrap
 from glueline.ops.uploads import upload
 from glueline.polling import wait_for
 from glueline.settings import Settings

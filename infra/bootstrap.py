@@ -6,7 +6,7 @@ The target is chosen only by the standard AWS configuration:
     AWS_PROFILE=prod python infra/bootstrap.py --db-url postgresql://etl:…@mydb.xxxx.rds.amazonaws.com/bank
     python infra/bootstrap.py            # the running embedded stack (`glueline up -d`)
 
-It is `glueline bootstrap`; the logic lives in glueline.ops.bootstrap. Run it twice: the second run reports
+It is `glueline bootstrap`; the logic lives in glueline.ops.deploy.planner. Run it twice: the second run reports
 every resource unchanged.
 """
 

@@ -28,7 +28,8 @@ from rich.console import Console
 from glueline.local.compose import ComposeInfo, ComposeStack, engine_answers
 from glueline.local.stack import EmbeddedStack, StackInfo, apply_aws_env
 from glueline.local.stack.postgres import PostgresError, PostgresServer, find_bin_dir
-from glueline.ops.bootstrap import Bootstrap, Change
+from glueline.ops.deploy.models import Change
+from glueline.ops.deploy.planner import Bootstrap
 from glueline.ops.packaging import bundled
 from glueline.ops.uploads import Upload, upload, wait_for_outcomes
 from glueline.polling import wait_for

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from glueline.ops.bootstrap import Bootstrap
+from glueline.ops.deploy.planner import Bootstrap
 from glueline.shared.audit import Status
 
 from ..access.iam import denied, ensure_simulator, iam_requests

@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from glueline.ops.bootstrap import Bootstrap
+from glueline.ops.deploy.planner import Bootstrap
 from glueline.shared.dbsecret import DbConnection
 
 GLUELINE = str(Path(sys.executable).with_name("glueline"))

@@ -23,8 +23,11 @@ from glueline.local.compose import ComposeInfo, ComposeStack, engine_answers, im
 from glueline.local.samples import write_file
 from glueline.local.stack import EmbeddedStack, StackError
 from glueline.ops import packaging, report
-from glueline.ops.bootstrap import Bootstrap, BootstrapError, Change
-from glueline.ops.deploy import cloudformation, sweeper
+from glueline.ops.deploy import cloudformation
+from glueline.ops.deploy.aws import BootstrapError
+from glueline.ops.deploy.executor import Executor, describe
+from glueline.ops.deploy.models import Change
+from glueline.ops.deploy.planner import Bootstrap, refusals
 from glueline.ops.deploy.sweeper import Sweeper
 from glueline.ops.environment import NoEnvironmentError, environment
 from glueline.ops.uploads import InputError, collect_files, count_rows, placeholder, upload, wait_for_outcomes
@@ -70,7 +73,23 @@ Profile = Annotated[
     typer.Option("--profile", help="AWS profile (default: the standard AWS resolution: AWS_PROFILE, …)"),
 ]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")]
-_ACTION_COLOR = {"create": "green", "created": "green", "update": "yellow", "updated": "yellow", "deleted": "red"}
+_ACTION_COLOR = {
+    "create": "green",
+    "created": "green",
+    "update": "yellow",
+    "updated": "yellow",
+    "adopt": "magenta",
+    "adopted": "magenta",
+    "conflict": "bold red",
+    "deleted": "red",
+}
+Adopt = Annotated[
+    bool,
+    typer.Option(
+        "--adopt",
+        help="take over resources of this stack's names that no glueline stack tagged (plan lists them as adopt)",
+    ),
+]
 
 
 CreateDatabase = Annotated[
@@ -99,9 +118,12 @@ def _database(settings: Settings, env, session: boto3.Session):
         )
 
 
-def _show_changes(changes: list[Change], title: str, as_json: bool) -> None:
+def _show_changes(changes: list[Change], title: str, as_json: bool, calls: bool = False) -> None:
+    """A table of changes; ``calls``: each change's API calls under it (secrets shown by size only)."""
     if as_json:
-        out.print_json(json.dumps([c.as_json() for c in changes]))
+        out.print_json(
+            json.dumps([c.as_json() | ({"calls": [describe(s) for s in c.steps]} if calls else {}) for c in changes])
+        )
         return
     table = Table(title=title, title_justify="left")
     for column in ("Resource", "Type", "Action", "Changed", "Detail"):
@@ -115,10 +137,13 @@ def _show_changes(changes: list[Change], title: str, as_json: bool) -> None:
             ", ".join(change.changed),
             escape(change.detail),
         )
+        if calls:
+            for step in change.steps:
+                table.add_row("", "", "", f"[dim]{escape(describe(step))}[/]", "")
     out.print(table)
 
 
-def _bootstrap(settings: Settings, env, quiet: bool, as_json: bool = False) -> Bootstrap:
+def _bootstrap(settings: Settings, env, quiet: bool, as_json: bool = False, adopt: bool = False) -> Bootstrap:
     session = boto3.Session()
     changes: list[Change] = []
     boot = Bootstrap(
@@ -127,6 +152,7 @@ def _bootstrap(settings: Settings, env, quiet: bool, as_json: bool = False) -> B
         session,
         log=changes.append,
         function_glue_endpoint=env.function_glue_endpoint,
+        adopt=adopt,
     )
     boot.run()
     if quiet:
@@ -293,9 +319,14 @@ def bootstrap_command(db_url: DbUrl = None) -> None:
 
 @app.command()
 def plan(
-    db_url: DbUrl = None, profile: Profile = None, as_json: AsJson = False, create_database: CreateDatabase = False
+    db_url: DbUrl = None,
+    profile: Profile = None,
+    as_json: AsJson = False,
+    create_database: CreateDatabase = False,
+    calls: Annotated[bool, typer.Option("--calls", help="also list the API calls deploy would make")] = False,
 ) -> None:
-    """What deploy would create, update or leave unchanged, resource by resource; changes nothing."""
+    """What deploy would create, update, adopt or leave unchanged, resource by resource, and what it
+    must not touch (conflict); changes nothing."""
     _use_profile(profile)
     settings = _settings(db_url, create_database)
     with _environment(settings) as env:
@@ -307,7 +338,11 @@ def plan(
             log=lambda change: None,
             function_glue_endpoint=env.function_glue_endpoint,
         )
-        _show_changes(boot.plan(), f"plan ({env.description})", as_json)
+        changes = boot.plan()
+        _show_changes(changes, f"plan ({env.description})", as_json, calls)
+        refused = refusals(changes, adopt=False, stack=settings.stack)
+        if refused and not as_json:
+            err.print(f"[yellow]{escape(refused)}[/]")
 
 
 @app.command()
@@ -317,13 +352,15 @@ def deploy(
     as_json: AsJson = False,
     yes: Yes = False,
     create_database: CreateDatabase = False,
+    adopt: Adopt = False,
 ) -> None:
-    """Create or converge every resource (the plan, applied). Asks first on real AWS unless --yes."""
+    """Create or converge every resource (the plan, applied). Asks first on real AWS unless --yes.
+    Refuses resources another stack tagged, and untagged ones of its names unless --adopt."""
     _use_profile(profile)
     settings = _settings(db_url, create_database)
     with _environment(settings) as env:
         _confirm_account("deploy to", yes)
-        _bootstrap(settings, env, quiet=False, as_json=as_json)
+        _bootstrap(settings, env, quiet=False, as_json=as_json, adopt=adopt)
 
 
 @app.command()
@@ -392,13 +429,13 @@ def destroy(
             err.print("nothing of this stack to delete")
         elif not yes and not typer.confirm(f"delete these {len(doomed)} resources?", err=True):
             raise typer.Exit(1)
-        client = lambda service: aws_client(service, session, region_name=region)  # noqa: E731
+        executor = Executor(lambda service: aws_client(service, session, region_name=region))
         done = {"delete": "deleted", "keep": "kept", "left": "left"}
         changes = []
         for deletion in deletions:
             action = deletion.action(delete_data)
             if action == "delete":
-                sweeper.execute(deletion.steps, client)
+                executor.execute(deletion.steps)
             changes.append(Change(deletion.resource, deletion.type, done[action], [], deletion.detail))
         _show_changes(changes, f"destroy ({where})", as_json)
         kept = [c.resource for c in changes if c.action == "kept"]

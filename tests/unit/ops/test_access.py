@@ -108,7 +108,7 @@ def account(monkeypatch):
     Glue job, secret) and the role policies bootstrap would attach."""
     from moto import mock_aws
 
-    from glueline.ops.bootstrap import Bootstrap
+    from glueline.ops.deploy.planner import Bootstrap
 
     for name in [n for n in os.environ if n.startswith(("AWS_", "GLUELINE_"))]:
         monkeypatch.delenv(name)

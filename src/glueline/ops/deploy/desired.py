@@ -1,5 +1,5 @@
 """The pipeline's resources as they should be: plain data computed from the settings and an
-``Environment``, with no AWS call. Deploy (``glueline.ops.bootstrap``) resolves the environment against
+``Environment``, with no AWS call. Deploy (``glueline.ops.deploy.planner``) resolves the environment against
 an account and converges the account to this; ``glueline package`` resolves it to CloudFormation
 references and writes the same data as a template. One definition of every name, policy and property.
 
@@ -27,6 +27,7 @@ LAMBDA_RUNTIME = "python3.13"
 LAMBDA_MEMORY_MB = 256
 LAMBDA_DESCRIPTION = "glueline: integrity check, audit and Glue start for new files"
 STACK_TAG = "glueline:stack"  # every resource deploy creates carries it; destroy finds them by it
+REGION_TAG = "glueline:region"  # IAM is global: a role also says which region's stack it serves
 GLUE_SECURITY_GROUP = "glueline-glue"
 # EC2 refuses a group description with characters outside a-zA-Z0-9. _-:/()#,@[]+=&;{}!$* (an apostrophe
 # among them), though emulators accept it; cfn-lint carries the rule (E3031).
@@ -108,6 +109,7 @@ class Role:
 @dataclass(frozen=True)
 class DesiredState:
     tags: dict[str, str]
+    role_tags: dict[str, str]  # the tags and the region: two regions' stacks must not share a role
     bucket: str
     audit_table: dict[str, Any]  # CreateTable's arguments
     roles: dict[str, Role]
@@ -135,6 +137,7 @@ def desired_state(settings: Settings, env: Environment) -> DesiredState:
     lambda_arn = env.arn("lambda", f"function:{s.lambda_function}")
     return DesiredState(
         tags={STACK_TAG: s.stack},
+        role_tags={STACK_TAG: s.stack, REGION_TAG: env.region},
         bucket=env.bucket,
         audit_table=table_spec(s.audit_table),
         roles=roles(s, env, lambda_arn),

@@ -15,64 +15,15 @@ and a final snapshot is kept.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 
-from glueline.ops.deploy.aws import endpoint_alive, pages, read_tags, tag_dict, wait_until
+from glueline.ops.deploy.aws import endpoint_alive, pages, read_tags, tag_dict
 from glueline.ops.deploy.desired import DB_SECURITY_GROUP, ENDPOINT_SERVICES, GLUE_SECURITY_GROUP, STACK_TAG, arn
+from glueline.ops.deploy.models import APICall, Deletion, EmptyBucket, Step, Wait
 from glueline.settings import Settings
 from glueline.shared.timeouts import aws_client
-
-
-@dataclass(frozen=True)
-class APICall:
-    """One call of a boto3 client: ``client(service).<method>(**params)``. ``retry_while``: an error code
-    that means "not yet" (a security group whose network interfaces AWS is still removing)."""
-
-    service: str
-    method: str
-    params: dict[str, Any] = field(default_factory=dict)
-    retry_while: str | None = None
-
-
-@dataclass(frozen=True)
-class Wait:
-    """A boto3 waiter, bounded by ``delay`` × ``attempts`` seconds."""
-
-    service: str
-    waiter: str
-    what: str
-    delay: int
-    attempts: int
-    params: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class EmptyBucket:
-    """Every object and version of the bucket, as they are when it runs."""
-
-    bucket: str
-
-
-Step = APICall | Wait | EmptyBucket
-
-
-@dataclass
-class Deletion:
-    resource: str
-    type: str
-    steps: list[Step]
-    holds_data: bool = False
-    ours: bool = True  # False: our name without our tag; left as it is
-    detail: str = ""
-
-    def action(self, delete_data: bool) -> str:
-        if not self.ours:
-            return "left"
-        return "delete" if delete_data or not self.holds_data else "keep"
 
 
 class Sweeper:
@@ -324,37 +275,3 @@ class Sweeper:
         except sm.exceptions.ResourceNotFoundException:
             pass
         return found
-
-
-def execute(steps: list[Step], client: Callable[[str], Any], sleep: Callable[[float], None] = time.sleep) -> None:
-    """Run one deletion's steps in order."""
-    for step in steps:
-        if isinstance(step, Wait):
-            wait_until(client(step.service), step.waiter, step.what, step.delay, step.attempts, **step.params)
-        elif isinstance(step, EmptyBucket):
-            empty(client("s3"), step.bucket)
-        else:
-            call(client(step.service), step, sleep)
-
-
-def call(service_client: Any, step: APICall, sleep: Callable[[float], None], attempts: int = 20) -> Any:
-    for attempt in range(attempts):
-        try:
-            return getattr(service_client, step.method)(**step.params)
-        except service_client.exceptions.ClientError as err:
-            code = err.response.get("Error", {}).get("Code")
-            if step.retry_while is None or code != step.retry_while or attempt == attempts - 1:
-                raise
-            sleep(15)
-
-
-def empty(s3, bucket: str) -> None:
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
-        versions = page.get("Versions", []) + page.get("DeleteMarkers", [])
-        if versions:
-            objects = [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in versions]
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        if keys:
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})

@@ -11,7 +11,9 @@ import pytest
 from moto import mock_aws
 
 from glueline.ops.deploy.desired import STACK_TAG
-from glueline.ops.deploy.sweeper import APICall, EmptyBucket, Sweeper, execute
+from glueline.ops.deploy.executor import Executor
+from glueline.ops.deploy.models import APICall, EmptyBucket
+from glueline.ops.deploy.sweeper import Sweeper
 from glueline.settings import Settings
 
 REGION = "eu-west-1"
@@ -77,7 +79,7 @@ def test_a_role_of_ours_is_deleted_with_its_policies_inline_and_attached(session
         APICall("iam", "delete_role", {"RoleName": "LambdaS3ExecutionRole"}),
     ]
     assert iam.list_roles()["Roles"]  # planning deleted nothing
-    execute(deletion.steps, session.client)
+    Executor(session.client).execute(deletion.steps)
     assert iam.list_roles()["Roles"] == []
 
 
@@ -95,7 +97,7 @@ def test_data_is_kept_unless_asked_and_the_plan_deletes_nothing(session):
     bucket = deletions[f"s3://{sweep.bucket}"]
     assert bucket.steps == [EmptyBucket(sweep.bucket), APICall("s3", "delete_bucket", {"Bucket": sweep.bucket})]
     assert s3.list_objects_v2(Bucket=sweep.bucket)["KeyCount"] == 1
-    execute(bucket.steps, session.client)
+    Executor(session.client).execute(bucket.steps)
     assert sweep.bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
 
 

@@ -1,0 +1,99 @@
+"""What a plan is made of: resources (``Change``, ``Deletion``) and the declared steps that converge or
+remove them (``APICall``, ``Wait``, ``EmptyBucket``). Plain data: a planner returns it, the executor runs
+it, ``plan`` shows it, and unit tests compare it, with no AWS in between.
+
+A value an earlier call returns (the id of a security group just created) is named by ``APICall.store``
+and used by later calls as ``Ref(name)``: the plan stays data although the id exists only at run time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Ref:
+    """The value an earlier ``APICall`` stored under ``name`` (resolved by the executor)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class APICall:
+    """One call of a boto3 client: ``client(service).<method>(**params)``.
+
+    ``store``: (name, key) keeps ``response[key]`` for later ``Ref(name)``s. ``retry_while``: an error
+    code that means "not yet" (a role Lambda cannot assume yet, a security group whose network interfaces
+    AWS is still removing). ``ignore``: an error code that means "already done" (a permission granted
+    meanwhile)."""
+
+    service: str
+    method: str
+    params: dict[str, Any] = field(default_factory=dict)
+    retry_while: str | None = None
+    ignore: str | None = None
+    store: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A boto3 waiter, bounded by ``delay`` × ``attempts`` seconds."""
+
+    service: str
+    waiter: str
+    what: str
+    delay: int
+    attempts: int
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EmptyBucket:
+    """Every object and version of the bucket, as they are when it runs."""
+
+    bucket: str
+
+
+Step = APICall | Wait | EmptyBucket
+
+
+@dataclass
+class Change:
+    """One resource: what a plan would do (create, update with the ``changed`` attributes, unchanged),
+    the ``steps`` that do it, or, once applied, what was done (created, updated, unchanged; for destroy:
+    deleted, kept, left)."""
+
+    resource: str
+    type: str
+    action: str
+    changed: list[str] = field(default_factory=list)
+    detail: str = ""
+    steps: list[Step] = field(default_factory=list, repr=False, compare=False)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "resource": self.resource,
+            "type": self.type,
+            "action": self.action,
+            "changed": self.changed,
+            "detail": self.detail,
+        }
+
+
+@dataclass
+class Deletion:
+    """One resource destroy found: the steps that delete it, whether it holds data, whether it is ours
+    (our name *and* our tag)."""
+
+    resource: str
+    type: str
+    steps: list[Step]
+    holds_data: bool = False
+    ours: bool = True  # False: our name without our tag; left as it is
+    detail: str = ""
+
+    def action(self, delete_data: bool) -> str:
+        if not self.ours:
+            return "left"
+        return "delete" if delete_data or not self.holds_data else "keep"

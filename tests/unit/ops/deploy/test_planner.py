@@ -1,0 +1,178 @@
+"""Deploy's plans as data, against account states made in moto (no emulator server): what a plan
+declares, that plan writes nothing, that deploy converges to a plan with nothing to do, and what deploy
+refuses (another stack's resources; resources nobody tagged, unless adopted)."""
+
+from __future__ import annotations
+
+import json
+import os
+from types import SimpleNamespace
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from glueline.ops.deploy.aws import BootstrapError
+from glueline.ops.deploy.desired import GLUE_SECURITY_GROUP, REGION_TAG, STACK_TAG
+from glueline.ops.deploy.models import APICall, Ref, Wait
+from glueline.ops.deploy.planner import Bootstrap
+from glueline.settings import Settings
+from glueline.shared.audit import table_spec
+from glueline.shared.dbsecret import DbConnection
+
+REGION = "eu-west-1"
+DB = DbConnection(host="db.example", port=5432, dbname="bank", username="etl", password="secret")
+TRUST = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "glue.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+    }
+)
+FULL_ACCESS = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})
+
+
+@pytest.fixture
+def session(monkeypatch):
+    for name in [n for n in os.environ if n.startswith(("AWS_", "GLUELINE_"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        yield boto3.Session(region_name=REGION)
+
+
+def deployer(session, adopt: bool = False) -> Bootstrap:
+    return Bootstrap(Settings(_env_file=None), DB, session, log=lambda change: None, adopt=adopt, sleep=lambda s: None)
+
+
+def by_resource(changes) -> dict:
+    return {change.resource: change for change in changes}
+
+
+def test_a_new_account_is_planned_as_declared_calls_and_plan_writes_nothing(session):
+    changes = by_resource(deployer(session).plan())
+    assert {c.action for c in changes.values()} == {"create"}
+    group = changes[f"security group {GLUE_SECURITY_GROUP}"]
+    create, ingress = group.steps
+    assert (create.method, create.store) == ("create_security_group", (GLUE_SECURITY_GROUP, "GroupId"))
+    # The group's id exists only once created: the self-referencing rule names it by reference.
+    assert ingress.params["GroupId"] == Ref(GLUE_SECURITY_GROUP)
+    assert ingress.params["IpPermissions"][0]["UserIdGroupPairs"] == [{"GroupId": Ref(GLUE_SECURITY_GROUP)}]
+    role = changes["iam role GlueServiceRole"]
+    assert [step.method for step in role.steps] == ["create_role", "put_role_policy"]
+    assert {t["Key"]: t["Value"] for t in role.steps[0].params["Tags"]} == {
+        STACK_TAG: "glueline",
+        REGION_TAG: REGION,
+    }
+    function = changes["lambda ETL_Lambda_Function"]
+    assert isinstance(function.steps[1], Wait) and function.steps[0].retry_while == "InvalidParameterValueException"
+    assert session.client("iam").list_roles()["Roles"] == []
+    assert session.client("s3").list_buckets()["Buckets"] == []
+
+
+def test_deploy_applies_the_plan_and_the_next_plan_has_nothing_to_do(session):
+    applied = deployer(session).run()
+    assert {c.action for c in applied} == {"created"}
+    planner = deployer(session)
+    left = [(c.resource, c.changed) for c in planner.plan() if c.action != "unchanged"]
+    # moto 5.2 does not answer a bucket's EventBridgeConfiguration back (AWS and the emulators do).
+    assert left == [(f"s3://{planner.bucket}", ["EventBridge notifications"])]
+    ec2 = session.client("ec2")
+    (group,) = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [GLUE_SECURITY_GROUP]}])[
+        "SecurityGroups"
+    ]
+    pairs = [p["GroupId"] for rule in group["IpPermissions"] for p in rule.get("UserIdGroupPairs", [])]
+    assert pairs == [group["GroupId"]]
+
+
+def test_a_role_nobody_tagged_is_adopted_only_when_asked_and_loses_its_full_access(session):
+    iam = session.client("iam")
+    iam.create_role(RoleName="GlueServiceRole", AssumeRolePolicyDocument=TRUST)
+    full_access = iam.create_policy(PolicyName="AmazonS3FullAccess", PolicyDocument=FULL_ACCESS)["Policy"]["Arn"]
+    iam.attach_role_policy(RoleName="GlueServiceRole", PolicyArn=full_access)
+    iam.put_role_policy(RoleName="GlueServiceRole", PolicyName="console", PolicyDocument=FULL_ACCESS)
+
+    role = by_resource(deployer(session).plan())["iam role GlueServiceRole"]
+    assert role.action == "adopt"
+    assert "managed policy AmazonS3FullAccess detached" in role.changed
+    assert "inline policy console removed" in role.changed
+
+    with pytest.raises(BootstrapError, match=r"not made by this stack.*iam role GlueServiceRole.*--adopt"):
+        deployer(session).run()
+    assert iam.list_attached_role_policies(RoleName="GlueServiceRole")["AttachedPolicies"] != []
+    assert session.client("s3").list_buckets()["Buckets"] == []  # refused before anything was made
+
+    adopted = by_resource(deployer(session, adopt=True).run())["iam role GlueServiceRole"]
+    assert adopted.action == "adopted"
+    assert iam.list_attached_role_policies(RoleName="GlueServiceRole")["AttachedPolicies"] == []
+    assert iam.list_role_policies(RoleName="GlueServiceRole")["PolicyNames"] == ["GlueServiceRolePolicy"]
+    tags = {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName="GlueServiceRole")["Tags"]}
+    assert tags == {STACK_TAG: "glueline", REGION_TAG: REGION}
+
+
+@pytest.mark.parametrize(
+    "owner",
+    [{STACK_TAG: "glueline", REGION_TAG: "us-east-1"}, {STACK_TAG: "payments"}],
+    ids=["another-region", "another-stack"],
+)
+def test_a_role_of_another_stack_or_region_is_a_conflict_that_even_adopt_leaves_alone(session, owner):
+    iam = session.client("iam")
+    tags = [{"Key": k, "Value": v} for k, v in owner.items()]
+    iam.create_role(RoleName="GlueServiceRole", AssumeRolePolicyDocument=TRUST, Tags=tags)
+    role = by_resource(deployer(session).plan())["iam role GlueServiceRole"]
+    assert (role.action, role.steps) == ("conflict", [])
+    with pytest.raises(BootstrapError, match="another stack's"):
+        deployer(session, adopt=True).run()
+    assert iam.list_role_policies(RoleName="GlueServiceRole")["PolicyNames"] == []
+
+
+def test_an_audit_table_with_another_key_is_a_conflict_and_a_missing_index_is_added(session):
+    ddb = session.client("dynamodb")
+    spec = table_spec("S3_Audit_1")
+    ddb.create_table(
+        TableName="S3_Audit_1",
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "FileName", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "FileName", "KeyType": "HASH"}],
+    )
+    table = by_resource(deployer(session).plan())["dynamodb S3_Audit_1"]
+    assert table.action == "conflict" and "FileName" in table.detail
+
+    ddb.delete_table(TableName="S3_Audit_1")
+    bare = {k: v for k, v in spec.items() if k != "GlobalSecondaryIndexes"}
+    bare["AttributeDefinitions"] = [{"AttributeName": "FileID", "AttributeType": "S"}]
+    bare["Tags"] = [{"Key": STACK_TAG, "Value": "glueline"}]
+    ddb.create_table(**bare)
+    table = by_resource(deployer(session).plan())["dynamodb S3_Audit_1"]
+    index = spec["GlobalSecondaryIndexes"][0]
+    assert (table.action, table.changed) == ("update", [f"index {index['IndexName']}"])
+    deployer(session).run()
+    indexes = ddb.describe_table(TableName="S3_Audit_1")["Table"]["GlobalSecondaryIndexes"]
+    assert [i["IndexName"] for i in indexes] == [index["IndexName"]]
+
+
+def _rds_answering(instance: dict) -> SimpleNamespace:
+    """An RDS client that answers DescribeDBInstances with ``instance`` (moto's are available at once)."""
+    return SimpleNamespace(
+        exceptions=SimpleNamespace(DBInstanceNotFoundFault=LookupError),
+        describe_db_instances=lambda **kwargs: {"DBInstances": [instance]},
+    )
+
+
+def test_a_database_still_being_created_is_waited_for_not_created_again(session):
+    planner = deployer(session)
+    creating = {
+        "DBInstanceStatus": "creating",
+        "DBInstanceArn": "arn:aws:rds:eu-west-1:123456789012:db:glueline",
+        "PubliclyAccessible": False,
+        "StorageEncrypted": True,
+        "DeletionProtection": True,
+        "TagList": [{"Key": STACK_TAG, "Value": "glueline"}],
+    }
+    change = planner._plan_instance(_rds_answering(creating), "sg-1")
+    assert change.action == "update" and change.changed == ["status creating"]
+    assert isinstance(change.steps[0], Wait) and change.steps[0].waiter == "db_instance_available"
+    assert not any(isinstance(s, APICall) and s.method == "create_db_instance" for s in change.steps)
+
+    deleting = by_resource([planner._plan_instance(_rds_answering(creating | {"DBInstanceStatus": "deleting"}), "")])
+    assert [c.action for c in deleting.values()] == ["conflict"]
