@@ -161,6 +161,40 @@ def tagged(env: dict) -> set[str]:
     return found
 
 
+def test_deploy_refuses_what_it_did_not_make_and_adopts_only_when_asked(account):
+    """The walkthrough's role made by hand (no tag, AmazonS3FullAccess attached) is shown as adopt and
+    refused; --adopt takes it over and detaches the FullAccess policy. A role another stack tagged is a
+    conflict even --adopt leaves alone."""
+    iam = client(account, "iam")
+    trust = json.dumps({"Version": "2012-10-17", "Statement": []})
+    iam.create_role(RoleName="GlueServiceRole", AssumeRolePolicyDocument=trust)
+    full = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})
+    full_access = iam.create_policy(PolicyName="AmazonS3FullAccess", PolicyDocument=full)["Policy"]["Arn"]
+    iam.attach_role_policy(RoleName="GlueServiceRole", PolicyArn=full_access)
+
+    planned = changes(glueline(account, "plan", "--db-url", DB_URL, "--json"))
+    role = planned["iam role GlueServiceRole"]
+    assert role["action"] == "adopt" and "managed policy AmazonS3FullAccess detached" in role["changed"]
+    shown = glueline(account, "plan", "--db-url", DB_URL, "--calls")
+    assert "iam.detach_role_policy(RoleName='GlueServiceRole'" in shown.stdout, shown.stdout
+    assert "--adopt" in shown.stderr
+
+    refused = glueline(account, "deploy", "--db-url", DB_URL, "--yes")
+    assert refused.returncode != 0 and "not made by this stack" in refused.stderr, refused.stderr
+    assert tagged(account) == set()  # refused before anything was made
+
+    adopted = changes(glueline(account, "deploy", "--db-url", DB_URL, "--json", "--yes", "--adopt"))
+    assert adopted["iam role GlueServiceRole"]["action"] == "adopted"
+    assert iam.list_attached_role_policies(RoleName="GlueServiceRole")["AttachedPolicies"] == []
+    assert {c["action"] for c in changes(glueline(account, "plan", "--json")).values()} == {"unchanged"}
+
+    iam.tag_role(RoleName="EventBridgeInvokeLambdaRole", Tags=[{"Key": STACK_TAG, "Value": "payments"}])
+    conflict = changes(glueline(account, "plan", "--json"))["iam role EventBridgeInvokeLambdaRole"]
+    assert conflict["action"] == "conflict" and "payments" in conflict["detail"]
+    refused = glueline(account, "deploy", "--yes", "--adopt")
+    assert refused.returncode != 0 and "another stack" in refused.stderr, refused.stderr
+
+
 def test_plan_deploy_plan_destroy_on_an_account(account):
     planned = changes(glueline(account, "plan", "--db-url", DB_URL, "--json"))
     assert {c["action"] for c in planned.values()} == {"create"}

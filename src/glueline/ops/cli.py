@@ -137,10 +137,13 @@ def _show_changes(changes: list[Change], title: str, as_json: bool, calls: bool 
             ", ".join(change.changed),
             escape(change.detail),
         )
-        if calls:
-            for step in change.steps:
-                table.add_row("", "", "", f"[dim]{escape(describe(step))}[/]", "")
     out.print(table)
+    if calls:
+        for change in changes:
+            if change.steps:
+                out.print(f"\n[bold]{escape(change.resource)}[/] ({change.action})")
+                for step in change.steps:
+                    out.print(f"  {escape(describe(step))}", soft_wrap=True, highlight=False)
 
 
 def _bootstrap(settings: Settings, env, quiet: bool, as_json: bool = False, adopt: bool = False) -> Bootstrap:

@@ -28,6 +28,8 @@ from typing import Any
 from glueline.ops import packaging
 from glueline.ops.deploy.desired import (
     ENDPOINT_SERVICES,
+    ENDPOINTS_SECURITY_GROUP,
+    ENDPOINTS_SECURITY_GROUP_DESCRIPTION,
     GLUE_SECURITY_GROUP,
     GLUE_SECURITY_GROUP_DESCRIPTION,
     LAMBDA_DESCRIPTION,
@@ -100,9 +102,15 @@ def _parameters(s: Settings) -> dict[str, Any]:
         },
     }
     if s.vpc_endpoints:
-        parameters["RouteTableIds"] = {
-            "Type": "List<String>",
-            "Description": "the route tables the S3 and DynamoDB gateway endpoints are added to",
+        parameters["RouteTableId"] = {
+            "Type": "String",
+            "AllowedPattern": "rtb-[0-9a-f]+",
+            "Description": "the route table of GlueSubnetId: the S3 and DynamoDB gateway endpoints route it only",
+        }
+        parameters["VpcCidrBlock"] = {
+            "Type": "String",
+            "AllowedPattern": r"\d{1,3}(\.\d{1,3}){3}/\d{1,2}",
+            "Description": "the CIDR block of VpcId: the interface endpoints answer the whole VPC, so admit it",
         }
     return parameters
 
@@ -166,6 +174,24 @@ def _network(s: Settings, env: Environment, desired: DesiredState) -> dict[str, 
             },
         }
     if s.vpc_endpoints:
+        resources["EndpointsSecurityGroup"] = {
+            "Type": "AWS::EC2::SecurityGroup",
+            "Properties": {
+                "GroupName": ENDPOINTS_SECURITY_GROUP,
+                "GroupDescription": ENDPOINTS_SECURITY_GROUP_DESCRIPTION,
+                "VpcId": {"Ref": "VpcId"},
+                "SecurityGroupIngress": [
+                    {
+                        "IpProtocol": "tcp",
+                        "FromPort": 443,
+                        "ToPort": 443,
+                        "CidrIp": {"Ref": "VpcCidrBlock"},
+                        "Description": "HTTPS from the VPC",
+                    }
+                ],
+                "Tags": tags,
+            },
+        }
         for service, kind in ENDPOINT_SERVICES.items():
             properties: dict[str, Any] = {
                 "ServiceName": f"com.amazonaws.{env.region}.{service}",
@@ -173,11 +199,11 @@ def _network(s: Settings, env: Environment, desired: DesiredState) -> dict[str, 
                 "VpcId": {"Ref": "VpcId"},
             }
             if kind == "Gateway":
-                properties["RouteTableIds"] = {"Ref": "RouteTableIds"}
+                properties["RouteTableIds"] = [{"Ref": "RouteTableId"}]
             else:
                 properties |= {
                     "SubnetIds": [env.subnet_id],
-                    "SecurityGroupIds": [env.security_group_id],
+                    "SecurityGroupIds": [{"Fn::GetAtt": ["EndpointsSecurityGroup", "GroupId"]}],
                     "PrivateDnsEnabled": True,
                 }
             resources[f"{_logical_id(service)}Endpoint"] = {"Type": "AWS::EC2::VPCEndpoint", "Properties": properties}

@@ -31,7 +31,9 @@ REGION_TAG = "glueline:region"  # IAM is global: a role also says which region's
 GLUE_SECURITY_GROUP = "glueline-glue"
 # EC2 refuses a group description with characters outside a-zA-Z0-9. _-:/()#,@[]+=&;{}!$* (an apostrophe
 # among them), though emulators accept it; cfn-lint carries the rule (E3031).
-GLUE_SECURITY_GROUP_DESCRIPTION = "glueline: Glue workers (self-referencing) and the VPC endpoints of the pipeline"
+GLUE_SECURITY_GROUP_DESCRIPTION = "glueline: Glue workers (self-referencing)"
+ENDPOINTS_SECURITY_GROUP = "glueline-endpoints"
+ENDPOINTS_SECURITY_GROUP_DESCRIPTION = "glueline: the interface endpoints of the pipeline, HTTPS from the VPC"
 DB_SECURITY_GROUP = "glueline-db"
 DB_SECURITY_GROUP_DESCRIPTION = "glueline: PostgreSQL, from the Glue workers only"
 # What the job calls from its subnet, and how: S3 and DynamoDB have (free) gateway endpoints.

@@ -50,6 +50,8 @@ from glueline.ops.deploy.desired import (
     DB_SECURITY_GROUP,
     DB_SECURITY_GROUP_DESCRIPTION,
     ENDPOINT_SERVICES,
+    ENDPOINTS_SECURITY_GROUP,
+    ENDPOINTS_SECURITY_GROUP_DESCRIPTION,
     GLUE_SECURITY_GROUP,
     GLUE_SECURITY_GROUP_DESCRIPTION,
     LAMBDA_DESCRIPTION,
@@ -470,34 +472,117 @@ class Bootstrap:
 
     def plan_endpoints(self) -> list[Change]:
         """What the job calls, reachable from a subnet without internet: S3 and DynamoDB through gateway
-        endpoints, Secrets Manager, CloudWatch Logs, STS and Glue through interface endpoints."""
+        endpoints, Secrets Manager, CloudWatch Logs, STS and Glue through interface endpoints.
+
+        The VPC may be shared (often the default one): an interface endpoint with private DNS answers
+        for its service in the whole VPC, so its group (glueline-endpoints) admits HTTPS from the VPC's
+        CIDR blocks, not only from Glue; a gateway endpoint routes only the Glue subnet's route table;
+        an endpoint that already exists for a service is reused (checked, never replaced), and one that
+        is not this stack's is never deleted by destroy. ``plan`` says each of these in its detail."""
         if not self.settings.vpc_endpoints:
             return []
         ec2 = self.client("ec2")
         net = self.network
+        (vpc,) = ec2.describe_vpcs(VpcIds=[net.vpc_id])["Vpcs"]
+        cidrs = [
+            block["CidrBlock"]
+            for block in vpc.get("CidrBlockAssociationSet", [])
+            if block.get("CidrBlockState", {}).get("State", "associated") == "associated"
+        ] or [vpc["CidrBlock"]]
+        table = self._route_table(ec2, net)
+        group_change, group = self._plan_endpoints_group(ec2, net.vpc_id, cidrs)
+        changes = [group_change]
         existing = {
             e["ServiceName"]: e
             for e in ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [net.vpc_id]}])["VpcEndpoints"]
             if endpoint_alive(e)
         }
-        tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [net.vpc_id]}])["RouteTables"]
-        changes = []
         for service, kind in ENDPOINT_SERVICES.items():
             name = f"com.amazonaws.{self.region}.{service}"
-            create: dict[str, Any] = {"VpcEndpointType": kind, "VpcId": net.vpc_id, "ServiceName": name}
+            resource = f"vpc endpoint {name}"
             if kind == "Gateway":
-                create["RouteTableIds"] = [t["RouteTableId"] for t in tables]
+                detail = f"routes {service} from route table {table} (the Glue subnet's) only"
             else:
-                create |= {
-                    "SubnetIds": [net.subnet_id],
-                    "SecurityGroupIds": [self.glue_group],
-                    "PrivateDnsEnabled": True,
-                }
-            create["TagSpecifications"] = [{"ResourceType": "vpc-endpoint", "Tags": tag_list(self.tags)}]
-            changed = None if name not in existing else []
-            steps = [APICall("ec2", "create_vpc_endpoint", create)]
-            changes.append(self._change(f"vpc endpoint {name}", "vpc endpoint", changed, steps, kind))
+                detail = f"private DNS: all of {net.vpc_id} reaches {service} through it; HTTPS from {', '.join(cidrs)}"
+            endpoint = existing.get(name)
+            if endpoint is None:
+                create: dict[str, Any] = {"VpcEndpointType": kind, "VpcId": net.vpc_id, "ServiceName": name}
+                if kind == "Gateway":
+                    create["RouteTableIds"] = [table]
+                else:
+                    create |= {"SubnetIds": [net.subnet_id], "SecurityGroupIds": [group], "PrivateDnsEnabled": True}
+                create["TagSpecifications"] = [{"ResourceType": "vpc-endpoint", "Tags": tag_list(self.tags)}]
+                steps = [APICall("ec2", "create_vpc_endpoint", create)]
+                changes.append(self._change(resource, "vpc endpoint", None, steps, detail))
+                continue
+            endpoint_id = endpoint["VpcEndpointId"]
+            if endpoint.get("VpcEndpointType", kind) != kind:
+                why = f"{endpoint_id} is a {endpoint['VpcEndpointType']} endpoint; the pipeline needs {kind}"
+                changes.append(Change(resource, "vpc endpoint", "conflict", [], why))
+                continue
+            ours = tag_dict(endpoint.get("Tags", [])).get(STACK_TAG) == self.settings.stack
+            changed: list[str] = []
+            modify: dict[str, Any] = {"VpcEndpointId": endpoint_id}
+            if kind == "Gateway" and table not in endpoint.get("RouteTableIds", []):
+                changed.append(f"route table {table} added")
+                modify["AddRouteTableIds"] = [table]
+            groups = [g["GroupId"] for g in endpoint.get("Groups", [])]
+            if kind == "Interface" and group not in groups:
+                changed.append(f"security group {ENDPOINTS_SECURITY_GROUP} added")
+                modify["AddSecurityGroupIds"] = [group]
+                if ours and self.network.security_group_id in groups:  # an older deploy's: Glue's group only
+                    changed.append(f"security group {GLUE_SECURITY_GROUP} removed")
+                    modify["RemoveSecurityGroupIds"] = [self.network.security_group_id]
+            owner = "" if ours else ", not this stack's: reused, left by destroy"
+            steps = [APICall("ec2", "modify_vpc_endpoint", modify)] if changed else []
+            changes.append(self._change(resource, "vpc endpoint", changed, steps, f"{endpoint_id}{owner}; {detail}"))
         return changes
+
+    @staticmethod
+    def _route_table(ec2, net: Network) -> str:
+        """The Glue subnet's route table: the one associated with it, else the VPC's main table."""
+        for filters in (
+            [{"Name": "association.subnet-id", "Values": [net.subnet_id]}],
+            [{"Name": "vpc-id", "Values": [net.vpc_id]}, {"Name": "association.main", "Values": ["true"]}],
+        ):
+            tables = ec2.describe_route_tables(Filters=filters)["RouteTables"]
+            if tables:
+                return tables[0]["RouteTableId"]
+        raise BootstrapError(f"no route table for {net.subnet_id} in {net.vpc_id}")
+
+    def _plan_endpoints_group(self, ec2, vpc_id: str, cidrs: list[str]) -> tuple[Change, str | Ref]:
+        """The interface endpoints' group: HTTPS from every CIDR block of the VPC (whoever resolves the
+        service's name to the endpoint must be able to reach it)."""
+        resource = f"security group {ENDPOINTS_SECURITY_GROUP}"
+
+        def https(group: Any) -> dict[str, Any]:
+            ranges = [{"CidrIp": cidr, "Description": "HTTPS from the VPC"} for cidr in cidrs]
+            return {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": ranges}
+
+        group = self._find_group(ec2, vpc_id, ENDPOINTS_SECURITY_GROUP)
+        detail = f"443 from {', '.join(cidrs)}"
+        if group is None:
+            steps = self._create_group(ENDPOINTS_SECURITY_GROUP, ENDPOINTS_SECURITY_GROUP_DESCRIPTION, https)
+            return self._change(resource, "security group", None, steps, detail), Ref(ENDPOINTS_SECURITY_GROUP)
+        group_id = group["GroupId"]
+        tags = tag_dict(group.get("Tags", []))
+        changed = tag_drift(tags, self.tags)
+        steps: list[Step] = [APICall("ec2", "create_tags", {"Resources": [group_id], "Tags": tag_list(self.tags)})]
+        admitted = {
+            r["CidrIp"]
+            for permission in group.get("IpPermissions", [])
+            if permission.get("FromPort") == 443 and permission.get("IpProtocol") == "tcp"
+            for r in permission.get("IpRanges", [])
+        }
+        missing = [cidr for cidr in cidrs if cidr not in admitted]
+        if missing:
+            changed.append(f"HTTPS from {', '.join(missing)}")
+            rule = https(group_id)
+            rule["IpRanges"] = [r for r in rule["IpRanges"] if r["CidrIp"] in missing]
+            ingress = {"GroupId": group_id, "IpPermissions": [rule]}
+            steps.append(APICall("ec2", "authorize_security_group_ingress", ingress))
+        change = self._change(resource, "security group", changed, steps, f"{group_id}: {detail}", tags=tags)
+        return change, group_id
 
     def plan_glue_connection(self) -> list[Change]:
         glue = self.client("glue")

@@ -20,10 +20,19 @@ from typing import Any
 import boto3
 
 from glueline.ops.deploy.aws import endpoint_alive, pages, read_tags, tag_dict
-from glueline.ops.deploy.desired import DB_SECURITY_GROUP, ENDPOINT_SERVICES, GLUE_SECURITY_GROUP, STACK_TAG, arn
+from glueline.ops.deploy.desired import (
+    DB_SECURITY_GROUP,
+    ENDPOINT_SERVICES,
+    ENDPOINTS_SECURITY_GROUP,
+    GLUE_SECURITY_GROUP,
+    STACK_TAG,
+    arn,
+)
 from glueline.ops.deploy.models import APICall, Deletion, EmptyBucket, Step, Wait
 from glueline.settings import Settings
 from glueline.shared.timeouts import aws_client
+
+OUR_GROUPS = (GLUE_SECURITY_GROUP, DB_SECURITY_GROUP, ENDPOINTS_SECURITY_GROUP)
 
 
 class Sweeper:
@@ -47,13 +56,13 @@ class Sweeper:
 
     def plan_destroy(self) -> list[Deletion]:
         """In deletion order: rules before the function they invoke, the job before its connection,
-        endpoints and the Glue group before the roles, the data last."""
+        endpoints and the network's groups before the roles, the data last."""
         deletions = [
             *self.rules(),
             *self.function(),
             *self.glue(),
             *self.endpoints(),
-            *self.glue_security_group(),
+            *self.network_security_groups(),
             *self.roles(),
             *self.database(),
             *self.data(),
@@ -136,8 +145,8 @@ class Sweeper:
         """Rules of this stack's other group that admit this one (the database's admits Glue's) go
         first: a group still referenced cannot be deleted."""
         steps: list[Step] = []
-        other = DB_SECURITY_GROUP if group["GroupName"] == GLUE_SECURITY_GROUP else GLUE_SECURITY_GROUP
-        for admitting in self._groups(other):
+        others = [name for name in OUR_GROUPS if name != group["GroupName"]]
+        for admitting in [g for name in others for g in self._groups(name)]:
             if not self.ours(tag_dict(admitting.get("Tags", []))):
                 continue
             for permission in admitting.get("IpPermissions", []):
@@ -150,16 +159,18 @@ class Sweeper:
         delete = APICall("ec2", "delete_security_group", {"GroupId": group["GroupId"]}, "DependencyViolation")
         return [*steps, delete]
 
-    def glue_security_group(self) -> list[Deletion]:
+    def network_security_groups(self) -> list[Deletion]:
+        """The endpoints' group and Glue's (the database's goes with the database)."""
         return [
             self._found(
-                f"security group {GLUE_SECURITY_GROUP}",
+                f"security group {name}",
                 "security group",
                 tag_dict(group.get("Tags", [])),
                 self._delete_group(group),
                 detail=group["GroupId"],
             )
-            for group in self._groups(GLUE_SECURITY_GROUP)
+            for name in (ENDPOINTS_SECURITY_GROUP, GLUE_SECURITY_GROUP)
+            for group in self._groups(name)
         ]
 
     def roles(self) -> list[Deletion]:

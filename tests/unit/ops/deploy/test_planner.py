@@ -176,3 +176,39 @@ def test_a_database_still_being_created_is_waited_for_not_created_again(session)
 
     deleting = by_resource([planner._plan_instance(_rds_answering(creating | {"DBInstanceStatus": "deleting"}), "")])
     assert [c.action for c in deleting.values()] == ["conflict"]
+
+
+def test_endpoints_in_a_shared_vpc_admit_the_vpc_route_only_glues_subnet_and_reuse_what_exists(session):
+    ec2 = session.client("ec2")
+    planner = deployer(session)
+    net = planner.network
+    (vpc,) = ec2.describe_vpcs(VpcIds=[net.vpc_id])["Vpcs"]
+    # Another workload's route table and its own Secrets Manager endpoint, made before glueline came.
+    theirs = ec2.create_route_table(VpcId=net.vpc_id)["RouteTable"]["RouteTableId"]
+    their_group = ec2.create_security_group(GroupName="payments", Description="payments", VpcId=net.vpc_id)["GroupId"]
+    secretsmanager = f"com.amazonaws.{REGION}.secretsmanager"
+    their_endpoint = ec2.create_vpc_endpoint(
+        VpcEndpointType="Interface",
+        VpcId=net.vpc_id,
+        ServiceName=secretsmanager,
+        SubnetIds=[net.subnet_id],
+        SecurityGroupIds=[their_group],
+        PrivateDnsEnabled=True,
+    )["VpcEndpoint"]["VpcEndpointId"]
+
+    changes = by_resource(planner.plan())
+    group = changes["security group glueline-endpoints"]
+    https = group.steps[1].params["IpPermissions"][0]
+    assert (https["FromPort"], [r["CidrIp"] for r in https["IpRanges"]]) == (443, [vpc["CidrBlock"]])
+    (create_s3,) = changes[f"vpc endpoint com.amazonaws.{REGION}.s3"].steps
+    main = ec2.describe_route_tables(Filters=[{"Name": "association.main", "Values": ["true"]}])["RouteTables"]
+    assert create_s3.params["RouteTableIds"] == [main[0]["RouteTableId"]] != [theirs]
+    (create_logs,) = changes[f"vpc endpoint com.amazonaws.{REGION}.logs"].steps
+    assert create_logs.params["SecurityGroupIds"] == [Ref("glueline-endpoints")]
+    reused = changes[f"vpc endpoint {secretsmanager}"]
+    assert reused.action == "update" and "reused, left by destroy" in reused.detail
+    assert [(s.method, s.params["VpcEndpointId"]) for s in reused.steps] == [("modify_vpc_endpoint", their_endpoint)]
+
+    planner.run()
+    endpoints = ec2.describe_vpc_endpoints(Filters=[{"Name": "service-name", "Values": [secretsmanager]}])
+    assert [e["VpcEndpointId"] for e in endpoints["VpcEndpoints"]] == [their_endpoint]  # reused, not doubled
