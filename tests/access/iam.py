@@ -8,8 +8,9 @@ action, resource ARN, condition keys such as ``s3:prefix`` — and a maintained 
 
 AWS rules modelled (from the S3 and DynamoDB authorization references):
 * HeadObject and GetObject need ``s3:GetObject`` on the key; when the key is missing, S3 answers 404 only
-  to a caller allowed ``s3:ListBucket`` on the bucket for that key, else 403 — so a 404 the code relies
-  on needs that ListBucket too.
+  to a caller allowed ``s3:ListBucket`` on the bucket, else 403 — so a 404 the code relies on needs that
+  ListBucket too. That check is not a ListObjects request: AWS documents no ``s3:prefix`` in its
+  context, so a grant conditioned on ``s3:prefix`` is taken not to apply (modelled without the key).
 * CopyObject needs ``s3:GetObject`` on the source and ``s3:PutObject`` on the destination; a multipart
   upload or copy needs ``s3:PutObject`` (and GetObject on a copy's source).
 * ListObjectsV2 needs ``s3:ListBucket`` on the bucket with ``s3:prefix`` set to the request's prefix.
@@ -60,8 +61,8 @@ def iam_requests(
         obj = f"arn:aws:s3:::{bucket}/{params.get('Key', '')}"
         if operation in ("HeadObject", "GetObject"):
             requests = [request("s3:GetObject", obj)]
-            if status == 404:  # S3 says "not found" only to a caller who may list that key
-                requests.append(request("s3:ListBucket", f"arn:aws:s3:::{bucket}", **{"s3:prefix": params["Key"]}))
+            if status == 404:  # S3 says "not found" only to a caller who may list the bucket
+                requests.append(request("s3:ListBucket", f"arn:aws:s3:::{bucket}"))
             return requests
         if operation in ("PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"):
             return [request("s3:PutObject", obj)]

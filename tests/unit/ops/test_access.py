@@ -183,7 +183,8 @@ def test_the_simulator_refuses_what_iam_refuses(account):
     s, bucket = account.settings, f"arn:aws:s3:::{account.bucket}"
     refused = [
         Request(s.lambda_role, "s3:GetObject", f"{bucket}/scripts/ETL_Job_to_RDS.py"),
-        Request(s.lambda_role, "s3:ListBucket", bucket, (("s3:prefix", "scripts/"),)),
+        Request(s.lambda_role, "s3:PutObject", f"{bucket}/scripts/ETL_Job_to_RDS.py"),
+        Request(s.lambda_role, "s3:ListBucket", f"arn:aws:s3:::someone-elses-bucket"),
         Request(
             s.lambda_role,
             "secretsmanager:GetSecretValue",

@@ -178,7 +178,9 @@ def roles(s: Settings, env: Environment, lambda_arn: str) -> dict[str, Role]:
     # A database deploy created keeps its password in the secret RDS manages for it.
     secrets = [secret] + ([env.db_password_secret] if env.db_password_secret else [])
     # Where files are and go: a move reads its destination first (layout.move_object), and S3 answers
-    # a read of a missing key with 404 only to a caller allowed to list that key, else 403.
+    # a read of a missing key with 404 only to a caller allowed s3:ListBucket on the bucket, else 403;
+    # that check carries no s3:prefix, so the grant is the bucket's, unconditioned (listing reveals
+    # only the pipeline's own key names).
     placed = (layout.SOURCE, layout.PROCESSED, layout.REJECTED)
     ec2 = f"arn:aws:ec2:{env.region}:{env.account}"
     eni, subnet = f"{ec2}:network-interface/*", f"{ec2}:subnet/{env.subnet_id}"
@@ -191,7 +193,7 @@ def roles(s: Settings, env: Environment, lambda_arn: str) -> dict[str, Role]:
             policy(
                 (["logs:CreateLogGroup"], [lambda_logs]),
                 (["logs:CreateLogStream", "logs:PutLogEvents"], [f"{lambda_logs}:*"]),
-                (["s3:ListBucket"], [bucket], {"StringLike": {"s3:prefix": [f"{p}*" for p in placed]}}),
+                (["s3:ListBucket"], [bucket]),
                 (["s3:GetObject"], [objects(p) for p in placed]),
                 (["s3:PutObject"], [objects(layout.PROCESSED), objects(layout.REJECTED)]),
                 # rejected/: the copy a give-up left, when the same file is uploaded again to retry it
