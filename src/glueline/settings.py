@@ -35,6 +35,15 @@ class Settings(BaseSettings):
     lambda_function: str = "ETL_Lambda_Function"
     lambda_role: str = "LambdaS3ExecutionRole"
     lambda_timeout_seconds: int = 300
+    lambda_reserved_concurrency: int = Field(
+        2,
+        ge=0,
+        description="the Lambda's reserved concurrency, so a burst of uploads cannot drain the account's "
+        "(it starts runs of a job that takes one at a time); 0: none reserved (accounts whose limit is 10)",
+    )
+    lambda_failure_queue: str = Field(
+        "glueline-lambda-failures", description="SQS queue that keeps events the Lambda failed on after retries"
+    )
     glue_job: str = "ETL_Job_to_RDS"
     glue_role: str = "GlueServiceRole"
     events_role: str = "EventBridgeInvokeLambdaRole"

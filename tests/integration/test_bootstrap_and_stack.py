@@ -47,6 +47,7 @@ def test_roles_are_least_privilege(pipeline):
         "/aws-glue/",
         ":catalog",
         "connection/glueline-network",
+        ":glueline-lambda-failures",  # the Lambda's on-failure destination
         ":network-interface/*",  # Glue's workers' interfaces (created by Glue, tagged aws-glue-service-resource)
         f":subnet/{net.subnet_id}",
         f":security-group/{net.security_group_id}",

@@ -158,6 +158,10 @@ def tagged(env: dict) -> set[str]:
     for rule in events.list_rules()["Rules"]:
         if any(t["Key"] == STACK_TAG for t in events.list_tags_for_resource(ResourceARN=rule["Arn"])["Tags"]):
             found.add(f"eventbridge rule {rule['Name']}")
+    sqs = client(env, "sqs")
+    for url in sqs.list_queues().get("QueueUrls", []):
+        if STACK_TAG in sqs.list_queue_tags(QueueUrl=url).get("Tags", {}):
+            found.add(f"sqs queue {url.rsplit('/', 1)[-1]}")
     return found
 
 
@@ -267,7 +271,7 @@ def test_plan_deploy_plan_destroy_on_an_account(account):
 
     destroyed = changes(glueline(account, "destroy", "--json", "--yes"))
     kept = {r for r, c in destroyed.items() if c["action"] == "kept"}
-    data = {r for r in expected if r.startswith(("s3://", "dynamodb ", "secret "))}
+    data = {r for r in expected if r.startswith(("s3://", "dynamodb ", "secret ", "sqs queue "))}
     assert kept == data and {r for r, c in destroyed.items() if c["action"] == "deleted"} == expected - data
     assert tagged(account) == data | {"iam role SomeoneElsesRole"}  # nothing of ours is left but the data
 

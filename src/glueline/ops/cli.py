@@ -313,11 +313,13 @@ def images_offline() -> None:
 
 
 @app.command("bootstrap")
-def bootstrap_command(db_url: DbUrl = None) -> None:
-    """Create or converge every AWS resource and the database schema (idempotent)."""
+def bootstrap_command(db_url: DbUrl = None, yes: Yes = False, adopt: Adopt = False) -> None:
+    """Create or converge every AWS resource (deploy by the walkthrough's name; idempotent). Asks first
+    on real AWS unless --yes."""
     settings = _settings(db_url)
     with _environment(settings) as env:
-        _bootstrap(settings, env, quiet=False)
+        _confirm_account("bootstrap", yes)
+        _bootstrap(settings, env, quiet=False, adopt=adopt)
 
 
 @app.command()
@@ -453,7 +455,8 @@ def _account(session: boto3.Session, default_region: str) -> tuple[str, str, str
 
 
 def _confirm_account(what: str, yes: bool) -> None:
-    """Say which account, region and endpoint; on AWS itself (no custom endpoint) ask unless --yes."""
+    """Say which account, region and endpoint; on AWS itself (no custom endpoint) ask unless --yes:
+    every command that writes to an account (deploy, bootstrap, run, trigger) calls this first."""
     account, region, endpoint = _account(boto3.Session(), Settings().region)
     err.print(f"account {account}, region {region}, endpoint {endpoint}")
     on_aws = "amazonaws.com" in endpoint
@@ -482,12 +485,14 @@ def status(as_json: AsJson = False, db_url: DbUrl = None) -> None:
 @app.command()
 def trigger(
     schedule: Annotated[bool, typer.Option("--schedule", help="send the daily scheduled event (08:00)")] = False,
+    yes: Yes = False,
 ) -> None:
-    """Invoke ETL_Lambda_Function as EventBridge would."""
+    """Invoke ETL_Lambda_Function as EventBridge would. Asks first on real AWS unless --yes."""
     if not schedule:
         _fail("say what to send: --schedule")
     settings = _settings()
     with _environment(settings):
+        _confirm_account("invoke the Lambda in", yes)
         session = boto3.Session()
         region = session.region_name or settings.region
         account = aws_client("sts", session).get_caller_identity()["Account"]
@@ -508,8 +513,10 @@ def run(
     as_json: AsJson = False,
     timeout: Annotated[float, typer.Option(help="seconds to wait for every file's outcome")] = 900.0,
     keep_up: Annotated[bool, typer.Option("--keep-up", help="leave a stack this command started running")] = False,
+    yes: Yes = False,
 ) -> None:
-    """Upload files to source/, let S3 events drive the pipeline, wait, and report each file."""
+    """Upload files to source/, let S3 events drive the pipeline, wait, and report each file. On real
+    AWS (it deploys, uploads and runs Glue there) it asks first unless --yes."""
     settings = _settings(db_url)
     try:
         files = collect_files(paths or [packaging.bundled("samples")])
@@ -518,6 +525,7 @@ def run(
     progress = err if as_json else out
     with environment(settings, start_stack=True, keep_stack=keep_up) as env:
         progress.print(f"environment: {env.description}")
+        _confirm_account("deploy to and run the pipeline in", yes)
         boot = _bootstrap(settings, env, quiet=True)
         session = boto3.Session()
         uploads = upload(aws_client("s3", session), boot.bucket, files, boot.target)

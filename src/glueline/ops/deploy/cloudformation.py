@@ -247,7 +247,31 @@ def _compute(s: Settings, desired: DesiredState) -> dict[str, Any]:
                 "Description": LAMBDA_DESCRIPTION,
                 "Code": {"S3Bucket": "${ArtifactsBucket}", "S3Key": ARTIFACTS_PREFIX + LAMBDA_ZIP},
                 **desired.lambda_function,
+                **(
+                    {"ReservedConcurrentExecutions": desired.lambda_concurrency}
+                    if desired.lambda_concurrency is not None
+                    else {}
+                ),
                 "Tags": _tags(desired),
+            },
+        },
+        "FailureQueue": {
+            "Type": "AWS::SQS::Queue",
+            **RETAINED,
+            "Properties": {
+                "QueueName": desired.failure_queue["QueueName"],
+                "MessageRetentionPeriod": int(desired.failure_queue["Attributes"]["MessageRetentionPeriod"]),
+                "SqsManagedSseEnabled": True,
+                "Tags": _tags(desired),
+            },
+        },
+        "FunctionInvokeConfig": {
+            "Type": "AWS::Lambda::EventInvokeConfig",
+            "DependsOn": ["FailureQueue"],
+            "Properties": {
+                "FunctionName": {"Ref": "Function"},
+                "Qualifier": "$LATEST",
+                **desired.lambda_invoke_config,
             },
         },
     }

@@ -119,6 +119,9 @@ class DesiredState:
     glue_connection: dict[str, Any]  # ConnectionInput
     glue_job: dict[str, Any]  # CreateJob's arguments but Name and Tags
     lambda_function: dict[str, Any]  # CreateFunction's configuration but FunctionName, Code and Tags
+    lambda_concurrency: int | None  # reserved concurrent executions; None: none reserved
+    lambda_invoke_config: dict[str, Any]  # PutFunctionEventInvokeConfig's arguments but FunctionName
+    failure_queue: dict[str, Any]  # CreateQueue's QueueName and Attributes
     rules: dict[str, dict[str, Any]]  # rule name → PutRule's arguments but Name, State and Tags
     lambda_arn: str
 
@@ -161,6 +164,17 @@ def desired_state(settings: Settings, env: Environment) -> DesiredState:
         },
         glue_job=glue_job(s, env),
         lambda_function=lambda_function(s, env),
+        lambda_concurrency=s.lambda_reserved_concurrency or None,
+        lambda_invoke_config={
+            # EventBridge invokes asynchronously: two retries, then the event is kept in the queue
+            "MaximumRetryAttempts": 2,
+            "MaximumEventAgeInSeconds": 6 * 3600,
+            "DestinationConfig": {"OnFailure": {"Destination": env.arn("sqs", s.lambda_failure_queue)}},
+        },
+        failure_queue={
+            "QueueName": s.lambda_failure_queue,
+            "Attributes": {"MessageRetentionPeriod": str(14 * 24 * 3600), "SqsManagedSseEnabled": "true"},
+        },
         rules=rules(s, env),
         lambda_arn=lambda_arn,
     )
@@ -201,6 +215,7 @@ def roles(s: Settings, env: Environment, lambda_arn: str) -> dict[str, Role]:
                 (["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], [table]),
                 (["dynamodb:Query"], [index]),
                 (["glue:StartJobRun", "glue:GetJobRun"], [job]),
+                (["sqs:SendMessage"], [env.arn("sqs", s.lambda_failure_queue)]),  # its on-failure destination
             ),
         ),
         s.glue_role: Role(

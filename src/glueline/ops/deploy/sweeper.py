@@ -285,4 +285,15 @@ class Sweeper:
             found.append(self._found(f"secret {s.db_secret_name}", "secret", tags, steps, holds_data=True))
         except sm.exceptions.ResourceNotFoundException:
             pass
-        return found
+        return found + self.failure_queue()
+
+    def failure_queue(self) -> list[Deletion]:
+        """The events the Lambda failed on are data too."""
+        sqs, name = self.client("sqs"), self.settings.lambda_failure_queue
+        try:
+            url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        except sqs.exceptions.ClientError:
+            return []
+        tags = sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
+        steps: list[Step] = [APICall("sqs", "delete_queue", {"QueueUrl": url})]
+        return [self._found(f"sqs queue {name}", "sqs queue", tags, steps, holds_data=True)]

@@ -83,6 +83,13 @@ def test_deploy_applies_the_plan_and_the_next_plan_has_nothing_to_do(session):
     ]
     pairs = [p["GroupId"] for rule in group["IpPermissions"] for p in rule.get("UserIdGroupPairs", [])]
     assert pairs == [group["GroupId"]]
+    # A burst of uploads cannot drain the account's concurrency; a failed event is kept, not dropped.
+    lam = session.client("lambda")
+    assert lam.get_function(FunctionName="ETL_Lambda_Function")["Concurrency"] == {"ReservedConcurrentExecutions": 2}
+    invoke = lam.get_function_event_invoke_config(FunctionName="ETL_Lambda_Function")
+    queue = session.client("sqs").get_queue_url(QueueName="glueline-lambda-failures")["QueueUrl"]
+    assert invoke["DestinationConfig"]["OnFailure"]["Destination"].endswith(":glueline-lambda-failures")
+    assert invoke["MaximumRetryAttempts"] == 2 and queue.endswith("/glueline-lambda-failures")
 
 
 def test_a_role_nobody_tagged_is_adopted_only_when_asked_and_loses_its_full_access(session):
