@@ -52,7 +52,7 @@ from rich.console import Console
 from rich.table import Table
 
 from glueline.local.samples import write_file
-from glueline.local.stack import EmbeddedStack, apply_aws_env, termination_raises
+from glueline.local.stack import LOCAL_STACK_SETTINGS, EmbeddedStack, apply_aws_env, termination_raises
 from glueline.ops.deploy.planner import Bootstrap
 from glueline.ops.uploads import upload
 from glueline.polling import wait_for
@@ -514,7 +514,7 @@ def main() -> None:
     data_dir = BENCH_DIR / "data"
     state_dir = BENCH_DIR / ".state"
     data_dir.mkdir(parents=True, exist_ok=True)
-    settings = Settings(state_dir=state_dir)
+    settings = Settings(state_dir=state_dir).model_copy(update=LOCAL_STACK_SETTINGS)
     stack = EmbeddedStack(settings)
     stack.stop()  # whatever an interrupted benchmark left
     results: dict = {

@@ -26,7 +26,7 @@ from psycopg import sql
 from rich.console import Console
 
 from glueline.local.compose import ComposeInfo, ComposeStack, engine_answers
-from glueline.local.stack import EmbeddedStack, StackInfo, apply_aws_env
+from glueline.local.stack import LOCAL_STACK_SETTINGS, EmbeddedStack, StackInfo, apply_aws_env
 from glueline.local.stack.postgres import PostgresError, PostgresServer, find_bin_dir
 from glueline.ops.deploy.models import Change
 from glueline.ops.deploy.planner import Bootstrap
@@ -286,7 +286,7 @@ def _embedded_pipeline():
     # tests/access/record/sitecustomize.py) for the access test on the stack.
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(RECORDER_DIR), os.environ.get("PYTHONPATH")]))
     os.environ[CALL_LOG_VARIABLE] = str(state_dir / "aws-calls.jsonl")
-    settings = Settings(state_dir=state_dir)
+    settings = Settings(state_dir=state_dir).model_copy(update=LOCAL_STACK_SETTINGS)
     stack = EmbeddedStack(settings)
     info = stack.start()
     try:
@@ -308,7 +308,7 @@ def _compose_pipeline():
         pytest.fail("--stack compose needs a Docker engine (docker info fails)")
     state_dir = Path(tempfile.mkdtemp(prefix="glueline-it-compose-"))
     saved_environment = dict(os.environ)
-    settings = Settings(state_dir=state_dir)
+    settings = Settings(state_dir=state_dir).model_copy(update=LOCAL_STACK_SETTINGS)
     stack = ComposeStack(settings)
     try:
         info = stack.start(log=lambda message: None)

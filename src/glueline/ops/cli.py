@@ -146,17 +146,19 @@ def _show_changes(changes: list[Change], title: str, as_json: bool, calls: bool 
                     out.print(f"  {escape(describe(step))}", soft_wrap=True, highlight=False)
 
 
-def _bootstrap(settings: Settings, env, quiet: bool, as_json: bool = False, adopt: bool = False) -> Bootstrap:
+def _deployer(settings: Settings, env, log=lambda change: None, adopt: bool = False) -> Bootstrap:
+    """Deploy's planner for the environment (with what a local stack cannot do as AWS does)."""
     session = boto3.Session()
-    changes: list[Change] = []
-    boot = Bootstrap(
-        settings,
-        _database(settings, env, session),
-        session,
-        log=changes.append,
-        function_glue_endpoint=env.function_glue_endpoint,
-        adopt=adopt,
+    settings = env.deploy_settings(settings)
+    database = _database(settings, env, session)
+    return Bootstrap(
+        settings, database, session, log=log, function_glue_endpoint=env.function_glue_endpoint, adopt=adopt
     )
+
+
+def _bootstrap(settings: Settings, env, quiet: bool, as_json: bool = False, adopt: bool = False) -> Bootstrap:
+    changes: list[Change] = []
+    boot = _deployer(settings, env, changes.append, adopt)
     boot.run()
     if quiet:
         counts: dict[str, int] = {}
@@ -335,15 +337,7 @@ def plan(
     _use_profile(profile)
     settings = _settings(db_url, create_database)
     with _environment(settings) as env:
-        session = boto3.Session()
-        boot = Bootstrap(
-            settings,
-            _database(settings, env, session),
-            session,
-            log=lambda change: None,
-            function_glue_endpoint=env.function_glue_endpoint,
-        )
-        changes = boot.plan()
+        changes = _deployer(settings, env).plan()
         _show_changes(changes, f"plan ({env.description})", as_json, calls)
         refused = refusals(changes, adopt=False, stack=settings.stack)
         if refused and not as_json:

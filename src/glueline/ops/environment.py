@@ -13,11 +13,18 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from glueline.local.compose import ComposeInfo, running_compose
-from glueline.local.stack import EmbeddedStack, StackInfo, apply_aws_env, termination_raises
+from glueline.local.stack import (
+    LOCAL_STACK_SETTINGS,
+    EmbeddedStack,
+    StackInfo,
+    apply_aws_env,
+    termination_raises,
+)
 from glueline.settings import Settings
 from glueline.shared.dbsecret import DbConnection
 
@@ -33,6 +40,10 @@ class Environment:
     stack: StackInfo | ComposeInfo | None = None
     db_here: DbConnection | None = None  # as this machine reaches it, where that differs (compose)
     function_glue_endpoint: str | None = None  # Glue as the Lambda reaches it, where not as this machine does
+    settings_overrides: dict[str, Any] = field(default_factory=dict)  # what a local stack cannot do as AWS does
+
+    def deploy_settings(self, settings: Settings) -> Settings:
+        return settings.model_copy(update=self.settings_overrides)
 
     @property
     def reachable_db(self) -> DbConnection | None:
@@ -60,13 +71,19 @@ def environment(settings: Settings, *, start_stack: bool = False, keep_stack: bo
             composed,
             db_here=db or composed.db_here,
             function_glue_endpoint=composed.function_glue_endpoint,
+            settings_overrides=LOCAL_STACK_SETTINGS,
         )
         return
     stack = EmbeddedStack(settings)
     info = stack.running()
     if info is not None:
         apply_aws_env(info)
-        yield Environment(f"embedded stack in {_where(stack, info)}", db or info.db(settings.postgres_bin_dir), info)
+        yield Environment(
+            f"embedded stack in {_where(stack, info)}",
+            db or info.db(settings.postgres_bin_dir),
+            info,
+            settings_overrides=LOCAL_STACK_SETTINGS,
+        )
         return
     if not start_stack:
         raise NoEnvironmentError(
@@ -78,7 +95,10 @@ def environment(settings: Settings, *, start_stack: bool = False, keep_stack: bo
         try:
             apply_aws_env(info)
             yield Environment(
-                f"embedded stack started in {_where(stack, info)}", db or info.db(settings.postgres_bin_dir), info
+                f"embedded stack started in {_where(stack, info)}",
+                db or info.db(settings.postgres_bin_dir),
+                info,
+                settings_overrides=LOCAL_STACK_SETTINGS,
             )
         finally:
             if not keep_stack:

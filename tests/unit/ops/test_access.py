@@ -184,7 +184,7 @@ def test_the_simulator_refuses_what_iam_refuses(account):
     refused = [
         Request(s.lambda_role, "s3:GetObject", f"{bucket}/scripts/ETL_Job_to_RDS.py"),
         Request(s.lambda_role, "s3:PutObject", f"{bucket}/scripts/ETL_Job_to_RDS.py"),
-        Request(s.lambda_role, "s3:ListBucket", f"arn:aws:s3:::someone-elses-bucket"),
+        Request(s.lambda_role, "s3:ListBucket", "arn:aws:s3:::someone-elses-bucket"),
         Request(
             s.lambda_role,
             "secretsmanager:GetSecretValue",

@@ -40,9 +40,7 @@ def account(monkeypatch):
     return SimpleNamespace(done=done, where=where)
 
 
-@pytest.mark.parametrize(
-    "command", [["run"], ["trigger", "--schedule"], ["bootstrap"], ["deploy"]], ids=lambda c: c[0]
-)
+@pytest.mark.parametrize("command", [["run"], ["trigger", "--schedule"], ["bootstrap"], ["deploy"]], ids=lambda c: c[0])
 def test_a_real_account_is_named_and_asked_for(account, command):
     refused = CliRunner().invoke(cli.app, command, input="n\n")
     assert refused.exit_code == 1, refused.output

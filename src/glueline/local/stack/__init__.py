@@ -83,6 +83,12 @@ def stack_aws_env(emulator_url: str, glue_url: str, region: str) -> dict[str, st
     }
 
 
+# MiniStack drops an asynchronous invocation that the function's reserved concurrency throttles, where
+# AWS retries it for up to six hours: on the stacks glueline starts the Lambda is deployed without
+# reserved concurrency (deploy to AWS keeps the setting, GLUELINE_LAMBDA_RESERVED_CONCURRENCY).
+LOCAL_STACK_SETTINGS = {"lambda_reserved_concurrency": 0}
+
+
 def apply_aws_env(info: StackInfo, environ=os.environ) -> None:
     """Point this process's AWS clients at the stack (and nowhere else)."""
     for name in _CONFLICTING_AWS_VARIABLES:

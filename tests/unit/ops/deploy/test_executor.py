@@ -51,8 +51,9 @@ def test_not_yet_is_retried_already_done_is_ignored_anything_else_raises():
     granted = RecordingClient("ResourceConflictException", failures=1)
     Executor(lambda s: granted).execute([APICall("lambda", "add_permission", {}, ignore="ResourceConflictException")])
     refused = RecordingClient("AccessDenied", failures=1)
+    grant = APICall("lambda", "add_permission", {}, ignore="ResourceConflictException")
     with pytest.raises(botocore.exceptions.ClientError):
-        Executor(lambda s: refused).execute([APICall("lambda", "add_permission", {}, ignore="ResourceConflictException")])
+        Executor(lambda s: refused).execute([grant])
 
 
 def test_the_display_shows_sizes_for_secrets_and_code_and_names_references():
