@@ -1,10 +1,16 @@
 """The deployable artifacts, derived from the package's boundaries and built reproducibly.
 
     Lambda zip          services/lambda/*.py at the root + glueline.shared + glueline.intake
+                        + boto3 and botocore at glueline's own pinned versions
     Glue job script     services/glue/ETL_Job_to_RDS.py
     Glue job library    glueline.shared + glueline.job (the job's --extra-py-files)
-    Glue job wheels     psycopg for Glue's platform and Python (the job's --additional-python-modules,
-                        installed from S3 with --no-index: the job needs no internet)
+    Glue job wheels     psycopg, boto3 and botocore for Glue's platform and Python (the job's
+                        --additional-python-modules, installed from S3 with --no-index: no internet)
+
+boto3 ships with both artifacts rather than being taken from the runtime: the code uses recent S3
+parameters (CopyObject ``IfNoneMatch``, DeleteObject ``IfMatch``) that an older runtime's botocore
+refuses with ``ParamValidationError``, and a runtime's boto3 changes when AWS updates it. The pins are
+glueline's own (``pyproject.toml``), read from the installed distributions: one version everywhere.
 
 A subpackage ships whole or not at all, so what runs where is decided by where a module lives, not by a
 list: ``shared`` may use only the standard library and boto3 (both runtimes have them), ``intake`` the
@@ -24,6 +30,7 @@ so deploying needs PyPI (or ``PIP_INDEX_URL``'s mirror) the first time only.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import io
 import os
 import shutil
@@ -43,6 +50,7 @@ GLUE_WHEELS = "wheels/"  # under scripts/
 PSYCOPG_REQUIREMENT = "psycopg[binary]==3.3.9"
 GLUE_PYTHON = {"4.0": "3.10", "5.0": "3.11", "5.1": "3.11"}  # AWS Glue version → its Python
 GLUE_PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_28_x86_64")  # Glue's workers: x86_64 Linux
+LAMBDA_PYTHON = "3.13"  # the Lambda runtime's (glueline.ops.deploy.desired.LAMBDA_RUNTIME)
 
 # Files that ship with the package from outside it: where they are in a source checkout.
 _CHECKOUT_PATHS = {"services": "services", "samples": "data/samples"}
@@ -63,10 +71,38 @@ def package_files(packages: tuple[str, ...]) -> dict[str, bytes]:
     return files
 
 
+def boto_requirements() -> list[str]:
+    """boto3 and botocore pinned to the versions glueline itself runs with."""
+    return [f"{name}=={importlib.metadata.version(name)}" for name in ("boto3", "botocore")]
+
+
 def lambda_zip() -> bytes:
     handler_dir = bundled("services") / "lambda"
     files = {p.name: p.read_bytes() for p in sorted(handler_dir.glob("*.py"))}
-    return _zip({**files, **package_files(LAMBDA_PACKAGES)})
+    return _zip_with_vendored({**files, **package_files(LAMBDA_PACKAGES)}, tuple(boto_requirements()))
+
+
+_zips: dict[str, bytes] = {}
+
+
+def _zip_with_vendored(files: dict[str, bytes], requirements: tuple[str, ...]) -> bytes:
+    """Compressing botocore takes seconds and deploy asks for the zip more than once: built once per
+    process for the same inputs."""
+    key = hashlib.sha256(repr((sorted(files.items()), requirements)).encode()).hexdigest()
+    if key not in _zips:
+        _zips[key] = _zip({**vendored(list(requirements), LAMBDA_PYTHON), **files})
+    return _zips[key]
+
+
+def vendored(requirements: list[str], python: str) -> dict[str, bytes]:
+    """The files of these requirements' wheels (and what they require), as a zip's root holds them."""
+    files: dict[str, bytes] = {}
+    for wheel in wheels(requirements, python, ()):
+        with zipfile.ZipFile(wheel) as archive:
+            for name in archive.namelist():
+                if not name.endswith("/") and ".dist-info/" not in name:
+                    files[name] = archive.read(name)
+    return files
 
 
 def glue_library_zip() -> bytes:
@@ -93,23 +129,30 @@ class WheelError(RuntimeError):
 
 
 def glue_wheels(glue_version: str) -> list[Path]:
-    """The wheels of what the job needs beyond Glue's own modules (psycopg and what it requires), for
-    Glue's platform and Python; downloaded once into the user's cache."""
-    python = GLUE_PYTHON[glue_version]
-    tag = hashlib.sha256(f"{PSYCOPG_REQUIREMENT}|{python}|{GLUE_PLATFORMS}".encode()).hexdigest()[:12]
+    """The wheels of what the job needs beyond Glue's own modules (psycopg, boto3, botocore and what they
+    require), for Glue's platform and Python."""
+    return wheels([PSYCOPG_REQUIREMENT, *boto_requirements()], GLUE_PYTHON[glue_version], GLUE_PLATFORMS)
+
+
+def wheels(requirements: list[str], python: str, platforms: tuple[str, ...]) -> list[Path]:
+    """Binary wheels of ``requirements`` for CPython ``python`` on ``platforms`` (none: pure Python
+    only), downloaded once into the user's cache."""
+    tag = hashlib.sha256(f"{sorted(requirements)}|{python}|{platforms}".encode()).hexdigest()[:12]
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "glueline" / "wheels" / tag
     if not (cache / ".complete").exists():
         partial = cache.with_name(cache.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
-        platforms = [arg for platform in GLUE_PLATFORMS for arg in ("--platform", platform)]
+        platform_args = [arg for platform in platforms for arg in ("--platform", platform)]
+        if not platforms:
+            platform_args = ["--platform", "any"]
         command = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check"]
-        command += [PSYCOPG_REQUIREMENT, "--only-binary=:all:", *platforms, "--python-version", python]
+        command += [*requirements, "--only-binary=:all:", *platform_args, "--python-version", python]
         command += ["--implementation", "cp", "--dest", str(partial)]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
             raise WheelError(
-                f"could not download {PSYCOPG_REQUIREMENT} for AWS Glue (Python {python}, x86_64 Linux), which "
-                f"the job installs from S3: is PyPI (or PIP_INDEX_URL) reachable?\n{result.stderr.strip()[-1000:]}"
+                f"could not download {', '.join(requirements)} for Python {python}, which deploy ships with "
+                f"the pipeline's code: is PyPI (or PIP_INDEX_URL) reachable?\n{result.stderr.strip()[-1000:]}"
             )
         (partial / ".complete").touch()
         shutil.rmtree(cache, ignore_errors=True)

@@ -60,8 +60,8 @@ def move_object(s3, bucket: str, source_key: str, etag: str, size: int, prefix: 
     simply overwritten with it again. The copy and the delete are conditional on the version, so a file
     replaced under the same key meanwhile is neither copied in its place nor deleted: it stays in source/
     for its own FileID. Reading the destination needs ``s3:GetObject`` on it and, for S3 to answer 404
-    rather than 403 when it is absent, ``s3:ListBucket`` for its prefix: both roles have them for
-    processed/ and rejected/ (``glueline.ops.deploy.planner``).
+    rather than 403 when it is absent, ``s3:ListBucket`` on the bucket: both roles have them
+    (``glueline.ops.deploy.desired``).
     """
     dest = destination_key(prefix, source_key)
     try:

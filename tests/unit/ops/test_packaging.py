@@ -29,7 +29,9 @@ def names(archive: bytes) -> list[str]:
 def test_each_artifact_is_its_packages_and_nothing_else():
     lambda_files = names(packaging.lambda_zip())
     assert "handler.py" in lambda_files and "glueline/__init__.py" in lambda_files
-    assert {f.split("/")[1] for f in lambda_files if f.count("/") > 1} == {"shared", "intake"}
+    ours = [f for f in lambda_files if f.startswith("glueline/")]
+    assert {f.split("/")[1] for f in ours if f.count("/") > 1} == {"shared", "intake"}
+    assert {f.split("/")[0] for f in lambda_files if "/" in f} >= {"glueline", "boto3", "botocore"}
     glue_files = names(packaging.glue_library_zip())
     assert {f.split("/")[1] for f in glue_files if f.count("/") > 1} == {"shared", "job"}
     assert "glueline/shared/lifecycle.py" in lambda_files and "glueline/shared/lifecycle.py" in glue_files
@@ -90,12 +92,34 @@ def test_the_lambda_zip_imports_with_the_standard_library_and_boto3(tmp_path):
     zipfile.ZipFile(io.BytesIO(archive)).extractall(code)
     result = import_in_clean_interpreter(
         [code, runtime_path(tmp_path, LAMBDA_RUNTIME)],
-        modules_of(names(archive)),
+        [m for m in modules_of(names(archive)) if m == "handler" or m.startswith("glueline")],
         absent=["pydantic", "psycopg", "pyspark", "typer"],
     )
     assert "handler" in result["imported"] and "glueline.intake.intake" in result["imported"]
     assert result["missing"] == ["pydantic", "psycopg", "pyspark", "typer"]  # nothing else was reachable
     assert result["glueline"].startswith(str(code))
+
+
+def test_both_artifacts_carry_glueline_s_own_boto3_not_the_runtime_s(tmp_path):
+    """A runtime's older botocore refuses the S3 parameters the lifecycle uses (ParamValidationError):
+    the zip's own botocore, at glueline's pinned version, is the one the function imports."""
+    pinned = importlib.metadata.version("botocore")
+    code = tmp_path / "function"
+    zipfile.ZipFile(io.BytesIO(packaging.lambda_zip())).extractall(code)
+    older = tmp_path / "runtime" / "botocore"
+    older.mkdir(parents=True)
+    (older / "__init__.py").write_text("__version__ = '1.35.0'\n")  # what a runtime of 2024 carried
+    probe = (
+        f"import sys; sys.path[:0] = [{str(code)!r}, {str(older.parent)!r}]; "
+        "import botocore, botocore.session; "
+        "model = botocore.session.get_session().get_service_model('s3'); "
+        "print(botocore.__version__, 'IfNoneMatch' in model.operation_model('CopyObject').input_shape.members)"
+    )
+    result = subprocess.run([sys.executable, "-I", "-S", "-c", probe], capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == [pinned, "True"], result.stderr[-2000:]
+    wheels = [w.name for w in packaging.glue_wheels("5.0")]
+    assert f"botocore-{pinned}-py3-none-any.whl" in wheels
+    assert f"boto3-{importlib.metadata.version('boto3')}-py3-none-any.whl" in wheels
 
 
 def test_the_glue_library_and_script_import_with_glue_5s_modules(tmp_path):
