@@ -41,6 +41,17 @@ class Settings(BaseSettings):
         description="the Lambda's reserved concurrency, so a burst of uploads cannot drain the account's "
         "(it starts runs of a job that takes one at a time); 0: none reserved (accounts whose limit is 10)",
     )
+    bucket_tls_only: bool = Field(
+        True,
+        description="a bucket policy that refuses requests without TLS; not applied through a plain-HTTP "
+        "endpoint (an emulator), which it would lock out",
+    )
+    rejected_rows_retention_days: int = Field(
+        90, ge=1, description="days rejected/rows/ (the rows a load refused, with reasons) are kept"
+    )
+    log_retention_days: int = Field(
+        30, description="days the Lambda's CloudWatch logs are kept (a value CloudWatch Logs accepts)"
+    )
     lambda_failure_queue: str = Field(
         "glueline-lambda-failures", description="SQS queue that keeps events the Lambda failed on after retries"
     )

@@ -158,6 +158,10 @@ def tagged(env: dict) -> set[str]:
     for rule in events.list_rules()["Rules"]:
         if any(t["Key"] == STACK_TAG for t in events.list_tags_for_resource(ResourceARN=rule["Arn"])["Tags"]):
             found.add(f"eventbridge rule {rule['Name']}")
+    logs = client(env, "logs")
+    for group in logs.describe_log_groups().get("logGroups", []):
+        if STACK_TAG in logs.list_tags_log_group(logGroupName=group["logGroupName"]).get("tags", {}):
+            found.add(f"log group {group['logGroupName']}")
     sqs = client(env, "sqs")
     for url in sqs.list_queues().get("QueueUrls", []):
         if STACK_TAG in sqs.list_queue_tags(QueueUrl=url).get("Tags", {}):
@@ -271,7 +275,7 @@ def test_plan_deploy_plan_destroy_on_an_account(account):
 
     destroyed = changes(glueline(account, "destroy", "--json", "--yes"))
     kept = {r for r, c in destroyed.items() if c["action"] == "kept"}
-    data = {r for r in expected if r.startswith(("s3://", "dynamodb ", "secret ", "sqs queue "))}
+    data = {r for r in expected if r.startswith(("s3://", "dynamodb ", "secret ", "sqs queue ", "log group "))}
     assert kept == data and {r for r, c in destroyed.items() if c["action"] == "deleted"} == expected - data
     assert tagged(account) == data | {"iam role SomeoneElsesRole"}  # nothing of ours is left but the data
 

@@ -133,13 +133,43 @@ def _storage(desired: DesiredState) -> dict[str, Any]:
                 "BucketName": desired.bucket,
                 "PublicAccessBlockConfiguration": PUBLIC_ACCESS_BLOCK,
                 "NotificationConfiguration": {"EventBridgeConfiguration": {"EventBridgeEnabled": True}},
+                "LifecycleConfiguration": {
+                    "Rules": [
+                        {
+                            "Id": rule["ID"],
+                            "Prefix": rule["Filter"]["Prefix"],
+                            "Status": rule["Status"],
+                            **({"ExpirationInDays": rule["Expiration"]["Days"]} if "Expiration" in rule else {}),
+                            **(
+                                {"AbortIncompleteMultipartUpload": rule["AbortIncompleteMultipartUpload"]}
+                                if "AbortIncompleteMultipartUpload" in rule
+                                else {}
+                            ),
+                        }
+                        for rule in desired.bucket_lifecycle["Rules"]
+                    ]
+                },
                 "Tags": _tags(desired),
             },
         },
+        **(
+            {
+                "BucketPolicy": {
+                    "Type": "AWS::S3::BucketPolicy",
+                    "Properties": {"Bucket": {"Ref": "Bucket"}, "PolicyDocument": desired.bucket_policy},
+                }
+            }
+            if desired.bucket_policy is not None
+            else {}
+        ),
         "AuditTable": {
             "Type": "AWS::DynamoDB::Table",
             **RETAINED,
-            "Properties": {**table, "Tags": _tags(desired)},
+            "Properties": {
+                **table,
+                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+                "Tags": _tags(desired),
+            },
         },
         "DbSecret": {
             "Type": "AWS::SecretsManager::Secret",
@@ -252,6 +282,15 @@ def _compute(s: Settings, desired: DesiredState) -> dict[str, Any]:
                     if desired.lambda_concurrency is not None
                     else {}
                 ),
+                "Tags": _tags(desired),
+            },
+        },
+        "FunctionLogGroup": {
+            "Type": "AWS::Logs::LogGroup",
+            **RETAINED,
+            "Properties": {
+                "LogGroupName": desired.lambda_log_group["logGroupName"],
+                "RetentionInDays": desired.lambda_log_group["retentionInDays"],
                 "Tags": _tags(desired),
             },
         },

@@ -113,7 +113,10 @@ class DesiredState:
     tags: dict[str, str]
     role_tags: dict[str, str]  # the tags and the region: two regions' stacks must not share a role
     bucket: str
+    bucket_policy: dict[str, Any] | None  # TLS only; None: not wanted (settings.bucket_tls_only)
+    bucket_lifecycle: dict[str, Any]  # PutBucketLifecycleConfiguration's LifecycleConfiguration
     audit_table: dict[str, Any]  # CreateTable's arguments
+    lambda_log_group: dict[str, Any]  # the Lambda's log group: logGroupName, retentionInDays
     roles: dict[str, Role]
     secret: dict[str, str]  # CreateSecret's Name, Description and SecretString
     glue_connection: dict[str, Any]  # ConnectionInput
@@ -144,7 +147,13 @@ def desired_state(settings: Settings, env: Environment) -> DesiredState:
         tags={STACK_TAG: s.stack},
         role_tags={STACK_TAG: s.stack, REGION_TAG: env.region},
         bucket=env.bucket,
+        bucket_policy=bucket_policy(env) if s.bucket_tls_only else None,
+        bucket_lifecycle=bucket_lifecycle(s),
         audit_table=table_spec(s.audit_table),
+        lambda_log_group={
+            "logGroupName": f"/aws/lambda/{s.lambda_function}",
+            "retentionInDays": s.log_retention_days,
+        },
         roles=roles(s, env, lambda_arn),
         secret={
             "Name": s.db_secret_name,
@@ -298,6 +307,43 @@ def glue_job(s: Settings, env: Environment) -> dict[str, Any]:
         "GlueVersion": s.glue_version,
         "WorkerType": s.glue_worker_type,
         "NumberOfWorkers": s.glue_workers,
+    }
+
+
+def bucket_policy(env: Environment) -> dict[str, Any]:
+    """Refuse every request that does not use TLS (the AWS Security Hub control S3.5)."""
+    bucket = env.arn("s3", env.bucket)
+    deny = {
+        "Sid": "TLSOnly",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [bucket, f"{bucket}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+    return {"Version": "2012-10-17", "Statement": [deny]}
+
+
+def bucket_lifecycle(s: Settings) -> dict[str, Any]:
+    """Rejected rows kept for a while, the job's scratch space a week, unfinished uploads a week; the
+    files themselves (source/, processed/, rejected/) are the bank's records and never expire."""
+    week = {"Days": 7}
+    return {
+        "Rules": [
+            {
+                "ID": "glueline-rejected-rows",
+                "Filter": {"Prefix": layout.REJECTED_ROWS},
+                "Status": "Enabled",
+                "Expiration": {"Days": s.rejected_rows_retention_days},
+            },
+            {"ID": "glueline-temp", "Filter": {"Prefix": layout.TEMP}, "Status": "Enabled", "Expiration": week},
+            {
+                "ID": "glueline-incomplete-uploads",
+                "Filter": {"Prefix": ""},
+                "Status": "Enabled",
+                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
+            },
+        ]
     }
 
 

@@ -233,6 +233,7 @@ class Bootstrap:
             self.plan_secret,
             self.plan_glue_connection,
             self.plan_glue_job,
+            self.plan_lambda_logs,
             self.plan_lambda,
             self.plan_rules,
         ]
@@ -311,6 +312,20 @@ class Bootstrap:
             changed.append("public access block")
         if "EventBridgeConfiguration" not in s3.get_bucket_notification_configuration(Bucket=self.bucket):
             changed.append("EventBridge notifications")
+        if self.bucket_policy is not None:
+            try:
+                policy = _document(s3.get_bucket_policy(Bucket=self.bucket)["Policy"])
+            except s3.exceptions.ClientError:
+                policy = {}
+            if _normalized(policy) != _normalized(self.bucket_policy):
+                changed.append("TLS-only policy")
+        try:
+            rules = s3.get_bucket_lifecycle_configuration(Bucket=self.bucket)["Rules"]
+        except s3.exceptions.ClientError:
+            rules = []
+        by_id = lambda rule: rule["ID"]  # noqa: E731
+        if sorted(rules, key=by_id) != sorted(self.desired.bucket_lifecycle["Rules"], key=by_id):
+            changed.append("lifecycle rules")
         missing = []
         for prefix in layout.ALL_PREFIXES:
             try:
@@ -319,6 +334,14 @@ class Bootstrap:
                 missing.append(prefix)
         changed += missing
         return [self._change(resource, "s3 bucket", changed, self._bucket_settings(missing), tags=tags)]
+
+    @property
+    def bucket_policy(self) -> dict[str, Any] | None:
+        """The TLS-only policy, unless it is not wanted or deploy speaks to S3 without TLS (an emulator
+        on plain HTTP), where it would refuse deploy's own next request."""
+        if not self.client("s3").meta.endpoint_url.startswith("https://"):
+            return None
+        return self.desired.bucket_policy
 
     def _bucket_settings(self, prefixes: list[str]) -> list[Step]:
         bucket = self.bucket
@@ -333,6 +356,16 @@ class Bootstrap:
                 "s3",
                 "put_bucket_notification_configuration",
                 {"Bucket": bucket, "NotificationConfiguration": {"EventBridgeConfiguration": {}}},
+            ),
+            *(
+                [APICall("s3", "put_bucket_policy", {"Bucket": bucket, "Policy": json.dumps(self.bucket_policy)})]
+                if self.bucket_policy is not None
+                else []
+            ),
+            APICall(
+                "s3",
+                "put_bucket_lifecycle_configuration",
+                {"Bucket": bucket, "LifecycleConfiguration": self.desired.bucket_lifecycle},
             ),
             *(APICall("s3", "put_object", {"Bucket": bucket, "Key": prefix, "Body": b""}) for prefix in prefixes),
         ]
@@ -376,6 +409,7 @@ class Bootstrap:
             steps: list[Step] = [
                 APICall("dynamodb", "create_table", {**wanted, "Tags": tag_list(self.tags)}),
                 Wait("dynamodb", "table_exists", f"the DynamoDB table {name}", 1, 120, {"TableName": name}),
+                self._point_in_time_recovery(name),
             ]
             return [self._change(resource, "dynamodb table", None, steps)]
         unusable = _table_mismatch(table, wanted)
@@ -385,6 +419,11 @@ class Bootstrap:
         tags = read_tags(ddb.list_tags_of_resource, ResourceArn=arn)
         changed = tag_drift(tags, self.tags)
         steps = [APICall("dynamodb", "tag_resource", {"ResourceArn": arn, "Tags": tag_list(self.tags)})]
+        backups = ddb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
+        recovery = backups.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus")
+        if recovery != "ENABLED":
+            changed.append("point-in-time recovery")
+            steps.append(self._point_in_time_recovery(name))
         present = {index["IndexName"] for index in table.get("GlobalSecondaryIndexes", [])}
         for index in wanted["GlobalSecondaryIndexes"]:
             if index["IndexName"] not in present:  # an index can be added in place
@@ -396,6 +435,14 @@ class Bootstrap:
                     Wait("dynamodb", "table_exists", f"the DynamoDB table {name}", 1, 120, {"TableName": name}),
                 ]
         return [self._change(resource, "dynamodb table", changed, steps, tags=tags)]
+
+    @staticmethod
+    def _point_in_time_recovery(table: str) -> APICall:
+        """The audit table is the pipeline's memory (what was loaded, what was given up): restorable to
+        any second of the last 35 days."""
+        specification = {"PointInTimeRecoveryEnabled": True}
+        params = {"TableName": table, "PointInTimeRecoverySpecification": specification}
+        return APICall("dynamodb", "update_continuous_backups", params)
 
     # -- SQS: where the Lambda's failed events are kept ---------------------------------------------------
 
@@ -894,6 +941,26 @@ class Bootstrap:
         return [self._change(resource, "glue job", changed, steps, detail, tags=tags)]
 
     # -- Lambda -------------------------------------------------------------------------------------
+
+    def plan_lambda_logs(self) -> list[Change]:
+        """The Lambda's log group, made before the function (which would make it, kept forever) with a
+        retention. Not tagged as ours to adopt: a function of an earlier deploy may have made it.
+        Glue's log groups (/aws-glue/jobs/…) are every job's in the account: left as they are."""
+        logs = self.client("logs")
+        wanted = self.desired.lambda_log_group
+        name, days = wanted["logGroupName"], wanted["retentionInDays"]
+        resource = f"log group {name}"
+        retention = APICall("logs", "put_retention_policy", {"logGroupName": name, "retentionInDays": days})
+        found = [
+            group
+            for group in logs.describe_log_groups(logGroupNamePrefix=name).get("logGroups", [])
+            if group["logGroupName"] == name
+        ]
+        if not found:
+            create = APICall("logs", "create_log_group", {"logGroupName": name, "tags": self.tags})
+            return [self._change(resource, "log group", None, [create, retention], f"kept {days} days")]
+        changed = [] if found[0].get("retentionInDays") == days else ["retention"]
+        return [self._change(resource, "log group", changed, [retention], f"kept {days} days")]
 
     def plan_lambda(self) -> list[Change]:
         lam = self.client("lambda")

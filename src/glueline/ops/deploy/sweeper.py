@@ -285,7 +285,16 @@ class Sweeper:
             found.append(self._found(f"secret {s.db_secret_name}", "secret", tags, steps, holds_data=True))
         except sm.exceptions.ResourceNotFoundException:
             pass
-        return found + self.failure_queue()
+        return found + self.failure_queue() + self.lambda_log_group()
+
+    def lambda_log_group(self) -> list[Deletion]:
+        logs, name = self.client("logs"), f"/aws/lambda/{self.settings.lambda_function}"
+        groups = logs.describe_log_groups(logGroupNamePrefix=name).get("logGroups", [])
+        if name not in [group["logGroupName"] for group in groups]:
+            return []
+        tags = logs.list_tags_log_group(logGroupName=name).get("tags", {})
+        steps: list[Step] = [APICall("logs", "delete_log_group", {"logGroupName": name})]
+        return [self._found(f"log group {name}", "log group", tags, steps, holds_data=True)]
 
     def failure_queue(self) -> list[Deletion]:
         """The events the Lambda failed on are data too."""

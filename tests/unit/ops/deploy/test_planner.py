@@ -43,8 +43,11 @@ def session(monkeypatch):
         yield boto3.Session(region_name=REGION)
 
 
-def deployer(session, adopt: bool = False) -> Bootstrap:
-    return Bootstrap(Settings(_env_file=None), DB, session, log=lambda change: None, adopt=adopt, sleep=lambda s: None)
+def deployer(session, adopt: bool = False, tls_only: bool = False) -> Bootstrap:
+    """moto denies every request once a bucket has a policy that denies on a condition, the condition
+    not evaluated (AWS denies only requests without TLS): the TLS-only policy is only planned here."""
+    settings = Settings(_env_file=None, bucket_tls_only=tls_only)
+    return Bootstrap(settings, DB, session, log=lambda change: None, adopt=adopt, sleep=lambda s: None)
 
 
 def by_resource(changes) -> dict:
@@ -52,7 +55,7 @@ def by_resource(changes) -> dict:
 
 
 def test_a_new_account_is_planned_as_declared_calls_and_plan_writes_nothing(session):
-    changes = by_resource(deployer(session).plan())
+    changes = by_resource(deployer(session, tls_only=True).plan())
     assert {c.action for c in changes.values()} == {"create"}
     group = changes[f"security group {GLUE_SECURITY_GROUP}"]
     create, ingress = group.steps
@@ -66,6 +69,20 @@ def test_a_new_account_is_planned_as_declared_calls_and_plan_writes_nothing(sess
         STACK_TAG: "glueline",
         REGION_TAG: REGION,
     }
+    bucket = {step.method: step.params for step in next(c for r, c in changes.items() if r.startswith("s3://")).steps}
+    (deny,) = json.loads(bucket["put_bucket_policy"]["Policy"])["Statement"]
+    assert (deny["Effect"], deny["Condition"]) == ("Deny", {"Bool": {"aws:SecureTransport": "false"}})
+    rules = {
+        rule["ID"]: rule for rule in bucket["put_bucket_lifecycle_configuration"]["LifecycleConfiguration"]["Rules"]
+    }
+    assert rules["glueline-rejected-rows"]["Filter"] == {"Prefix": "rejected/rows/"}
+    assert "Expiration" not in rules["glueline-incomplete-uploads"]  # the bank's files never expire
+    table = changes["dynamodb S3_Audit_1"].steps
+    assert table[-1].method == "update_continuous_backups"
+    assert [s.method for s in changes["log group /aws/lambda/ETL_Lambda_Function"].steps] == [
+        "create_log_group",
+        "put_retention_policy",
+    ]
     function = changes["lambda ETL_Lambda_Function"]
     assert isinstance(function.steps[1], Wait) and function.steps[0].retry_while == "InvalidParameterValueException"
     assert session.client("iam").list_roles()["Roles"] == []
@@ -154,7 +171,7 @@ def test_an_audit_table_with_another_key_is_a_conflict_and_a_missing_index_is_ad
     ddb.create_table(**bare)
     table = by_resource(deployer(session).plan())["dynamodb S3_Audit_1"]
     index = spec["GlobalSecondaryIndexes"][0]
-    assert (table.action, table.changed) == ("update", [f"index {index['IndexName']}"])
+    assert (table.action, table.changed) == ("update", ["point-in-time recovery", f"index {index['IndexName']}"])
     deployer(session).run()
     indexes = ddb.describe_table(TableName="S3_Audit_1")["Table"]["GlobalSecondaryIndexes"]
     assert [i["IndexName"] for i in indexes] == [index["IndexName"]]
