@@ -24,7 +24,7 @@ import time
 from datetime import datetime, timezone
 
 from glueline.job.load import BatchLoader
-from glueline.job.read import LocalCopies, S3Paths
+from glueline.job.read import LocalCopies, S3Snapshots
 from glueline.job.run import JobRun
 from glueline.job.schema import TableName
 from glueline.job.spark import use_sql_settings
@@ -96,7 +96,7 @@ def main(argv: list[str]) -> None:
         def open_loader() -> BatchLoader:  # Spark starts with the first claimed file
             clock = time.perf_counter()
             spark, started["job"] = start_spark(args)
-            source = S3Paths() if GlueContext is not None else LocalCopies(s3, workdir)
+            source = S3Snapshots(s3) if GlueContext is not None else LocalCopies(s3, workdir)
             run_date = datetime.now(timezone.utc).date()
             return BatchLoader(
                 spark,

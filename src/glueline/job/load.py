@@ -43,7 +43,7 @@ from glueline.job.read import (
     SPLIT,
     InputFile,
     LocalCopies,
-    S3Paths,
+    S3Snapshots,
     read_multiline,
     read_split,
 )
@@ -137,7 +137,7 @@ class BatchLoader:
         db: DbConnection,
         table: schema.TableName,
         run_date: date,
-        source: S3Paths | LocalCopies,
+        source: S3Snapshots | LocalCopies,
         workdir: Path,
         spark_start: float = 0.0,
         tasks_connect_with: DbConnection | SecretReference | None = None,

@@ -15,8 +15,9 @@ from (``SPLIT``: the split's byte offset) and ``POSITION``, which increases in f
 read each file's header comes through as the first row of its split at offset 0; the loader skips it. Lines that
 are empty or only whitespace are not records and are skipped, in both reads.
 
-Where Spark reads a file from is the job script's one seam: ``s3://`` on AWS Glue (Glue's own S3
-filesystem), a downloaded copy of the claimed version elsewhere (PyPI's pyspark has no S3 filesystem).
+Where Spark reads a file from is the job script's one seam: on AWS Glue a copy of the claimed version
+under ``temp/`` through Glue's own S3 filesystem, elsewhere a downloaded copy of it (PyPI's pyspark has
+no S3 filesystem); never the mutable ``source/`` key itself.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from pyspark.sql import types as T
 
 from glueline.job import schema
 from glueline.job.transform import CORRUPT, WHITESPACE
+from glueline.shared import layout
 from glueline.shared.audit import AuditRecord
 from glueline.shared.contract import FIELDS, HeaderMatch
 
@@ -169,14 +171,29 @@ def _union(frames: Iterable[DataFrame]) -> DataFrame:
     return reduce(DataFrame.unionByName, frames)
 
 
-class S3Paths:
-    """Spark reads the object from S3 itself (AWS Glue: Glue's S3 filesystem)."""
+class S3Snapshots:
+    """Spark reads, with Glue's S3 filesystem, a copy of exactly the claimed version under ``temp/``.
+
+    Spark reads an object in ranges, from many tasks: an object replaced meanwhile could give a run the
+    new bytes, or a mix of both versions, under the old FileID. A server-side copy conditional on the
+    claimed ETag is atomic and immutable; a file replaced before it is copied fails the copy
+    (PreconditionFailed) and stays for its own FileID."""
+
+    def __init__(self, s3):
+        self.s3 = s3
 
     def path(self, record: AuditRecord) -> str:
-        return f"s3://{record.bucket}/{record.source_key}"
+        key = f"{layout.TEMP}claimed/{record.file_id}.csv"
+        source = {"Bucket": record.bucket, "Key": record.source_key}
+        if record.size > layout.SINGLE_COPY_MAX_BYTES:
+            self.s3.copy(source, record.bucket, key, ExtraArgs={"CopySourceIfMatch": record.etag})
+        else:
+            self.s3.copy_object(Bucket=record.bucket, Key=key, CopySource=source, CopySourceIfMatch=record.etag)
+        return f"s3://{record.bucket}/{key}"
 
     def discard(self, path: str) -> None:
-        pass
+        bucket, key = path.removeprefix("s3://").split("/", 1)
+        self.s3.delete_object(Bucket=bucket, Key=key)
 
 
 class LocalCopies:

@@ -52,33 +52,63 @@ def rejected_rows_key(source_key: str, run_id: str) -> str:
 SINGLE_COPY_MAX_BYTES = 5 * 1024**3
 
 
+# The FileID a copy was made for, in the copy's user metadata: a copy's ETag is not its source's (S3
+# gives a multipart upload's object "<md5 of the part md5s>-<parts>", a copy of it the MD5 of its bytes;
+# SSE-KMS objects have neither), so the ETag cannot say "this is the copy an earlier attempt made".
+FILE_ID_METADATA = "glueline-file-id"
+
+
+def copy_of(s3, bucket: str, key: str) -> dict | None:
+    """``key``'s HeadObject answer, or None when there is no such key."""
+    try:
+        return s3.head_object(Bucket=bucket, Key=key)
+    except s3.exceptions.ClientError as err:
+        if _error_code(err) not in ("404", "NoSuchKey", "NotFound"):
+            raise
+        return None
+
+
+def made_for(head: dict | None, fid: str, etag: str) -> bool:
+    """Is this object the copy of file ``fid``? Its metadata says so; a copy made before glueline
+    recorded it there is recognized by its ETag, when that is the source's (a single-part upload)."""
+    if head is None:
+        return False
+    return head.get("Metadata", {}).get(FILE_ID_METADATA) == fid or head["ETag"] == etag
+
+
 def move_object(s3, bucket: str, source_key: str, etag: str, size: int, prefix: str, fid: str) -> str:
     """Move exactly the version ``etag`` of ``source_key`` under ``prefix`` (copy, then delete) and return
-    its final key.
+    its final key. The copy carries ``fid`` in its metadata.
 
-    Safe to repeat after a crash between copy and delete: a destination holding the same content is
-    simply overwritten with it again. The copy and the delete are conditional on the version, so a file
-    replaced under the same key meanwhile is neither copied in its place nor deleted: it stays in source/
-    for its own FileID. Reading the destination needs ``s3:GetObject`` on it and, for S3 to answer 404
+    Safe to repeat after a crash between copy and delete: the copy an earlier attempt made is found by
+    its metadata and not made again, whatever its ETag. The copy and the delete are conditional on the
+    version, so a file replaced under the same key meanwhile is neither copied in its place nor deleted:
+    it stays in source/ for its own FileID. Different content under the same name goes to a
+    disambiguated key. Reading the destination needs ``s3:GetObject`` on it and, for S3 to answer 404
     rather than 403 when it is absent, ``s3:ListBucket`` on the bucket: both roles have them
     (``glueline.ops.deploy.desired``).
     """
     dest = destination_key(prefix, source_key)
-    try:
-        existing = s3.head_object(Bucket=bucket, Key=dest)
-    except s3.exceptions.ClientError as err:
-        if _error_code(err) not in ("404", "NoSuchKey", "NotFound"):
-            raise
-        condition = {"IfNoneMatch": "*"}  # another writer taking the name meanwhile makes the copy fail
-    else:
-        condition = {}
-        if existing["ETag"] != etag:
-            dest = disambiguated_key(dest, fid)
-    source = {"Bucket": bucket, "Key": source_key}
-    if size > SINGLE_COPY_MAX_BYTES:
-        s3.copy(source, bucket, dest, ExtraArgs={"CopySourceIfMatch": etag})
-    else:
-        s3.copy_object(Bucket=bucket, Key=dest, CopySource=source, CopySourceIfMatch=etag, **condition)
+    existing = copy_of(s3, bucket, dest)
+    if existing is not None and not made_for(existing, fid, etag):
+        dest = disambiguated_key(dest, fid)
+        existing = copy_of(s3, bucket, dest)
+    if not made_for(existing, fid, etag):
+        # The source's metadata, content type and the FileID, from exactly this version.
+        source_head = s3.head_object(Bucket=bucket, Key=source_key, IfMatch=etag)
+        copied = {
+            "MetadataDirective": "REPLACE",
+            "Metadata": {**source_head.get("Metadata", {}), FILE_ID_METADATA: fid},
+            "ContentType": source_head.get("ContentType", "binary/octet-stream"),
+            "CopySourceIfMatch": etag,
+        }
+        source = {"Bucket": bucket, "Key": source_key}
+        if size > SINGLE_COPY_MAX_BYTES:
+            s3.copy(source, bucket, dest, ExtraArgs={k: v for k, v in copied.items() if k != "MetadataDirective"})
+        else:
+            # Another writer taking a free name meanwhile makes the copy fail.
+            condition = {"IfNoneMatch": "*"} if existing is None else {}
+            s3.copy_object(Bucket=bucket, Key=dest, CopySource=source, **copied, **condition)
     try:
         s3.delete_object(Bucket=bucket, Key=source_key, IfMatch=etag)
     except s3.exceptions.ClientError as err:

@@ -249,9 +249,11 @@ class Lifecycle:
             return CLAIMED  # a concurrent trigger reopened it first
         if existing.final_key:
             try:
-                self.s3.delete_object(Bucket=existing.bucket, Key=existing.final_key, IfMatch=existing.etag)
+                copy = layout.copy_of(self.s3, existing.bucket, existing.final_key)
+                if layout.made_for(copy, existing.file_id, existing.etag):
+                    self.s3.delete_object(Bucket=existing.bucket, Key=existing.final_key, IfMatch=copy["ETag"])
             except self.s3.exceptions.ClientError:
-                pass  # already gone, or another file's now
+                pass  # gone meanwhile, or another file's now
         return Status.PENDING
 
     def _in_source(self, bucket: str, key: str, etag: str) -> bool:
@@ -286,11 +288,8 @@ class Lifecycle:
         (a crash, a timeout) before recording COMPLETED; None if it is not in processed/."""
         dest = layout.destination_key(layout.PROCESSED, record.source_key)
         for key in (dest, layout.disambiguated_key(dest, record.file_id)):
-            try:
-                if self.s3.head_object(Bucket=record.bucket, Key=key, IfMatch=record.etag):
-                    return key
-            except self.s3.exceptions.ClientError:
-                continue
+            if layout.made_for(layout.copy_of(self.s3, record.bucket, key), record.file_id, record.etag):
+                return key
         return None
 
     def complete_after_crash(self, record: AuditRecord, run_id: str, final_key: str) -> None:

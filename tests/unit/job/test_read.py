@@ -115,6 +115,29 @@ def test_a_local_copy_is_exactly_the_claimed_version(aws, tmp_path):
         copies.path(record)
 
 
+def test_glue_reads_a_snapshot_of_the_claimed_version_never_the_source_key(aws):
+    """Replaced while a run reads it, a file must not give new bytes under its old FileID."""
+    from glueline.job.read import S3Snapshots
+    from glueline.shared.audit import AuditRecord
+
+    from ..conftest import BUCKET
+
+    body = b"TransactionID\n1\n"
+    etag = aws.put("source/a.csv", body)
+    record = AuditRecord("f" * 32, "a.csv", BUCKET, "source/a.csv", etag, len(body), "t")
+    snapshots = S3Snapshots(aws.s3)
+    copies: list[dict] = []
+    aws.s3.meta.events.register("provide-client-params.s3.CopyObject", lambda params, **kw: copies.append(params))
+    path = snapshots.path(record)
+    # Pinned to the claimed version (moto does not enforce the condition; S3 and the emulators do).
+    assert [c["CopySourceIfMatch"] for c in copies] == [etag]
+    assert path == f"s3://{BUCKET}/temp/claimed/{'f' * 32}.csv"
+    aws.put("source/a.csv", b"TransactionID\n2\n")  # replaced while Spark reads the snapshot
+    assert aws.s3.get_object(Bucket=BUCKET, Key=path.split("/", 3)[3])["Body"].read() == body
+    snapshots.discard(path)
+    assert aws.keys("temp/") == []
+
+
 def test_a_path_with_glob_characters_is_read_as_it_is(spark, tmp_path):
     """Spark reads `[12]` in a path as "1 or 2": the file named with the brackets must be read, not the
     files the pattern would match."""

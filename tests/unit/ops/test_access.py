@@ -159,11 +159,14 @@ def test_every_call_of_the_lambda_and_the_job_is_allowed_by_its_role(account):
         sleep=lambda seconds: None,
     ).run()
     assert failures == ["c.csv: RuntimeError: boom"]
-    for name in ("a.csv", "b.csv"):  # Glue's S3 filesystem reading the claimed object (outside boto3)
-        key = f"{layout.SOURCE}{name}"
+    for name in ("a.csv", "b.csv"):  # on Glue: a snapshot of the claimed version, read by Glue's S3 filesystem
+        source, snapshot = f"{layout.SOURCE}{name}", f"{layout.TEMP}claimed/{name}"
         job_calls.requests += [
-            Request(s.glue_role, "s3:GetObject", f"arn:aws:s3:::{account.bucket}/{key}"),
-            Request(s.glue_role, "s3:ListBucket", f"arn:aws:s3:::{account.bucket}", (("s3:prefix", key),)),
+            Request(s.glue_role, "s3:GetObject", f"arn:aws:s3:::{account.bucket}/{source}"),
+            Request(s.glue_role, "s3:PutObject", f"arn:aws:s3:::{account.bucket}/{snapshot}"),
+            Request(s.glue_role, "s3:GetObject", f"arn:aws:s3:::{account.bucket}/{snapshot}"),
+            Request(s.glue_role, "s3:ListBucket", f"arn:aws:s3:::{account.bucket}", (("s3:prefix", snapshot),)),
+            Request(s.glue_role, "s3:DeleteObject", f"arn:aws:s3:::{account.bucket}/{snapshot}"),
         ]
 
     # The Lambda again: a.csv's content uploaded once more is a redelivery to processed/; c.csv, given up,

@@ -226,3 +226,40 @@ def test_objects_just_put_under_source_without_an_item_are_still_arriving(aws, m
     assert other.arriving(BUCKET, set()) == 2  # another target knows none of them
     monkeypatch.setattr(lifecycle_module, "ARRIVAL_SECONDS", -1.0)
     assert lifecycle.arriving(BUCKET, {fid}) == 0  # an object this old lost its event: the sweep's work
+
+
+def multipart_put(aws, key: str, body: bytes) -> str:
+    """Upload as the AWS CLI does above 8 MB: in parts, so the ETag is "<md5 of part md5s>-<parts>"."""
+    upload = aws.s3.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
+    half = 5 * 1024 * 1024  # S3's smallest part but the last
+    parts = []
+    for number, chunk in enumerate((body[:half], body[half:]), start=1):
+        answer = aws.s3.upload_part(Bucket=BUCKET, Key=key, UploadId=upload, PartNumber=number, Body=chunk)
+        parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+    aws.s3.complete_multipart_upload(Bucket=BUCKET, Key=key, UploadId=upload, MultipartUpload={"Parts": parts})
+    return aws.s3.head_object(Bucket=BUCKET, Key=key)["ETag"]
+
+
+def test_a_multipart_upload_copied_before_a_crash_is_recognized_by_its_file_id_not_its_etag(aws, monkeypatch):
+    """A copy's ETag is not a multipart upload's: the copy an attempt made before it stopped (between
+    copy and delete) is still found, completed from, and never copied a second time."""
+    body = GOOD_CSV + b"".join(b"%d,ACC,1,2024-07-13,deposit,1.00,USD,2.00,3,4,x\n" % i for i in range(2, 120_000))
+    etag = multipart_put(aws, "source/big.csv", body)
+    assert etag.endswith('-2"')
+    lifecycle = aws.lifecycle()
+    fid, _ = lifecycle.admit(ObjectRef(BUCKET, "source/big.csv", etag, len(body), "2024-07-13T08:00:00.000Z"))
+    record = lifecycle.claim(aws.audit.get(fid), "jr_1")
+
+    delete = aws.s3.delete_object
+    monkeypatch.setattr(aws.s3, "delete_object", lambda **kwargs: (_ for _ in ()).throw(SystemExit("crash")))
+    with pytest.raises(SystemExit):
+        lifecycle.complete(record, "jr_1", Outcome(Counts(1, 1, 0, 0, 0, 0), None, [], {}))
+    monkeypatch.setattr(aws.s3, "delete_object", delete)
+    assert aws.keys() == ["processed/big.csv", "source/big.csv"]
+    assert aws.s3.head_object(Bucket=BUCKET, Key="processed/big.csv")["ETag"] != etag
+
+    # The next attempt: the earlier one's copy is this file's, found whatever its ETag.
+    assert lifecycle.moved_by_an_earlier_attempt(record) == "processed/big.csv"
+    # Moving again (a redelivery, a retried move) deletes the source and makes no second copy.
+    assert lifecycle.complete(record, "jr_1", Outcome(Counts(1, 1, 0, 0, 0, 0), None, [], {})) == "processed/big.csv"
+    assert aws.keys() == ["processed/big.csv"]
