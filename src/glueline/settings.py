@@ -57,7 +57,11 @@ class Settings(BaseSettings):
     )
     glue_job: str = "ETL_Job_to_RDS"
     glue_role: str = "GlueServiceRole"
-    events_role: str = "EventBridgeInvokeLambdaRole"
+    events_role: str = Field(
+        "EventBridgeInvokeLambdaRole",
+        description="the walkthrough's role for EventBridge, which nothing assumes and deploy no longer creates; "
+        "destroy removes one an earlier deploy made",
+    )
     glue_version: str = Field("5.0", description="5.0 (Spark 3.5, Python 3.11) or the design's 4.0")
     glue_worker_type: str = "G.1X"
     glue_workers: int = 2

@@ -52,7 +52,7 @@ def test_roles_are_least_privilege(pipeline):
         f":subnet/{net.subnet_id}",
         f":security-group/{net.security_group_id}",
     )
-    for role in ("LambdaS3ExecutionRole", "GlueServiceRole", "EventBridgeInvokeLambdaRole"):
+    for role in ("LambdaS3ExecutionRole", "GlueServiceRole"):
         assert iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"] == []
         for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
             document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]

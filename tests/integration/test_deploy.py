@@ -196,8 +196,8 @@ def test_deploy_refuses_what_it_did_not_make_and_adopts_only_when_asked(account)
     assert iam.list_attached_role_policies(RoleName="GlueServiceRole")["AttachedPolicies"] == []
     assert {c["action"] for c in changes(glueline(account, "plan", "--json")).values()} == {"unchanged"}
 
-    iam.tag_role(RoleName="EventBridgeInvokeLambdaRole", Tags=[{"Key": STACK_TAG, "Value": "payments"}])
-    conflict = changes(glueline(account, "plan", "--json"))["iam role EventBridgeInvokeLambdaRole"]
+    iam.tag_role(RoleName="LambdaS3ExecutionRole", Tags=[{"Key": STACK_TAG, "Value": "payments"}])
+    conflict = changes(glueline(account, "plan", "--json"))["iam role LambdaS3ExecutionRole"]
     assert conflict["action"] == "conflict" and "payments" in conflict["detail"]
     refused = glueline(account, "deploy", "--yes", "--adopt")
     assert refused.returncode != 0 and "another stack" in refused.stderr, refused.stderr

@@ -6,8 +6,8 @@ references and writes the same data as a template. One definition of every name,
 Least privilege instead of the FullAccess policies of the AWS console walkthrough glueline grew from (see
 the README): every statement names its actions and the pipeline's own resources (this bucket's prefixes,
 this table, this job, this secret, these log groups). EventBridge invokes the Lambda through the
-function's resource policy, scoped to the two rules (``EventBridgeInvokeLambdaRole`` is created as in the
-walkthrough, allowed to invoke only this function).
+function's resource policy, scoped to the two rules, so the walkthrough's ``EventBridgeInvokeLambdaRole``,
+which nothing would assume, is not created.
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ def desired_state(settings: Settings, env: Environment) -> DesiredState:
             "logGroupName": f"/aws/lambda/{s.lambda_function}",
             "retentionInDays": s.log_retention_days,
         },
-        roles=roles(s, env, lambda_arn),
+        roles=roles(s, env),
         secret={
             "Name": s.db_secret_name,
             "Description": "glueline: PostgreSQL connection",
@@ -189,7 +189,7 @@ def desired_state(settings: Settings, env: Environment) -> DesiredState:
     )
 
 
-def roles(s: Settings, env: Environment, lambda_arn: str) -> dict[str, Role]:
+def roles(s: Settings, env: Environment) -> dict[str, Role]:
     bucket = env.arn("s3", env.bucket)
     objects = lambda prefix: f"{bucket}/{prefix}*"  # noqa: E731
     code = env.arn("s3", f"{env.code_bucket or env.bucket}/{env.code_prefix}*")
@@ -268,11 +268,6 @@ def roles(s: Settings, env: Environment, lambda_arn: str) -> dict[str, Role]:
                     ["*"],
                 ),
             ),
-        ),
-        s.events_role: Role(
-            "events.amazonaws.com",
-            f"{s.events_role}Policy",
-            policy((["lambda:InvokeFunction"], [lambda_arn])),
         ),
     }
 

@@ -63,6 +63,11 @@ def test_a_new_account_is_planned_as_declared_calls_and_plan_writes_nothing(sess
     # The group's id exists only once created: the self-referencing rule names it by reference.
     assert ingress.params["GroupId"] == Ref(GLUE_SECURITY_GROUP)
     assert ingress.params["IpPermissions"][0]["UserIdGroupPairs"] == [{"GroupId": Ref(GLUE_SECURITY_GROUP)}]
+    # Only roles something assumes: EventBridge invokes the Lambda through its resource policy.
+    assert {r for r, c in changes.items() if c.type == "iam role"} == {
+        "iam role LambdaS3ExecutionRole",
+        "iam role GlueServiceRole",
+    }
     role = changes["iam role GlueServiceRole"]
     assert [step.method for step in role.steps] == ["create_role", "put_role_policy"]
     assert {t["Key"]: t["Value"] for t in role.steps[0].params["Tags"]} == {
