@@ -38,6 +38,7 @@ from urllib.parse import unquote
 import boto3
 
 from glueline.ops import packaging
+from glueline.ops.deploy import tls
 from glueline.ops.deploy.aws import (
     BootstrapError,
     endpoint_alive,
@@ -137,7 +138,10 @@ class Bootstrap:
         self._network: Network | None = None
         self._desired: DesiredState | None = None
         self._given_db = db is not None
-        self._db = self._verified(db) if db is not None else None
+        self.tls_offered = ""  # what a --db-url server offered (glueline.ops.deploy.tls); "": not asked
+        if db is not None:
+            db, self.tls_offered = strictest_tls(db, self.bucket)
+        self._db = db
 
     @property
     def db(self) -> DbConnection:
@@ -191,14 +195,6 @@ class Bootstrap:
 
     def client(self, service: str):
         return aws_client(service, self.session, region_name=self.region)
-
-    def _verified(self, db: DbConnection) -> DbConnection:
-        """An RDS database left at libpq's default (``prefer``: encrypted if offered, the certificate not
-        checked) is connected to with ``verify-full`` against the RDS CA bundle, which deploy ships to
-        ``scripts/`` for the job. An sslmode given in the URL is kept as given."""
-        if not db.host.endswith(".rds.amazonaws.com") or db.sslmode != "prefer":
-            return db
-        return replace(db, sslmode="verify-full", sslrootcert=f"s3://{self.bucket}/{layout.SCRIPTS}{RDS_CA_BUNDLE}")
 
     def _ca_bundle(self) -> bytes:
         if self.settings.db_ca_bundle:
@@ -904,7 +900,9 @@ class Bootstrap:
         secret = self.desired.secret
         name, value = secret["Name"], secret["SecretString"]
         resource = f"secret {name}"
-        shown = self.db.url(with_password=False)
+        shown = f"{self.db.url(with_password=False)}, sslmode={self.db.sslmode}"
+        if self.tls_offered in (tls.UNVERIFIED, tls.NO_TLS, tls.UNREACHABLE):
+            shown += f" (the server: {self.tls_offered} from here)"
         try:
             described = sm.describe_secret(SecretId=name)
         except sm.exceptions.ResourceNotFoundException:
@@ -1146,3 +1144,20 @@ def refusals(changes: list[Change], adopt: bool, stack: str) -> str:
             "policies attached to them are detached: `glueline plan` lists each)"
         )
     return "\n".join(reasons)
+
+
+def strictest_tls(db: DbConnection, bucket: str) -> tuple[DbConnection, str]:
+    """A database left at libpq's default sslmode (``prefer``: encrypted if offered, the certificate not
+    checked), with the strictest mode that works, and what the server offered ("" when not asked): an
+    RDS database ``verify-full`` against the RDS CA bundle, which deploy ships to ``scripts/`` for the
+    job; another by what it offers (``glueline.ops.deploy.tls``). An sslmode given in the URL is kept."""
+    if db.sslmode != "prefer":
+        return db, ""
+    if db.host.endswith(".rds.amazonaws.com"):
+        return replace(db, sslmode="verify-full", sslrootcert=f"s3://{bucket}/{layout.SCRIPTS}{RDS_CA_BUNDLE}"), ""
+    offered = tls.probe(db.host, db.port)
+    if offered == tls.VERIFIED:
+        return replace(db, sslmode="verify-full", sslrootcert="system"), offered
+    if offered == tls.UNVERIFIED:
+        return replace(db, sslmode="require"), offered
+    return db, offered
