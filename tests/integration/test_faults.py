@@ -366,7 +366,8 @@ def test_a_move_takes_only_its_version_and_leaves_a_replacement_in_place(pipelin
     try:
         monday = s3.put_object(Bucket=bucket, Key=key, Body=b"monday")["ETag"]
         s3.put_object(Bucket=bucket, Key=key, Body=b"tuesday")
-        with pytest.raises(s3.exceptions.ClientError, match="PreconditionFailed"):
+        # The move reads the claimed version's metadata first: a HEAD's 412 has no body, so no code name.
+        with pytest.raises(s3.exceptions.ClientError, match=r"PreconditionFailed|\(412\)"):
             layout.move_object(s3, bucket, key, monday, 6, "moves-done/", "aaaaaaaa11")
         assert pipeline.keys("moves-done/") == []
         assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"tuesday"
