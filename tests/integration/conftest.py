@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
+import botocore.config
 import psutil
 import psycopg
 import pytest
@@ -244,7 +245,10 @@ class Pipeline:
 
     def invoke_schedule(self) -> dict:
         """Invoke the Lambda with the daily schedule's event, as EventBridge does at 08:00."""
-        lam = self.client("lambda")
+        # A synchronous invocation answers when the function ends, which may be its timeout (it waits for
+        # the single Glue slot): read for longer, as `glueline trigger` does.
+        read_timeout = self.settings.lambda_timeout_seconds + 30
+        lam = boto3.client("lambda", config=botocore.config.Config(read_timeout=read_timeout))
         event = scheduled_event("000000000000", self.info.region, self.settings.schedule_rule)
         response = lam.invoke(FunctionName=self.settings.lambda_function, Payload=json.dumps(event).encode())
         assert "FunctionError" not in response, response["Payload"].read()
