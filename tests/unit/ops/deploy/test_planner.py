@@ -5,12 +5,9 @@ refuses (another stack's resources; resources nobody tagged, unless adopted)."""
 from __future__ import annotations
 
 import json
-import os
 from types import SimpleNamespace
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from glueline.ops.deploy.aws import BootstrapError
 from glueline.ops.deploy.desired import GLUE_SECURITY_GROUP, REGION_TAG, STACK_TAG
@@ -20,7 +17,8 @@ from glueline.settings import Settings
 from glueline.shared.audit import table_spec
 from glueline.shared.dbsecret import DbConnection
 
-REGION = "eu-west-1"
+from .conftest import REGION
+
 DB = DbConnection(host="db.example", port=5432, dbname="bank", username="etl", password="secret")
 TRUST = json.dumps(
     {
@@ -31,16 +29,6 @@ TRUST = json.dumps(
 FULL_ACCESS = json.dumps(
     {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
 )
-
-
-@pytest.fixture
-def session(monkeypatch):
-    for name in [n for n in os.environ if n.startswith(("AWS_", "GLUELINE_"))]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        yield boto3.Session(region_name=REGION)
 
 
 def deployer(session, adopt: bool = False, tls_only: bool = False) -> Bootstrap:

@@ -4,11 +4,6 @@ the settings name *and* this stack's tag are deleted; data is kept unless asked;
 from __future__ import annotations
 
 import json
-import os
-
-import boto3
-import pytest
-from moto import mock_aws
 
 from glueline.ops.deploy.desired import STACK_TAG
 from glueline.ops.deploy.executor import Executor
@@ -16,7 +11,8 @@ from glueline.ops.deploy.models import APICall, EmptyBucket
 from glueline.ops.deploy.sweeper import Sweeper
 from glueline.settings import Settings
 
-REGION = "eu-west-1"
+from .conftest import REGION
+
 TRUST = json.dumps(
     {
         "Version": "2012-10-17",
@@ -27,16 +23,6 @@ POLICY = json.dumps(
     {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}
 )
 OURS = [{"Key": STACK_TAG, "Value": "glueline"}]
-
-
-@pytest.fixture
-def session(monkeypatch):
-    for name in [n for n in os.environ if n.startswith(("AWS_", "GLUELINE_"))]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        yield boto3.Session(region_name=REGION)
 
 
 def sweeper(session) -> Sweeper:
