@@ -183,15 +183,7 @@ def _network(s: Settings, env: Environment, desired: DesiredState) -> dict[str, 
     tags = _tags(desired)
     resources: dict[str, Any] = {}
     if not s.glue_security_group_id:
-        resources["GlueSecurityGroup"] = {
-            "Type": "AWS::EC2::SecurityGroup",
-            "Properties": {
-                "GroupName": GLUE_SECURITY_GROUP,
-                "GroupDescription": GLUE_SECURITY_GROUP_DESCRIPTION,
-                "VpcId": {"Ref": "VpcId"},
-                "Tags": tags,
-            },
-        }
+        resources["GlueSecurityGroup"] = _security_group(GLUE_SECURITY_GROUP, GLUE_SECURITY_GROUP_DESCRIPTION, tags)
         resources["GlueSecurityGroupSelfIngress"] = {
             "Type": "AWS::EC2::SecurityGroupIngress",
             "Properties": {
@@ -204,24 +196,16 @@ def _network(s: Settings, env: Environment, desired: DesiredState) -> dict[str, 
             },
         }
     if s.vpc_endpoints:
-        resources["EndpointsSecurityGroup"] = {
-            "Type": "AWS::EC2::SecurityGroup",
-            "Properties": {
-                "GroupName": ENDPOINTS_SECURITY_GROUP,
-                "GroupDescription": ENDPOINTS_SECURITY_GROUP_DESCRIPTION,
-                "VpcId": {"Ref": "VpcId"},
-                "SecurityGroupIngress": [
-                    {
-                        "IpProtocol": "tcp",
-                        "FromPort": 443,
-                        "ToPort": 443,
-                        "CidrIp": {"Ref": "VpcCidrBlock"},
-                        "Description": "HTTPS from the VPC",
-                    }
-                ],
-                "Tags": tags,
-            },
+        https = {
+            "IpProtocol": "tcp",
+            "FromPort": 443,
+            "ToPort": 443,
+            "CidrIp": {"Ref": "VpcCidrBlock"},
+            "Description": "HTTPS from the VPC",
         }
+        resources["EndpointsSecurityGroup"] = _security_group(
+            ENDPOINTS_SECURITY_GROUP, ENDPOINTS_SECURITY_GROUP_DESCRIPTION, tags, SecurityGroupIngress=[https]
+        )
         for service, kind in ENDPOINT_SERVICES.items():
             properties: dict[str, Any] = {
                 "ServiceName": f"com.amazonaws.{env.region}.{service}",
@@ -238,6 +222,20 @@ def _network(s: Settings, env: Environment, desired: DesiredState) -> dict[str, 
                 }
             resources[f"{_logical_id(service)}Endpoint"] = {"Type": "AWS::EC2::VPCEndpoint", "Properties": properties}
     return resources
+
+
+def _security_group(name: str, description: str, tags: list[dict[str, str]], **properties: Any) -> dict[str, Any]:
+    """A security group of the pipeline in VpcId."""
+    return {
+        "Type": "AWS::EC2::SecurityGroup",
+        "Properties": {
+            "GroupName": name,
+            "GroupDescription": description,
+            "VpcId": {"Ref": "VpcId"},
+            **properties,
+            "Tags": tags,
+        },
+    }
 
 
 def _roles(desired: DesiredState) -> dict[str, Any]:
