@@ -146,19 +146,30 @@ def _show_changes(changes: list[Change], title: str, as_json: bool, calls: bool 
                     out.print(f"  {escape(describe(step))}", soft_wrap=True, highlight=False)
 
 
-def _deployer(settings: Settings, env, log=lambda change: None, adopt: bool = False) -> Bootstrap:
-    """Deploy's planner for the environment (with what a local stack cannot do as AWS does)."""
+def _deployer(
+    settings: Settings, env, log=lambda change: None, adopt: bool = False, account: str | None = None
+) -> Bootstrap:
+    """Deploy's planner for the environment (with what a local stack cannot do as AWS does); ``account``:
+    as ``_confirm_account`` found it, else looked up."""
     session = boto3.Session()
     settings = env.deploy_settings(settings)
     database = _database(settings, env, session)
     return Bootstrap(
-        settings, database, session, log=log, function_glue_endpoint=env.function_glue_endpoint, adopt=adopt
+        settings,
+        database,
+        session,
+        log=log,
+        function_glue_endpoint=env.function_glue_endpoint,
+        adopt=adopt,
+        account=account,
     )
 
 
-def _bootstrap(settings: Settings, env, quiet: bool, as_json: bool = False, adopt: bool = False) -> Bootstrap:
+def _bootstrap(
+    settings: Settings, env, quiet: bool, account: str | None = None, as_json: bool = False, adopt: bool = False
+) -> Bootstrap:
     changes: list[Change] = []
-    boot = _deployer(settings, env, changes.append, adopt)
+    boot = _deployer(settings, env, changes.append, adopt, account)
     boot.run()
     if quiet:
         counts: dict[str, int] = {}
@@ -320,8 +331,8 @@ def bootstrap_command(db_url: DbUrl = None, yes: Yes = False, adopt: Adopt = Fal
     on real AWS unless --yes."""
     settings = _settings(db_url)
     with _environment(settings) as env:
-        _confirm_account("bootstrap", yes)
-        _bootstrap(settings, env, quiet=False, adopt=adopt)
+        account = _confirm_account("bootstrap", yes)
+        _bootstrap(settings, env, quiet=False, account=account, adopt=adopt)
 
 
 @app.command()
@@ -358,8 +369,8 @@ def deploy(
     _use_profile(profile)
     settings = _settings(db_url, create_database)
     with _environment(settings) as env:
-        _confirm_account("deploy to", yes)
-        _bootstrap(settings, env, quiet=False, as_json=as_json, adopt=adopt)
+        account = _confirm_account("deploy to", yes)
+        _bootstrap(settings, env, quiet=False, account=account, as_json=as_json, adopt=adopt)
 
 
 @app.command()
@@ -448,14 +459,16 @@ def _account(session: boto3.Session, default_region: str) -> tuple[str, str, str
     return sts.get_caller_identity()["Account"], session.region_name or default_region, sts.meta.endpoint_url
 
 
-def _confirm_account(what: str, yes: bool) -> None:
+def _confirm_account(what: str, yes: bool) -> str:
     """Say which account, region and endpoint; on AWS itself (no custom endpoint) ask unless --yes:
-    every command that writes to an account (deploy, bootstrap, run, trigger) calls this first."""
+    every command that writes to an account (deploy, bootstrap, run, trigger) calls this first, and
+    uses the account it returns."""
     account, region, endpoint = _account(boto3.Session(), Settings().region)
     err.print(f"account {account}, region {region}, endpoint {endpoint}")
     on_aws = "amazonaws.com" in endpoint
     if on_aws and not yes and not typer.confirm(f"{what} AWS account {account}?", err=True):
         raise typer.Exit(1)
+    return account
 
 
 @app.command()
@@ -486,10 +499,9 @@ def trigger(
         _fail("say what to send: --schedule")
     settings = _settings()
     with _environment(settings):
-        _confirm_account("invoke the Lambda in", yes)
+        account = _confirm_account("invoke the Lambda in", yes)
         session = boto3.Session()
         region = session.region_name or settings.region
-        account = aws_client("sts", session).get_caller_identity()["Account"]
         event = scheduled_event(account, region, settings.schedule_rule)
         # A synchronous invocation answers when the function ends: read for longer than its timeout.
         lam = aws_client("lambda", session, Config(read_timeout=settings.lambda_timeout_seconds + 30))
@@ -519,8 +531,8 @@ def run(
     progress = err if as_json else out
     with environment(settings, start_stack=True, keep_stack=keep_up) as env:
         progress.print(f"environment: {env.description}")
-        _confirm_account("deploy to and run the pipeline in", yes)
-        boot = _bootstrap(settings, env, quiet=True)
+        account = _confirm_account("deploy to and run the pipeline in", yes)
+        boot = _bootstrap(settings, env, quiet=True, account=account)
         session = boto3.Session()
         uploads = upload(aws_client("s3", session), boot.bucket, files, boot.target)
         progress.print(f"uploaded {len(uploads)} file(s) to s3://{boot.bucket}/source/")

@@ -1,8 +1,10 @@
 """Images for machines that reach no container registry: stand-ins built from Debian's packages and PyPI.
 
-    glueline-offline/debian:bookworm            debootstrap --variant=minbase, then ``docker import``
+    glueline-offline/debian:bookworm|trixie     debootstrap --variant=minbase, then ``docker import``
     glueline-offline/postgres:15                in place of postgres:16 (Debian 12 ships PostgreSQL 15)
-    glueline-offline/ministack:<our pin>        in place of ministackorg/ministack:<our pin>
+    glueline-offline/ministack:<our pin>        in place of ministackorg/ministack:<our pin>, on Debian 13's
+                                                Python 3.13: MiniStack runs Lambdas in its own interpreter,
+                                                so it is the Lambda runtime's version (python3.13)
     glueline-offline/spark:3.5-python3.11       in place of public.ecr.aws/glue/aws-glue-libs:5
                                                 (Spark 3.5, Python 3.11, Java 17; no awsglue, no S3A)
 
@@ -31,12 +33,14 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from glueline.ops.deploy.desired import LAMBDA_RUNTIME
 from glueline.ops.packaging import PSYCOPG_REQUIREMENT
 
-DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = os.environ.get("GLUELINE_DEBIAN_MIRROR", "http://deb.debian.org/debian")
-BASE_IMAGE = f"glueline-offline/debian:{DEBIAN_SUITE}"
-PYTHON_VERSION = "3.11"  # Debian 12's, and AWS Glue 5's
+GLUE_PYTHON = "3.11"  # AWS Glue 5's
+LAMBDA_PYTHON = LAMBDA_RUNTIME.removeprefix("python")
+# The Debian release whose python3 is each version a stand-in needs.
+DEBIAN_SUITES = {"3.11": "bookworm", "3.13": "trixie"}
 # PyPI publishes these as source only; they are pure Python, so a wheel built on the host serves any platform.
 SOURCE_ONLY = ("pyspark",)
 
@@ -45,7 +49,7 @@ class ImageError(RuntimeError):
     pass
 
 
-def _pin(name: str) -> str:
+def pinned(name: str) -> str:
     """``name==version`` as glueline requires it (its own pins), else as installed here."""
     for requirement in importlib.metadata.requires("glueline") or []:
         spec = requirement.split(";")[0].strip()
@@ -56,22 +60,34 @@ def _pin(name: str) -> str:
 
 def stand_ins() -> dict[str, dict]:
     """Each stand-in: its name, the setting it fills, its build directory and its Python requirements."""
-    ministack = _pin("ministack").split("==")[1]
-    pyspark = _pin("pyspark").split("==")[1]
-    spark_tag = f"{'.'.join(pyspark.split('.')[:2])}-python{PYTHON_VERSION}"
+    ministack = pinned("ministack").split("==")[1]
+    pyspark = pinned("pyspark").split("==")[1]
+    spark_tag = f"{'.'.join(pyspark.split('.')[:2])}-python{GLUE_PYTHON}"
     return {
-        "postgres": {"image": "glueline-offline/postgres:15", "setting": "postgres_image", "requirements": []},
+        "postgres": {
+            "image": "glueline-offline/postgres:15",
+            "setting": "postgres_image",
+            "python": GLUE_PYTHON,  # only its Debian release (12, PostgreSQL 15): no Python package is installed
+            "requirements": [],
+        },
         "ministack": {
             "image": f"glueline-offline/ministack:{ministack}",
             "setting": "ministack_image",
-            "requirements": [_pin("ministack"), _pin("boto3"), _pin("botocore")],
+            "python": LAMBDA_PYTHON,
+            "requirements": [pinned("ministack"), pinned("boto3"), pinned("botocore")],
         },
         "spark": {
             "image": f"glueline-offline/spark:{spark_tag}",
             "setting": "glue_base_image",
-            "requirements": [_pin(n) for n in ("pyspark", "pyarrow", "pandas", "numpy", "boto3", "botocore")],
+            "python": GLUE_PYTHON,
+            "requirements": [pinned(n) for n in ("pyspark", "pyarrow", "pandas", "numpy", "boto3", "botocore")],
         },
     }
+
+
+def base_image(python: str) -> str:
+    """The Debian base image whose python3 is ``python``."""
+    return f"glueline-offline/debian:{DEBIAN_SUITES[python]}"
 
 
 def record_path() -> Path:
@@ -120,11 +136,13 @@ def _constraints() -> list[str]:
     )
 
 
-def wheelhouse(requirements: list[str], platforms: list[str], log: Callable[[str], None] = print) -> Path:
-    """A directory of wheels for ``requirements`` (Python 3.11, the given platforms) and a
+def wheelhouse(
+    requirements: list[str], platforms: list[str], python: str = GLUE_PYTHON, log: Callable[[str], None] = print
+) -> Path:
+    """A directory of wheels for ``requirements`` (the given Python version and platforms) and a
     requirements.txt naming them; downloaded once, kept in the user's cache."""
     constraints = _constraints()
-    key = hashlib.sha256(json.dumps([requirements, platforms, constraints]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps([requirements, platforms, python, constraints]).encode()).hexdigest()[:16]
     cache = _cache_dir() / "wheelhouse" / key
     if (cache / "requirements.txt").exists():
         return cache
@@ -142,7 +160,7 @@ def wheelhouse(requirements: list[str], platforms: list[str], log: Callable[[str
             binary += [r for r in dependencies if ";" not in r]
         platform_args = [arg for platform in platforms for arg in ("--platform", platform)]
         _pip(
-            [*pip, "download", "--only-binary=:all:", *platform_args, "--python-version", PYTHON_VERSION]
+            [*pip, "download", "--only-binary=:all:", *platform_args, "--python-version", python]
             + ["--implementation", "cp", "--constraint", str(constraint_file), "--dest", str(partial), *binary]
         )
         constraint_file.unlink()
@@ -163,42 +181,44 @@ def _pip(command: list[str]) -> None:
         raise ImageError(f"pip could not fetch wheels (is PyPI or PIP_INDEX_URL reachable?):\n{result.stderr[-2000:]}")
 
 
-def build_base(log: Callable[[str], None] = print) -> None:
-    """The Debian base image, from Debian's packages only; made once."""
-    if image_exists(BASE_IMAGE):
-        return
+def build_base(python: str, log: Callable[[str], None] = print) -> str:
+    """The Debian base image whose python3 is ``python``, from Debian's packages only; made once."""
+    image, suite = base_image(python), DEBIAN_SUITES[python]
+    if image_exists(image):
+        return image
     if shutil.which("debootstrap") is None:
         raise ImageError("debootstrap is needed to build the offline base image: apt-get install debootstrap")
-    log(f"debootstrap {DEBIAN_SUITE} from {DEBIAN_MIRROR} (about 30 s)")
+    log(f"debootstrap {suite} from {DEBIAN_MIRROR} (about 30 s)")
     with tempfile.TemporaryDirectory(prefix="glueline-rootfs-") as rootfs:
         result = subprocess.run(
-            ["debootstrap", "--variant=minbase", DEBIAN_SUITE, rootfs, DEBIAN_MIRROR], capture_output=True, text=True
+            ["debootstrap", "--variant=minbase", suite, rootfs, DEBIAN_MIRROR], capture_output=True, text=True
         )
         if result.returncode != 0:
             raise ImageError(f"debootstrap failed:\n{result.stdout[-1500:]}{result.stderr[-1500:]}")
         tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
         try:
-            docker("import", "-", BASE_IMAGE, stdin=tar.stdout)
+            docker("import", "-", image, stdin=tar.stdout)
         finally:
             tar.stdout.close()
             tar.wait()
+    return image
 
 
 def build_offline_images(project_dir: Path, log: Callable[[str], None] = print) -> dict[str, str]:
     """Build every stand-in (cached), record them for the compose stack; the recorded settings."""
-    build_base(log)
     platforms = engine_platforms()
     settings = {"emulator": "ministack"}
     for name, spec in stand_ins().items():
+        base = build_base(spec["python"], log)
         with tempfile.TemporaryDirectory(prefix=f"glueline-{name}-") as context:
             shutil.copytree(project_dir / "compose" / "offline" / name, context, dirs_exist_ok=True)
             wheels = Path(context) / "wheels"
             if spec["requirements"]:
-                shutil.copytree(wheelhouse(spec["requirements"], platforms, log), wheels)
+                shutil.copytree(wheelhouse(spec["requirements"], platforms, spec["python"], log), wheels)
             else:
                 wheels.mkdir()
             log(f"building {spec['image']}")
-            docker("build", "--quiet", "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "--tag", spec["image"], context)
+            docker("build", "--quiet", "--build-arg", f"BASE_IMAGE={base}", "--tag", spec["image"], context)
         settings[spec["setting"]] = spec["image"]
     path = record_path()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -210,7 +230,7 @@ def glue_wheels(project_dir: Path, log: Callable[[str], None] = print) -> Path:
     """What services/glue/Dockerfile installs on the Glue image: psycopg (Glue 5 lacks it), into the
     build context; the runner and the job's library come from src/glueline."""
     directory = project_dir / ".glueline" / "build" / "glue-wheels"
-    source = wheelhouse([PSYCOPG_REQUIREMENT], engine_platforms(), log)
+    source = wheelhouse([PSYCOPG_REQUIREMENT], engine_platforms(), GLUE_PYTHON, log)
     if directory.exists() and sorted(p.name for p in directory.iterdir()) == sorted(p.name for p in source.iterdir()):
         return directory
     shutil.rmtree(directory, ignore_errors=True)

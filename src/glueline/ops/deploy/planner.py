@@ -119,11 +119,12 @@ class Bootstrap:
         function_glue_endpoint: str | None = None,
         adopt: bool = False,
         sleep: Callable[[float], None] = time.sleep,
+        account: str | None = None,
     ):
         """``db`` None: the database deploy creates (``settings.create_database``). ``function_glue_endpoint``:
         the Glue endpoint the Lambda is given where it reaches Glue otherwise than deploy does (the compose
         stack's runner, by its name in the project's network). ``adopt``: take over resources of our
-        names that no stack tagged."""
+        names that no stack tagged. ``account``: the session's, where the caller already asked STS."""
         self.settings = settings
         self.function_glue_endpoint = function_glue_endpoint
         self.session = session or boto3.Session()
@@ -132,7 +133,7 @@ class Bootstrap:
         self.sleep = sleep
         self.changes: list[Change] = []
         self.region = self.session.region_name or settings.region
-        self.account = aws_client("sts", self.session).get_caller_identity()["Account"]
+        self.account = account or aws_client("sts", self.session).get_caller_identity()["Account"]
         self.bucket = settings.bucket_name(self.account, self.region)
         self.tags = {STACK_TAG: settings.stack}
         self._network: Network | None = None
