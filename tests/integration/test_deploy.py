@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -343,3 +344,54 @@ def test_deploy_creates_a_private_database_only_glue_can_reach(account, tmp_path
     assert {r for r, c in removed.items() if c["action"] == "deleted"} >= database
     assert tagged(env) == set()
     assert rds.describe_db_snapshots()["DBSnapshots"]  # a final snapshot was kept
+
+
+def test_status_filters_and_run_logs_on_an_account_by_profile(account, tmp_path):
+    """The AWS path of `status --status/--since/--file` (DynamoDB) and `logs --run` (Glue, CloudWatch
+    Logs), reached by `--profile` alone: a profile whose configuration names the endpoint."""
+    from glueline.ops.runlogs import OUTPUT_GROUP
+    from glueline.shared.audit import AuditRecord, AuditTable, Status, table_spec
+
+    ddb = client(account, "dynamodb")
+    ddb.create_table(**table_spec("S3_Audit_1"))
+    audit = AuditTable(ddb, "S3_Audit_1")
+    for fid, name, uploaded, status in [
+        ("f1", "daily_2024-07-12.csv", "2024-07-12T08:00:00.000Z", Status.COMPLETED),
+        ("f2", "daily_2024-07-13.csv", "2024-07-13T08:00:00.000Z", Status.FAILED),
+        ("f3", "weekly_2024-07-13.csv", "2024-07-13T09:00:00.000Z", Status.FAILED),
+    ]:
+        audit.create(AuditRecord(fid, name, "b", f"source/{name}", '"e"', 1, uploaded, "h:5432/d/public.t", status))
+    glue, logs = client(account, "glue"), client(account, "logs")
+    glue.create_job(Name="ETL_Job_to_RDS", Role="arn:aws:iam::123456789012:role/r", Command={"Name": "glueetl"})
+    run_id = glue.start_job_run(JobName="ETL_Job_to_RDS")["JobRunId"]
+    logs.create_log_group(logGroupName=OUTPUT_GROUP)
+    logs.create_log_stream(logGroupName=OUTPUT_GROUP, logStreamName=run_id)
+    now = int(time.time() * 1000)
+    lines = ["batch of 1 file(s): claim 0.1s", "daily_2024-07-13.csv: FAILED (attempt 1: database refused)"]
+    logs.put_log_events(
+        logGroupName=OUTPUT_GROUP,
+        logStreamName=run_id,
+        logEvents=[{"timestamp": now + i, "message": line} for i, line in enumerate(lines)],
+    )
+
+    config = tmp_path / "aws-config"
+    config.write_text(
+        f"[profile moto]\nregion = {REGION}\nendpoint_url = {account['AWS_ENDPOINT_URL']}\n"
+        "aws_access_key_id = testing\naws_secret_access_key = testing\n"
+    )
+    env = {k: v for k, v in account.items() if not k.startswith("AWS_")} | {"AWS_CONFIG_FILE": str(config)}
+
+    def names(*args: str) -> list[str]:
+        result = glueline(env, "status", "--json", "--profile", "moto", *args)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return [f["file_name"] for f in json.loads(result.stdout)["files"]]
+
+    assert names() == ["daily_2024-07-12.csv", "daily_2024-07-13.csv", "weekly_2024-07-13.csv"]
+    assert names("--status", "FAILED", "--file", "daily") == ["daily_2024-07-13.csv"]
+    assert names("--since", "2024-07-13T08:30") == ["weekly_2024-07-13.csv"]
+    assert names("--since", "2024-07-13T10:30+02:00", "--status", "failed") == ["weekly_2024-07-13.csv"]
+
+    shown = glueline(env, "logs", "--run", run_id, "--profile", "moto")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines() == lines and f"run {run_id}: " in shown.stderr
+    assert "configured AWS environment (moto)" not in shown.stdout  # the lines, nothing else, on stdout

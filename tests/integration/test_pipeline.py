@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -122,6 +122,43 @@ def glueline(p, *args: str) -> subprocess.CompletedProcess:
     env["GLUELINE_STATE_DIR"] = str(p.state_dir)
     command = [str(Path(sys.executable).with_name("glueline")), *args]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_status_filters_and_a_runs_logs_from_the_cli(clean_pipeline):
+    """status --status/--since/--file select audit items; logs --run prints the Glue run's output from
+    CloudWatch Logs (the emulator's, where the runner writes as Glue does)."""
+    p = clean_pipeline
+    records = p.wait(p.upload(*SAMPLE_FILES))
+    assert {r.status for r in records} == {Status.COMPLETED}
+
+    def names(*args: str) -> list[str]:
+        result = glueline(p, "status", "--json", *args)
+        assert result.returncode == 0, result.stderr
+        return sorted(f["file_name"] for f in json.loads(result.stdout)["files"])
+
+    every = sorted(path.name for path in SAMPLE_FILES)
+    one = SAMPLE_FILES[1].name
+    assert names() == every and names("--status", "completed") == every and names("--status", "FAILED") == []
+    assert names("--file", one[-12:]) == [one] and names("--status", "COMPLETED", "--file", one) == [one]
+    first = datetime.fromisoformat(min(r.upload_timestamp for r in records))
+    last = datetime.fromisoformat(max(r.upload_timestamp for r in records))
+    assert names("--since", first.date().isoformat()) == every and names("--since", first.isoformat()) == every
+    after_last = (last + timedelta(seconds=1)).astimezone(timezone(timedelta(hours=2))).isoformat()  # +02:00
+    assert names("--since", after_last) == [] and names("--since", after_last, "--status", "COMPLETED") == []
+    wrong = glueline(p, "status", "--status", "DONE")
+    assert wrong.returncode == 2 and "PENDING" in wrong.stderr
+    assert glueline(p, "status", "--since", "yesterday").returncode == 2
+
+    record = next(r for r in records if r.file_name == one)
+    logs = glueline(p, "logs", "--run", record.glue_job_id)
+    assert logs.returncode == 0, logs.stderr
+    c = record.counts
+    assert f"{one}: COMPLETED read={c.rows_read} loaded={c.rows_loaded}" in logs.stdout
+    assert f"run {record.glue_job_id}: SUCCEEDED" in logs.stderr
+    followed = glueline(p, "logs", "--run", record.glue_job_id, "--follow")  # a finished run: returns at once
+    assert followed.returncode == 0 and followed.stdout == logs.stdout
+    unknown = glueline(p, "logs", "--run", "jr_" + "0" * 64)
+    assert unknown.returncode == 2 and "no run jr_000" in unknown.stderr
 
 
 def test_glueline_run_cli_reports_json(clean_pipeline, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
 
@@ -22,7 +24,7 @@ from rich.table import Table
 from glueline.local.compose import ComposeInfo, ComposeStack, engine_answers, images, project_dir, running_compose
 from glueline.local.samples import write_file
 from glueline.local.stack import EmbeddedStack, StackError
-from glueline.ops import packaging, report
+from glueline.ops import packaging, report, runlogs
 from glueline.ops.deploy import cloudformation
 from glueline.ops.deploy.aws import BootstrapError
 from glueline.ops.deploy.executor import Executor, describe
@@ -32,7 +34,7 @@ from glueline.ops.deploy.sweeper import Sweeper
 from glueline.ops.environment import NoEnvironmentError, environment
 from glueline.ops.uploads import InputError, collect_files, count_rows, placeholder, upload, wait_for_outcomes
 from glueline.settings import Settings
-from glueline.shared.audit import AuditTable
+from glueline.shared.audit import AuditQuery, AuditTable, Status, to_timestamp
 from glueline.shared.dbsecret import DbConnection
 from glueline.shared.events import scheduled_event
 from glueline.shared.timeouts import aws_client
@@ -40,7 +42,6 @@ from glueline.shared.timeouts import aws_client
 app = typer.Typer(
     help="glueline: an S3 → Lambda → Glue → PostgreSQL batch ETL pipeline, the same code locally and on AWS.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
 # Wide enough for the report when piped (rich would assume 80 columns).
@@ -300,9 +301,24 @@ def clean() -> None:
 
 
 @app.command()
-def logs(follow: Annotated[bool, typer.Option("--follow/--no-follow", help="keep printing")] = True) -> None:
-    """The local stack's logs: every compose service's, or the embedded stack's log files."""
+def logs(
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="a Glue job run's output instead (its JobRunId, as status shows)")
+    ] = None,
+    follow: Annotated[
+        bool | None,
+        typer.Option("--follow/--no-follow", help="keep printing (default: yes for the stack, no for --run)"),
+    ] = None,
+    profile: Profile = None,
+) -> None:
+    """The local stack's logs (every compose service's, or the embedded stack's log files), or with
+    --run a Glue job run's output from CloudWatch Logs, on any stack or AWS (stdout, stderr in red)."""
+    _use_profile(profile)
     settings = _settings()
+    if run_id:
+        _run_logs(settings, run_id, bool(follow))
+        return
+    follow = True if follow is None else follow
     composed = running_compose(settings)
     if composed is not None:
         raise typer.Exit(ComposeStack(settings).logs(follow))
@@ -310,6 +326,23 @@ def logs(follow: Annotated[bool, typer.Option("--follow/--no-follow", help="keep
     if not files:
         _fail(f"no logs in {Path(settings.state_dir) / 'logs'}: is a stack running (`glueline up -d`)?")
     os.execvp("tail", ["tail", "-n", "100", *(["-F"] if follow else []), *map(str, files)])
+
+
+def _run_logs(settings: Settings, run_id: str, follow: bool) -> None:
+    def write(group: str, line: str) -> None:
+        (err if group == runlogs.ERROR_GROUP else out).print(
+            escape(line), style="red" if group == runlogs.ERROR_GROUP else None, soft_wrap=True, highlight=False
+        )
+
+    with _environment(settings):
+        session = boto3.Session()
+        try:
+            state = runlogs.show_run_logs(
+                aws_client("logs", session), aws_client("glue", session), settings.glue_job, run_id, follow, write
+            )
+        except runlogs.RunNotFoundError as error:
+            _fail(str(error))
+    err.print(f"run {escape(run_id)}: {state}")
 
 
 @app.command("images-offline")
@@ -326,9 +359,10 @@ def images_offline() -> None:
 
 
 @app.command("bootstrap")
-def bootstrap_command(db_url: DbUrl = None, yes: Yes = False, adopt: Adopt = False) -> None:
+def bootstrap_command(db_url: DbUrl = None, yes: Yes = False, adopt: Adopt = False, profile: Profile = None) -> None:
     """Create or converge every AWS resource (deploy by the walkthrough's name; idempotent). Asks first
     on real AWS unless --yes."""
+    _use_profile(profile)
     settings = _settings(db_url)
     with _environment(settings) as env:
         account = _confirm_account("bootstrap", yes)
@@ -471,13 +505,40 @@ def _confirm_account(what: str, yes: bool) -> str:
     return account
 
 
+def _since(value: str | None) -> str | None:
+    """--since: a date (midnight UTC) or an ISO 8601 moment (UTC unless it says otherwise), as our timestamps."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        _fail(f"--since {value!r}: give a date (2024-07-13) or a moment (2024-07-13T08:00, 2024-07-13T08:00+02:00)")
+    return to_timestamp(moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc))
+
+
 @app.command()
-def status(as_json: AsJson = False, db_url: DbUrl = None) -> None:
-    """The audit table (S3_Audit_1): every file, its status and counts."""
+def status(
+    as_json: AsJson = False,
+    db_url: DbUrl = None,
+    profile: Profile = None,
+    status_filter: Annotated[
+        str | None, typer.Option("--status", help="only files in this status (PENDING, PROCESSING, COMPLETED, …)")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="only files uploaded at or after this date or moment")
+    ] = None,
+    file_name: Annotated[str | None, typer.Option("--file", help="only files whose name contains this")] = None,
+) -> None:
+    """The audit table (S3_Audit_1): every file, its status and counts (or those the filters select)."""
+    _use_profile(profile)
+    statuses = sorted(Status.ALL)
+    if status_filter and status_filter.upper() not in statuses:
+        _fail(f"--status {status_filter!r}: one of {', '.join(statuses)}")
+    query = AuditQuery(status_filter.upper() if status_filter else None, _since(since), file_name or None)
     settings = _settings(db_url)
     with _environment(settings) as env:
         session = boto3.Session()
-        records = AuditTable(aws_client("dynamodb", session), settings.audit_table).all()
+        records = AuditTable(aws_client("dynamodb", session), settings.audit_table).find(query)
         account = aws_client("sts", session).get_caller_identity()["Account"]
         bucket = settings.bucket_name(account, session.region_name or settings.region)
         target = env.db.target(str(settings.table)) if env.db else None
@@ -493,8 +554,10 @@ def status(as_json: AsJson = False, db_url: DbUrl = None) -> None:
 def trigger(
     schedule: Annotated[bool, typer.Option("--schedule", help="send the daily scheduled event (08:00)")] = False,
     yes: Yes = False,
+    profile: Profile = None,
 ) -> None:
     """Invoke ETL_Lambda_Function as EventBridge would. Asks first on real AWS unless --yes."""
+    _use_profile(profile)
     if not schedule:
         _fail("say what to send: --schedule")
     settings = _settings()
@@ -520,9 +583,11 @@ def run(
     timeout: Annotated[float, typer.Option(help="seconds to wait for every file's outcome")] = 900.0,
     keep_up: Annotated[bool, typer.Option("--keep-up", help="leave a stack this command started running")] = False,
     yes: Yes = False,
+    profile: Profile = None,
 ) -> None:
     """Upload files to source/, let S3 events drive the pipeline, wait, and report each file. On real
     AWS (it deploys, uploads and runs Glue there) it asks first unless --yes."""
+    _use_profile(profile)
     settings = _settings(db_url)
     try:
         files = collect_files(paths or [packaging.bundled("samples")])
@@ -561,6 +626,21 @@ def generate(
     """Write a seeded transactions file; prints the counts a correct run must report."""
     counts = write_file(path, rows, seed, dirty, first_id, crlf)
     print(json.dumps(counts.as_dict(), indent=2))
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"glueline {importlib.metadata.version('glueline')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print glueline's version and exit")
+    ] = False,
+) -> None:
+    """glueline: an S3 → Lambda → Glue → PostgreSQL batch ETL pipeline, the same code locally and on AWS."""
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -31,9 +31,19 @@ class Status:
     REJECTED = "REJECTED"
 
     FINAL = frozenset({COMPLETED, REJECTED})
+    ALL = frozenset({PENDING, PROCESSING, COMPLETED, FAILED, REJECTED})
 
 
 STATUS_INDEX = "Status-UploadTimestamp-index"
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """Which audit items to list; every condition given must hold."""
+
+    status: str | None = None  # one of Status
+    since: str | None = None  # uploaded at or after this timestamp of ours (``to_timestamp``)
+    name: str | None = None  # part of the file name (case-sensitive)
 
 
 def file_id(bucket: str, key: str, etag: str, target: str) -> str:
@@ -298,23 +308,35 @@ class AuditTable:
 
     def with_status(self, status: str) -> list[AuditRecord]:
         """Items in one status, oldest upload first (the index keeps this cheap)."""
-        records: list[AuditRecord] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "IndexName": STATUS_INDEX,
-            "KeyConditionExpression": "#Status = :status",
-            "ExpressionAttributeNames": {"#Status": "Status"},
-            "ExpressionAttributeValues": {":status": {"S": status}},
-        }
-        while True:
-            page = self.client.query(**kwargs)
-            records += [AuditRecord.from_item(_unwire(i)) for i in page.get("Items", [])]
-            if "LastEvaluatedKey" not in page:
-                return records
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return self.find(AuditQuery(status=status))
 
     def all(self) -> list[AuditRecord]:
-        records: list[AuditRecord] = []
-        for page in self.client.get_paginator("scan").paginate(TableName=self.table_name):
-            records += [AuditRecord.from_item(_unwire(i)) for i in page.get("Items", [])]
+        return self.find(AuditQuery())
+
+    def find(self, query: AuditQuery) -> list[AuditRecord]:
+        """The items ``query`` selects, oldest upload first. A status is a query of the status index
+        (with the upload time in its key condition), anything else a scan; the other conditions filter
+        on the server. The index is eventually consistent on AWS: an item that changed status a moment
+        ago may show under its former one."""
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        key, filters = [], []
+        if query.status:
+            names["#Status"], values[":status"] = "Status", {"S": query.status}
+            key.append("#Status = :status")
+        if query.since:
+            names["#Upload"], values[":since"] = "UploadTimestamp", {"S": query.since}
+            (key if query.status else filters).append("#Upload >= :since")
+        if query.name:
+            names["#Name"], values[":name"] = "FileName", {"S": query.name}
+            filters.append("contains(#Name, :name)")
+        kwargs: dict[str, Any] = {"TableName": self.table_name}
+        if key:
+            kwargs |= {"IndexName": STATUS_INDEX, "KeyConditionExpression": " AND ".join(key)}
+        if filters:
+            kwargs["FilterExpression"] = " AND ".join(filters)
+        if names:
+            kwargs |= {"ExpressionAttributeNames": names, "ExpressionAttributeValues": values}
+        pages = self.client.get_paginator("query" if key else "scan").paginate(**kwargs)
+        records = [AuditRecord.from_item(_unwire(i)) for page in pages for i in page.get("Items", [])]
         return sorted(records, key=lambda r: (r.upload_timestamp, r.file_name))

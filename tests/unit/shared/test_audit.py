@@ -1,4 +1,4 @@
-from glueline.shared.audit import AuditRecord, Status, file_id
+from glueline.shared.audit import AuditQuery, AuditRecord, Status, file_id
 from glueline.shared.counts import Counts
 
 from ..conftest import TARGET
@@ -38,3 +38,28 @@ def test_updates_are_conditional_on_what_the_writer_expects(aws):
 def test_counts_reconcile_and_add_up():
     assert Counts(10, 7, 2, 1).reconciles and not Counts(10, 7, 2, 0).reconciles
     assert Counts(1, 1, 0, 0, 1, 0) + Counts(2, 1, 1, 0, 0, 1) == Counts(3, 2, 1, 0, 1, 1)
+
+
+def test_find_selects_by_status_upload_time_and_name_oldest_first(aws, monkeypatch):
+    uploads = [
+        ("f1", "daily_2024-07-12.csv", "2024-07-12T08:00:00.000Z", Status.COMPLETED),
+        ("f2", "daily_2024-07-13.csv", "2024-07-13T08:00:00.000Z", Status.FAILED),
+        ("f3", "weekly_2024-07-13.csv", "2024-07-13T09:00:00.000Z", Status.COMPLETED),
+        ("f4", "daily_2024-07-14.csv", "2024-07-14T08:00:00.000Z", Status.COMPLETED),
+    ]
+    for fid, name, uploaded, status in reversed(uploads):
+        aws.audit.create(AuditRecord(fid, name, "bkt", f"source/{name}", '"e"', 1, uploaded, TARGET, status))
+    calls = []
+    client = aws.audit.client
+    monkeypatch.setattr(client, "get_paginator", lambda op: calls.append(op) or type(client).get_paginator(client, op))
+
+    def found(**query) -> list[str]:
+        return [r.file_id for r in aws.audit.find(AuditQuery(**query))]
+
+    assert found() == ["f1", "f2", "f3", "f4"]
+    assert found(status=Status.COMPLETED) == ["f1", "f3", "f4"] and calls[-1] == "query"
+    assert found(status=Status.COMPLETED, since="2024-07-13T00:00:00.000Z") == ["f3", "f4"] and calls[-1] == "query"
+    assert found(since="2024-07-13T08:30:00.000Z") == ["f3", "f4"] and calls[-1] == "scan"
+    assert found(name="daily") == ["f1", "f2", "f4"]
+    assert found(name="daily", since="2024-07-13T00:00:00.000Z", status=Status.COMPLETED) == ["f4"]
+    assert found(name="DAILY") == [] and found(status=Status.REJECTED) == []

@@ -1,0 +1,78 @@
+"""A Glue job run's log output, read where AWS Glue writes it: CloudWatch Logs, stdout in
+``/aws-glue/jobs/output`` and stderr in ``/aws-glue/jobs/error``, each in a stream named by the JobRunId.
+
+The local Glue runner writes there too (``glueline.local.runner.cloud``), so ``glueline logs --run`` reads
+a run the same way on the embedded stack, the compose stack and AWS. Following a run polls
+``GetLogEvents`` with each stream's forward token until the run reaches a final state; the state is read
+before the streams, so the last poll drains what the run wrote before it ended (the runner, like Glue,
+ships a run's output before it sets the final state).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from glueline.local.runner.cloud import ERROR_GROUP, OUTPUT_GROUP
+
+FINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "TIMEOUT", "STOPPED", "ERROR", "EXPIRED"})
+
+
+class RunNotFoundError(LookupError):
+    pass
+
+
+def run_state(glue, job_name: str, run_id: str) -> str:
+    try:
+        return glue.get_job_run(JobName=job_name, RunId=run_id)["JobRun"]["JobRunState"]
+    except glue.exceptions.EntityNotFoundException:
+        raise RunNotFoundError(f"no run {run_id} of job {job_name}") from None
+
+
+class RunLogReader:
+    """Reads one run's two streams from where it last stopped."""
+
+    def __init__(self, logs, run_id: str):
+        self.logs = logs
+        self.run_id = run_id
+        self._tokens: dict[str, str | None] = {OUTPUT_GROUP: None, ERROR_GROUP: None}
+
+    def new_lines(self, group: str) -> list[str]:
+        """Lines written to ``group``'s stream since the last call (none while the stream does not exist)."""
+        lines: list[str] = []
+        while True:
+            kwargs = {"logGroupName": group, "logStreamName": self.run_id, "startFromHead": True}
+            if self._tokens[group]:
+                kwargs["nextToken"] = self._tokens[group]
+            try:
+                page = self.logs.get_log_events(**kwargs)
+            except self.logs.exceptions.ResourceNotFoundException:
+                return lines
+            lines += [event["message"] for event in page.get("events", [])]
+            token = page.get("nextForwardToken")
+            if not page.get("events") or not token or token == self._tokens[group]:
+                self._tokens[group] = token or self._tokens[group]
+                return lines
+            self._tokens[group] = token
+
+
+def show_run_logs(
+    logs,
+    glue,
+    job_name: str,
+    run_id: str,
+    follow: bool,
+    write: Callable[[str, str], None],
+    sleep: Callable[[float], None] = time.sleep,
+    poll_seconds: float = 2.0,
+) -> str:
+    """Write the run's lines as ``write(group, line)``; with ``follow``, until the run ends. Its state."""
+    reader = RunLogReader(logs, run_id)
+    while True:
+        state = run_state(glue, job_name, run_id)
+        for group in (OUTPUT_GROUP, ERROR_GROUP):
+            for line in reader.new_lines(group):
+                write(group, line)
+        if not follow or state in FINAL_STATES:
+            return state
+        sleep(poll_seconds)
