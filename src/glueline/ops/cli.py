@@ -147,6 +147,11 @@ def _show_changes(changes: list[Change], title: str, as_json: bool, calls: bool 
                     out.print(f"  {escape(describe(step))}", soft_wrap=True, highlight=False)
 
 
+def _progress(line: str) -> None:
+    """A long step's progress (a waited resource's state changes), on stderr: stdout may be JSON."""
+    err.print(escape(line), highlight=False)
+
+
 def _deployer(
     settings: Settings, env, log=lambda change: None, adopt: bool = False, account: str | None = None
 ) -> Bootstrap:
@@ -163,6 +168,7 @@ def _deployer(
         function_glue_endpoint=env.function_glue_endpoint,
         adopt=adopt,
         account=account,
+        progress=_progress,
     )
 
 
@@ -473,7 +479,7 @@ def destroy(
             err.print("nothing of this stack to delete")
         elif not yes and not typer.confirm(f"delete these {len(doomed)} resources?", err=True):
             raise typer.Exit(1)
-        executor = Executor(lambda service: aws_client(service, session, region_name=region))
+        executor = Executor(lambda service: aws_client(service, session, region_name=region), progress=_progress)
         done = {"delete": "deleted", "keep": "kept", "left": "left"}
         changes = []
         for deletion in deletions:

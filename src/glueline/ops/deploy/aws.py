@@ -3,24 +3,53 @@ every page of a listing, bounded waiters."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
+import jmespath
 from botocore.exceptions import WaiterError
+
+# Where a waited resource's state is in its describe answer (JMESPath), for wait_until's progress.
+RDS_INSTANCE_STATE = "DBInstances[0].DBInstanceStatus"
+TABLE_STATE = "Table.TableStatus"
 
 
 class BootstrapError(RuntimeError):
     pass
 
 
-def wait_until(client, waiter: str, what: str, delay: int, attempts: int, **params) -> None:
+def wait_until(
+    client,
+    waiter: str,
+    what: str,
+    delay: int,
+    attempts: int,
+    params: dict[str, Any],
+    state: str = "",
+    progress: Callable[[str], None] = lambda line: None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
     """A boto3 waiter, bounded by ``delay`` × ``attempts`` seconds; BootstrapError naming ``what`` when
-    that passes or the resource reaches a state it will not leave (an RDS instance ``failed``)."""
-    try:
-        client.get_waiter(waiter).wait(**params, WaiterConfig={"Delay": delay, "MaxAttempts": attempts})
-    except WaiterError as err:
-        if "Max attempts exceeded" in str(err):
-            raise BootstrapError(f"timed out after {delay * attempts} s waiting for {what}") from err
-        raise BootstrapError(f"{what}: {err}") from err
+    that passes or the resource reaches a state it will not leave (an RDS instance ``failed``). The
+    waiter is asked one attempt at a time, so that each state the resource passes through (``state``: a
+    JMESPath into the waiter's describe answer) is told to ``progress`` as it changes: an RDS instance
+    takes minutes in creating, backing-up, configuring-enhanced-monitoring…"""
+    seen = None
+    for attempt in range(attempts):
+        try:
+            client.get_waiter(waiter).wait(**params, WaiterConfig={"Delay": delay, "MaxAttempts": 1})
+            return
+        except WaiterError as err:
+            if "Max attempts exceeded" not in str(err):
+                raise BootstrapError(f"{what}: {err}") from err
+            current = jmespath.search(state, err.last_response or {}) if state else None
+            if current is not None and current != seen:
+                progress(f"waiting for {what}: {current}")
+                seen = current
+        if attempt < attempts - 1:
+            sleep(delay)
+    raise BootstrapError(f"timed out after {delay * attempts} s waiting for {what}")
 
 
 def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:

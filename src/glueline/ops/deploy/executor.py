@@ -17,18 +17,35 @@ HIDDEN = ("SecretString", "ZipFile", "Body")
 
 
 class Executor:
-    """``client(service)`` gives a boto3 client; ``sleep`` is injected for tests."""
+    """``client(service)`` gives a boto3 client; ``progress`` hears each state a waited resource passes
+    through; ``sleep`` is injected for tests."""
 
-    def __init__(self, client: Callable[[str], Any], sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        client: Callable[[str], Any],
+        sleep: Callable[[float], None] = time.sleep,
+        progress: Callable[[str], None] = lambda line: None,
+    ):
         self.client = client
         self.sleep = sleep
+        self.progress = progress
         self.variables: dict[str, Any] = {}
 
     def execute(self, steps: list[Step]) -> None:
         for step in steps:
             if isinstance(step, Wait):
-                params = self.resolve(step.params)
-                wait_until(self.client(step.service), step.waiter, step.what, step.delay, step.attempts, **params)
+                client, params = self.client(step.service), self.resolve(step.params)
+                wait_until(
+                    client,
+                    step.waiter,
+                    step.what,
+                    step.delay,
+                    step.attempts,
+                    params,
+                    step.state,
+                    self.progress,
+                    self.sleep,
+                )
             elif isinstance(step, EmptyBucket):
                 empty(self.client("s3"), step.bucket)
             else:

@@ -38,7 +38,8 @@ class APICall:
 
 @dataclass(frozen=True)
 class Wait:
-    """A boto3 waiter, bounded by ``delay`` × ``attempts`` seconds."""
+    """A boto3 waiter, bounded by ``delay`` × ``attempts`` seconds; ``state``: where the waited
+    resource's state is in the waiter's describe answer (JMESPath), shown as it changes."""
 
     service: str
     waiter: str
@@ -46,6 +47,7 @@ class Wait:
     delay: int
     attempts: int
     params: dict[str, Any] = field(default_factory=dict)
+    state: str = ""
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,8 @@ import boto3
 from glueline.ops import packaging
 from glueline.ops.deploy import tls
 from glueline.ops.deploy.aws import (
+    RDS_INSTANCE_STATE,
+    TABLE_STATE,
     BootstrapError,
     endpoint_alive,
     read_tags,
@@ -120,15 +122,18 @@ class Bootstrap:
         adopt: bool = False,
         sleep: Callable[[float], None] = time.sleep,
         account: str | None = None,
+        progress: Callable[[str], None] = lambda line: None,
     ):
         """``db`` None: the database deploy creates (``settings.create_database``). ``function_glue_endpoint``:
         the Glue endpoint the Lambda is given where it reaches Glue otherwise than deploy does (the compose
         stack's runner, by its name in the project's network). ``adopt``: take over resources of our
-        names that no stack tagged. ``account``: the session's, where the caller already asked STS."""
+        names that no stack tagged. ``account``: the session's, where the caller already asked STS.
+        ``log`` hears each applied Change, ``progress`` each state a waited resource passes through."""
         self.settings = settings
         self.function_glue_endpoint = function_glue_endpoint
         self.session = session or boto3.Session()
         self.log = log
+        self.progress = progress
         self.adopt = adopt
         self.sleep = sleep
         self.changes: list[Change] = []
@@ -246,7 +251,7 @@ class Bootstrap:
         refused = refusals(self.plan(), self.adopt, self.settings.stack)
         if refused:
             raise BootstrapError(refused)
-        executor = Executor(self.client, self.sleep)
+        executor = Executor(self.client, self.sleep, self.progress)
         for step in self.steps():
             for change in step():
                 executor.execute(change.steps)
@@ -405,7 +410,9 @@ class Bootstrap:
         except ddb.exceptions.ResourceNotFoundException:
             steps: list[Step] = [
                 APICall("dynamodb", "create_table", {**wanted, "Tags": tag_list(self.tags)}),
-                Wait("dynamodb", "table_exists", f"the DynamoDB table {name}", 1, 120, {"TableName": name}),
+                Wait(
+                    "dynamodb", "table_exists", f"the DynamoDB table {name}", 1, 120, {"TableName": name}, TABLE_STATE
+                ),
                 self._point_in_time_recovery(name),
             ]
             return [self._change(resource, "dynamodb table", None, steps)]
@@ -429,7 +436,15 @@ class Bootstrap:
                 update["GlobalSecondaryIndexUpdates"] = [{"Create": index}]
                 steps += [
                     APICall("dynamodb", "update_table", {"TableName": name, **update}),
-                    Wait("dynamodb", "table_exists", f"the DynamoDB table {name}", 1, 120, {"TableName": name}),
+                    Wait(
+                        "dynamodb",
+                        "table_exists",
+                        f"the DynamoDB table {name}",
+                        1,
+                        120,
+                        {"TableName": name},
+                        TABLE_STATE,
+                    ),
                 ]
         return [self._change(resource, "dynamodb table", changed, steps, tags=tags)]
 
@@ -780,6 +795,7 @@ class Bootstrap:
             30,
             80,
             {"DBInstanceIdentifier": s.db_instance},
+            RDS_INSTANCE_STATE,
         )
         try:
             instance = rds.describe_db_instances(DBInstanceIdentifier=s.db_instance)["DBInstances"][0]
@@ -971,7 +987,8 @@ class Bootstrap:
 
         def ready(waiter: str) -> Wait:
             what = f"the Lambda function {function} to be ready"
-            return Wait("lambda", waiter, what, 1, 300, {"FunctionName": function})
+            state = "Configuration.State" if waiter == "function_active_v2" else "Configuration.LastUpdateStatus"
+            return Wait("lambda", waiter, what, 1, 300, {"FunctionName": function}, state)
 
         try:
             found = lam.get_function(FunctionName=function)

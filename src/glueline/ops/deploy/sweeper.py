@@ -19,7 +19,7 @@ from typing import Any
 
 import boto3
 
-from glueline.ops.deploy.aws import endpoint_alive, pages, read_tags, tag_dict
+from glueline.ops.deploy.aws import RDS_INSTANCE_STATE, endpoint_alive, pages, read_tags, tag_dict
 from glueline.ops.deploy.desired import (
     DB_SECURITY_GROUP,
     ENDPOINT_SERVICES,
@@ -224,6 +224,7 @@ class Sweeper:
                     30,
                     80,
                     {"DBInstanceIdentifier": name},
+                    RDS_INSTANCE_STATE,
                 ),
             ]
             tags = tag_dict(instance.get("TagList", []))

@@ -6,8 +6,9 @@ from __future__ import annotations
 import botocore.exceptions
 import pytest
 
+from glueline.ops.deploy.aws import RDS_INSTANCE_STATE, BootstrapError
 from glueline.ops.deploy.executor import Executor, describe
-from glueline.ops.deploy.models import APICall, Ref
+from glueline.ops.deploy.models import APICall, Ref, Wait
 
 
 class RecordingClient:
@@ -63,3 +64,41 @@ def test_the_display_shows_sizes_for_secrets_and_code_and_names_references():
     assert describe(secret) == "secretsmanager.create_secret(Name='db', SecretString=<21 characters>)"
     assert describe(function) == "lambda.create_function(Code={'ZipFile': <4 bytes>})"
     assert describe(ingress) == "ec2.authorize_security_group_ingress(GroupId=<glueline-glue>)"
+
+
+def slow_instance(*states: str):
+    """A real boto3 RDS client (its real waiter) answered by botocore's Stubber: the instance passes
+    through ``states``, one per describe."""
+    import boto3
+    from botocore.stub import Stubber
+
+    rds = boto3.client("rds", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    stubber = Stubber(rds)
+    for state in states:
+        stubber.add_response("describe_db_instances", {"DBInstances": [{"DBInstanceStatus": state}]})
+    stubber.activate()
+    return rds
+
+
+def available(attempts: int = 10) -> Wait:
+    params = {"DBInstanceIdentifier": "glueline-db"}
+    return Wait("rds", "db_instance_available", "the RDS instance", 30, attempts, params, RDS_INSTANCE_STATE)
+
+
+def test_a_wait_tells_each_state_change_once_and_sleeps_between_attempts():
+    rds = slow_instance("creating", "creating", "backing-up", "configuring-enhanced-monitoring", "available")
+    heard, slept = [], []
+    Executor(lambda service: rds, slept.append, heard.append).execute([available()])
+    assert heard == [
+        "waiting for the RDS instance: creating",
+        "waiting for the RDS instance: backing-up",
+        "waiting for the RDS instance: configuring-enhanced-monitoring",
+    ]
+    assert slept == [30, 30, 30, 30]
+
+
+def test_a_wait_ends_at_a_state_it_will_not_leave_or_after_its_bound():
+    with pytest.raises(BootstrapError, match="the RDS instance: .*terminal failure"):
+        Executor(lambda service: slow_instance("creating", "failed"), lambda s: None).execute([available()])
+    with pytest.raises(BootstrapError, match="timed out after 90 s waiting for the RDS instance"):
+        Executor(lambda service: slow_instance(*["creating"] * 3), lambda s: None).execute([available(3)])
