@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 IAM_SIMULATOR := tests/access/node_modules/.package-lock.json
 AWS_CLI := tests/awscli/.venv/bin/aws
 
-.PHONY: install run test test-unit test-compose up down logs status images-offline plan deploy destroy bench lint clean
+.PHONY: install run test test-unit test-compose up down logs console console-screenshot status images-offline plan deploy destroy bench lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,12 @@ images-offline: $(STAMP)  ## build stand-ins for the compose stack's images from
 
 test-compose: $(STAMP)  ## the integration tests on the compose stack (starts and deletes its own compose project)
 	$(BIN)/python -m pytest tests/integration --stack compose $(PYTEST_ARGS)
+
+console: $(STAMP)  ## the console: a web page of files, counts and runs of the running stack (ARGS=--profile …)
+	$(BIN)/glueline console $(ARGS)
+
+console-screenshot: $(STAMP)  ## regenerate docs/console.png, the README's picture of the console (the browser test takes it)
+	GLUELINE_CONSOLE_SCREENSHOT=$(CURDIR)/docs/console.png $(BIN)/python -m pytest tests/integration/test_console.py -q
 
 status: $(STAMP)
 	$(BIN)/glueline status

@@ -21,6 +21,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from glueline.console import LOOPBACK, serve
+from glueline.console.app import create_app
+from glueline.console.data import ConsoleData
 from glueline.local.compose import ComposeInfo, ComposeStack, engine_answers, images, project_dir, running_compose
 from glueline.local.samples import write_file
 from glueline.local.stack import EmbeddedStack, StackError
@@ -540,7 +543,9 @@ def status(
     statuses = sorted(Status.ALL)
     if status_filter and status_filter.upper() not in statuses:
         _fail(f"--status {status_filter!r}: one of {', '.join(statuses)}")
-    query = AuditQuery(status_filter.upper() if status_filter else None, _since(since), file_name or None)
+    query = AuditQuery(
+        status=status_filter.upper() if status_filter else None, since=_since(since), name=file_name or None
+    )
     settings = _settings(db_url)
     with _environment(settings) as env:
         session = boto3.Session()
@@ -554,6 +559,38 @@ def status(
         print(json.dumps(result, indent=2))
     else:
         report.render(result, out, title=f"{settings.audit_table} ({env.description})")
+
+
+@app.command()
+def console(
+    host: Annotated[
+        str, typer.Option("--host", help="the address to listen on (default: this machine only)")
+    ] = LOOPBACK,
+    port: Annotated[int, typer.Option("--port", help="the port (default: a free one, printed)")] = 0,
+    db_url: DbUrl = None,
+    profile: Profile = None,
+) -> None:
+    """A web page of what the pipeline records: files by status, each file's lifecycle, counts and
+    rejected rows, the Glue runs. Read-only; Ctrl-C stops it."""
+    _use_profile(profile)
+    if host != LOOPBACK:
+        err.print(
+            f"[bold yellow]warning:[/] listening on {escape(host)}: anyone who reaches this address sees the "
+            "pipeline's files and counts (the console has no login)"
+        )
+    settings = _settings(db_url)
+    with _environment(settings) as env:
+        session = boto3.Session()
+        data = ConsoleData(
+            AuditTable(aws_client("dynamodb", session), settings.audit_table),
+            aws_client("glue", session),
+            aws_client("s3", session),
+            settings.glue_job,
+            str(settings.table),
+            lambda: count_rows(env.reachable_db, settings.table),
+        )
+        announce = lambda url: out.print(f"glueline console on {url} ({env.description}); Ctrl-C stops it")  # noqa: E731
+        serve(create_app(data, env.description), host, port, announce)
 
 
 @app.command()

@@ -37,12 +37,13 @@ class Status:
 STATUS_INDEX = "Status-UploadTimestamp-index"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AuditQuery:
     """Which audit items to list; every condition given must hold."""
 
     status: str | None = None  # one of Status
     since: str | None = None  # uploaded at or after this timestamp of ours (``to_timestamp``)
+    until: str | None = None  # uploaded before this one
     name: str | None = None  # part of the file name (case-sensitive)
 
 
@@ -313,6 +314,18 @@ class AuditTable:
     def all(self) -> list[AuditRecord]:
         return self.find(AuditQuery())
 
+    def count(self, status: str) -> int:
+        """Items in one status, counted by the index (no item is returned)."""
+        pages = self.client.get_paginator("query").paginate(
+            TableName=self.table_name,
+            IndexName=STATUS_INDEX,
+            KeyConditionExpression="#Status = :status",
+            ExpressionAttributeNames={"#Status": "Status"},
+            ExpressionAttributeValues={":status": {"S": status}},
+            Select="COUNT",
+        )
+        return sum(page["Count"] for page in pages)
+
     def find(self, query: AuditQuery) -> list[AuditRecord]:
         """The items ``query`` selects, oldest upload first. A status is a query of the status index
         (with the upload time in its key condition), anything else a scan; the other conditions filter
@@ -327,6 +340,9 @@ class AuditTable:
         if query.since:
             names["#Upload"], values[":since"] = "UploadTimestamp", {"S": query.since}
             (key if query.status else filters).append("#Upload >= :since")
+        if query.until:
+            names["#Upload"], values[":until"] = "UploadTimestamp", {"S": query.until}
+            filters.append("#Upload < :until")
         if query.name:
             names["#Name"], values[":name"] = "FileName", {"S": query.name}
             filters.append("contains(#Name, :name)")

@@ -63,3 +63,6 @@ def test_find_selects_by_status_upload_time_and_name_oldest_first(aws, monkeypat
     assert found(name="daily") == ["f1", "f2", "f4"]
     assert found(name="daily", since="2024-07-13T00:00:00.000Z", status=Status.COMPLETED) == ["f4"]
     assert found(name="DAILY") == [] and found(status=Status.REJECTED) == []
+    assert found(since="2024-07-13T00:00:00.000Z", until="2024-07-14T00:00:00.000Z") == ["f2", "f3"]
+    assert found(status=Status.COMPLETED, until="2024-07-13T09:00:00.000Z") == ["f1"]
+    assert [aws.audit.count(s) for s in (Status.COMPLETED, Status.FAILED, Status.PENDING)] == [3, 1, 0]

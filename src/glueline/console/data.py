@@ -1,0 +1,222 @@
+"""What the console shows, read from where the pipeline writes it: the audit table (DynamoDB), the Glue
+job's runs, the bucket's rejected rows and the target table. No page reads AWS itself: each asks this
+module, which the unit tests drive against moto.
+
+Reads are bounded by what a page needs: counts by status come from the status index (``Select=COUNT``,
+no item returned), the files needing attention from its FAILED and REJECTED partitions, today's totals
+from the items uploaded since midnight UTC; only an unfiltered file list scans the table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from glueline.shared.audit import AuditQuery, AuditRecord, AuditTable, Status, to_timestamp
+from glueline.shared.counts import COUNT_NAMES, Counts
+
+SORTABLE = {
+    "uploaded": lambda r: r.upload_timestamp,
+    "name": lambda r: r.file_name,
+    "status": lambda r: r.status,
+    "read": lambda r: r.counts.rows_read if r.counts else -1,
+    "rejected": lambda r: r.counts.rows_rejected if r.counts else -1,
+    "attempts": lambda r: r.attempts,
+}
+PAGE_SIZE = 50
+ATTENTION = (Status.FAILED, Status.REJECTED)
+RUNS_SHOWN = 10
+
+
+@dataclass(frozen=True)
+class FileFilter:
+    """The files page's query string, validated: what AuditQuery selects, then how the page sorts."""
+
+    status: str | None = None
+    since: str | None = None  # a date, YYYY-MM-DD (midnight UTC)
+    until: str | None = None  # a date, included
+    name: str | None = None
+    sort: str = "uploaded"
+    descending: bool = True
+    page: int = 1
+
+    @classmethod
+    def from_args(cls, args: dict[str, str]) -> FileFilter:
+        """Unknown or malformed values are dropped, never an error page: a filter is a convenience."""
+        status = (args.get("status") or "").upper()
+        sort = args.get("sort") or "uploaded"
+        try:
+            page = max(1, int(args.get("page") or 1))
+        except ValueError:
+            page = 1
+        return cls(
+            status=status if status in Status.ALL else None,
+            since=_date(args.get("since")),
+            until=_date(args.get("until")),
+            name=(args.get("name") or "").strip() or None,
+            sort=sort if sort in SORTABLE else "uploaded",
+            descending=args.get("order", "desc") != "asc",
+            page=page,
+        )
+
+    def query(self) -> AuditQuery:
+        until = None
+        if self.until:
+            until = to_timestamp(datetime.fromisoformat(self.until).replace(tzinfo=timezone.utc) + timedelta(days=1))
+        since = to_timestamp(datetime.fromisoformat(self.since).replace(tzinfo=timezone.utc)) if self.since else None
+        return AuditQuery(status=self.status, since=since, until=until, name=self.name)
+
+    def args(self, **changes: Any) -> dict[str, str]:
+        """The query string of this filter with ``changes`` (for sort links and pages)."""
+        values = {
+            "status": self.status,
+            "since": self.since,
+            "until": self.until,
+            "name": self.name,
+            "sort": self.sort,
+            "order": "desc" if self.descending else "asc",
+            "page": self.page,
+        } | changes
+        return {key: str(value) for key, value in values.items() if value not in (None, "")}
+
+
+def _date(value: str | None) -> str | None:
+    try:
+        return datetime.strptime(value or "", "%Y-%m-%d").date().isoformat()
+    except ValueError:
+        return None
+
+
+@dataclass
+class FilePage:
+    records: list[AuditRecord]
+    total: int
+    page: int
+    pages: int
+
+
+@dataclass
+class TimelineEntry:
+    when: str | None
+    what: str
+
+
+@dataclass
+class Overview:
+    by_status: dict[str, int]
+    attention: list[AuditRecord]
+    today: Counts
+    today_files: int
+    runs: list[dict[str, Any]]
+    table_rows: int | None
+    target_table: str
+
+
+class ConsoleData:
+    """``audit``: the audit table; ``glue``, ``s3``: boto3 clients; ``table_rows()``: rows in the target
+    table now (None when the database cannot be reached from here)."""
+
+    def __init__(self, audit: AuditTable, glue, s3, job_name: str, target_table: str, table_rows):
+        self.audit = audit
+        self.glue = glue
+        self.s3 = s3
+        self.job_name = job_name
+        self.target_table = target_table
+        self.table_rows = table_rows
+
+    def overview(self, now: datetime | None = None) -> Overview:
+        now = now or datetime.now(timezone.utc)
+        midnight = now.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        today = self.audit.find(AuditQuery(since=to_timestamp(midnight)))
+        attention = [r for status in ATTENTION for r in self.audit.find(AuditQuery(status=status))]
+        attention.sort(key=lambda r: r.updated_at or r.upload_timestamp, reverse=True)
+        return Overview(
+            by_status={status: self.audit.count(status) for status in sorted(Status.ALL)},
+            attention=attention[:20],
+            today=sum((r.counts for r in today if r.counts), Counts()),
+            today_files=len(today),
+            runs=self.runs(RUNS_SHOWN),
+            table_rows=self.table_rows(),
+            target_table=self.target_table,
+        )
+
+    def files(self, wanted: FileFilter) -> FilePage:
+        records = self.audit.find(wanted.query())
+        records.sort(key=SORTABLE[wanted.sort], reverse=wanted.descending)
+        pages = max(1, -(-len(records) // PAGE_SIZE))
+        page = min(wanted.page, pages)
+        return FilePage(records[(page - 1) * PAGE_SIZE : page * PAGE_SIZE], len(records), page, pages)
+
+    def file(self, fid: str) -> AuditRecord | None:
+        return self.audit.get(fid)
+
+    def rejected_rows(self, record: AuditRecord) -> bytes | None:
+        """The file's rejected rows (CSV, with the reason of each), as the job wrote them to S3."""
+        if not record.rejected_rows_key:
+            return None
+        return self.s3.get_object(Bucket=record.bucket, Key=record.rejected_rows_key)["Body"].read()
+
+    def runs(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The job's latest runs, newest first, as GetJobRuns answers them (without their arguments:
+        a run's page shows those)."""
+        runs: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"JobName": self.job_name, "MaxResults": min(limit, 200)}
+        try:
+            while len(runs) < limit:
+                page = self.glue.get_job_runs(**kwargs)
+                runs += page.get("JobRuns", [])
+                if not page.get("NextToken"):
+                    break
+                kwargs["NextToken"] = page["NextToken"]
+        except self.glue.exceptions.EntityNotFoundException:
+            return []
+        runs.sort(key=lambda run: run.get("StartedOn") or datetime.min.replace(tzinfo=timezone.utc), reverse=True)
+        return [_run_summary(run) for run in runs[:limit]]
+
+
+def _run_summary(run: dict[str, Any]) -> dict[str, Any]:
+    started, ended = run.get("StartedOn"), run.get("CompletedOn")
+    return {
+        "id": run["Id"],
+        "state": run.get("JobRunState", ""),
+        "started": started,
+        "ended": ended,
+        "seconds": run.get("ExecutionTime") or ((ended - started).total_seconds() if started and ended else None),
+        "error": run.get("ErrorMessage"),
+    }
+
+
+def timeline(record: AuditRecord) -> list[TimelineEntry]:
+    """A file's lifecycle as the audit item records it (``glueline.shared.lifecycle``): admitted, claimed
+    (its latest attempt), its outcome, redeliveries."""
+    entries = [TimelineEntry(record.upload_timestamp, "uploaded and admitted (PENDING)")]
+    if record.processing_start_timestamp:
+        run = f" by Glue run {record.glue_job_id}" if record.glue_job_id else ""
+        entries.append(
+            TimelineEntry(record.processing_start_timestamp, f"claimed{run} (attempt {record.attempts or 1})")
+        )
+    if record.status == Status.COMPLETED:
+        entries.append(TimelineEntry(record.processing_end_timestamp, f"COMPLETED: moved to {record.final_key}"))
+    elif record.status == Status.REJECTED:
+        why = "gave up: attempts ran out" if record.gave_up else "REJECTED"
+        where = f"; moved to {record.final_key}" if record.final_key else ""
+        entries.append(TimelineEntry(record.processing_end_timestamp or record.updated_at, f"{why}{where}"))
+    elif record.status == Status.FAILED:
+        entries.append(
+            TimelineEntry(
+                record.processing_end_timestamp or record.updated_at, "FAILED: stays in source/ to be retried"
+            )
+        )
+    elif record.status == Status.PROCESSING:
+        entries.append(TimelineEntry(None, "being processed"))
+    if record.redeliveries:
+        entries.append(
+            TimelineEntry(record.last_redelivery_timestamp, f"uploaded again {record.redeliveries} time(s) since")
+        )
+    return entries
+
+
+def counts_table(record: AuditRecord) -> list[tuple[str, int | None]]:
+    values = record.counts.as_dict() if record.counts else dict.fromkeys(COUNT_NAMES)
+    return [(name, values[name]) for name in COUNT_NAMES]

@@ -1,0 +1,125 @@
+"""`glueline console` as an operator uses it, in a real browser: Debian's Chromium, headless, driven by
+Playwright, against the console a user starts beside the running stack after the sample files ran."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from glueline.shared.audit import Status
+from glueline.shared.counts import COUNT_NAMES
+
+from .conftest import SAMPLES
+
+EXPECTED = json.loads((SAMPLES / "expected-counts.json").read_text())
+SAMPLE_FILES = sorted(SAMPLES.glob("*.csv"))
+CHROMIUM = os.environ.get("GLUELINE_CHROMIUM", "/usr/bin/chromium")
+# As the probe of these machines starts it: no sandbox as root, nothing reached beyond the page.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+HOSTILE = '<img src=x onerror="alert(1)">.csv'
+SCREENSHOT = (
+    Path(os.environ.get("GLUELINE_CONSOLE_SCREENSHOT", "")) if os.environ.get("GLUELINE_CONSOLE_SCREENSHOT") else None
+)
+
+pytestmark = pytest.mark.embedded  # the console's code is the same on both stacks
+
+
+@pytest.fixture
+def console_url(pipeline):
+    """The console as a user starts it (`glueline console`), on a free port; stopped after the test."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["GLUELINE_STATE_DIR"] = str(pipeline.state_dir)
+    command = [str(Path(sys.executable).with_name("glueline")), "console"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    first_line: list[str] = []
+    reader = threading.Thread(target=lambda: first_line.append(process.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(60)
+    try:
+        found = re.search(r"http://127\.0\.0\.1:\d+/", first_line[0] if first_line else "")
+        assert found, f"no address printed: {first_line} {process.poll()}"
+        yield found.group(0)
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def browser():
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        pytest.fail(f"Chromium is needed for the console's browser tests: apt-get install chromium ({CHROMIUM})")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def test_the_console_shows_the_samples_files_counts_and_rejected_rows(clean_pipeline, tmp_path, console_url, browser):
+    p = clean_pipeline
+    hostile = p.upload_bytes(tmp_path, HOSTILE, b"not,a,header\n1,2,3\n")
+    records = p.wait(p.upload(*SAMPLE_FILES) + [hostile])
+    assert sorted(r.status for r in records) == [Status.COMPLETED] * 3 + [Status.REJECTED]
+
+    page = browser.new_page(accept_downloads=True)
+    alerts: list[str] = []
+    page.on("dialog", lambda dialog: (alerts.append(dialog.message), dialog.dismiss()))
+    page.goto(console_url)
+    for name in COUNT_NAMES:  # today's totals: the samples, all uploaded now
+        shown = page.locator(f"#today [data-count={name}]").inner_text()
+        assert shown == f"{sum(e[name] for e in EXPECTED.values()):,}", name
+    assert (
+        page.locator("#target [data-count=table_rows]").inner_text()
+        == f"{sum(e['rows_loaded'] for e in EXPECTED.values()):,}"
+    )
+    assert page.locator("#by-status [data-status=COMPLETED]").inner_text() == "3"
+    assert page.locator("#attention").get_by_text(HOSTILE, exact=True).count() == 1  # REJECTED comes first
+    if SCREENSHOT:
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+    page.click("header nav >> text=Files")
+    assert page.locator("#files tbody tr").count() == 4
+    page.fill("input[name=name]", "2024-07-13")
+    page.click("form.filters button[type=submit]")
+    assert page.locator("#files tbody tr").count() == 1
+
+    page.click("#files .file-link")
+    assert page.locator("#file-name").inner_text() == "transactions_2024-07-13.csv"
+    expected = EXPECTED["transactions_2024-07-13.csv"]
+    for name in COUNT_NAMES:
+        assert page.locator(f"#counts [data-count={name}]").inner_text() == f"{expected[name]:,}", name
+    steps = page.locator("#timeline li").all_inner_texts()
+    assert len(steps) == 3 and "claimed by Glue run jr_" in steps[1] and "COMPLETED: moved to processed/" in steps[2]
+
+    with page.expect_download() as download:
+        page.click("#rejected-rows")
+    rejected = Path(download.value.path()).read_text().splitlines()
+    assert len(rejected) == expected["rows_rejected"] + 1  # a header and each rejected row
+
+    page.goto(console_url + "files?status=REJECTED")
+    page.click("#files .file-link")
+    assert page.locator("#file-name").inner_text() == HOSTILE  # shown as text
+    assert page.locator("img[onerror]").count() == 0 and alerts == []

@@ -1,0 +1,119 @@
+"""The console's data layer and pages against moto (the real boto3 clients, moto's models): what each
+page reads, filters, sorts and pages, the download of rejected rows, and that a file's name or error is
+shown as text, never as markup."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import boto3
+import pytest
+
+from glueline.console.app import create_app
+from glueline.console.data import PAGE_SIZE, ConsoleData, FileFilter, timeline
+from glueline.shared.audit import AuditRecord, Status, to_timestamp
+from glueline.shared.counts import Counts
+
+from ..conftest import BUCKET, JOB, TARGET
+
+NOW = datetime.now(timezone.utc)
+HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>.csv'
+
+
+def record(fid: str, name: str, uploaded: datetime, status: str = Status.COMPLETED, **fields) -> AuditRecord:
+    return AuditRecord(
+        fid, name, BUCKET, f"source/{name}", '"e"', 100, to_timestamp(uploaded), TARGET, status, **fields
+    )
+
+
+@pytest.fixture
+def console(aws):
+    glue = boto3.client("glue")
+    glue.create_job(Name=JOB, Role="arn:aws:iam::123456789012:role/r", Command={"Name": "glueetl"})
+    data = ConsoleData(aws.audit, glue, aws.s3, JOB, "public.transactions", lambda: 436)
+    return data, aws
+
+
+def test_the_overview_counts_by_status_sums_today_and_puts_failures_first(console):
+    data, aws = console
+    yesterday = NOW - timedelta(days=1, hours=1)
+    aws.audit.create(record("old", "old.csv", yesterday, counts=Counts(1000, 1000, 0, 0)))
+    aws.audit.create(record("a", "a.csv", NOW, counts=Counts(200, 191, 5, 4, 4, 6)))
+    aws.audit.create(record("b", "b.csv", NOW, counts=Counts(13, 9, 3, 1, 2, 3)))
+    aws.audit.create(record("f", "f.csv", NOW, Status.FAILED, error_message="database refused", attempts=1))
+    aws.audit.create(record("r", "r.csv", NOW, Status.REJECTED, error_message="no header"))
+    data.glue.start_job_run(JobName=JOB)
+
+    o = data.overview(now=NOW)
+    assert o.by_status == {"COMPLETED": 3, "FAILED": 1, "PENDING": 0, "PROCESSING": 0, "REJECTED": 1}
+    assert o.today == Counts(213, 200, 8, 5, 6, 9) and o.today_files == 4
+    assert sorted(r.file_id for r in o.attention) == ["f", "r"]
+    assert len(o.runs) == 1 and o.runs[0]["id"].startswith("jr_") and o.table_rows == 436
+
+
+def test_files_are_filtered_sorted_and_paged(console):
+    data, aws = console
+    for i in range(PAGE_SIZE + 20):
+        status = Status.FAILED if i % 10 == 0 else Status.COMPLETED
+        aws.audit.create(record(f"f{i:03d}", f"daily_{i:03d}.csv", NOW - timedelta(minutes=i), status))
+    first = data.files(FileFilter())
+    assert (first.total, first.pages, len(first.records)) == (PAGE_SIZE + 20, 2, PAGE_SIZE)
+    assert first.records[0].file_id == "f000"  # newest first
+    second = data.files(FileFilter(page=2))
+    assert len(second.records) == 20 and second.records[-1].file_id == f"f{PAGE_SIZE + 19:03d}"
+    failed = data.files(FileFilter.from_args({"status": "failed", "sort": "name", "order": "asc"}))
+    assert [r.file_id for r in failed.records] == [f"f{i:03d}" for i in range(0, PAGE_SIZE + 20, 10)]
+    assert [r.file_id for r in data.files(FileFilter(name="_007")).records] == ["f007"]
+    today = NOW.date().isoformat()
+    assert data.files(FileFilter(since=today, until=today)).total == sum(
+        1 for i in range(PAGE_SIZE + 20) if (NOW - timedelta(minutes=i)).date() == NOW.date()
+    )
+    junk = FileFilter.from_args({"status": "DONE", "since": "yesterday", "page": "-3", "sort": "x; drop"})
+    assert junk == FileFilter()
+
+
+def test_a_file_page_shows_its_lifecycle_counts_and_its_rejected_rows(console):
+    data, aws = console
+    rows = b"TransactionID,reason\n7,TransactionAmount is not a number\n"
+    aws.s3.put_object(Bucket=BUCKET, Key="rejected/rows/a.csv", Body=rows)
+    aws.audit.create(
+        record(
+            "a",
+            "a.csv",
+            NOW,
+            counts=Counts(200, 191, 5, 4, 4, 6),
+            glue_job_id="jr_1",
+            attempts=1,
+            processing_start_timestamp=to_timestamp(NOW),
+            processing_end_timestamp=to_timestamp(NOW),
+            final_key="processed/a.csv",
+            rejected_rows_key="rejected/rows/a.csv",
+        )
+    )
+    steps = [entry.what for entry in timeline(data.file("a"))]
+    assert steps == [
+        "uploaded and admitted (PENDING)",
+        "claimed by Glue run jr_1 (attempt 1)",
+        "COMPLETED: moved to processed/a.csv",
+    ]
+
+    web = create_app(data, "moto").test_client()
+    page = web.get("/files/a").get_data(as_text=True)
+    assert 'data-count="rows_rejected">5<' in page and "claimed by Glue run jr_1" in page
+    download = web.get("/files/a/rejected-rows.csv")
+    assert download.status_code == 200 and download.data == rows
+    assert download.headers["Content-Disposition"] == 'attachment; filename="a-rejected-rows.csv"'
+    assert web.get("/files/nope").status_code == 404
+
+
+def test_a_hostile_file_name_and_error_render_as_text(console):
+    data, aws = console
+    aws.audit.create(record("h", HOSTILE, NOW, Status.REJECTED, error_message="<b>bad</b> header"))
+    web = create_app(data, "moto").test_client()
+    for path in ("/", "/files", "/files/h", f"/files?name={HOSTILE[:8]}"):
+        response = web.get(path)
+        page = response.get_data(as_text=True)
+        assert response.status_code == 200, path
+        assert "<script>" not in page and "<img" not in page and "<b>bad" not in page, path
+        assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in web.get("/files/h").get_data(as_text=True)
