@@ -20,11 +20,13 @@ def test_a_deploy_waiter_that_runs_out_names_what_it_waited_for(aws):
         DBInstanceIdentifier="db1", DBInstanceClass="db.t3.micro", Engine="postgres", AllocatedStorage=20
     )
     with pytest.raises(BootstrapError, match=r"^timed out after 2 s waiting for the RDS instance db1 to be deleted$"):
-        wait_until(rds, "db_instance_deleted", "the RDS instance db1 to be deleted", 1, 2, DBInstanceIdentifier="db1")
+        wait_until(
+            rds, "db_instance_deleted", "the RDS instance db1 to be deleted", 1, 2, {"DBInstanceIdentifier": "db1"}
+        )
     # A state it will not leave fails at once, naming it too.
     with pytest.raises(BootstrapError, match=r"^the RDS instance db2 to be available: .*DBInstanceNotFound"):
         wait_until(
-            rds, "db_instance_available", "the RDS instance db2 to be available", 1, 60, DBInstanceIdentifier="db2"
+            rds, "db_instance_available", "the RDS instance db2 to be available", 1, 60, {"DBInstanceIdentifier": "db2"}
         )
 
 
