@@ -119,6 +119,13 @@ def test_the_console_shows_the_samples_files_counts_and_rejected_rows(clean_pipe
     rejected = Path(download.value.path()).read_text().splitlines()
     assert len(rejected) == expected["rows_rejected"] + 1  # a header and each rejected row
 
+    page.click("#run-link")  # the run that loaded it: its output, from CloudWatch Logs
+    record = next(r for r in records if r.file_name == "transactions_2024-07-13.csv")
+    assert page.locator("#run-id").inner_text() == record.glue_job_id
+    output = page.locator("#output").inner_text()
+    assert f"transactions_2024-07-13.csv: COMPLETED read={expected['rows_read']}" in output
+    assert "transactions_2024-07-13.csv" in page.locator("#run-files").inner_text()
+
     page.goto(console_url + "files?status=REJECTED")
     page.click("#files .file-link")
     assert page.locator("#file-name").inner_text() == HOSTILE  # shown as text

@@ -62,6 +62,14 @@ def create_app(data: ConsoleData, where: str) -> Flask:
             headers={"Content-Disposition": f'attachment; filename="{_header_safe(name)}-rejected-rows.csv"'},
         )
 
+    @app.get("/runs")
+    def runs():
+        return render_template("runs.html", runs=data.runs())
+
+    @app.get("/runs/<run_id>")
+    def run(run_id: str):
+        return render_template("run.html", run=data.run(run_id) or abort(404))
+
     return app
 
 

@@ -9,10 +9,12 @@ from the items uploaded since midnight UTC; only an unfiltered file list scans t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from glueline.ops.runlogs import ERROR_GROUP, FINAL_STATES, OUTPUT_GROUP, RunLogReader
 from glueline.shared.audit import AuditQuery, AuditRecord, AuditTable, Status, to_timestamp
 from glueline.shared.counts import COUNT_NAMES, Counts
 
@@ -27,6 +29,8 @@ SORTABLE = {
 PAGE_SIZE = 50
 ATTENTION = (Status.FAILED, Status.REJECTED)
 RUNS_SHOWN = 10
+LOG_LINES = 2000
+SECRET_WORDS = re.compile(r"secret|password|token|credential", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -113,14 +117,25 @@ class Overview:
     target_table: str
 
 
-class ConsoleData:
-    """``audit``: the audit table; ``glue``, ``s3``: boto3 clients; ``table_rows()``: rows in the target
-    table now (None when the database cannot be reached from here)."""
+@dataclass
+class RunPage:
+    summary: dict[str, Any]
+    arguments: dict[str, str]
+    files: list[AuditRecord]
+    output: list[str]
+    errors: list[str]
+    active: bool
 
-    def __init__(self, audit: AuditTable, glue, s3, job_name: str, target_table: str, table_rows):
+
+class ConsoleData:
+    """``audit``: the audit table; ``glue``, ``s3``, ``logs``: boto3 clients; ``table_rows()``: rows in
+    the target table now (None when the database cannot be reached from here)."""
+
+    def __init__(self, audit: AuditTable, glue, s3, logs, job_name: str, target_table: str, table_rows):
         self.audit = audit
         self.glue = glue
         self.s3 = s3
+        self.logs = logs
         self.job_name = job_name
         self.target_table = target_table
         self.table_rows = table_rows
@@ -156,6 +171,28 @@ class ConsoleData:
         if not record.rejected_rows_key:
             return None
         return self.s3.get_object(Bucket=record.bucket, Key=record.rejected_rows_key)["Body"].read()
+
+    def run(self, run_id: str) -> RunPage | None:
+        """One run: its state and times, its arguments (a value whose name speaks of a secret is hidden;
+        deploy puts none there), the files it took last, and its log output (the last ``LOG_LINES``)."""
+        try:
+            run = self.glue.get_job_run(JobName=self.job_name, RunId=run_id)["JobRun"]
+        except self.glue.exceptions.EntityNotFoundException:
+            return None
+        reader = RunLogReader(self.logs, run_id)
+        output = {group: reader.new_lines(group)[-LOG_LINES:] for group in (OUTPUT_GROUP, ERROR_GROUP)}
+        arguments = {
+            key: "(hidden)" if SECRET_WORDS.search(key) else value
+            for key, value in sorted((run.get("Arguments") or {}).items())
+        }
+        return RunPage(
+            summary=_run_summary(run),
+            arguments=arguments,
+            files=self.audit.find(AuditQuery(glue_job_id=run_id)),
+            output=output[OUTPUT_GROUP],
+            errors=output[ERROR_GROUP],
+            active=run.get("JobRunState") not in FINAL_STATES,
+        )
 
     def runs(self, limit: int = 100) -> list[dict[str, Any]]:
         """The job's latest runs, newest first, as GetJobRuns answers them (without their arguments:

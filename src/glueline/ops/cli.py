@@ -585,6 +585,7 @@ def console(
             AuditTable(aws_client("dynamodb", session), settings.audit_table),
             aws_client("glue", session),
             aws_client("s3", session),
+            aws_client("logs", session),
             settings.glue_job,
             str(settings.table),
             lambda: count_rows(env.reachable_db, settings.table),

@@ -45,6 +45,7 @@ class AuditQuery:
     since: str | None = None  # uploaded at or after this timestamp of ours (``to_timestamp``)
     until: str | None = None  # uploaded before this one
     name: str | None = None  # part of the file name (case-sensitive)
+    glue_job_id: str | None = None  # the Glue run that last took the file
 
 
 def file_id(bucket: str, key: str, etag: str, target: str) -> str:
@@ -346,6 +347,9 @@ class AuditTable:
         if query.name:
             names["#Name"], values[":name"] = "FileName", {"S": query.name}
             filters.append("contains(#Name, :name)")
+        if query.glue_job_id:
+            names["#Run"], values[":run"] = "GlueJobID", {"S": query.glue_job_id}
+            filters.append("#Run = :run")
         kwargs: dict[str, Any] = {"TableName": self.table_name}
         if key:
             kwargs |= {"IndexName": STATUS_INDEX, "KeyConditionExpression": " AND ".join(key)}

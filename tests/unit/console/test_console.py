@@ -11,6 +11,7 @@ import pytest
 
 from glueline.console.app import create_app
 from glueline.console.data import PAGE_SIZE, ConsoleData, FileFilter, timeline
+from glueline.ops.runlogs import OUTPUT_GROUP
 from glueline.shared.audit import AuditRecord, Status, to_timestamp
 from glueline.shared.counts import Counts
 
@@ -30,7 +31,7 @@ def record(fid: str, name: str, uploaded: datetime, status: str = Status.COMPLET
 def console(aws):
     glue = boto3.client("glue")
     glue.create_job(Name=JOB, Role="arn:aws:iam::123456789012:role/r", Command={"Name": "glueetl"})
-    data = ConsoleData(aws.audit, glue, aws.s3, JOB, "public.transactions", lambda: 436)
+    data = ConsoleData(aws.audit, glue, aws.s3, boto3.client("logs"), JOB, "public.transactions", lambda: 436)
     return data, aws
 
 
@@ -117,3 +118,27 @@ def test_a_hostile_file_name_and_error_render_as_text(console):
         assert "<script>" not in page and "<img" not in page and "<b>bad" not in page, path
         assert "default-src 'self'" in response.headers["Content-Security-Policy"]
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in web.get("/files/h").get_data(as_text=True)
+
+
+def test_a_runs_page_shows_its_arguments_but_no_secret_its_files_and_its_output(console):
+    data, aws = console
+    arguments = {"--FILE_IDS": "a", "--TARGET": TARGET, "--db_password": "hunter2-hunter2"}
+    run_id = data.glue.start_job_run(JobName=JOB, Arguments=arguments)["JobRunId"]
+    aws.audit.create(record("a", "a.csv", NOW, glue_job_id=run_id))
+    aws.audit.create(record("b", "b.csv", NOW, glue_job_id="jr_other"))
+    data.logs.create_log_group(logGroupName=OUTPUT_GROUP)
+    data.logs.create_log_stream(logGroupName=OUTPUT_GROUP, logStreamName=run_id)
+    lines = ["batch of 1 file(s): read 0.2s", "a.csv: COMPLETED read=3 loaded=3"]
+    now = int(NOW.timestamp() * 1000)
+    events = [{"timestamp": now + i, "message": line} for i, line in enumerate(lines)]
+    data.logs.put_log_events(logGroupName=OUTPUT_GROUP, logStreamName=run_id, logEvents=events)
+
+    run = data.run(run_id)
+    assert run.arguments == {"--FILE_IDS": "a", "--TARGET": TARGET, "--db_password": "(hidden)"}
+    assert [r.file_id for r in run.files] == ["a"] and run.output == lines and run.errors == []
+    web = create_app(data, "moto").test_client()
+    page = web.get(f"/runs/{run_id}").get_data(as_text=True)
+    assert "hunter2" not in page and "a.csv: COMPLETED read=3 loaded=3" in page
+    assert ('http-equiv="refresh"' in page) == run.active  # a live run's page follows it
+    assert run_id in web.get("/runs").get_data(as_text=True)
+    assert web.get("/runs/jr_nope").status_code == 404
