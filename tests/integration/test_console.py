@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,31 @@ def test_the_console_shows_the_samples_files_counts_and_rejected_rows(clean_pipe
     page.click("#files .file-link")
     assert page.locator("#file-name").inner_text() == HOSTILE  # shown as text
     assert page.locator("img[onerror]").count() == 0 and alerts == []
+
+
+def test_retry_in_the_console_runs_a_failed_file_again_and_completes_it(clean_pipeline, console_url, browser):
+    """A file FAILED (its load refused by the database), the cause fixed, Retry… → confirmed: the sweep
+    starts a Glue run that completes it."""
+    p = clean_pipeline
+    sample = SAMPLE_FILES[2]
+    p.execute("ALTER TABLE transactions ADD CONSTRAINT console_retry CHECK (transactionamount < 0)")
+    try:
+        (failed,) = p.wait(p.upload(sample))
+    finally:
+        p.execute("ALTER TABLE transactions DROP CONSTRAINT IF EXISTS console_retry")
+    assert failed.status == Status.FAILED and failed.attempts == 1
+
+    page = browser.new_page()
+    page.goto(f"{console_url}files/{failed.file_id}")
+    page.click("#retry")
+    assert page.locator("h1").inner_text() == f"Retry {sample.name}?"
+    page.click("#confirm")
+    assert "sweep started" in page.locator(".flash").inner_text()
+
+    deadline = time.monotonic() + 240
+    while (record := p.audit.get(failed.file_id)).status != Status.COMPLETED and time.monotonic() < deadline:
+        time.sleep(1)
+    assert record.status == Status.COMPLETED and record.attempts == 2
+    assert {k: v for k, v in record.counts.as_dict().items()} == EXPECTED[sample.name]
+    page.reload()
+    assert page.locator("#counts [data-count=rows_loaded]").inner_text() == str(EXPECTED[sample.name]["rows_loaded"])

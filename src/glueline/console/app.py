@@ -5,26 +5,48 @@ script."""
 
 from __future__ import annotations
 
-from flask import Flask, Response, abort, render_template, request, url_for
+import hmac
+import secrets
 
-from glueline.console.data import SORTABLE, ConsoleData, FileFilter, counts_table, timeline
+from flask import Flask, Response, abort, flash, redirect, render_template, request, url_for
+
+from glueline.console.data import SORTABLE, ActionRefused, ConsoleData, FileFilter, counts_table, timeline
 from glueline.shared.audit import Status
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # "no-referrer" would make a form's Origin "null"
     "X-Frame-Options": "DENY",
 }
 
 
 def create_app(data: ConsoleData, where: str) -> Flask:
-    """``where``: the environment the console reads, shown on every page."""
+    """``where``: the environment the console reads, shown on every page.
+
+    The two actions (retry a file, run the sweep) are a confirmation page (GET) and its form (POST).
+    A POST must carry the token this process made at start and put in its own pages, which another
+    site's page cannot read, and must not come from another site by the browser's own word
+    (``Sec-Fetch-Site``, ``Origin``): a cross-site request is refused with 403."""
     app = Flask(__name__)
+    app.secret_key = secrets.token_bytes(32)  # signs the flash messages' cookie; new with each start
+    csrf_token = secrets.token_urlsafe(32)
 
     @app.context_processor
     def everywhere() -> dict:
-        return {"where": where, "statuses": sorted(Status.ALL)}
+        return {"where": where, "statuses": sorted(Status.ALL), "csrf_token": csrf_token}
+
+    @app.before_request
+    def same_site_posts_only() -> None:
+        if request.method != "POST":
+            return
+        if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+            abort(403)
+        origin = request.headers.get("Origin")
+        if origin and origin != request.host_url.rstrip("/"):
+            abort(403)
+        if not hmac.compare_digest(request.form.get("csrf_token", ""), csrf_token):
+            abort(403)
 
     @app.after_request
     def secure(response: Response) -> Response:
@@ -61,6 +83,28 @@ def create_app(data: ConsoleData, where: str) -> Flask:
             mimetype="text/csv",
             headers={"Content-Disposition": f'attachment; filename="{_header_safe(name)}-rejected-rows.csv"'},
         )
+
+    @app.get("/files/<fid>/retry")
+    def confirm_retry(fid: str):
+        return render_template("confirm.html", r=data.file(fid) or abort(404), action="retry")
+
+    @app.post("/files/<fid>/retry")
+    def retry(fid: str):
+        try:
+            flash(data.retry(fid))
+        except ActionRefused as refused:
+            flash(f"not retried: {refused}", "error")
+        return redirect(url_for("file", fid=fid), code=303)
+
+    @app.get("/sweep")
+    def confirm_sweep():
+        return render_template("confirm.html", r=None, action="sweep")
+
+    @app.post("/sweep")
+    def sweep():
+        data.sweep()
+        flash("the daily sweep started: a Glue run takes every file waiting (PENDING, FAILED with attempts left)")
+        return redirect(url_for("overview"), code=303)
 
     @app.get("/runs")
     def runs():

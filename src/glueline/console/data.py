@@ -10,6 +10,7 @@ from the items uploaded since midnight UTC; only an unfiltered file list scans t
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -117,6 +118,10 @@ class Overview:
     target_table: str
 
 
+class ActionRefused(ValueError):
+    pass
+
+
 @dataclass
 class RunPage:
     summary: dict[str, Any]
@@ -131,7 +136,20 @@ class ConsoleData:
     """``audit``: the audit table; ``glue``, ``s3``, ``logs``: boto3 clients; ``table_rows()``: rows in
     the target table now (None when the database cannot be reached from here)."""
 
-    def __init__(self, audit: AuditTable, glue, s3, logs, job_name: str, target_table: str, table_rows):
+    def __init__(
+        self,
+        audit: AuditTable,
+        glue,
+        s3,
+        logs,
+        job_name: str,
+        target_table: str,
+        table_rows: Callable[[], int | None],
+        sweep: Callable[[], None],
+    ):
+        """``sweep()``: start the daily sweep now (the Lambda invoked with the scheduled event, without
+        waiting for it)."""
+        self.sweep = sweep
         self.audit = audit
         self.glue = glue
         self.s3 = s3
@@ -192,6 +210,31 @@ class ConsoleData:
             output=output[OUTPUT_GROUP],
             errors=output[ERROR_GROUP],
             active=run.get("JobRunState") not in FINAL_STATES,
+        )
+
+    def retry(self, fid: str) -> str:
+        """The operator's retry, as the lifecycle defines it (``glueline.shared.lifecycle``): a FAILED
+        file is taken by the next Glue run, which the sweep starts now; a file given up (its attempts ran
+        out) is uploaded again, from its copy in rejected/ to its source key, and the Lambda makes it
+        PENDING with its attempts back. A file refused for its content is not retried: its fix is a new
+        file. What was done, in words."""
+        record = self.audit.get(fid)
+        if record is None:
+            raise ActionRefused("no such file")
+        if record.status == Status.FAILED:
+            self.sweep()
+            return f"the sweep started: the next Glue run takes {record.file_name} (attempt {record.attempts + 1})"
+        if record.status == Status.REJECTED and record.gave_up and record.final_key:
+            self.s3.copy_object(
+                Bucket=record.bucket,
+                Key=record.source_key,
+                CopySource={"Bucket": record.bucket, "Key": record.final_key},
+                MetadataDirective="REPLACE",  # an upload of the file, not our copy of it
+            )
+            return f"{record.file_name} uploaded again to {record.source_key}: it becomes PENDING, its attempts back"
+        why = " (refused for its content)" if record.status == Status.REJECTED else ""
+        raise ActionRefused(
+            f"{record.file_name} is {record.status}{why}: only FAILED files and files given up are retried"
         )
 
     def runs(self, limit: int = 100) -> list[dict[str, Any]]:

@@ -571,7 +571,7 @@ def console(
     profile: Profile = None,
 ) -> None:
     """A web page of what the pipeline records: files by status, each file's lifecycle, counts and
-    rejected rows, the Glue runs. Read-only; Ctrl-C stops it."""
+    rejected rows, the Glue runs; two actions, each confirmed: retry a file, run the sweep. Ctrl-C stops it."""
     _use_profile(profile)
     if host != LOOPBACK:
         err.print(
@@ -581,6 +581,15 @@ def console(
     settings = _settings(db_url)
     with _environment(settings) as env:
         session = boto3.Session()
+        account, region, _ = _account(session, settings.region)
+        lam = aws_client("lambda", session)
+
+        def sweep() -> None:  # asynchronously, as EventBridge invokes it: the page does not wait for the run
+            event = scheduled_event(account, region, settings.schedule_rule)
+            lam.invoke(
+                FunctionName=settings.lambda_function, InvocationType="Event", Payload=json.dumps(event).encode()
+            )
+
         data = ConsoleData(
             AuditTable(aws_client("dynamodb", session), settings.audit_table),
             aws_client("glue", session),
@@ -589,6 +598,7 @@ def console(
             settings.glue_job,
             str(settings.table),
             lambda: count_rows(env.reachable_db, settings.table),
+            sweep,
         )
         announce = lambda url: out.print(f"glueline console on {url} ({env.description}); Ctrl-C stops it")  # noqa: E731
         serve(create_app(data, env.description), host, port, announce)

@@ -4,13 +4,14 @@ shown as text, never as markup."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import boto3
 import pytest
 
 from glueline.console.app import create_app
-from glueline.console.data import PAGE_SIZE, ConsoleData, FileFilter, timeline
+from glueline.console.data import PAGE_SIZE, ActionRefused, ConsoleData, FileFilter, timeline
 from glueline.ops.runlogs import OUTPUT_GROUP
 from glueline.shared.audit import AuditRecord, Status, to_timestamp
 from glueline.shared.counts import Counts
@@ -31,7 +32,12 @@ def record(fid: str, name: str, uploaded: datetime, status: str = Status.COMPLET
 def console(aws):
     glue = boto3.client("glue")
     glue.create_job(Name=JOB, Role="arn:aws:iam::123456789012:role/r", Command={"Name": "glueetl"})
-    data = ConsoleData(aws.audit, glue, aws.s3, boto3.client("logs"), JOB, "public.transactions", lambda: 436)
+    sweeps: list[str] = []
+    logs = boto3.client("logs")
+    data = ConsoleData(
+        aws.audit, glue, aws.s3, logs, JOB, "public.transactions", lambda: 436, lambda: sweeps.append("x")
+    )
+    data.sweeps = sweeps
     return data, aws
 
 
@@ -142,3 +148,43 @@ def test_a_runs_page_shows_its_arguments_but_no_secret_its_files_and_its_output(
     assert ('http-equiv="refresh"' in page) == run.active  # a live run's page follows it
     assert run_id in web.get("/runs").get_data(as_text=True)
     assert web.get("/runs/jr_nope").status_code == 404
+
+
+def test_retry_sweeps_for_a_failed_file_uploads_a_given_up_one_again_and_refuses_the_rest(console):
+    data, aws = console
+    aws.s3.put_object(Bucket=BUCKET, Key="rejected/g.csv", Body=b"TransactionID\n1\n")
+    aws.audit.create(record("f", "f.csv", NOW, Status.FAILED, attempts=1))
+    aws.audit.create(record("g", "g.csv", NOW, Status.REJECTED, attempts=3, gave_up=True, final_key="rejected/g.csv"))
+    aws.audit.create(record("r", "r.csv", NOW, Status.REJECTED, final_key="rejected/r.csv"))
+    aws.audit.create(record("c", "c.csv", NOW, Status.COMPLETED))
+
+    assert "sweep started" in data.retry("f") and data.sweeps == ["x"]
+    assert "uploaded again to source/g.csv" in data.retry("g")
+    source = aws.s3.get_object(Bucket=BUCKET, Key="source/g.csv")
+    assert source["Body"].read() == b"TransactionID\n1\n" and source["Metadata"] == {}
+    for fid, why in (("r", "refused for its content"), ("c", "is COMPLETED"), ("nope", "no such file")):
+        with pytest.raises(ActionRefused, match=why):
+            data.retry(fid)
+    assert data.sweeps == ["x"]
+
+
+def test_actions_are_confirmed_and_refused_across_sites(console):
+    data, aws = console
+    aws.audit.create(record("f", "f.csv", NOW, Status.FAILED, attempts=1))
+    web = create_app(data, "moto").test_client()
+    confirm = web.get("/files/f/retry").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', confirm).group(1)
+    assert data.sweeps == []  # asking is not doing
+
+    refused = [
+        web.post("/files/f/retry", data={}),  # no token
+        web.post("/files/f/retry", data={"csrf_token": "guess"}),
+        web.post("/sweep", data={"csrf_token": token}, headers={"Sec-Fetch-Site": "cross-site"}),
+        web.post("/sweep", data={"csrf_token": token}, headers={"Origin": "https://evil.example"}),
+    ]
+    assert [r.status_code for r in refused] == [403] * 4 and data.sweeps == []
+
+    done = web.post("/files/f/retry", data={"csrf_token": token}, headers={"Origin": "http://localhost"})
+    assert done.status_code == 303 and done.headers["Location"].endswith("/files/f") and data.sweeps == ["x"]
+    assert "sweep started" in web.get("/files/f").get_data(as_text=True)  # said once, on the next page
+    assert web.post("/sweep", data={"csrf_token": token}).status_code == 303 and data.sweeps == ["x", "x"]
