@@ -127,6 +127,24 @@ def test_the_console_shows_the_samples_files_counts_and_rejected_rows(clean_pipe
     assert f"transactions_2024-07-13.csv: COMPLETED read={expected['rows_read']}" in output
     assert "transactions_2024-07-13.csv" in page.locator("#run-files").inner_text()
 
+    page.click("header nav >> text=Data quality")
+    runs = len(p.glue_runs())
+    plotted = {
+        key: page.locator(f"#plot-{key} circle.point").count()
+        for key in ("rows-per-day", "reject-rate", "na-rate", "date-rate", "file-size", "run-seconds")
+    }
+    assert plotted == {
+        "rows-per-day": 1,
+        "reject-rate": 3,
+        "na-rate": 3,
+        "date-rate": 3,
+        "file-size": 3,
+        "run-seconds": runs,
+    }
+    assert page.locator("#plot-reject-rate svg").bounding_box()["height"] > 100  # drawn, not only in the markup
+    if SCREENSHOT:
+        page.screenshot(path=str(SCREENSHOT.with_name("console-quality.png")), full_page=True)
+
     page.goto(console_url + "files?status=REJECTED")
     page.click("#files .file-link")
     assert page.locator("#file-name").inner_text() == HOSTILE  # shown as text

@@ -106,6 +106,14 @@ def create_app(data: ConsoleData, where: str) -> Flask:
         flash("the daily sweep started: a Glue run takes every file waiting (PENDING, FAILED with attempts left)")
         return redirect(url_for("overview"), code=303)
 
+    @app.get("/quality")
+    def quality():
+        try:
+            days = min(max(int(request.args.get("days", 30)), 1), 366)
+        except ValueError:
+            days = 30
+        return render_template("quality.html", q=data.quality(days))
+
     @app.get("/runs")
     def runs():
         return render_template("runs.html", runs=data.runs())

@@ -10,11 +10,13 @@ from the items uploaded since midnight UTC; only an unfiltered file list scans t
 from __future__ import annotations
 
 import re
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from glueline.console.plots import Plot, Point, plot
 from glueline.ops.runlogs import ERROR_GROUP, FINAL_STATES, OUTPUT_GROUP, RunLogReader
 from glueline.shared.audit import AuditQuery, AuditRecord, AuditTable, Status, to_timestamp
 from glueline.shared.counts import COUNT_NAMES, Counts
@@ -31,6 +33,7 @@ PAGE_SIZE = 50
 ATTENTION = (Status.FAILED, Status.REJECTED)
 RUNS_SHOWN = 10
 LOG_LINES = 2000
+HISTORY, MIN_HISTORY = 20, 5  # files a reject rate is compared with (reject_rate_outliers)
 SECRET_WORDS = re.compile(r"secret|password|token|credential", re.IGNORECASE)
 
 
@@ -120,6 +123,14 @@ class Overview:
 
 class ActionRefused(ValueError):
     pass
+
+
+@dataclass
+class Quality:
+    days: int
+    files: int
+    plots: list[Plot]
+    outliers: list[AuditRecord]
 
 
 @dataclass
@@ -237,6 +248,61 @@ class ConsoleData:
             f"{record.file_name} is {record.status}{why}: only FAILED files and files given up are retried"
         )
 
+    def quality(self, days: int = 30, now: datetime | None = None) -> Quality:
+        """The plots of the data-quality page, over the files COMPLETED in the last ``days`` days (the
+        status index, from that day on) and the job's latest runs."""
+        now = now or datetime.now(timezone.utc)
+        since = to_timestamp(now - timedelta(days=days))
+        files = [r for r in self.audit.find(AuditQuery(status=Status.COMPLETED, since=since)) if r.counts]
+        marked = reject_rate_outliers(files)
+        per_day: dict[str, int] = {}
+        for r in files:
+            per_day[r.upload_timestamp[:10]] = per_day.get(r.upload_timestamp[:10], 0) + r.counts.rows_loaded
+
+        def rate(name: str) -> list[Point]:
+            return [
+                Point(
+                    _moment(r.upload_timestamp),
+                    _share(getattr(r.counts, name), r),
+                    _label(r, name),
+                    r.file_id in marked,
+                )
+                for r in files
+            ]
+
+        percent = "{:.1%}".format
+        runs = [run for run in self.runs() if run["started"] and run["seconds"] is not None]
+        plots = [
+            plot(
+                "rows-per-day",
+                "Rows loaded per day",
+                "line",
+                [Point(_moment(f"{day}T00:00:00.000Z"), n, f"{day}: {n:,} rows") for day, n in sorted(per_day.items())],
+                "{:,.0f}".format,
+            ),
+            plot(
+                "reject-rate", "Rejected rows per file (share of rows read)", "scatter", rate("rows_rejected"), percent
+            ),
+            plot("na-rate", "CustomerID → N/A per file", "scatter", rate("customer_id_filled"), percent),
+            plot("date-rate", "TransactionDate → the run's date per file", "scatter", rate("dates_replaced"), percent),
+            plot(
+                "file-size",
+                "File size (bytes)",
+                "scatter",
+                [Point(_moment(r.upload_timestamp), r.size, f"{r.file_name}: {r.size:,} bytes") for r in files],
+                "{:,.0f}".format,
+            ),
+            plot(
+                "run-seconds",
+                "Glue run duration (seconds)",
+                "scatter",
+                [Point(run["started"], run["seconds"], f"{run['id'][:16]}: {run['seconds']:.0f} s") for run in runs],
+                "{:,.0f}".format,
+            ),
+        ]
+        outliers = [r for r in files if r.file_id in marked]
+        return Quality(days=days, files=len(files), plots=plots, outliers=outliers)
+
     def runs(self, limit: int = 100) -> list[dict[str, Any]]:
         """The job's latest runs, newest first, as GetJobRuns answers them (without their arguments:
         a run's page shows those)."""
@@ -265,6 +331,35 @@ def _run_summary(run: dict[str, Any]) -> dict[str, Any]:
         "seconds": run.get("ExecutionTime") or ((ended - started).total_seconds() if started and ended else None),
         "error": run.get("ErrorMessage"),
     }
+
+
+def reject_rate_outliers(files: list[AuditRecord]) -> set[str]:
+    """The FileIDs whose reject rate is far above the recent history: more than three standard
+    deviations and two percentage points above the mean of the ``HISTORY`` files uploaded before it
+    (at least ``MIN_HISTORY`` of them)."""
+    marked: set[str] = set()
+    ordered = sorted(files, key=lambda r: r.upload_timestamp)
+    rates = [_share(r.counts.rows_rejected, r) for r in ordered]
+    for i, r in enumerate(ordered):
+        history = rates[max(0, i - HISTORY) : i]
+        if len(history) < MIN_HISTORY:
+            continue
+        mean, spread = statistics.fmean(history), statistics.pstdev(history)
+        if rates[i] > mean + 3 * spread and rates[i] - mean >= 0.02:
+            marked.add(r.file_id)
+    return marked
+
+
+def _share(part: int, record: AuditRecord) -> float:
+    return part / record.counts.rows_read if record.counts and record.counts.rows_read else 0.0
+
+
+def _label(record: AuditRecord, name: str) -> str:
+    return f"{record.file_name}: {getattr(record.counts, name):,} of {record.counts.rows_read:,} rows"
+
+
+def _moment(timestamp: str) -> datetime:
+    return datetime.fromisoformat(timestamp)
 
 
 def timeline(record: AuditRecord) -> list[TimelineEntry]:

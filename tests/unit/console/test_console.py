@@ -188,3 +188,33 @@ def test_actions_are_confirmed_and_refused_across_sites(console):
     assert done.status_code == 303 and done.headers["Location"].endswith("/files/f") and data.sweeps == ["x"]
     assert "sweep started" in web.get("/files/f").get_data(as_text=True)  # said once, on the next page
     assert web.post("/sweep", data={"csrf_token": token}).status_code == 303 and data.sweeps == ["x", "x"]
+
+
+def test_quality_plots_a_point_per_day_file_and_run_and_marks_a_reject_rate_far_above_its_history(console):
+    data, aws = console
+    for i in range(8):  # two days of files rejecting 1 % of their rows, then one rejecting 30 %
+        uploaded = NOW - timedelta(days=1, hours=8 - i) if i < 4 else NOW - timedelta(hours=8 - i)
+        aws.audit.create(record(f"f{i}", f"daily_{i}.csv", uploaded, counts=Counts(100, 98, 1, 1, 2, 3)))
+    aws.audit.create(record("odd", "odd.csv", NOW, counts=Counts(100, 70, 30, 0)))
+    aws.audit.create(record("old", "old.csv", NOW - timedelta(days=40), counts=Counts(100, 0, 100, 0)))
+    aws.audit.create(record("p", "p.csv", NOW, Status.PENDING))
+    data.glue.start_job_run(JobName=JOB)
+
+    q = data.quality(days=30, now=NOW)
+    points = {p.key: len(p.points) for p in q.plots}
+    days = len({(NOW - timedelta(days=1, hours=4)).date(), (NOW - timedelta(hours=4)).date(), NOW.date()})
+    assert points == {
+        "rows-per-day": days,
+        "reject-rate": 9,
+        "na-rate": 9,
+        "date-rate": 9,
+        "file-size": 9,
+        "run-seconds": len([r for r in data.runs() if r["started"] and r["seconds"] is not None]),
+    }
+    assert [r.file_id for r in q.outliers] == ["odd"] and q.files == 9
+    rejects = next(p for p in q.plots if p.key == "reject-rate")
+    assert [marked for _, _, _, marked in rejects.points].count(True) == 1
+
+    page = create_app(data, "moto").test_client().get("/quality").get_data(as_text=True)
+    assert page.count('class="point marked"') == 3  # the odd file, in each of the three per-file rate plots
+    assert 'id="outliers"' in page and "odd.csv" in page
