@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 IAM_SIMULATOR := tests/access/node_modules/.package-lock.json
 AWS_CLI := tests/awscli/.venv/bin/aws
 
-.PHONY: install run test test-unit test-compose up down logs console console-screenshot status images-offline plan deploy destroy bench lint clean
+.PHONY: install run test test-unit test-compose up down logs console console-screenshot status images-offline plan deploy destroy bench bench-console lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +77,9 @@ destroy: $(STAMP)  ## remove what deploy created (PROFILE=name); keeps data unle
 
 bench: $(STAMP)  ## benchmark: 1k/10k/100k/1M rows (ARGS=--with-10m adds 10M) vs the tutorial baseline and the floor
 	$(BIN)/python bench/run.py $(ARGS)
+
+bench-console: $(STAMP)  ## the console's pages with 100k audit items (ARGS=--items N)
+	$(BIN)/python bench/console.py $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src services infra tests bench

@@ -42,19 +42,21 @@ pytestmark = pytest.mark.embedded  # the console's code is the same on both stac
 
 
 @pytest.fixture
-def console_url(pipeline):
-    """The console as a user starts it (`glueline console`), on a free port; stopped after the test."""
+def console_url(pipeline, tmp_path):
+    """The console as a user starts it (`glueline console`), on a free port; stopped after the test. Its
+    request log goes to a file: a pipe nobody reads would fill and stall it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["GLUELINE_STATE_DIR"] = str(pipeline.state_dir)
     command = [str(Path(sys.executable).with_name("glueline")), "console"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    log = (tmp_path / "console.log").open("w")
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
     first_line: list[str] = []
     reader = threading.Thread(target=lambda: first_line.append(process.stdout.readline()), daemon=True)
     reader.start()
     reader.join(60)
     try:
         found = re.search(r"http://127\.0\.0\.1:\d+/", first_line[0] if first_line else "")
-        assert found, f"no address printed: {first_line} {process.poll()}"
+        assert found, f"no address printed: {first_line} {process.poll()} {(tmp_path / 'console.log').read_text()}"
         yield found.group(0)
     finally:
         process.terminate()
@@ -63,6 +65,7 @@ def console_url(pipeline):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        log.close()
 
 
 @pytest.fixture

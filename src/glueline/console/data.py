@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -32,6 +32,8 @@ SORTABLE = {
 PAGE_SIZE = 50
 ATTENTION = (Status.FAILED, Status.REJECTED)
 RUNS_SHOWN = 10
+RECENT_DAYS = 7  # the overview's counts by status
+ATTENTION_SHOWN = 20
 LOG_LINES = 2000
 HISTORY, MIN_HISTORY = 20, 5  # files a reject rate is compared with (reject_rate_outliers)
 SECRET_WORDS = re.compile(r"secret|password|token|credential", re.IGNORECASE)
@@ -99,9 +101,9 @@ def _date(value: str | None) -> str | None:
 @dataclass
 class FilePage:
     records: list[AuditRecord]
-    total: int
+    total: int | None  # None: not counted (read from the index only as far as the page)
     page: int
-    pages: int
+    has_next: bool
 
 
 @dataclass
@@ -112,7 +114,8 @@ class TimelineEntry:
 
 @dataclass
 class Overview:
-    by_status: dict[str, int]
+    by_status: dict[str, int]  # files uploaded in the last recent_days days
+    recent_days: int
     attention: list[AuditRecord]
     today: Counts
     today_files: int
@@ -170,14 +173,24 @@ class ConsoleData:
         self.table_rows = table_rows
 
     def overview(self, now: datetime | None = None) -> Overview:
-        now = now or datetime.now(timezone.utc)
-        midnight = now.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-        today = self.audit.find(AuditQuery(since=to_timestamp(midnight)))
-        attention = [r for status in ATTENTION for r in self.audit.find(AuditQuery(status=status))]
-        attention.sort(key=lambda r: r.updated_at or r.upload_timestamp, reverse=True)
+        """Every read here is a query of the status index bounded by upload time or by a limit: the
+        counts by status over the last ``RECENT_DAYS`` days, today's files, the newest FAILED and
+        REJECTED ones. No scan: the page costs the same with 100k items as with 100."""
+        now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+        midnight = to_timestamp(now.replace(hour=0, minute=0, second=0, microsecond=0))
+        recent = to_timestamp(now - timedelta(days=RECENT_DAYS))
+        statuses = sorted(Status.ALL)
+        today = [r for status in statuses for r in self.audit.find(AuditQuery(status=status, since=midnight))]
+        attention = [
+            r
+            for status in ATTENTION
+            for r in self.audit.find(AuditQuery(status=status), newest_first=True, limit=ATTENTION_SHOWN)
+        ]
+        attention.sort(key=lambda r: r.upload_timestamp, reverse=True)
         return Overview(
-            by_status={status: self.audit.count(status) for status in sorted(Status.ALL)},
-            attention=attention[:20],
+            by_status={status: self.audit.count(AuditQuery(status=status, since=recent)) for status in statuses},
+            recent_days=RECENT_DAYS,
+            attention=attention[:ATTENTION_SHOWN],
             today=sum((r.counts for r in today if r.counts), Counts()),
             today_files=len(today),
             runs=self.runs(RUNS_SHOWN),
@@ -186,11 +199,26 @@ class ConsoleData:
         )
 
     def files(self, wanted: FileFilter) -> FilePage:
+        """Sorted by upload time (the default), a page is read from the status index: each status's
+        partition in that order, only as far as the page reaches, merged; no count of the rest is
+        made (``total`` None). Sorted otherwise, every selected item is read and sorted here."""
+        if wanted.sort == "uploaded":
+            reach = wanted.page * PAGE_SIZE + 1  # one more: is there a next page?
+            statuses = [wanted.status] if wanted.status else sorted(Status.ALL)
+            query = wanted.query()
+            records = [
+                r
+                for status in statuses
+                for r in self.audit.find(replace(query, status=status), wanted.descending, reach)
+            ]
+            records.sort(key=lambda r: (r.upload_timestamp, r.file_name), reverse=wanted.descending)
+            shown = records[(wanted.page - 1) * PAGE_SIZE : wanted.page * PAGE_SIZE]
+            return FilePage(shown, None, wanted.page, len(records) >= reach)
         records = self.audit.find(wanted.query())
         records.sort(key=SORTABLE[wanted.sort], reverse=wanted.descending)
         pages = max(1, -(-len(records) // PAGE_SIZE))
         page = min(wanted.page, pages)
-        return FilePage(records[(page - 1) * PAGE_SIZE : page * PAGE_SIZE], len(records), page, pages)
+        return FilePage(records[(page - 1) * PAGE_SIZE : page * PAGE_SIZE], len(records), page, page < pages)
 
     def file(self, fid: str) -> AuditRecord | None:
         return self.audit.get(fid)

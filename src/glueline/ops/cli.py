@@ -271,6 +271,7 @@ def up(
             if deploy:
                 boot = _bootstrap(settings, env, quiet=True)
                 out.print(f"Pipeline deployed: drop CSV files into [cyan]s3://{boot.bucket}/source/[/]")
+            out.print("Console: `glueline console` (make console) shows its files, runs and data quality in a browser")
     except BaseException:
         stack.stop()
         raise

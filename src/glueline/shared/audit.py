@@ -315,23 +315,31 @@ class AuditTable:
     def all(self) -> list[AuditRecord]:
         return self.find(AuditQuery())
 
-    def count(self, status: str) -> int:
-        """Items in one status, counted by the index (no item is returned)."""
-        pages = self.client.get_paginator("query").paginate(
-            TableName=self.table_name,
-            IndexName=STATUS_INDEX,
-            KeyConditionExpression="#Status = :status",
-            ExpressionAttributeNames={"#Status": "Status"},
-            ExpressionAttributeValues={":status": {"S": status}},
-            Select="COUNT",
-        )
+    def count(self, query: AuditQuery) -> int:
+        """The items ``query`` selects, counted where they are (``Select=COUNT``: no item is returned)."""
+        operation, request = self._request(query)
+        pages = self.client.get_paginator(operation).paginate(**request, Select="COUNT")
         return sum(page["Count"] for page in pages)
 
-    def find(self, query: AuditQuery) -> list[AuditRecord]:
-        """The items ``query`` selects, oldest upload first. A status is a query of the status index
-        (with the upload time in its key condition), anything else a scan; the other conditions filter
-        on the server. The index is eventually consistent on AWS: an item that changed status a moment
-        ago may show under its former one."""
+    def find(self, query: AuditQuery, newest_first: bool = False, limit: int | None = None) -> list[AuditRecord]:
+        """The items ``query`` selects, oldest upload first (or newest). A status is a query of the
+        status index (with the upload time in its key condition, read in the order asked and only as far
+        as ``limit``), anything else a scan; the other conditions filter on the server. The index is
+        eventually consistent on AWS: an item that changed status a moment ago may show under its former
+        one."""
+        operation, request = self._request(query)
+        if operation == "query":
+            request["ScanIndexForward"] = not newest_first
+        records: list[AuditRecord] = []
+        for page in self.client.get_paginator(operation).paginate(**request):
+            records += [AuditRecord.from_item(_unwire(i)) for i in page.get("Items", [])]
+            if operation == "query" and limit is not None and len(records) >= limit:
+                break
+        records.sort(key=lambda r: (r.upload_timestamp, r.file_name), reverse=newest_first)
+        return records if limit is None else records[:limit]
+
+    def _request(self, query: AuditQuery) -> tuple[str, dict[str, Any]]:
+        """The Query (of the status index) or Scan that selects ``query``'s items."""
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
         key, filters = [], []
@@ -350,13 +358,11 @@ class AuditTable:
         if query.glue_job_id:
             names["#Run"], values[":run"] = "GlueJobID", {"S": query.glue_job_id}
             filters.append("#Run = :run")
-        kwargs: dict[str, Any] = {"TableName": self.table_name}
+        request: dict[str, Any] = {"TableName": self.table_name}
         if key:
-            kwargs |= {"IndexName": STATUS_INDEX, "KeyConditionExpression": " AND ".join(key)}
+            request |= {"IndexName": STATUS_INDEX, "KeyConditionExpression": " AND ".join(key)}
         if filters:
-            kwargs["FilterExpression"] = " AND ".join(filters)
+            request["FilterExpression"] = " AND ".join(filters)
         if names:
-            kwargs |= {"ExpressionAttributeNames": names, "ExpressionAttributeValues": values}
-        pages = self.client.get_paginator("query" if key else "scan").paginate(**kwargs)
-        records = [AuditRecord.from_item(_unwire(i)) for page in pages for i in page.get("Items", [])]
-        return sorted(records, key=lambda r: (r.upload_timestamp, r.file_name))
+            request |= {"ExpressionAttributeNames": names, "ExpressionAttributeValues": values}
+        return ("query" if key else "scan"), request

@@ -63,16 +63,21 @@ def test_files_are_filtered_sorted_and_paged(console):
     for i in range(PAGE_SIZE + 20):
         status = Status.FAILED if i % 10 == 0 else Status.COMPLETED
         aws.audit.create(record(f"f{i:03d}", f"daily_{i:03d}.csv", NOW - timedelta(minutes=i), status))
-    first = data.files(FileFilter())
-    assert (first.total, first.pages, len(first.records)) == (PAGE_SIZE + 20, 2, PAGE_SIZE)
-    assert first.records[0].file_id == "f000"  # newest first
+    first = data.files(FileFilter())  # newest first, from the status index: not counted
+    assert (first.total, first.has_next, len(first.records)) == (None, True, PAGE_SIZE)
+    assert [r.file_id for r in first.records] == [f"f{i:03d}" for i in range(PAGE_SIZE)]  # merged across statuses
     second = data.files(FileFilter(page=2))
     assert len(second.records) == 20 and second.records[-1].file_id == f"f{PAGE_SIZE + 19:03d}"
+    assert not second.has_next
+    oldest = data.files(FileFilter(descending=False))
+    assert oldest.records[0].file_id == f"f{PAGE_SIZE + 19:03d}"
+    by_name = data.files(FileFilter(sort="name", descending=False))  # sorted here: every item read, counted
+    assert (by_name.total, by_name.has_next, by_name.records[0].file_id) == (PAGE_SIZE + 20, True, "f000")
     failed = data.files(FileFilter.from_args({"status": "failed", "sort": "name", "order": "asc"}))
     assert [r.file_id for r in failed.records] == [f"f{i:03d}" for i in range(0, PAGE_SIZE + 20, 10)]
     assert [r.file_id for r in data.files(FileFilter(name="_007")).records] == ["f007"]
     today = NOW.date().isoformat()
-    assert data.files(FileFilter(since=today, until=today)).total == sum(
+    assert data.files(FileFilter(since=today, until=today, sort="name")).total == sum(
         1 for i in range(PAGE_SIZE + 20) if (NOW - timedelta(minutes=i)).date() == NOW.date()
     )
     junk = FileFilter.from_args({"status": "DONE", "since": "yesterday", "page": "-3", "sort": "x; drop"})

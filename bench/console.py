@@ -1,0 +1,158 @@
+"""``make bench-console``: how fast the console's pages answer with a large audit table.
+
+An embedded stack (its emulator; no database: the target's row count then reads "cannot be reached") is
+started in bench/.state-console, its audit table filled with ``--items`` items (default 100,000: uploads
+spread over 90 days, 90 % COMPLETED with counts, the rest FAILED, REJECTED, PENDING), and ``glueline
+console`` started against it as a user starts it. Each page is then asked ``--repeats`` times over HTTP;
+the medians and 95th percentiles are printed and written to bench/results/console-<date>.json, with the
+budget the issue sets (300 ms for the overview and the files page). Everything started is stopped at the
+end, also when it fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import boto3
+
+from glueline.local.stack import EmbeddedStack, apply_aws_env
+from glueline.settings import Settings
+from glueline.shared.audit import AuditRecord, Status, table_spec, to_timestamp
+from glueline.shared.counts import Counts
+
+ROOT = Path(__file__).resolve().parent
+BUDGET_MS = 300
+PAGES = {
+    "overview": "/",
+    "files": "/files",
+    "files?status=FAILED": "/files?status=FAILED",
+    "files?name=…": "/files?name=day_0042",
+    "quality (7 days)": "/quality?days=7",
+}
+
+
+def items(count: int, now: datetime) -> list[dict]:
+    statuses = [Status.COMPLETED] * 90 + [Status.FAILED] * 4 + [Status.REJECTED] * 4 + [Status.PENDING] * 2
+    result = []
+    for i in range(count):
+        status = statuses[i % len(statuses)]
+        uploaded = now - timedelta(seconds=i * 90 * 86400 / count)
+        record = AuditRecord(
+            f"{i:032x}", f"day_{i % 90:04d}_{i}.csv", "bench", f"source/day_{i}.csv", '"e"', 20_000 + i % 5000,
+            to_timestamp(uploaded), "127.0.0.1:5432/bench/public.transactions", status,
+            attempts=1, glue_job_id=f"jr_{i // 10:x}",
+            counts=Counts(250, 236, 5, 9, 12, 7) if status == Status.COMPLETED else None,
+            error_message="database refused" if status == Status.FAILED else None,
+        )  # fmt: skip
+        result.append(record.to_item())
+    return result
+
+
+def fill(ddb, table: str, count: int) -> float:
+    from boto3.dynamodb.types import TypeSerializer
+
+    serializer = TypeSerializer()
+    rows = items(count, datetime.now(timezone.utc))
+    batches = [rows[i : i + 25] for i in range(0, len(rows), 25)]
+
+    def write(batch: list[dict]) -> None:
+        requests = [{"PutRequest": {"Item": {k: serializer.serialize(v) for k, v in item.items()}}} for item in batch]
+        while requests:
+            answer = ddb.batch_write_item(RequestItems={table: requests})
+            requests = answer.get("UnprocessedItems", {}).get(table, [])
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(write, batches))
+    return time.monotonic() - started
+
+
+def start_console(state_dir: Path) -> tuple[subprocess.Popen, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | {"GLUELINE_STATE_DIR": str(state_dir)}
+    command = [str(Path(sys.executable).with_name("glueline")), "console"]
+    log = (state_dir / "console.log").open("w")  # a line per request: a pipe nobody reads would fill and stall it
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+    line: list[str] = []
+    reader = threading.Thread(target=lambda: line.append(process.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(60)
+    found = re.search(r"http://127\.0\.0\.1:\d+", line[0] if line else "")
+    if not found:
+        process.kill()
+        raise RuntimeError(f"the console printed no address: {line} {(state_dir / 'console.log').read_text()[-2000:]}")
+    return process, found.group(0)
+
+
+def timed(url: str, repeats: int) -> dict:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        with urllib.request.urlopen(url, timeout=120) as response:
+            response.read()
+            assert response.status == 200
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return {"median_ms": round(statistics.median(times), 1), "p95_ms": round(times[int(0.95 * (len(times) - 1))], 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args()
+
+    state_dir = ROOT / ".state-console"
+    settings = Settings(state_dir=state_dir)
+    stack = EmbeddedStack(settings)
+    saved = dict(os.environ)
+    console = None
+    try:
+        info = stack.start(with_postgres=False)
+        apply_aws_env(info)
+        ddb = boto3.client("dynamodb")
+        ddb.create_table(**table_spec(settings.audit_table))
+        print(f"filling {settings.audit_table} with {args.items:,} items …", flush=True)
+        fill_seconds = fill(ddb, settings.audit_table, args.items)
+        console, base = start_console(state_dir)
+        timed(base + "/", 2)  # warm: the first request imports the templates
+        results = {name: timed(base + path, args.repeats) for name, path in PAGES.items()}
+    finally:
+        if console is not None:
+            console.terminate()
+            console.wait(10)
+        stack.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+    report = {
+        "date": datetime.now(timezone.utc).date().isoformat(),
+        "machine": f"{os.cpu_count()} CPU ({platform.machine()}), Python {platform.python_version()}",
+        "emulator": "MiniStack (the embedded stack's)",
+        "items": args.items,
+        "fill_seconds": round(fill_seconds, 1),
+        "repeats": args.repeats,
+        "budget_ms": BUDGET_MS,
+        "pages": results,
+        "within_budget": all(results[name]["median_ms"] <= BUDGET_MS for name in ("overview", "files")),
+    }
+    out = ROOT / "results" / f"console-{report['date']}.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    for name, figures in results.items():
+        print(f"{name:24} median {figures['median_ms']:8.1f} ms   p95 {figures['p95_ms']:8.1f} ms")
+    print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()
