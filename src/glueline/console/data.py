@@ -2,9 +2,9 @@
 job's runs, the bucket's rejected rows and the target table. No page reads AWS itself: each asks this
 module, which the unit tests drive against moto.
 
-Reads are bounded by what a page needs: counts by status come from the status index (``Select=COUNT``,
-no item returned), the files needing attention from its FAILED and REJECTED partitions, today's totals
-from the items uploaded since midnight UTC; only an unfiltered file list scans the table.
+Reads are bounded by what a page shows: the overview and the default (newest first) files page query the
+status index only, by upload time or with a limit (counts with ``Select=COUNT``: no item returned);
+sorting by another column, or filtering the runs' files by their GlueJobID, reads every matching item.
 """
 
 from __future__ import annotations
