@@ -38,7 +38,7 @@ SCREENSHOT = (
     Path(os.environ.get("GLUELINE_CONSOLE_SCREENSHOT", "")) if os.environ.get("GLUELINE_CONSOLE_SCREENSHOT") else None
 )
 
-pytestmark = pytest.mark.embedded  # the console's code is the same on both stacks
+# On both stacks: the console reads the compose stack through the same environment resolution as the embedded one.
 
 
 @pytest.fixture
