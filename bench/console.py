@@ -83,8 +83,9 @@ def fill(ddb, table: str, count: int) -> float:
 def start_console(state_dir: Path) -> tuple[subprocess.Popen, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | {"GLUELINE_STATE_DIR": str(state_dir)}
     command = [str(Path(sys.executable).with_name("glueline")), "console"]
-    log = (state_dir / "console.log").open("w")  # a line per request: a pipe nobody reads would fill and stall it
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+    # A line per request: a pipe nobody reads would fill and stall it. The child keeps its own descriptor.
+    with (state_dir / "console.log").open("w") as log:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
     line: list[str] = []
     reader = threading.Thread(target=lambda: line.append(process.stdout.readline()), daemon=True)
     reader.start()

@@ -11,14 +11,18 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
+from glueline.local.stack import EmbeddedStack
+from glueline.settings import Settings
 from glueline.shared.audit import Status
 from glueline.shared.counts import COUNT_NAMES
 
 from .conftest import SAMPLES
+from .test_bootstrap_and_stack import GLUELINE, user_shell
 
 EXPECTED = json.loads((SAMPLES / "expected-counts.json").read_text())
 SAMPLE_FILES = sorted(SAMPLES.glob("*.csv"))
@@ -41,31 +45,42 @@ SCREENSHOT = (
 # On both stacks: the console reads the compose stack through the same environment resolution as the embedded one.
 
 
-@pytest.fixture
-def console_url(pipeline, tmp_path):
-    """The console as a user starts it (`glueline console`), on a free port; stopped after the test. Its
-    request log goes to a file: a pipe nobody reads would fill and stall it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env["GLUELINE_STATE_DIR"] = str(pipeline.state_dir)
+def start_console(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
+    """`glueline console` as a user starts it, and the address it prints. Its request log goes to a
+    file: a pipe nobody reads would fill and stall it."""
     command = [str(Path(sys.executable).with_name("glueline")), "console"]
-    log = (tmp_path / "console.log").open("w")
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+    with log.open("w") as sink:  # the child keeps its own descriptor
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=sink, text=True, env=env)
     first_line: list[str] = []
     reader = threading.Thread(target=lambda: first_line.append(process.stdout.readline()), daemon=True)
     reader.start()
-    reader.join(60)
+    reader.join(120)
+    found = re.search(r"http://127\.0\.0\.1:\d+/", first_line[0] if first_line else "")
+    if not found:
+        stop(process)
+        pytest.fail(f"no address printed: {first_line} {log.read_text()[-2000:]}")
+    return process, found.group(0)
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
     try:
-        found = re.search(r"http://127\.0\.0\.1:\d+/", first_line[0] if first_line else "")
-        assert found, f"no address printed: {first_line} {process.poll()} {(tmp_path / 'console.log').read_text()}"
-        yield found.group(0)
+        process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture
+def console_url(pipeline, tmp_path):
+    """The console beside the running stack, on a free port; stopped after the test."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["GLUELINE_STATE_DIR"] = str(pipeline.state_dir)
+    process, url = start_console(env, tmp_path / "console.log")
+    try:
+        yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+        stop(process)
 
 
 @pytest.fixture
@@ -180,3 +195,29 @@ def test_retry_in_the_console_runs_a_failed_file_again_and_completes_it(clean_pi
     assert {k: v for k, v in record.counts.as_dict().items()} == EXPECTED[sample.name]
     page.reload()
     assert page.locator("#counts [data-count=rows_loaded]").inner_text() == str(EXPECTED[sample.name]["rows_loaded"])
+
+
+@pytest.mark.embedded  # about the embedded stack the console starts
+def test_make_run_then_make_console_shows_the_samples(tmp_path):
+    """From nothing running: `glueline run` (make run) starts a stack, loads the samples and stops it;
+    `glueline console` (make console) then starts that stack again, shows what the run recorded, and
+    stops it when it is stopped."""
+    state, env = user_shell("console")
+    try:
+        run = subprocess.run([GLUELINE, "run", "--json"], capture_output=True, text=True, env=env, timeout=600)
+        assert run.returncode == 0, run.stderr
+        process, url = start_console(env, tmp_path / "console.log")
+        try:
+            with urllib.request.urlopen(url + "files", timeout=60) as response:
+                files = response.read().decode()
+            with urllib.request.urlopen(url, timeout=60) as response:
+                overview = response.read().decode()
+        finally:
+            stop(process)  # SIGTERM, as a CI timeout or `kill` sends it
+        assert sorted(re.findall(r'class="file-link"[^>]*>([^<]+)<', files)) == [f.name for f in SAMPLE_FILES]
+        loaded = sum(e["rows_loaded"] for e in EXPECTED.values())
+        assert f'data-count="table_rows">{loaded}<' in overview
+        assert EmbeddedStack(Settings(state_dir=state)).running() is None  # the stack it started is stopped
+    finally:
+        subprocess.run([GLUELINE, "clean"], capture_output=True, env=env, timeout=120)
+        shutil.rmtree(state, ignore_errors=True)

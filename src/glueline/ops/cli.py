@@ -572,7 +572,9 @@ def console(
     profile: Profile = None,
 ) -> None:
     """A web page of what the pipeline records: files by status, each file's lifecycle, counts and
-    rejected rows, the Glue runs; two actions, each confirmed: retry a file, run the sweep. Ctrl-C stops it."""
+    rejected rows, the Glue runs; two actions, each confirmed: retry a file, run the sweep. Ctrl-C stops it.
+    With no stack running and no AWS configured, it starts the embedded stack (its state: what the last
+    `glueline run` left) and stops it on exit."""
     _use_profile(profile)
     if host != LOOPBACK:
         err.print(
@@ -580,7 +582,7 @@ def console(
             "pipeline's files and counts (the console has no login)"
         )
     settings = _settings(db_url)
-    with _environment(settings) as env:
+    with environment(settings, start_stack=True) as env:
         session = boto3.Session()
         account, region, _ = _account(session, settings.region)
         lam = aws_client("lambda", session)
