@@ -410,9 +410,7 @@ class Bootstrap:
         except ddb.exceptions.ResourceNotFoundException:
             steps: list[Step] = [
                 APICall("dynamodb", "create_table", {**wanted, "Tags": tag_list(self.tags)}),
-                Wait(
-                    "dynamodb", "table_exists", f"the DynamoDB table {name}", 1, 120, {"TableName": name}, TABLE_STATE
-                ),
+                _table_ready(name),
                 self._point_in_time_recovery(name),
             ]
             return [self._change(resource, "dynamodb table", None, steps)]
@@ -436,15 +434,7 @@ class Bootstrap:
                 update["GlobalSecondaryIndexUpdates"] = [{"Create": index}]
                 steps += [
                     APICall("dynamodb", "update_table", {"TableName": name, **update}),
-                    Wait(
-                        "dynamodb",
-                        "table_exists",
-                        f"the DynamoDB table {name}",
-                        1,
-                        120,
-                        {"TableName": name},
-                        TABLE_STATE,
-                    ),
+                    _table_ready(name),
                 ]
         return [self._change(resource, "dynamodb table", changed, steps, tags=tags)]
 
@@ -1179,3 +1169,8 @@ def strictest_tls(db: DbConnection, bucket: str) -> tuple[DbConnection, str]:
     if offered == tls.UNVERIFIED:
         return replace(db, sslmode="require"), offered
     return db, offered
+
+
+def _table_ready(name: str) -> Wait:
+    """The audit table created or its index added: ACTIVE again."""
+    return Wait("dynamodb", "table_exists", f"the DynamoDB table {name}", 1, 120, {"TableName": name}, TABLE_STATE)
