@@ -15,11 +15,7 @@ import argparse
 import json
 import os
 import platform
-import re
 import statistics
-import subprocess
-import sys
-import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +24,7 @@ from pathlib import Path
 
 import boto3
 
+from glueline.console import launch, stop
 from glueline.local.stack import EmbeddedStack, apply_aws_env
 from glueline.settings import Settings
 from glueline.shared.audit import AuditRecord, Status, table_spec, to_timestamp
@@ -80,23 +77,6 @@ def fill(ddb, table: str, count: int) -> float:
     return time.monotonic() - started
 
 
-def start_console(state_dir: Path) -> tuple[subprocess.Popen, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | {"GLUELINE_STATE_DIR": str(state_dir)}
-    command = [str(Path(sys.executable).with_name("glueline")), "console"]
-    # A line per request: a pipe nobody reads would fill and stall it. The child keeps its own descriptor.
-    with (state_dir / "console.log").open("w") as log:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
-    line: list[str] = []
-    reader = threading.Thread(target=lambda: line.append(process.stdout.readline()), daemon=True)
-    reader.start()
-    reader.join(60)
-    found = re.search(r"http://127\.0\.0\.1:\d+", line[0] if line else "")
-    if not found:
-        process.kill()
-        raise RuntimeError(f"the console printed no address: {line} {(state_dir / 'console.log').read_text()[-2000:]}")
-    return process, found.group(0)
-
-
 def timed(url: str, repeats: int) -> dict:
     times = []
     for _ in range(repeats):
@@ -106,7 +86,10 @@ def timed(url: str, repeats: int) -> dict:
             assert response.status == 200
         times.append((time.perf_counter() - started) * 1000)
     times.sort()
-    return {"median_ms": round(statistics.median(times), 1), "p95_ms": round(times[int(0.95 * (len(times) - 1))], 1)}
+    return {
+        "median_ms": round(statistics.median(times), 1),
+        "p95_ms": round(times[int(0.95 * (len(times) - 1))], 1),
+    }  # nearest rank
 
 
 def main() -> None:
@@ -127,13 +110,13 @@ def main() -> None:
         ddb.create_table(**table_spec(settings.audit_table))
         print(f"filling {settings.audit_table} with {args.items:,} items …", flush=True)
         fill_seconds = fill(ddb, settings.audit_table, args.items)
-        console, base = start_console(state_dir)
-        timed(base + "/", 2)  # warm: the first request imports the templates
-        results = {name: timed(base + path, args.repeats) for name, path in PAGES.items()}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | {"GLUELINE_STATE_DIR": str(state_dir)}
+        console, base = launch(env, state_dir / "console.log")
+        timed(base, 2)  # warm: the first request imports the templates
+        results = {name: timed(base.rstrip("/") + path, args.repeats) for name, path in PAGES.items()}
     finally:
         if console is not None:
-            console.terminate()
-            console.wait(10)
+            stop(console)
         stack.stop()
         os.environ.clear()
         os.environ.update(saved)

@@ -8,14 +8,13 @@ import os
 import re
 import shutil
 import subprocess
-import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from glueline.console import launch, stop
 from glueline.local.stack import EmbeddedStack
 from glueline.settings import Settings
 from glueline.shared.audit import Status
@@ -45,38 +44,12 @@ SCREENSHOT = (
 # On both stacks: the console reads the compose stack through the same environment resolution as the embedded one.
 
 
-def start_console(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
-    """`glueline console` as a user starts it, and the address it prints. Its request log goes to a
-    file: a pipe nobody reads would fill and stall it."""
-    command = [str(Path(sys.executable).with_name("glueline")), "console"]
-    with log.open("w") as sink:  # the child keeps its own descriptor
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=sink, text=True, env=env)
-    first_line: list[str] = []
-    reader = threading.Thread(target=lambda: first_line.append(process.stdout.readline()), daemon=True)
-    reader.start()
-    reader.join(120)
-    found = re.search(r"http://127\.0\.0\.1:\d+/", first_line[0] if first_line else "")
-    if not found:
-        stop(process)
-        pytest.fail(f"no address printed: {first_line} {log.read_text()[-2000:]}")
-    return process, found.group(0)
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 @pytest.fixture
 def console_url(pipeline, tmp_path):
     """The console beside the running stack, on a free port; stopped after the test."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["GLUELINE_STATE_DIR"] = str(pipeline.state_dir)
-    process, url = start_console(env, tmp_path / "console.log")
+    process, url = launch(env, tmp_path / "console.log")
     try:
         yield url
     finally:
@@ -206,7 +179,7 @@ def test_make_run_then_make_console_shows_the_samples(tmp_path):
     try:
         run = subprocess.run([GLUELINE, "run", "--json"], capture_output=True, text=True, env=env, timeout=600)
         assert run.returncode == 0, run.stderr
-        process, url = start_console(env, tmp_path / "console.log")
+        process, url = launch(env, tmp_path / "console.log")
         try:
             with urllib.request.urlopen(url + "files", timeout=60) as response:
                 files = response.read().decode()

@@ -10,11 +10,20 @@ otherwise, not a service to expose.
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+import threading
 from collections.abc import Callable
+from pathlib import Path
 
 from werkzeug.serving import make_server
 
 LOOPBACK = "127.0.0.1"
+
+
+class ConsoleStartError(RuntimeError):
+    pass
 
 
 def serve(app, host: str, port: int, announce: Callable[[str], None]) -> None:
@@ -27,3 +36,31 @@ def serve(app, host: str, port: int, announce: Callable[[str], None]) -> None:
         pass
     finally:
         server.server_close()
+
+
+def launch(env: dict[str, str], log: Path, timeout: float = 120) -> tuple[subprocess.Popen, str]:
+    """``glueline console`` started as a user starts it (the tests and ``make bench-console`` drive it
+    so), and the address it prints. Its request log goes to ``log``: a pipe nobody reads would fill and
+    stall it. ``stop`` ends it."""
+    command = [str(Path(sys.executable).with_name("glueline")), "console"]
+    with log.open("w") as sink:  # the child keeps its own descriptor
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=sink, text=True, env=env)
+    first_line: list[str] = []
+    reader = threading.Thread(target=lambda: first_line.append(process.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    found = re.search(r"http://127\.0\.0\.1:\d+/", first_line[0] if first_line else "")
+    if not found:
+        stop(process)
+        raise ConsoleStartError(f"the console printed no address: {first_line} {log.read_text()[-2000:]}")
+    return process, found.group(0)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM (the console then stops a stack it started), and SIGKILL after a minute."""
+    process.terminate()
+    try:
+        process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
