@@ -108,6 +108,7 @@ def test_row_level_contract(clean_pipeline, tmp_path):
         row(800014, TransactionAmount="1.00"),
         row(800014, TransactionAmount="2.00"),
         row(800015, TransactionAmount="-0.50", AccountBalance="+5"),
+        row(800016, BranchCode="x", Currency="US"),
     ]
     body = ("\r\n".join(lines) + "\r\n").encode()
     body = body.replace(b"no id", b"no \xff\xfe id")  # bytes that are not UTF-8, in the row with no id
@@ -116,7 +117,7 @@ def test_row_level_contract(clean_pipeline, tmp_path):
     (record,) = p.wait(p.upload(path))
 
     assert record.status == Status.COMPLETED, record.error_message
-    assert record.counts == Counts(17, 6, 10, 1, customer_id_filled=1, dates_replaced=3)
+    assert record.counts == Counts(18, 6, 11, 1, customer_id_filled=1, dates_replaced=3)
 
     today = datetime.now(timezone.utc).date()
     got = {
@@ -149,7 +150,18 @@ def test_row_level_contract(clean_pipeline, tmp_path):
         ("14", "bad_merchant_code"),
         ("15", "bad_currency"),
         ("16", "wrong_field_count"),
+        ("20", "bad_branch_code;bad_currency"),
     ]
+    assert record.reject_reasons == {  # rows per reason code: a row refused for two counts under each
+        "invalid_utf8": 1,
+        "bad_transaction_id": 2,
+        "bad_transaction_amount": 2,
+        "bad_account_balance": 1,
+        "bad_branch_code": 2,
+        "bad_merchant_code": 1,
+        "bad_currency": 2,
+        "wrong_field_count": 1,
+    }
     assert rejected[2]["TransactionID"] == "-800006" and rejected[3]["TransactionAmount"] == "12.345"
     assert rejected[9]["raw_record"] == "800013,ACC,1,2024-07-13,deposit,1.00,USD"
     assert record.rejected_rows_key == f"rejected/rows/rows.csv/{record.glue_job_id}.csv"

@@ -3,6 +3,8 @@ Playwright, against the console a user starts beside the running stack after the
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -10,6 +12,7 @@ import shutil
 import subprocess
 import time
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -108,8 +111,14 @@ def test_the_console_shows_the_samples_files_counts_and_rejected_rows(clean_pipe
 
     with page.expect_download() as download:
         page.click("#rejected-rows")
-    rejected = Path(download.value.path()).read_text().splitlines()
-    assert len(rejected) == expected["rows_rejected"] + 1  # a header and each rejected row
+    rejected = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    assert len(rejected) == expected["rows_rejected"]
+    reasons = Counter(code for row in rejected for code in row["reject_reason"].split(";"))
+    shown = {
+        element.get_attribute("data-reason"): element.inner_text()
+        for element in page.locator("#reject-reasons dd").all()
+    }
+    assert shown == {code: f"{rows:,}" for code, rows in reasons.items()}
 
     page.click("#run-link")  # the run that loaded it: its output, from CloudWatch Logs
     record = next(r for r in records if r.file_name == "transactions_2024-07-13.csv")
@@ -133,6 +142,10 @@ def test_the_console_shows_the_samples_files_counts_and_rejected_rows(clean_pipe
         "run-seconds": runs,
     }
     assert page.locator("#plot-reject-rate svg").bounding_box()["height"] > 100  # drawn, not only in the markup
+    codes = {code for r in records for code in r.reject_reasons}
+    assert codes and {code: page.locator(f"#plot-reject-rate-{code} circle.point").count() for code in codes} == {
+        code: 3 for code in codes
+    }
     if SCREENSHOT:
         page.screenshot(path=str(SCREENSHOT.with_name("console-quality.png")), full_page=True)
 

@@ -278,7 +278,9 @@ class ConsoleData:
 
     def quality(self, days: int = 30, now: datetime | None = None) -> Quality:
         """The plots of the data-quality page, over the files COMPLETED in the last ``days`` days (the
-        status index, from that day on) and the job's latest runs."""
+        status index, from that day on) and the job's latest runs. Rejected rows are plotted in all, then
+        per reason code that any of these files has (a row refused for several reasons counts under
+        each), every file a point (0 where it has none of that reason)."""
         now = now or datetime.now(timezone.utc)
         since = to_timestamp(now - timedelta(days=days))
         files = [r for r in self.audit.find(AuditQuery(status=Status.COMPLETED, since=since)) if r.counts]
@@ -292,7 +294,18 @@ class ConsoleData:
                 Point(
                     _moment(r.upload_timestamp),
                     _share(getattr(r.counts, name), r),
-                    _label(r, name),
+                    _label(r, getattr(r.counts, name)),
+                    r.file_id in marked,
+                )
+                for r in files
+            ]
+
+        def reason_rate(code: str) -> list[Point]:
+            return [
+                Point(
+                    _moment(r.upload_timestamp),
+                    _share(r.reject_reasons.get(code, 0), r),
+                    _label(r, r.reject_reasons.get(code, 0)),
                     r.file_id in marked,
                 )
                 for r in files
@@ -310,6 +323,10 @@ class ConsoleData:
             ),
             plot(
                 "reject-rate", "Rejected rows per file (share of rows read)", "scatter", rate("rows_rejected"), percent
+            ),
+            *(
+                plot(f"reject-rate-{code}", f"Rejected for {code} per file", "scatter", reason_rate(code), percent)
+                for code in sorted({code for r in files for code in r.reject_reasons})
             ),
             plot("na-rate", "CustomerID → N/A per file", "scatter", rate("customer_id_filled"), percent),
             plot("date-rate", "TransactionDate → the run's date per file", "scatter", rate("dates_replaced"), percent),
@@ -382,8 +399,8 @@ def _share(part: int, record: AuditRecord) -> float:
     return part / record.counts.rows_read if record.counts and record.counts.rows_read else 0.0
 
 
-def _label(record: AuditRecord, name: str) -> str:
-    return f"{record.file_name}: {getattr(record.counts, name):,} of {record.counts.rows_read:,} rows"
+def _label(record: AuditRecord, rows: int) -> str:
+    return f"{record.file_name}: {rows:,} of {record.counts.rows_read:,} rows"
 
 
 def _moment(timestamp: str) -> datetime:

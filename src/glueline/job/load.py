@@ -245,7 +245,9 @@ class BatchLoader:
             # The merge is the load itself: bounded by the job's Timeout, not by the DDL's statement timeout.
             conn.execute(schema.statement_timeout(0, local=True))
             conn.execute("SET LOCAL work_mem = '256MB'")
+            reasons: dict[str, int] = {}
             if stats.total("rejected"):
+                reasons = dict(conn.execute(schema.count_reject_reasons(self.table, f.file_id)).fetchall())
                 rejected_file = str(self.workdir / f"rejected-{f.file_id}.csv")
                 with open(rejected_file, "w", newline="", encoding="utf-8") as out:
                     csv.writer(out).writerow(REJECTED_HEADER)
@@ -263,7 +265,8 @@ class BatchLoader:
             conn.execute(schema.drop_file_tables(self.table, f.file_id))
         read, rejected = stats.total("records"), stats.total("rejected")
         counts = Counts(read, loaded, rejected, read - rejected - loaded, filled, replaced)
-        return Outcome(counts, rejected_file, timings={**batch, "merge": time.perf_counter() - started})
+        timings = {**batch, "merge": time.perf_counter() - started}
+        return Outcome(counts, rejected_file, reasons=reasons, timings=timings)
 
     def _drop(self, statement: sql.Composable) -> None:
         with contextlib.suppress(psycopg.Error):  # the database may be what failed; keep its error

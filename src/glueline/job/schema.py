@@ -219,6 +219,14 @@ def export_rejects(table: TableName, fid: str, offsets: list[tuple[int, int, int
     ).format(columns=columns, r=table.rejects(fid), values=values)
 
 
+def count_reject_reasons(table: TableName, fid: str) -> sql.Composed:
+    """(reason code, rejected rows) for one file: a row refused for several reasons counts under each."""
+    return sql.SQL(
+        "SELECT code, count(*) FROM {r} AS r, unnest(string_to_array(r.reason, ';')) AS code "
+        "GROUP BY code ORDER BY code"
+    ).format(r=table.rejects(fid))
+
+
 def _moved_columns() -> tuple[sql.Composable, tuple[str, ...]]:
     moved = FIELDS + ("dq_flags",)
     return sql.SQL(", ").join(map(sql.Identifier, moved)), moved

@@ -13,6 +13,7 @@ JSON (``--json``)::
                    "rows_read", "rows_loaded", "rows_rejected", "rows_duplicate",
                    "customer_id_filled", "dates_replaced",
                    "processing_start", "processing_end", "final_key", "rejected_rows_key",
+                   "reject_reasons",           # rejected rows per reason code, e.g. {"bad_currency": 2}
                    "error", "warnings" }, ... ]
     }
 
@@ -47,6 +48,7 @@ def file_entry(record: AuditRecord) -> dict[str, Any]:
         "processing_end": record.processing_end_timestamp,
         "final_key": record.final_key,
         "rejected_rows_key": record.rejected_rows_key,
+        "reject_reasons": record.reject_reasons,
         "error": record.error_message,
         "warnings": record.warnings,
     }
@@ -129,8 +131,10 @@ def render(report: dict[str, Any], console: Console, title: str = "glueline") ->
         if f["error"]:
             console.print(f"[bold]{name}[/]: {escape(f['error'])}")
         if f["rejected_rows_key"]:
+            reasons = ", ".join(f"{code} {rows:,}" for code, rows in sorted(f["reject_reasons"].items()))
             console.print(
-                f"[bold]{name}[/]: rejected rows in " + escape(f"s3://{report['bucket']}/{f['rejected_rows_key']}")
+                f"[bold]{name}[/]: rejected rows ({escape(reasons)}) in "
+                + escape(f"s3://{report['bucket']}/{f['rejected_rows_key']}")
             )
         for warning in f["warnings"] or []:
             console.print(f"[bold]{name}[/]: warning: {escape(warning)}")

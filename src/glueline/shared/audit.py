@@ -124,6 +124,7 @@ class AuditRecord:
     counts: Counts | None = None  # set when the job completed the file
     final_key: str | None = None
     rejected_rows_key: str | None = None
+    reject_reasons: dict[str, int] = field(default_factory=dict)  # rejected rows per reason code
     error_message: str | None = None
     redeliveries: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
@@ -175,6 +176,7 @@ _ATTRIBUTE = {
     "warnings": "Warnings",
     "final_key": "FinalKey",
     "rejected_rows_key": "RejectedRowsKey",
+    "reject_reasons": "RejectReasons",
     "error_message": "ErrorMessage",
     "redeliveries": "Redeliveries",
     "timings": "Timings",

@@ -103,6 +103,7 @@ class Outcome:
     rejected_rows_file: str | None = None  # a local CSV file of the rows that could not be loaded
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)  # rejected rows per reason code (contract.RowReason)
 
 
 class Lifecycle:
@@ -327,6 +328,8 @@ class Lifecycle:
         }
         if rejected_rows_key:
             changes["RejectedRowsKey"] = rejected_rows_key
+        if outcome.reasons:
+            changes[attribute("reject_reasons")] = outcome.reasons
         if outcome.warnings:
             changes[attribute("warnings")] = outcome.warnings
         changes[attribute("timings")] = timings

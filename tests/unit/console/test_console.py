@@ -100,6 +100,7 @@ def test_a_file_page_shows_its_lifecycle_counts_and_its_rejected_rows(console):
             processing_end_timestamp=to_timestamp(NOW),
             final_key="processed/a.csv",
             rejected_rows_key="rejected/rows/a.csv",
+            reject_reasons={"bad_transaction_amount": 5},
         )
     )
     steps = [entry.what for entry in timeline(data.file("a"))]
@@ -112,6 +113,7 @@ def test_a_file_page_shows_its_lifecycle_counts_and_its_rejected_rows(console):
     web = create_app(data, "moto").test_client()
     page = web.get("/files/a").get_data(as_text=True)
     assert 'data-count="rows_rejected">5<' in page and "claimed by Glue run jr_1" in page
+    assert 'data-reason="bad_transaction_amount">5<' in page
     download = web.get("/files/a/rejected-rows.csv")
     assert download.status_code == 200 and download.data == rows
     assert download.headers["Content-Disposition"] == 'attachment; filename="a-rejected-rows.csv"'
@@ -199,8 +201,12 @@ def test_quality_plots_a_point_per_day_file_and_run_and_marks_a_reject_rate_far_
     data, aws = console
     for i in range(8):  # two days of files rejecting 1 % of their rows, then one rejecting 30 %
         uploaded = NOW - timedelta(days=1, hours=8 - i) if i < 4 else NOW - timedelta(hours=8 - i)
-        aws.audit.create(record(f"f{i}", f"daily_{i}.csv", uploaded, counts=Counts(100, 98, 1, 1, 2, 3)))
-    aws.audit.create(record("odd", "odd.csv", NOW, counts=Counts(100, 70, 30, 0)))
+        reasons = {"bad_currency": 1}
+        aws.audit.create(
+            record(f"f{i}", f"daily_{i}.csv", uploaded, counts=Counts(100, 98, 1, 1, 2, 3), reject_reasons=reasons)
+        )
+    odd_reasons = {"bad_currency": 20, "wrong_field_count": 10}
+    aws.audit.create(record("odd", "odd.csv", NOW, counts=Counts(100, 70, 30, 0), reject_reasons=odd_reasons))
     aws.audit.create(record("old", "old.csv", NOW - timedelta(days=40), counts=Counts(100, 0, 100, 0)))
     aws.audit.create(record("p", "p.csv", NOW, Status.PENDING))
     data.glue.start_job_run(JobName=JOB)
@@ -211,6 +217,8 @@ def test_quality_plots_a_point_per_day_file_and_run_and_marks_a_reject_rate_far_
     assert points == {
         "rows-per-day": days,
         "reject-rate": 9,
+        "reject-rate-bad_currency": 9,  # a plot per reason code seen, a point per file
+        "reject-rate-wrong_field_count": 9,
         "na-rate": 9,
         "date-rate": 9,
         "file-size": 9,
@@ -219,7 +227,10 @@ def test_quality_plots_a_point_per_day_file_and_run_and_marks_a_reject_rate_far_
     assert [r.file_id for r in q.outliers] == ["odd"] and q.files == 9
     rejects = next(p for p in q.plots if p.key == "reject-rate")
     assert [marked for _, _, _, marked in rejects.points].count(True) == 1
+    by_field_count = next(p for p in q.plots if p.key == "reject-rate-wrong_field_count")
+    assert [y for _, y, _, _ in by_field_count.points].count(by_field_count.box["bottom"]) == 8  # 0 but the odd one
 
     page = create_app(data, "moto").test_client().get("/quality").get_data(as_text=True)
-    assert page.count('class="point marked"') == 3  # the odd file, in each of the three per-file rate plots
+    assert page.count('class="point marked"') == 5  # the odd file, in each of the five per-file rate plots
+    assert "Rejected for wrong_field_count per file" in page
     assert 'id="outliers"' in page and "odd.csv" in page

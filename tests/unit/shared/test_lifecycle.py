@@ -159,7 +159,8 @@ def test_complete_moves_the_file_and_records_the_outcome(aws, tmp_path: Path):
     record = lifecycle.claim(aws.audit.get(fid), "jr_1")
     rejected = tmp_path / "rejected.csv"
     rejected.write_text("line_number,record_number\n3,2\n")
-    outcome = Outcome(Counts(2, 1, 1, 0, 1, 1), str(rejected), ["extra column(s) ignored: X"], {"stage": 1.5})
+    reasons = {"bad_currency": 1}
+    outcome = Outcome(Counts(2, 1, 1, 0, 1, 1), str(rejected), ["extra column(s) ignored: X"], {"stage": 1.5}, reasons)
     assert lifecycle.complete(record, "jr_1", outcome) == "processed/a.csv"
     done = aws.audit.get(fid)
     assert (done.status, done.counts, done.final_key, done.warnings) == (
@@ -169,6 +170,7 @@ def test_complete_moves_the_file_and_records_the_outcome(aws, tmp_path: Path):
         ["extra column(s) ignored: X"],
     )
     assert done.rejected_rows_key == "rejected/rows/a.csv/jr_1.csv" and set(done.timings) == {"stage", "move"}
+    assert done.reject_reasons == reasons
     assert aws.keys() == ["processed/a.csv", "rejected/rows/a.csv/jr_1.csv"]
 
 
