@@ -107,7 +107,13 @@ def test_the_console_shows_the_samples_files_counts_and_rejected_rows(clean_pipe
     for name in COUNT_NAMES:
         assert page.locator(f"#counts [data-count={name}]").inner_text() == f"{expected[name]:,}", name
     steps = page.locator("#timeline li").all_inner_texts()
-    assert len(steps) == 3 and "claimed by Glue run jr_" in steps[1] and "COMPLETED: moved to processed/" in steps[2]
+    loaded = next(r for r in records if r.file_name == "transactions_2024-07-13.csv")
+    assert [step.split(" ", 2)[2] for step in steps] == [  # after the date and time
+        "uploaded",
+        "admitted by the Lambda",
+        f"claimed by Glue run {loaded.glue_job_id} (attempt 1)",
+        f"COMPLETED: moved to {loaded.final_key}",
+    ]
 
     with page.expect_download() as download:
         page.click("#rejected-rows")
@@ -121,8 +127,7 @@ def test_the_console_shows_the_samples_files_counts_and_rejected_rows(clean_pipe
     assert shown == {code: f"{rows:,}" for code, rows in reasons.items()}
 
     page.click("#run-link")  # the run that loaded it: its output, from CloudWatch Logs
-    record = next(r for r in records if r.file_name == "transactions_2024-07-13.csv")
-    assert page.locator("#run-id").inner_text() == record.glue_job_id
+    assert page.locator("#run-id").inner_text() == loaded.glue_job_id
     output = page.locator("#output").inner_text()
     assert f"transactions_2024-07-13.csv: COMPLETED read={expected['rows_read']}" in output
     assert "transactions_2024-07-13.csv" in page.locator("#run-files").inner_text()
@@ -181,6 +186,12 @@ def test_retry_in_the_console_runs_a_failed_file_again_and_completes_it(clean_pi
     assert {k: v for k, v in record.counts.as_dict().items()} == EXPECTED[sample.name]
     page.reload()
     assert page.locator("#counts [data-count=rows_loaded]").inner_text() == str(EXPECTED[sample.name]["rows_loaded"])
+    steps = [step.split(" ", 2)[2] for step in page.locator("#timeline li").all_inner_texts()]
+    assert steps[3].startswith("FAILED: ") and "console_retry" in steps[3]  # the refusal, then the retry
+    assert steps[4:] == [
+        f"retried: claimed by Glue run {record.glue_job_id} (attempt 2)",
+        f"COMPLETED: moved to {record.final_key}",
+    ]
 
 
 @pytest.mark.embedded  # about the embedded stack the console starts

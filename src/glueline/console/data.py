@@ -408,33 +408,43 @@ def _moment(timestamp: str) -> datetime:
 
 
 def timeline(record: AuditRecord) -> list[TimelineEntry]:
-    """A file's lifecycle as the audit item records it (``glueline.shared.lifecycle``): admitted, claimed
-    (its latest attempt), its outcome, redeliveries."""
-    entries = [TimelineEntry(record.upload_timestamp, "uploaded and admitted (PENDING)")]
-    if record.processing_start_timestamp:
-        run = f" by Glue run {record.glue_job_id}" if record.glue_job_id else ""
-        entries.append(
-            TimelineEntry(record.processing_start_timestamp, f"claimed{run} (attempt {record.attempts or 1})")
-        )
-    if record.status == Status.COMPLETED:
-        entries.append(TimelineEntry(record.processing_end_timestamp, f"COMPLETED: moved to {record.final_key}"))
-    elif record.status == Status.REJECTED:
-        why = "gave up: attempts ran out" if record.gave_up else "REJECTED"
-        where = f"; moved to {record.final_key}" if record.final_key else ""
-        entries.append(TimelineEntry(record.processing_end_timestamp or record.updated_at, f"{why}{where}"))
-    elif record.status == Status.FAILED:
-        entries.append(
-            TimelineEntry(
-                record.processing_end_timestamp or record.updated_at, "FAILED: stays in source/ to be retried"
-            )
-        )
+    """A file's lifecycle as its audit item's History records it (``glueline.shared.lifecycle``): uploaded,
+    admitted, each claim (which run, which attempt) and what it ended in, a reopening; then its
+    redeliveries, which are counted, not listed. An item written before History was kept shows its
+    status now."""
+    entries = [TimelineEntry(record.upload_timestamp, "uploaded")]
+    entries += [TimelineEntry(step.get("At"), _step_text(step)) for step in record.history]
+    if not record.history:
+        entries.append(TimelineEntry(record.updated_at, f"{record.status} (no history recorded for this item)"))
     elif record.status == Status.PROCESSING:
         entries.append(TimelineEntry(None, "being processed"))
     if record.redeliveries:
         entries.append(
-            TimelineEntry(record.last_redelivery_timestamp, f"uploaded again {record.redeliveries} time(s) since")
+            TimelineEntry(
+                record.last_redelivery_timestamp, f"uploaded again {record.redeliveries} time(s), the last one then"
+            )
         )
     return entries
+
+
+def _step_text(step: dict[str, Any]) -> str:
+    name, error, key = step.get("Event", "?"), step.get("Error"), step.get("Key")
+    if name == "admitted":
+        return "admitted by the Lambda"
+    if name == "claimed":
+        how = {Status.FAILED: "retried: ", Status.PROCESSING: "a dead claim taken over: "}.get(step.get("From"), "")
+        return f"{how}claimed by Glue run {step.get('GlueJobID')} (attempt {step.get('Attempt')})"
+    if name == "reopened":
+        return "uploaded again after it was given up: PENDING, its attempts back"
+    if name == Status.COMPLETED:
+        return f"COMPLETED: moved to {key}"
+    if name == Status.FAILED:
+        given_back = " (not counted: the target was unreachable)" if step.get("Counted") is False else ""
+        return f"FAILED{given_back}: {error}"
+    if name == Status.REJECTED:
+        where = f"; moved to {key}" if key else ""
+        return f"{'gave up' if step.get('GaveUp') else 'REJECTED'}: {error}{where}"
+    return name
 
 
 def counts_table(record: AuditRecord) -> list[tuple[str, int | None]]:

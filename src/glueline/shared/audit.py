@@ -85,6 +85,12 @@ def table_spec(table_name: str) -> dict[str, Any]:
     }
 
 
+def event(name: str, **details: Any) -> dict[str, Any]:
+    """One step of a file's ``History``: what happened (admitted, claimed, a final or FAILED status,
+    reopened), when, and its details (GlueJobID, Attempt, Error, Key…; None values left out)."""
+    return {"Event": name, "At": utc_now(), **{k: v for k, v in details.items() if v is not None}}
+
+
 def utc_now() -> str:
     return to_timestamp(datetime.now(timezone.utc))
 
@@ -130,6 +136,7 @@ class AuditRecord:
     timings: dict[str, float] = field(default_factory=dict)
     last_redelivery_timestamp: str | None = None
     gave_up: bool | None = None  # REJECTED because its attempts ran out, not for its content
+    history: list[dict[str, Any]] = field(default_factory=list)  # its lifecycle's steps (``event``)
     updated_at: str | None = None
 
     def to_item(self) -> dict[str, Any]:
@@ -182,6 +189,7 @@ _ATTRIBUTE = {
     "timings": "Timings",
     "last_redelivery_timestamp": "LastRedeliveryTimestamp",
     "gave_up": "GaveUp",
+    "history": "History",
     "updated_at": "UpdatedAt",
 }
 _COUNT_ATTRIBUTE = {
@@ -270,10 +278,12 @@ class AuditTable:
         expect: dict[str, Any],
         increment: tuple[str, ...] = (),
         remove: tuple[str, ...] = (),
+        step: dict[str, Any] | None = None,
     ) -> AuditRecord | None:
-        """Set ``changes`` (attribute → value), add 1 to each ``increment`` attribute and remove the
-        ``remove`` attributes, if every ``expect`` attribute has the given value (``None``: is absent).
-        The item as it is now, or None when it was not as expected (or does not exist)."""
+        """Set ``changes`` (attribute → value), add 1 to each ``increment`` attribute, remove the
+        ``remove`` attributes and append ``step`` (an ``event``) to its History, if every ``expect``
+        attribute has the given value (``None``: is absent). The item as it is now, or None when it was
+        not as expected (or does not exist)."""
         changes = {**changes, "UpdatedAt": utc_now()}
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
@@ -286,6 +296,10 @@ class AuditTable:
             names[f"#i{i}"] = name
             sets.append(f"#i{i} = if_not_exists(#i{i}, :zero) + :one")
             values.update({":zero": 0, ":one": 1})
+        if step is not None:
+            names["#h"] = attribute("history")
+            values.update({":step": [step], ":none": []})
+            sets.append("#h = list_append(if_not_exists(#h, :none), :step)")
         for i, (name, value) in enumerate(expect.items()):
             names[f"#e{i}"] = name
             if value is None:

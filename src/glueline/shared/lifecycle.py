@@ -46,6 +46,7 @@ from glueline.shared.audit import (
     age_seconds,
     attribute,
     count_attributes,
+    event,
     file_id,
     quoted_etag,
     to_timestamp,
@@ -67,6 +68,8 @@ ANNOUNCED_MAX = 50
 NO_FILE_IDS = "-"
 # Statuses whose items may need a Glue run.
 _WORK_STATUSES = (Status.PENDING, Status.FAILED, Status.PROCESSING)
+# A step's error message in the History is cut here (the latest error is kept whole in ErrorMessage).
+STEP_ERROR_CHARS = 300
 # What ``admit`` answers besides a status: not a source/ key; moved or deleted since it was announced;
 # recorded by a concurrent writer first; identical content with a final outcome, uploaded again.
 IGNORED, GONE, CLAIMED, REDELIVERED = "IGNORED", "GONE", "CLAIMED", "REDELIVERED"
@@ -198,6 +201,7 @@ class Lifecycle:
             target=self.target,
             integrity=report.as_item(),
             warnings=report.warnings,
+            history=[event("admitted")],
         )
         if report.ok:
             return fid, (Status.PENDING if self.audit.create(record) else CLAIMED)
@@ -245,6 +249,7 @@ class Lifecycle:
             expect={"Status": Status.REJECTED, "UpdatedAt": existing.updated_at},
             increment=("Redeliveries",),
             remove=("GaveUp", "FinalKey", "GlueJobID", "ProcessingStartTimestamp", "ProcessingEndTimestamp"),
+            step=event("reopened"),
         )
         if reopened is None:
             return CLAIMED  # a concurrent trigger reopened it first
@@ -278,6 +283,7 @@ class Lifecycle:
             expect={"Status": seen.status, "UpdatedAt": seen.updated_at},
             increment=("Attempts",),
             remove=("ErrorMessage", "ProcessingEndTimestamp"),
+            step=event("claimed", GlueJobID=run_id, Attempt=seen.attempts + 1, From=seen.status),
         )
 
     def inspect(self, record: AuditRecord) -> IntegrityReport:
@@ -307,6 +313,7 @@ class Lifecycle:
                     "loaded and moved by an earlier attempt that stopped before recording its counts"
                 ],
             },
+            event(Status.COMPLETED, Key=final_key),
         )
 
     def complete(self, record: AuditRecord, run_id: str, outcome: Outcome) -> str:
@@ -333,7 +340,7 @@ class Lifecycle:
         if outcome.warnings:
             changes[attribute("warnings")] = outcome.warnings
         changes[attribute("timings")] = timings
-        self._finish(record, run_id, changes)
+        self._finish(record, run_id, changes, event(Status.COMPLETED, Key=final_key))
         return final_key
 
     def fail(self, record: AuditRecord, run_id: str, message: str, counts: bool = True) -> str:
@@ -346,7 +353,8 @@ class Lifecycle:
             reason = f"gave up after {record.attempts} attempt(s); last error: {message}"
             self.reject(record, reason, holder=run_id, gave_up=True)
             return Status.REJECTED
-        self._finish(record, run_id, {**changes, "ProcessingEndTimestamp": utc_now()})
+        step = event(Status.FAILED, Error=message[:STEP_ERROR_CHARS], Counted=None if counts else False)
+        self._finish(record, run_id, {**changes, "ProcessingEndTimestamp": utc_now()}, step)
         return Status.FAILED
 
     def reject(
@@ -366,10 +374,12 @@ class Lifecycle:
             except self.s3.exceptions.ClientError as err:  # the object itself is unreachable: say so
                 reason += f" (the file could not be moved to rejected/: {err})"
         changes["ErrorMessage"] = reason[:2000]
-        if holder is None:
-            self.audit.update(record.file_id, changes, expect={"Status": Status.PROCESSING, "GlueJobID": None})
-        else:
-            self._finish(record, holder, changes)
+        step = event(
+            Status.REJECTED, Error=reason[:STEP_ERROR_CHARS], GaveUp=gave_up or None, Key=changes.get("FinalKey")
+        )
+        self._finish(record, holder, changes, step)
 
-    def _finish(self, record: AuditRecord, run_id: str, changes: dict[str, Any]) -> None:
-        self.audit.update(record.file_id, changes, expect={"Status": Status.PROCESSING, "GlueJobID": run_id})
+    def _finish(self, record: AuditRecord, holder: str | None, changes: dict[str, Any], step: dict[str, Any]) -> None:
+        """Settle a file that ``holder`` (a Glue run; None: a Lambda) claimed, and record the step."""
+        expect = {"Status": Status.PROCESSING, "GlueJobID": holder}
+        self.audit.update(record.file_id, changes, expect=expect, step=step)

@@ -13,7 +13,7 @@ import pytest
 from glueline.console.app import create_app
 from glueline.console.data import PAGE_SIZE, ActionRefused, ConsoleData, FileFilter, timeline
 from glueline.ops.runlogs import OUTPUT_GROUP
-from glueline.shared.audit import AuditRecord, Status, to_timestamp
+from glueline.shared.audit import AuditRecord, Status, event, to_timestamp
 from glueline.shared.counts import Counts
 
 from ..conftest import BUCKET, JOB, TARGET
@@ -94,25 +94,41 @@ def test_a_file_page_shows_its_lifecycle_counts_and_its_rejected_rows(console):
             "a.csv",
             NOW,
             counts=Counts(200, 191, 5, 4, 4, 6),
-            glue_job_id="jr_1",
-            attempts=1,
-            processing_start_timestamp=to_timestamp(NOW),
-            processing_end_timestamp=to_timestamp(NOW),
+            glue_job_id="jr_2",
+            attempts=2,
             final_key="processed/a.csv",
             rejected_rows_key="rejected/rows/a.csv",
             reject_reasons={"bad_transaction_amount": 5},
+            redeliveries=2,
+            last_redelivery_timestamp=to_timestamp(NOW),
+            history=[  # as the lifecycle writes it (tests/unit/shared/test_lifecycle.py)
+                event("admitted"),
+                event("claimed", GlueJobID="jr_1", Attempt=1, From=Status.PENDING),
+                event(Status.FAILED, Error="OperationalError: connection refused"),
+                event("claimed", GlueJobID="jr_2", Attempt=2, From=Status.FAILED),
+                event(Status.COMPLETED, Key="processed/a.csv"),
+            ],
         )
     )
     steps = [entry.what for entry in timeline(data.file("a"))]
     assert steps == [
-        "uploaded and admitted (PENDING)",
+        "uploaded",
+        "admitted by the Lambda",
         "claimed by Glue run jr_1 (attempt 1)",
+        "FAILED: OperationalError: connection refused",
+        "retried: claimed by Glue run jr_2 (attempt 2)",
         "COMPLETED: moved to processed/a.csv",
+        "uploaded again 2 time(s), the last one then",
+    ]
+    before_history = record("old", "old.csv", NOW, Status.FAILED, updated_at=to_timestamp(NOW))
+    assert [entry.what for entry in timeline(before_history)] == [
+        "uploaded",
+        "FAILED (no history recorded for this item)",
     ]
 
     web = create_app(data, "moto").test_client()
     page = web.get("/files/a").get_data(as_text=True)
-    assert 'data-count="rows_rejected">5<' in page and "claimed by Glue run jr_1" in page
+    assert 'data-count="rows_rejected">5<' in page and "retried: claimed by Glue run jr_2 (attempt 2)" in page
     assert 'data-reason="bad_transaction_amount">5<' in page
     download = web.get("/files/a/rejected-rows.csv")
     assert download.status_code == 200 and download.data == rows

@@ -64,6 +64,10 @@ def test_a_file_refused_as_a_whole_is_rejected_by_the_lambda(aws, body, reason):
     assert status == Status.REJECTED and reason in record.error_message
     assert (record.final_key, record.glue_job_id) == ("rejected/bad.csv", None)
     assert aws.keys() == ["rejected/bad.csv"]
+    assert [(step["Event"], step.get("Key")) for step in record.history] == [
+        ("admitted", None),
+        (Status.REJECTED, "rejected/bad.csv"),
+    ]
 
 
 def test_identical_content_with_a_final_outcome_is_a_redelivery(aws):
@@ -200,6 +204,36 @@ def test_a_failed_attempt_leaves_the_file_for_a_retry_until_the_last_one(aws):
     assert given_up.status == Status.REJECTED and given_up.final_key == "rejected/a.csv"
     assert given_up.error_message == "gave up after 2 attempt(s); last error: CheckViolation: no_1"
     assert aws.keys() == ["rejected/a.csv"] and lifecycle.work() == []
+    steps = [{k: v for k, v in step.items() if k != "At"} for step in given_up.history]
+    assert steps == [  # every attempt, in order, with its run and how it ended
+        {"Event": "admitted"},
+        {"Event": "claimed", "GlueJobID": "jr_1", "Attempt": 1, "From": Status.PENDING},
+        {"Event": Status.FAILED, "Error": "OperationalError: connection refused"},
+        {"Event": "claimed", "GlueJobID": "jr_2", "Attempt": 2, "From": Status.FAILED},
+        {"Event": Status.REJECTED, "Error": given_up.error_message, "GaveUp": True, "Key": "rejected/a.csv"},
+    ]
+    assert [step["At"] for step in given_up.history] == sorted(step["At"] for step in given_up.history)
+
+
+def test_an_attempt_given_back_and_a_reopening_are_in_the_history(aws):
+    lifecycle = aws.lifecycle(max_attempts=1)
+    fid, _ = lifecycle.admit(announce(aws, "source/a.csv"))
+    lifecycle.fail(lifecycle.claim(aws.audit.get(fid), "jr_1"), "jr_1", "database unreachable", counts=False)
+    lifecycle.fail(lifecycle.claim(aws.audit.get(fid), "jr_2"), "jr_2", "CheckViolation: no_1")
+    lifecycle.admit(announce(aws, "source/a.csv"))  # the operator's retry of a file given up
+    lifecycle.complete(lifecycle.claim(aws.audit.get(fid), "jr_3"), "jr_3", Outcome(Counts(1, 1, 0, 0)))
+    history = aws.audit.get(fid).history
+    assert [(step["Event"], step.get("GlueJobID"), step.get("Attempt")) for step in history] == [
+        ("admitted", None, None),
+        ("claimed", "jr_1", 1),
+        (Status.FAILED, None, None),
+        ("claimed", "jr_2", 1),  # the attempt the unreachable database took was given back
+        (Status.REJECTED, None, None),
+        ("reopened", None, None),
+        ("claimed", "jr_3", 1),
+        (Status.COMPLETED, None, None),
+    ]
+    assert history[2]["Counted"] is False and history[4]["GaveUp"] and history[-1]["Key"] == "processed/a.csv"
 
 
 def test_a_file_that_left_source_is_rejected_without_a_move(aws):
