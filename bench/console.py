@@ -16,6 +16,7 @@ import json
 import math
 import os
 import platform
+import re
 import statistics
 import time
 import urllib.request
@@ -28,23 +29,30 @@ import boto3
 from glueline.console import launch, stop
 from glueline.local.stack import EmbeddedStack, apply_aws_env
 from glueline.settings import Settings
-from glueline.shared.audit import AuditRecord, Status, table_spec, to_timestamp
+from glueline.shared.audit import DAYS_ID, AuditRecord, DailyTally, Status, table_spec, to_timestamp
 from glueline.shared.counts import Counts
 
 ROOT = Path(__file__).resolve().parent
 BUDGET_MS = 300
-PAGES = {
-    "overview": "/",
-    "files": "/files",
-    "files?status=FAILED": "/files?status=FAILED",
-    "files?name=…": "/files?name=day_0042",
-    "quality (7 days)": "/quality?days=7",
-}
+
+
+def pages(count: int) -> dict[str, tuple[str, str]]:
+    """name: (path, a pattern the page must show) for a table of ``count`` items (``items``)."""
+    return {
+        "overview": ("/", r'data-status="COMPLETED" href="[^"]+">[1-9]'),
+        "files": ("/files", f"{count:,} file\\(s\\), page 1"),
+        "files?status=FAILED": ("/files?status=FAILED", f"{count * 4 // 100:,} file\\(s\\)"),
+        "files?name=…": ("/files?name=day_0042", "50 file\\(s\\) shown, page 1"),
+        "quality (7 days)": ("/quality?days=7", 'class="point"'),
+    }
 
 
 def items(count: int, now: datetime) -> list[dict]:
+    """The files' items, then each upload day's tally of them and the list of those days (as the
+    pipeline's writes keep them)."""
     statuses = [Status.COMPLETED] * 90 + [Status.FAILED] * 4 + [Status.REJECTED] * 4 + [Status.PENDING] * 2
     result = []
+    tallies: dict[str, DailyTally] = {}
     for i in range(count):
         status = statuses[i % len(statuses)]
         uploaded = now - timedelta(seconds=i * 90 * 86400 / count)
@@ -56,7 +64,10 @@ def items(count: int, now: datetime) -> list[dict]:
             error_message="database refused" if status == Status.FAILED else None,
         )  # fmt: skip
         result.append(record.to_item())
-    return result
+        tally = tallies.setdefault(record.upload_timestamp[:10], DailyTally(record.upload_timestamp[:10]))
+        tally.files[status] = tally.files.get(status, 0) + 1
+        tally.counts += record.counts or Counts()
+    return result + [tally.as_item() for tally in tallies.values()] + [{"FileID": DAYS_ID, "Days": set(tallies)}]
 
 
 def fill(ddb, table: str, count: int) -> float:
@@ -78,14 +89,17 @@ def fill(ddb, table: str, count: int) -> float:
     return time.monotonic() - started
 
 
-def timed(url: str, repeats: int) -> dict:
+def timed(url: str, repeats: int, shows: str) -> dict:
+    """``shows``: a pattern the page must hold (a page answering fast because it found nothing is no
+    result)."""
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
         with urllib.request.urlopen(url, timeout=120) as response:
-            response.read()
+            page = response.read().decode()
             assert response.status == 200
         times.append((time.perf_counter() - started) * 1000)
+        assert re.search(shows, page), f"{url} does not show {shows!r}: {re.sub(r'<[^>]+>', ' ', page)[:3000]}"
     times.sort()
     return {
         "median_ms": round(statistics.median(times), 1),
@@ -114,8 +128,11 @@ def main() -> None:
         fill_seconds = fill(ddb, settings.audit_table, args.items)
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | {"GLUELINE_STATE_DIR": str(state_dir)}
         console, base = launch(env, state_dir / "console.log")
-        timed(base, 2)  # warm: the first request imports the templates
-        results = {name: timed(base.rstrip("/") + path, args.repeats) for name, path in PAGES.items()}
+        timed(base, 2, "")  # warm: the first request imports the templates
+        results = {
+            name: timed(base.rstrip("/") + path, args.repeats, shows)
+            for name, (path, shows) in pages(args.items).items()
+        }
     finally:
         if console is not None:
             stop(console)

@@ -15,6 +15,8 @@ AWS rules modelled (from the S3 and DynamoDB authorization references):
   upload or copy needs ``s3:PutObject`` (and GetObject on a copy's source).
 * ListObjectsV2 needs ``s3:ListBucket`` on the bucket with ``s3:prefix`` set to the request's prefix.
 * A DynamoDB Query on an index needs ``dynamodb:Query`` on ``table/<name>/index/<index>``.
+* TransactWriteItems is no action of its own: each write in it needs its own (PutItem, UpdateItem,
+  DeleteItem, ConditionCheckItem) on its table.
 A call this module cannot translate is reported as such, so a new kind of call cannot slip past.
 """
 
@@ -78,6 +80,18 @@ def iam_requests(
         if operation in ("ListObjectsV2", "ListObjects"):
             return [request("s3:ListBucket", f"arn:aws:s3:::{bucket}", **{"s3:prefix": params.get("Prefix", "")})]
         return None
+    if service == "dynamodb" and operation == "TransactWriteItems":  # authorized as each of its writes
+        actions = {
+            "Put": "PutItem",
+            "Update": "UpdateItem",
+            "Delete": "DeleteItem",
+            "ConditionCheck": "ConditionCheckItem",
+        }
+        return [
+            request(f"dynamodb:{actions[kind]}", arn("dynamodb", f"table/{write['TableName']}"))
+            for member in params["TransactItems"]
+            for kind, write in member.items()
+        ]
     if service == "dynamodb" and operation in ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan"):
         resource = f"table/{params['TableName']}"
         if params.get("IndexName"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from dataclasses import dataclass
 
 import boto3
@@ -104,10 +105,29 @@ class Aws:
         return Lifecycle(self.audit, self.s3, glue or FakeGlue(), JOB, max_attempts, target)
 
 
+def _serialize_moto_dynamodb_writes(monkeypatch) -> None:
+    """DynamoDB orders concurrent writes itself; moto does not: its TransactWriteItems copies every
+    table (to roll back) while the job's claim threads may be writing, which fails with "dictionary
+    changed size during iteration". One lock around moto's writes gives the order DynamoDB gives."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item"):
+        write = getattr(DynamoDBBackend, name)
+
+        def locked(*args, _write=write, **kwargs):
+            with lock:
+                return _write(*args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, locked)
+
+
 @pytest.fixture
 def aws(monkeypatch):
     """An empty bucket and audit table in moto, nothing else reachable."""
     from moto import mock_aws
+
+    _serialize_moto_dynamodb_writes(monkeypatch)
 
     for name in [n for n in os.environ if n.startswith("AWS_")]:
         monkeypatch.delenv(name)

@@ -2,9 +2,10 @@
 job's runs, the bucket's rejected rows and the target table. No page reads AWS itself: each asks this
 module, which the unit tests drive against moto.
 
-Reads are bounded by what a page shows: the overview and the default (newest first) files page query the
-status index only, by upload time or with a limit (counts with ``Select=COUNT``: no item returned);
-sorting by another column, or filtering the runs' files by their GlueJobID, reads every matching item.
+Reads are bounded by what a page shows: the overview reads a week of daily tallies (one request) and
+the newest failures; the default (newest first) files page reads the day index only as far as the page
+reaches, skipping whole days by their tallies; sorting by another column, or filtering the runs' files
+by their GlueJobID, reads every matching item.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from glueline.console.plots import Plot, Point, plot
 from glueline.ops.runlogs import ERROR_GROUP, FINAL_STATES, OUTPUT_GROUP, RunLogReader
-from glueline.shared.audit import AuditQuery, AuditRecord, AuditTable, Status, to_timestamp
+from glueline.shared.audit import AuditQuery, AuditRecord, AuditTable, DailyTally, Status, to_timestamp
 from glueline.shared.counts import COUNT_NAMES, Counts
 
 SORTABLE = {
@@ -114,7 +115,7 @@ class TimelineEntry:
 
 @dataclass
 class Overview:
-    by_status: dict[str, int]  # files uploaded in the last recent_days days
+    by_status: dict[str, int]  # files uploaded on the last recent_days days (UTC, today included)
     recent_days: int
     attention: list[AuditRecord]
     today: Counts
@@ -173,14 +174,13 @@ class ConsoleData:
         self.table_rows = table_rows
 
     def overview(self, now: datetime | None = None) -> Overview:
-        """Every read here is a query of the status index bounded by upload time or by a limit: the
-        counts by status over the last ``RECENT_DAYS`` days, today's files, the newest FAILED and
-        REJECTED ones. No scan: the page costs the same with 100k items as with 100."""
+        """The counts by status over the last ``RECENT_DAYS`` upload days and today's totals come from
+        those days' tallies (``DailyTally``: one request for all); the newest FAILED and REJECTED files
+        from the status index, as far as shown. The page costs the same with 100k items as with 100."""
         now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
-        midnight = to_timestamp(now.replace(hour=0, minute=0, second=0, microsecond=0))
-        recent = to_timestamp(now - timedelta(days=RECENT_DAYS))
-        statuses = sorted(Status.ALL)
-        today = [r for status in statuses for r in self.audit.find(AuditQuery(status=status, since=midnight))]
+        days = [(now.date() - timedelta(days=back)).isoformat() for back in range(RECENT_DAYS)]
+        tallies = self.audit.daily(days)
+        today = tallies.get(days[0]) or DailyTally(days[0])
         attention = [
             r
             for status in ATTENTION
@@ -188,37 +188,57 @@ class ConsoleData:
         ]
         attention.sort(key=lambda r: r.upload_timestamp, reverse=True)
         return Overview(
-            by_status={status: self.audit.count(AuditQuery(status=status, since=recent)) for status in statuses},
+            by_status={s: sum(t.files.get(s, 0) for t in tallies.values()) for s in sorted(Status.ALL)},
             recent_days=RECENT_DAYS,
             attention=attention[:ATTENTION_SHOWN],
-            today=sum((r.counts for r in today if r.counts), Counts()),
-            today_files=len(today),
+            today=today.counts,
+            today_files=sum(today.files.values()),
             runs=self.runs(RUNS_SHOWN),
             table_rows=self.table_rows(),
             target_table=self.target_table,
         )
 
     def files(self, wanted: FileFilter) -> FilePage:
-        """Sorted by upload time (the default), a page is read from the status index: each status's
-        partition in that order, only as far as the page reaches, merged; no count of the rest is
-        made (``total`` None). Sorted otherwise, every selected item is read and sorted here."""
+        """Sorted by upload time (the default), a page is read a day at a time from the day index (see
+        ``_days_in_order``); sorted otherwise, every selected item is read and sorted here."""
         if wanted.sort == "uploaded":
-            reach = wanted.page * PAGE_SIZE + 1  # one more: is there a next page?
-            statuses = [wanted.status] if wanted.status else sorted(Status.ALL)
-            query = wanted.query()
-            records = [
-                r
-                for status in statuses
-                for r in self.audit.find(replace(query, status=status), wanted.descending, reach)
-            ]
-            records.sort(key=lambda r: (r.upload_timestamp, r.file_name), reverse=wanted.descending)
-            shown = records[(wanted.page - 1) * PAGE_SIZE : wanted.page * PAGE_SIZE]
-            return FilePage(shown, None, wanted.page, len(records) >= reach)
+            return self._files_by_day(wanted)
         records = self.audit.find(wanted.query())
         records.sort(key=SORTABLE[wanted.sort], reverse=wanted.descending)
         pages = max(1, -(-len(records) // PAGE_SIZE))
         page = min(wanted.page, pages)
         return FilePage(records[(page - 1) * PAGE_SIZE : page * PAGE_SIZE], len(records), page, page < pages)
+
+    def _files_by_day(self, wanted: FileFilter) -> FilePage:
+        """The upload days with files, in the filter's range and the order asked; their tallies say how
+        many files (of the status asked) each holds, so the days before the page are skipped unread and
+        the total is known. The page's days are read from the day index, each only as far as the page
+        reaches. A name filter cannot be counted: the days are then read in order until the page is full
+        (``total`` None)."""
+        query = wanted.query()
+        days = [d for d in self.audit.upload_days() if (wanted.since or d) <= d <= (wanted.until or d)]
+        if wanted.descending:
+            days.reverse()
+        sizes: dict[str, int] | None = None
+        if not query.name:
+            tallies = self.audit.daily(days)
+            sizes = {
+                day: (t.files.get(query.status, 0) if query.status else sum(t.files.values()))
+                for day, t in tallies.items()
+            }
+        records: list[AuditRecord] = []
+        skip = (wanted.page - 1) * PAGE_SIZE
+        for day in days:
+            if sizes is not None and sizes.get(day, 0) <= skip:
+                skip -= sizes.get(day, 0)
+                continue
+            found = self.audit.find(replace(query, day=day), wanted.descending, skip + PAGE_SIZE + 1 - len(records))
+            records += found[skip:]
+            skip = max(0, skip - len(found))
+            if len(records) > PAGE_SIZE:  # one more than a page: there is a next one
+                break
+        total = None if sizes is None else sum(sizes.values())
+        return FilePage(records[:PAGE_SIZE], total, wanted.page, len(records) > PAGE_SIZE)
 
     def file(self, fid: str) -> AuditRecord | None:
         return self.audit.get(fid)
@@ -278,12 +298,19 @@ class ConsoleData:
 
     def quality(self, days: int = 30, now: datetime | None = None) -> Quality:
         """The plots of the data-quality page, over the files COMPLETED in the last ``days`` days (the
-        status index, from that day on) and the job's latest runs. Rejected rows are plotted in all, then
+        day index, a day at a time) and the job's latest runs. Rejected rows are plotted in all, then
         per reason code that any of these files has (a row refused for several reasons counts under
         each), every file a point (0 where it has none of that reason)."""
         now = now or datetime.now(timezone.utc)
         since = to_timestamp(now - timedelta(days=days))
-        files = [r for r in self.audit.find(AuditQuery(status=Status.COMPLETED, since=since)) if r.counts]
+        completed = AuditQuery(status=Status.COMPLETED, since=since)
+        files = [
+            r
+            for day in self.audit.upload_days()
+            if day >= since[:10]
+            for r in self.audit.find(replace(completed, day=day))
+            if r.counts
+        ]
         marked = reject_rate_outliers(files)
         per_day: dict[str, int] = {}
         for r in files:

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -35,6 +38,14 @@ class Status:
 
 
 STATUS_INDEX = "Status-UploadTimestamp-index"
+# Files by upload day (UTC), newest or oldest first: small partitions, whatever their status.
+DAY_INDEX = "UploadDay-UploadTimestamp-index"
+# The FileID of the item whose ``Days`` (a string set) names every upload day that has files.
+DAYS_ID = "#days"
+# The FileID of the tally item of one upload day (``DailyTally``): not a file's (those are 32 hex digits).
+DAILY_PREFIX = "#daily#"
+# A transaction that met another on the same tally is tried again, this many times in all.
+CONFLICT_TRIES = 8
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,6 +57,7 @@ class AuditQuery:
     until: str | None = None  # uploaded before this one
     name: str | None = None  # part of the file name (case-sensitive)
     glue_job_id: str | None = None  # the Glue run that last took the file
+    day: str | None = None  # uploaded on this day, YYYY-MM-DD UTC (a query of the day index)
 
 
 def file_id(bucket: str, key: str, etag: str, target: str) -> str:
@@ -62,26 +74,25 @@ def quoted_etag(etag: str) -> str:
 
 
 def table_spec(table_name: str) -> dict[str, Any]:
-    """``CreateTable`` arguments: FileID partition key, on-demand, and an index to find files by status."""
+    """``CreateTable`` arguments: FileID partition key, on-demand, an index to find files by status (the
+    pipeline's work) and one by upload day (the console's pages)."""
+
+    def index(name: str, partition: str) -> dict[str, Any]:
+        keys = [
+            {"AttributeName": partition, "KeyType": "HASH"},
+            {"AttributeName": "UploadTimestamp", "KeyType": "RANGE"},
+        ]
+        return {"IndexName": name, "KeySchema": keys, "Projection": {"ProjectionType": "ALL"}}
+
     return {
         "TableName": table_name,
         "BillingMode": "PAY_PER_REQUEST",
         "AttributeDefinitions": [
-            {"AttributeName": "FileID", "AttributeType": "S"},
-            {"AttributeName": "Status", "AttributeType": "S"},
-            {"AttributeName": "UploadTimestamp", "AttributeType": "S"},
+            {"AttributeName": name, "AttributeType": "S"}
+            for name in ("FileID", "Status", "UploadTimestamp", "UploadDay")
         ],
         "KeySchema": [{"AttributeName": "FileID", "KeyType": "HASH"}],
-        "GlobalSecondaryIndexes": [
-            {
-                "IndexName": STATUS_INDEX,
-                "KeySchema": [
-                    {"AttributeName": "Status", "KeyType": "HASH"},
-                    {"AttributeName": "UploadTimestamp", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
+        "GlobalSecondaryIndexes": [index(STATUS_INDEX, "Status"), index(DAY_INDEX, "UploadDay")],
     }
 
 
@@ -147,6 +158,7 @@ class AuditRecord:
                 item.update(count_attributes(value) if value is not None else {})
             elif value is not None and value != [] and value != {} and value != "":
                 item[_ATTRIBUTE[f.name]] = value
+        item["UploadDay"] = self.upload_timestamp[:10]  # the day index's key
         return item
 
     @classmethod
@@ -202,6 +214,55 @@ _COUNT_ATTRIBUTE = {
 }
 
 
+@dataclass
+class DailyTally:
+    """What one upload day's files add up to, kept in an item of the audit table by every write that
+    changes a file's status — in the same transaction, so it never drifts from the files: how many of
+    the day's files are in each status, and the six counts summed over those COMPLETED. The console's
+    overview reads a week of these (7 items) instead of the week's files. Items written before tallies
+    were kept are in none (README, "Audit item")."""
+
+    day: str  # YYYY-MM-DD (UTC) of the files' UploadTimestamp
+    files: dict[str, int] = field(default_factory=dict)  # status → files of that day in it now
+    counts: Counts = field(default_factory=Counts)
+
+    @staticmethod
+    def key(day: str) -> dict[str, Any]:
+        return {"FileID": {"S": DAILY_PREFIX + day}}
+
+    def as_item(self) -> dict[str, Any]:
+        return {
+            "FileID": DAILY_PREFIX + self.day,
+            **{_files_attribute(status): n for status, n in self.files.items()},
+            **count_attributes(self.counts),
+        }
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> DailyTally:
+        files = {status: int(item.get(_files_attribute(status), 0)) for status in sorted(Status.ALL)}
+        counts = Counts(**{n: int(item.get(_COUNT_ATTRIBUTE[n], 0)) for n in COUNT_NAMES})
+        return cls(item["FileID"].removeprefix(DAILY_PREFIX), files, counts)
+
+
+def _files_attribute(status: str) -> str:
+    return f"Files{status.capitalize()}"
+
+
+def _tally_change(uploaded: str, old: str | None, new: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """The Update of a day's tally for one file moving from ``old`` (None: a new file) to ``new``, with
+    the counts ``changes`` sets (a file is COMPLETED once, with its counts)."""
+    deltas = {_files_attribute(new): 1, **{a: changes[a] for a in _COUNT_ATTRIBUTE.values() if a in changes}}
+    if old is not None:
+        deltas[_files_attribute(old)] = -1
+    names = {f"#t{i}": name for i, name in enumerate(deltas)}
+    return {
+        "Key": DailyTally.key(uploaded[:10]),
+        "UpdateExpression": "ADD " + ", ".join(f"#t{i} :t{i}" for i in range(len(deltas))),
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": {f":t{i}": {"N": str(v)} for i, v in enumerate(deltas.values())},
+    }
+
+
 def count_attributes(counts: Counts) -> dict[str, int]:
     return {_COUNT_ATTRIBUTE[name]: value for name, value in counts.as_dict().items()}
 
@@ -247,11 +308,14 @@ def _unwire(item: dict[str, Any]) -> dict[str, Any]:
 
 class AuditTable:
     """Reads and conditional writes of audit items. A write names the status it expects the item to
-    have; when another writer changed the item first, the write does nothing and answers False."""
+    have; when another writer changed the item first, the write does nothing and answers False. A write
+    that changes a status updates the upload day's ``DailyTally`` in the same transaction."""
 
-    def __init__(self, client, table_name: str):
+    def __init__(self, client, table_name: str, sleep: Callable[[float], None] = time.sleep):
         self.client = client
         self.table_name = table_name
+        self.sleep = sleep
+        self._days_registered: set[str] = set()
 
     def get(self, fid: str) -> AuditRecord | None:
         response = self.client.get_item(TableName=self.table_name, Key={"FileID": {"S": fid}}, ConsistentRead=True)
@@ -260,15 +324,10 @@ class AuditTable:
     def create(self, record: AuditRecord) -> bool:
         """Store a new item as ``record`` says; False when the FileID exists already."""
         record.updated_at = utc_now()
-        try:
-            self.client.put_item(
-                TableName=self.table_name,
-                Item=_wire(record.to_item()),
-                ConditionExpression="attribute_not_exists(FileID)",
-            )
-        except self.client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+        item = record.to_item()
+        self._register_day(item["UploadDay"])
+        put = {"Item": _wire(item), "ConditionExpression": "attribute_not_exists(FileID)"}
+        return self._transact(put, _tally_change(record.upload_timestamp, None, record.status, item), "Put")
 
     def update(
         self,
@@ -279,11 +338,13 @@ class AuditTable:
         increment: tuple[str, ...] = (),
         remove: tuple[str, ...] = (),
         step: dict[str, Any] | None = None,
+        uploaded: str | None = None,
     ) -> AuditRecord | None:
         """Set ``changes`` (attribute → value), add 1 to each ``increment`` attribute, remove the
         ``remove`` attributes and append ``step`` (an ``event``) to its History, if every ``expect``
         attribute has the given value (``None``: is absent). The item as it is now, or None when it was
-        not as expected (or does not exist)."""
+        not as expected (or does not exist). A new Status needs the expected one and the file's
+        ``uploaded`` timestamp: its day's tally moves with it."""
         changes = {**changes, "UpdatedAt": utc_now()}
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
@@ -310,19 +371,76 @@ class AuditTable:
         expression = "SET " + ", ".join(sets)
         if remove:
             expression += " REMOVE " + ", ".join(remove)
+        update = {
+            "Key": {"FileID": {"S": fid}},
+            "UpdateExpression": expression,
+            "ConditionExpression": " AND ".join(conditions),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": _wire(values),
+        }
+        old, new = expect.get("Status"), changes.get("Status")
+        if new is not None and new != old:
+            if old is None or uploaded is None:
+                raise TypeError("a status change needs the expected status and the file's upload timestamp")
+            if not self._transact(update, _tally_change(uploaded, old, new, changes), "Update"):
+                return None
+            return self.get(fid)  # a transaction answers no item
         try:
-            response = self.client.update_item(
-                TableName=self.table_name,
-                Key={"FileID": {"S": fid}},
-                UpdateExpression=expression,
-                ConditionExpression=" AND ".join(conditions),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=_wire(values),
-                ReturnValues="ALL_NEW",
-            )
+            response = self.client.update_item(TableName=self.table_name, ReturnValues="ALL_NEW", **update)
         except self.client.exceptions.ConditionalCheckFailedException:
             return None
         return AuditRecord.from_item(_unwire(response["Attributes"]))
+
+    def _transact(self, write: dict[str, Any], tally: dict[str, Any], kind: str) -> bool:
+        """``write`` (a conditional Put or Update of a file's item) and its day's ``tally``, together or
+        not at all; False when the item was not as expected. Meeting another transaction on the same
+        tally (frequent in a burst: one day, many files) is tried again after a short, random wait."""
+        items = [{kind: {"TableName": self.table_name, **write}}, {"Update": {"TableName": self.table_name, **tally}}]
+        for attempt in range(CONFLICT_TRIES):
+            try:
+                self.client.transact_write_items(TransactItems=items)
+                return True
+            except self.client.exceptions.TransactionCanceledException as err:
+                codes = [reason.get("Code") for reason in err.response.get("CancellationReasons", [])]
+                if codes and codes[0] == "ConditionalCheckFailed":
+                    return False
+                if "TransactionConflict" not in codes or attempt == CONFLICT_TRIES - 1:
+                    raise
+            self.sleep(random.uniform(0, 0.05 * 2**attempt))
+        raise AssertionError("unreachable")
+
+    def _register_day(self, day: str) -> None:
+        """Name ``day`` among the upload days with files, before its first file is written (a day named
+        whose file then failed to be written is an empty day: harmless). Once per day and writer."""
+        if day in self._days_registered:
+            return
+        self.client.update_item(
+            TableName=self.table_name,
+            Key={"FileID": {"S": DAYS_ID}},
+            UpdateExpression="ADD #days :day",
+            ExpressionAttributeNames={"#days": "Days"},
+            ExpressionAttributeValues={":day": {"SS": [day]}},
+        )
+        self._days_registered.add(day)
+
+    def upload_days(self) -> list[str]:
+        """Every upload day that has files (YYYY-MM-DD, oldest first)."""
+        item = self.client.get_item(TableName=self.table_name, Key={"FileID": {"S": DAYS_ID}}).get("Item", {})
+        return sorted(item.get("Days", {}).get("SS", []))
+
+    def daily(self, days: list[str]) -> dict[str, DailyTally]:
+        """The tallies of these upload days (a day with no file has none), 100 a request."""
+        tallies: dict[str, DailyTally] = {}
+        for start in range(0, len(days), 100):
+            keys = [DailyTally.key(day) for day in days[start : start + 100]]
+            wanted: dict[str, Any] = {self.table_name: {"Keys": keys}}
+            while wanted:
+                answer = self.client.batch_get_item(RequestItems=wanted)
+                for item in answer["Responses"].get(self.table_name, []):
+                    tally = DailyTally.from_item(_unwire(item))
+                    tallies[tally.day] = tally
+                wanted = answer.get("UnprocessedKeys") or {}
+        return tallies
 
     def with_status(self, status: str) -> list[AuditRecord]:
         """Items in one status, oldest upload first (the index keeps this cheap)."""
@@ -338,14 +456,16 @@ class AuditTable:
         return sum(page["Count"] for page in pages)
 
     def find(self, query: AuditQuery, newest_first: bool = False, limit: int | None = None) -> list[AuditRecord]:
-        """The items ``query`` selects, oldest upload first (or newest). A status is a query of the
-        status index (with the upload time in its key condition, read in the order asked and only as far
-        as ``limit``), anything else a scan; the other conditions filter on the server. The index is
-        eventually consistent on AWS: an item that changed status a moment ago may show under its former
-        one."""
+        """The items ``query`` selects, oldest upload first (or newest). A day is a query of the day
+        index, else a status one of the status index (either with the upload time in its key condition,
+        read in the order asked and only as far as ``limit``), anything else a scan; the other conditions
+        filter on the server. Indexes are eventually consistent on AWS: an item that changed status a
+        moment ago may show under its former one."""
         operation, request = self._request(query)
         if operation == "query":
             request["ScanIndexForward"] = not newest_first
+            if limit is not None and "FilterExpression" not in request:
+                request["Limit"] = limit  # read no more than is asked (with a filter, 1 MB pages: fewer requests)
         records: list[AuditRecord] = []
         for page in self.client.get_paginator(operation).paginate(**request):
             records += [AuditRecord.from_item(_unwire(i)) for i in page.get("Items", [])]
@@ -355,16 +475,19 @@ class AuditTable:
         return records if limit is None else records[:limit]
 
     def _request(self, query: AuditQuery) -> tuple[str, dict[str, Any]]:
-        """The Query (of the status index) or Scan that selects ``query``'s items."""
+        """The Query (of the day index or the status index) or Scan that selects ``query``'s items."""
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
         key, filters = [], []
+        if query.day:
+            names["#Day"], values[":day"] = "UploadDay", {"S": query.day}
+            key.append("#Day = :day")
         if query.status:
             names["#Status"], values[":status"] = "Status", {"S": query.status}
-            key.append("#Status = :status")
+            (filters if query.day else key).append("#Status = :status")
         if query.since:
             names["#Upload"], values[":since"] = "UploadTimestamp", {"S": query.since}
-            (key if query.status else filters).append("#Upload >= :since")
+            (key if key else filters).append("#Upload >= :since")
         if query.until:
             names["#Upload"], values[":until"] = "UploadTimestamp", {"S": query.until}
             filters.append("#Upload < :until")
@@ -374,11 +497,16 @@ class AuditTable:
         if query.glue_job_id:
             names["#Run"], values[":run"] = "GlueJobID", {"S": query.glue_job_id}
             filters.append("#Run = :run")
+        if not key:  # a scan: files only, not the days' tallies (every file has a Status)
+            names["#Status"] = "Status"
+            filters.append("attribute_exists(#Status)")
         request: dict[str, Any] = {"TableName": self.table_name}
         if key:
-            request |= {"IndexName": STATUS_INDEX, "KeyConditionExpression": " AND ".join(key)}
+            index = DAY_INDEX if query.day else STATUS_INDEX
+            request |= {"IndexName": index, "KeyConditionExpression": " AND ".join(key)}
         if filters:
             request["FilterExpression"] = " AND ".join(filters)
-        if names:
-            request |= {"ExpressionAttributeNames": names, "ExpressionAttributeValues": values}
+        request["ExpressionAttributeNames"] = names
+        if values:
+            request["ExpressionAttributeValues"] = values
         return ("query" if key else "scan"), request

@@ -250,6 +250,7 @@ class Lifecycle:
             increment=("Redeliveries",),
             remove=("GaveUp", "FinalKey", "GlueJobID", "ProcessingStartTimestamp", "ProcessingEndTimestamp"),
             step=event("reopened"),
+            uploaded=existing.upload_timestamp,
         )
         if reopened is None:
             return CLAIMED  # a concurrent trigger reopened it first
@@ -284,6 +285,7 @@ class Lifecycle:
             increment=("Attempts",),
             remove=("ErrorMessage", "ProcessingEndTimestamp"),
             step=event("claimed", GlueJobID=run_id, Attempt=seen.attempts + 1, From=seen.status),
+            uploaded=seen.upload_timestamp,
         )
 
     def inspect(self, record: AuditRecord) -> IntegrityReport:
@@ -382,4 +384,4 @@ class Lifecycle:
     def _finish(self, record: AuditRecord, holder: str | None, changes: dict[str, Any], step: dict[str, Any]) -> None:
         """Settle a file that ``holder`` (a Glue run; None: a Lambda) claimed, and record the step."""
         expect = {"Status": Status.PROCESSING, "GlueJobID": holder}
-        self.audit.update(record.file_id, changes, expect=expect, step=step)
+        self.audit.update(record.file_id, changes, expect=expect, step=step, uploaded=record.upload_timestamp)

@@ -58,28 +58,41 @@ def test_the_overview_counts_by_status_sums_today_and_puts_failures_first(consol
     assert len(o.runs) == 1 and o.runs[0]["id"].startswith("jr_") and o.table_rows == 436
 
 
-def test_files_are_filtered_sorted_and_paged(console):
+def test_files_are_filtered_sorted_and_paged(console, monkeypatch):
     data, aws = console
-    for i in range(PAGE_SIZE + 20):
-        status = Status.FAILED if i % 10 == 0 else Status.COMPLETED
-        aws.audit.create(record(f"f{i:03d}", f"daily_{i:03d}.csv", NOW - timedelta(minutes=i), status))
-    first = data.files(FileFilter())  # newest first, from the status index: not counted
-    assert (first.total, first.has_next, len(first.records)) == (None, True, PAGE_SIZE)
-    assert [r.file_id for r in first.records] == [f"f{i:03d}" for i in range(PAGE_SIZE)]  # merged across statuses
+    uploaded = {f"f{i:03d}": NOW - timedelta(hours=i) for i in range(PAGE_SIZE + 20)}  # over three or four days
+    for i, (fid, moment) in enumerate(uploaded.items()):
+        aws.audit.create(record(fid, f"daily_{i:03d}.csv", moment, Status.FAILED if i % 10 == 0 else Status.COMPLETED))
+    days_read: list[str] = []
+    find = aws.audit.find
+    monkeypatch.setattr(aws.audit, "find", lambda query, *a: days_read.append(query.day) or find(query, *a))
+
+    first = data.files(FileFilter())  # newest first, a day at a time from the day index, counted by the tallies
+    assert (first.total, first.has_next, len(first.records)) == (PAGE_SIZE + 20, True, PAGE_SIZE)
+    assert [r.file_id for r in first.records] == [f"f{i:03d}" for i in range(PAGE_SIZE)]
+    days = sorted({moment.date().isoformat() for moment in uploaded.values()}, reverse=True)
+    assert days_read == [day for day in days if day >= uploaded[f"f{PAGE_SIZE:03d}"].date().isoformat()]
+    days_read.clear()
     second = data.files(FileFilter(page=2))
-    assert len(second.records) == 20 and second.records[-1].file_id == f"f{PAGE_SIZE + 19:03d}"
-    assert not second.has_next
+    assert [r.file_id for r in second.records] == [f"f{i:03d}" for i in range(PAGE_SIZE, PAGE_SIZE + 20)]
+    assert not second.has_next and days[0] not in days_read  # whole days before the page: skipped unread
     oldest = data.files(FileFilter(descending=False))
-    assert oldest.records[0].file_id == f"f{PAGE_SIZE + 19:03d}"
+    assert oldest.records[0].file_id == f"f{PAGE_SIZE + 19:03d}" and oldest.total == PAGE_SIZE + 20
+    failed = data.files(FileFilter(status=Status.FAILED))
+    assert [r.file_id for r in failed.records] == [f"f{i:03d}" for i in range(0, PAGE_SIZE + 20, 10)]
+    assert failed.total == 7 and not failed.has_next
+    named = data.files(FileFilter(name="_0"))  # not countable: read until the page is full
+    assert (named.total, named.has_next, len(named.records)) == (None, True, PAGE_SIZE)
+    assert data.files(FileFilter(page=9)).records == []
     by_name = data.files(FileFilter(sort="name", descending=False))  # sorted here: every item read, counted
     assert (by_name.total, by_name.has_next, by_name.records[0].file_id) == (PAGE_SIZE + 20, True, "f000")
     failed = data.files(FileFilter.from_args({"status": "failed", "sort": "name", "order": "asc"}))
     assert [r.file_id for r in failed.records] == [f"f{i:03d}" for i in range(0, PAGE_SIZE + 20, 10)]
     assert [r.file_id for r in data.files(FileFilter(name="_007")).records] == ["f007"]
     today = NOW.date().isoformat()
-    assert data.files(FileFilter(since=today, until=today, sort="name")).total == sum(
-        1 for i in range(PAGE_SIZE + 20) if (NOW - timedelta(minutes=i)).date() == NOW.date()
-    )
+    on_today = sum(1 for moment in uploaded.values() if moment.date() == NOW.date())
+    assert data.files(FileFilter(since=today, until=today, sort="name")).total == on_today
+    assert data.files(FileFilter(since=today, until=today)).total == on_today
     junk = FileFilter.from_args({"status": "DONE", "since": "yesterday", "page": "-3", "sort": "x; drop"})
     assert junk == FileFilter()
 

@@ -1,4 +1,6 @@
-from glueline.shared.audit import AuditQuery, AuditRecord, Status, file_id
+import pytest
+
+from glueline.shared.audit import AuditQuery, AuditRecord, Status, count_attributes, file_id
 from glueline.shared.counts import Counts
 
 from ..conftest import TARGET
@@ -26,13 +28,70 @@ def test_a_record_round_trips_through_dynamodb(aws):
 
 
 def test_updates_are_conditional_on_what_the_writer_expects(aws):
-    aws.audit.create(AuditRecord("f1", "a.csv", "bkt", "source/a.csv", '"e"', 10, "t", target=TARGET))
-    assert not aws.audit.update("f1", {"Status": Status.FAILED}, expect={"Status": Status.PROCESSING})
+    uploaded = "2024-07-13T08:00:00.000Z"
+    aws.audit.create(AuditRecord("f1", "a.csv", "bkt", "source/a.csv", '"e"', 10, uploaded, target=TARGET))
+    failed = {"Status": Status.FAILED}
+    assert not aws.audit.update("f1", failed, expect={"Status": Status.PROCESSING}, uploaded=uploaded)
+    with pytest.raises(TypeError):  # a status change without what its day's tally needs
+        aws.audit.update("f1", failed, expect={"Status": Status.PENDING})
     assert aws.audit.update("f1", {"GlueJobID": "jr_1"}, expect={"Status": Status.PENDING, "GlueJobID": None})
     assert not aws.audit.update("f1", {"GlueJobID": "jr_2"}, expect={"GlueJobID": None})
     now = aws.audit.update("f1", {}, expect={"GlueJobID": "jr_1"}, increment=("Attempts",))
     assert (now.attempts, now.glue_job_id) == (1, "jr_1") and aws.audit.get("f1") == now
-    assert not aws.audit.update("nope", {"Status": Status.FAILED}, expect={})
+    assert not aws.audit.update("nope", {"Status": Status.FAILED}, expect={"Status": Status.PENDING}, uploaded=uploaded)
+
+
+def test_each_upload_day_tallies_its_files_by_status_and_their_counts_with_every_write(aws):
+    day1, day2 = "2024-07-13T08:00:00.000Z", "2024-07-14T23:59:59.999Z"
+    for fid, uploaded in (("a", day1), ("b", day1), ("c", day2)):
+        aws.audit.create(AuditRecord(fid, f"{fid}.csv", "bkt", f"source/{fid}.csv", '"e"', 1, uploaded, TARGET))
+    assert not aws.audit.create(AuditRecord("a", "a.csv", "bkt", "source/a.csv", '"e"', 1, day1, TARGET))
+    claim = {"Status": Status.PROCESSING, "GlueJobID": "jr_1"}
+    for fid in ("a", "b"):
+        assert (
+            aws.audit.update(fid, claim, expect={"Status": Status.PENDING}, uploaded=day1).status == Status.PROCESSING
+        )
+    done = {"Status": Status.COMPLETED, **count_attributes(Counts(10, 8, 1, 1, 2, 3))}
+    aws.audit.update("a", done, expect={"Status": Status.PROCESSING}, uploaded=day1)
+    assert not aws.audit.update("a", done, expect={"Status": Status.PROCESSING}, uploaded=day1)  # counted once
+    aws.audit.update("b", {"Status": Status.FAILED}, expect={"Status": Status.PROCESSING}, uploaded=day1)
+
+    tallies = aws.audit.daily(["2024-07-12", "2024-07-13", "2024-07-14"])
+    assert sorted(tallies) == ["2024-07-13", "2024-07-14"]  # no file, no tally
+    assert {s: n for s, n in tallies["2024-07-13"].files.items() if n} == {Status.COMPLETED: 1, Status.FAILED: 1}
+    assert tallies["2024-07-13"].counts == Counts(10, 8, 1, 1, 2, 3)
+    assert {s: n for s, n in tallies["2024-07-14"].files.items() if n} == {Status.PENDING: 1}
+    assert [r.file_id for r in aws.audit.all()] == ["a", "b", "c"]  # a scan lists files, not tallies
+    assert aws.audit.upload_days() == ["2024-07-13", "2024-07-14"]
+    on_day1 = aws.audit.find(AuditQuery(day="2024-07-13"), newest_first=True)  # the day index
+    assert [r.file_id for r in on_day1] == ["b", "a"]  # newest first; the same moment by name
+    assert [r.file_id for r in aws.audit.find(AuditQuery(day="2024-07-13", status=Status.FAILED))] == ["b"]
+    assert [r.file_id for r in aws.audit.find(AuditQuery(day="2024-07-14", since=day2))] == ["c"]
+    assert aws.audit.count(AuditQuery()) == 3
+
+
+def test_a_write_meeting_another_transaction_on_its_tally_is_tried_again(aws, monkeypatch):
+    """DynamoDB cancels a transaction that meets another on the same item (``TransactionConflict``): in
+    a burst, every file of the day updates one tally."""
+    client, sleeps = aws.audit.client, []
+    real, conflicts = client.transact_write_items, [2]
+
+    def conflicting(**request):
+        if conflicts[0]:
+            conflicts[0] -= 1
+            raise client.exceptions.TransactionCanceledException(
+                {
+                    "Error": {"Code": "TransactionCanceledException", "Message": "Transaction cancelled"},
+                    "CancellationReasons": [{"Code": "None"}, {"Code": "TransactionConflict"}],
+                },
+                "TransactWriteItems",
+            )
+        return real(**request)
+
+    monkeypatch.setattr(client, "transact_write_items", conflicting)
+    aws.audit.sleep = sleeps.append
+    assert aws.audit.create(AuditRecord("a", "a.csv", "bkt", "source/a.csv", '"e"', 1, "2024-07-13T08:00:00.000Z"))
+    assert len(sleeps) == 2 and aws.audit.daily(["2024-07-13"])["2024-07-13"].files[Status.PENDING] == 1
 
 
 def test_counts_reconcile_and_add_up():
