@@ -43,6 +43,18 @@ def _role(client) -> str | None:
     return None
 
 
+def _naming(params: dict) -> dict:
+    """The parameters that name resources; of a transaction's writes, the kind and table of each."""
+    named = {k: params[k] for k in _NAMING if k in params}
+    if "TransactItems" in params:
+        named["TransactItems"] = [
+            {kind: {"TableName": write["TableName"]}}
+            for member in params["TransactItems"]
+            for kind, write in member.items()
+        ]
+    return named
+
+
 def _record() -> None:
     from botocore.client import BaseClient
     from botocore.exceptions import ClientError
@@ -64,7 +76,7 @@ def _record() -> None:
                 "role": role,
                 "service": self.meta.service_model.service_name,
                 "operation": operation_name,
-                "params": {k: api_params[k] for k in _NAMING if k in api_params},
+                "params": _naming(api_params),
                 "status": status,
                 "pid": os.getpid(),
             }
