@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.request
 from pathlib import Path
 
 import psycopg
@@ -100,6 +102,33 @@ def test_glueline_up_and_down(tmp_path):
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
     again = subprocess.run([GLUELINE, "status"], capture_output=True, text=True, env=env, timeout=60)
     assert again.returncode == 2 and "glueline up" in again.stderr
+
+
+@pytest.mark.embedded
+def test_glueline_up_in_the_foreground_serves_the_console_until_stopped():
+    """`glueline up` (not detached) prints the console's address and serves it beside the stack; SIGTERM
+    stops both, and nothing it started is left."""
+    state, env = user_shell("up-console")
+    process = subprocess.Popen(
+        [GLUELINE, "up", "--stack", "embedded"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    lines: list[str] = []
+    try:
+        while not any("Running: press Ctrl-C" in line for line in lines) and process.poll() is None:
+            lines.append(process.stdout.readline())
+        url = next(re.search(r"http://127\.0\.0\.1:\d+/", line) for line in lines if line.startswith("Console: "))
+        with urllib.request.urlopen(url.group(0), timeout=60) as page:
+            assert page.status == 200 and "embedded stack" in page.read().decode()
+        stack = json.loads((state / "stack.json").read_text())
+    finally:
+        process.terminate()
+        rest, _ = process.communicate(timeout=120)
+    assert process.returncode == 0 and "Stopped." in rest, "".join(lines) + rest
+    for pid in stack["pids"].values():
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(url.group(0), timeout=5)
+    shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.mark.embedded

@@ -14,7 +14,8 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from werkzeug.serving import make_server
@@ -36,6 +37,20 @@ def serve(app, host: str, port: int, announce: Callable[[str], None]) -> None:
         pass
     finally:
         server.server_close()
+
+
+@contextmanager
+def serving(app, host: str = LOOPBACK, port: int = 0) -> Iterator[str]:
+    """Serve ``app`` from a thread while the block runs (``glueline up`` in the foreground); its address."""
+    server = make_server(host, port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="glueline-console", daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host}:{server.port}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 def launch(env: dict[str, str], log: Path, timeout: float = 120) -> tuple[subprocess.Popen, str]:

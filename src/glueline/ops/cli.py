@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from glueline.console import LOOPBACK, serve
+from glueline.console import LOOPBACK, serve, serving
 from glueline.console.app import create_app
 from glueline.console.data import ConsoleData
 from glueline.local.compose import ComposeInfo, ComposeStack, engine_answers, images, project_dir, running_compose
@@ -34,7 +34,7 @@ from glueline.ops.deploy.executor import Executor, describe
 from glueline.ops.deploy.models import Change
 from glueline.ops.deploy.planner import Bootstrap, refusals
 from glueline.ops.deploy.sweeper import Sweeper
-from glueline.ops.environment import NoEnvironmentError, environment
+from glueline.ops.environment import Environment, NoEnvironmentError, environment
 from glueline.ops.uploads import InputError, collect_files, count_rows, placeholder, upload, wait_for_outcomes
 from glueline.settings import Settings
 from glueline.shared.audit import AuditQuery, AuditTable, Status, to_timestamp
@@ -271,21 +271,22 @@ def up(
             if deploy:
                 boot = _bootstrap(settings, env, quiet=True)
                 out.print(f"Pipeline deployed: drop CSV files into [cyan]s3://{boot.bucket}/source/[/]")
-            out.print("Console: `glueline console` (make console) shows its files, runs and data quality in a browser")
+            if detach:
+                out.print("Console: `glueline console` (make console) shows its files, runs and data quality")
+                out.print("Running in the background: `glueline down` stops it.")
+                return
+            stop_signals = {signal.SIGINT, signal.SIGTERM}
+            # Blocked before the console's thread starts (it inherits the mask): both reach sigwait alone.
+            signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+            with serving(create_app(_console_data(settings, env), env.description)) as url:
+                out.print(f"Console: [cyan]{url}[/] (files, runs and data quality; 127.0.0.1 only)")
+                out.print("Running: press Ctrl-C to stop.")
+                signal.sigwait(stop_signals)
     except BaseException:
         stack.stop()
         raise
-    if detach:
-        out.print("Running in the background: `glueline down` stops it.")
-        return
-    out.print("Running: press Ctrl-C to stop.")
-    stop_signals = {signal.SIGINT, signal.SIGTERM}
-    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)  # delivered to sigwait, not as exceptions
-    try:
-        signal.sigwait(stop_signals)
-    finally:
-        stack.stop()
-        out.print("Stopped.")
+    stack.stop()
+    out.print("Stopped.")
 
 
 def _stacks(settings: Settings) -> list:
@@ -583,28 +584,30 @@ def console(
         )
     settings = _settings(db_url)
     with environment(settings, start_stack=True) as env:
-        session = boto3.Session()
-        account, region, _ = _account(session, settings.region)
-        lam = aws_client("lambda", session)
-
-        def sweep() -> None:  # asynchronously, as EventBridge invokes it: the page does not wait for the run
-            event = scheduled_event(account, region, settings.schedule_rule)
-            lam.invoke(
-                FunctionName=settings.lambda_function, InvocationType="Event", Payload=json.dumps(event).encode()
-            )
-
-        data = ConsoleData(
-            AuditTable(aws_client("dynamodb", session), settings.audit_table),
-            aws_client("glue", session),
-            aws_client("s3", session),
-            aws_client("logs", session),
-            settings.glue_job,
-            str(settings.table),
-            lambda: count_rows(env.reachable_db, settings.table),
-            sweep,
-        )
         announce = lambda url: out.print(f"glueline console on {url} ({env.description}); Ctrl-C stops it")  # noqa: E731
-        serve(create_app(data, env.description), host, port, announce)
+        serve(create_app(_console_data(settings, env), env.description), host, port, announce)
+
+
+def _console_data(settings: Settings, env: Environment) -> ConsoleData:
+    """What the console reads, from the environment ``env`` resolved (its clients, its database)."""
+    session = boto3.Session()
+    account, region, _ = _account(session, settings.region)
+    lam = aws_client("lambda", session)
+
+    def sweep() -> None:  # asynchronously, as EventBridge invokes it: the page does not wait for the run
+        event = scheduled_event(account, region, settings.schedule_rule)
+        lam.invoke(FunctionName=settings.lambda_function, InvocationType="Event", Payload=json.dumps(event).encode())
+
+    return ConsoleData(
+        AuditTable(aws_client("dynamodb", session), settings.audit_table),
+        aws_client("glue", session),
+        aws_client("s3", session),
+        aws_client("logs", session),
+        settings.glue_job,
+        str(settings.table),
+        lambda: count_rows(env.reachable_db, settings.table),
+        sweep,
+    )
 
 
 @app.command()
