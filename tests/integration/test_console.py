@@ -20,7 +20,7 @@ import pytest
 from glueline.console import launch, stop
 from glueline.local.stack import EmbeddedStack
 from glueline.settings import Settings
-from glueline.shared.audit import Status
+from glueline.shared.audit import AuditRecord, Status
 from glueline.shared.counts import COUNT_NAMES
 
 from .conftest import SAMPLES
@@ -160,38 +160,67 @@ def test_the_console_shows_the_samples_files_counts_and_rejected_rows(clean_pipe
     assert page.locator("img[onerror]").count() == 0 and alerts == []
 
 
-def test_retry_in_the_console_runs_a_failed_file_again_and_completes_it(clean_pipeline, console_url, browser):
-    """A file FAILED (its load refused by the database), the cause fixed, Retry… → confirmed: the sweep
-    starts a Glue run that completes it."""
+def test_retry_in_the_console_runs_a_failed_file_again_and_brings_a_given_up_one_back(
+    clean_pipeline, console_url, browser
+):
+    """A file FAILED (its load refused by the database). Retry… → confirmed: the sweep starts a Glue run,
+    which fails it again, until its last attempt gives it up. The cause fixed, Retry… on the file given
+    up uploads it again: PENDING with its attempts back, and the run that starts completes it."""
     p = clean_pipeline
     sample = SAMPLE_FILES[2]
+    page = browser.new_page()
+
+    def retry(fid: str) -> str:
+        page.goto(f"{console_url}files/{fid}")
+        page.click("#retry")
+        assert page.locator("h1").inner_text() == f"Retry {sample.name}?"
+        page.click("#confirm")
+        return page.locator(".flash").inner_text()
+
+    def settled(fid: str, done) -> AuditRecord:
+        deadline = time.monotonic() + 240
+        while not done(record := p.audit.get(fid)) and time.monotonic() < deadline:
+            time.sleep(1)
+        return record
+
     p.execute("ALTER TABLE transactions ADD CONSTRAINT console_retry CHECK (transactionamount < 0)")
     try:
         (failed,) = p.wait(p.upload(sample))
+        assert failed.status == Status.FAILED and failed.attempts == 1
+        for attempt in (2, 3):  # the default MAX_ATTEMPTS: the third failure gives the file up
+            assert "sweep started" in retry(failed.file_id)
+            record = settled(
+                failed.file_id, lambda r, n=attempt: r.attempts == n and r.status in (Status.FAILED, Status.REJECTED)
+            )
+            assert record.attempts == attempt, record
     finally:
         p.execute("ALTER TABLE transactions DROP CONSTRAINT IF EXISTS console_retry")
-    assert failed.status == Status.FAILED and failed.attempts == 1
+    assert record.status == Status.REJECTED and record.gave_up and record.final_key.startswith("rejected/")
 
-    page = browser.new_page()
-    page.goto(f"{console_url}files/{failed.file_id}")
-    page.click("#retry")
-    assert page.locator("h1").inner_text() == f"Retry {sample.name}?"
-    page.click("#confirm")
-    assert "sweep started" in page.locator(".flash").inner_text()
-
-    deadline = time.monotonic() + 240
-    while (record := p.audit.get(failed.file_id)).status != Status.COMPLETED and time.monotonic() < deadline:
-        time.sleep(1)
-    assert record.status == Status.COMPLETED and record.attempts == 2
+    assert "uploaded again" in retry(failed.file_id)
+    record = settled(failed.file_id, lambda r: r.status == Status.COMPLETED)
+    assert record.status == Status.COMPLETED and record.attempts == 1  # its attempts back
     assert {k: v for k, v in record.counts.as_dict().items()} == EXPECTED[sample.name]
+    assert p.keys("processed/") == [record.final_key]  # one place: processed/, its copy in rejected/ gone
+    assert [key for key in p.keys("rejected/") if not key.startswith("rejected/rows/")] == []
     page.reload()
     assert page.locator("#counts [data-count=rows_loaded]").inner_text() == str(EXPECTED[sample.name]["rows_loaded"])
     steps = [step.split(" ", 2)[2] for step in page.locator("#timeline li").all_inner_texts()]
-    assert steps[3].startswith("FAILED: ") and "console_retry" in steps[3]  # the refusal, then the retry
-    assert steps[4:] == [
-        f"retried: claimed by Glue run {record.glue_job_id} (attempt 2)",
-        f"COMPLETED: moved to {record.final_key}",
-    ]
+    assert [step.split(":")[0] for step in steps] == [
+        "uploaded",
+        "admitted by the Lambda",
+        f"claimed by Glue run {steps[2].split()[4]} (attempt 1)",
+        "FAILED",
+        "retried",
+        "FAILED",
+        "retried",
+        "gave up",
+        "uploaded again after it was given up",
+        f"claimed by Glue run {record.glue_job_id} (attempt 1)",
+        "COMPLETED",
+        "uploaded again 1 time(s), the last one then",  # the upload that reopened it
+    ], steps
+    assert "console_retry" in steps[3] and steps[4].endswith("(attempt 2)") and steps[6].endswith("(attempt 3)")
 
 
 @pytest.mark.embedded  # about the embedded stack the console starts
