@@ -449,12 +449,6 @@ class AuditTable:
     def all(self) -> list[AuditRecord]:
         return self.find(AuditQuery())
 
-    def count(self, query: AuditQuery) -> int:
-        """The items ``query`` selects, counted where they are (``Select=COUNT``: no item is returned)."""
-        operation, request = self._request(query)
-        pages = self.client.get_paginator(operation).paginate(**request, Select="COUNT")
-        return sum(page["Count"] for page in pages)
-
     def find(self, query: AuditQuery, newest_first: bool = False, limit: int | None = None) -> list[AuditRecord]:
         """The items ``query`` selects, oldest upload first (or newest). A day is a query of the day
         index, else a status one of the status index (either with the upload time in its key condition,
