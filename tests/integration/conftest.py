@@ -36,7 +36,7 @@ from glueline.ops.uploads import Upload, upload, wait_for_outcomes
 from glueline.polling import wait_for
 from glueline.settings import Settings
 from glueline.shared import layout
-from glueline.shared.audit import AuditRecord, AuditTable
+from glueline.shared.audit import AuditRecord, AuditTable, DailyTally, Status
 from glueline.shared.dbsecret import DbConnection
 from glueline.shared.events import scheduled_event
 from glueline.shared.lifecycle import ACTIVE_RUN_STATES
@@ -181,6 +181,25 @@ class Pipeline:
     def audit(self) -> AuditTable:
         return AuditTable(self.client("dynamodb"), self.settings.audit_table)
 
+    def tallies_disagree(self) -> dict[str, tuple]:
+        """Each upload day whose tally (kept by the writes, in their transactions) differs from what its
+        files add up to now: day → (tally, the files' sum). Empty when they agree. Ask once the stack is
+        quiet: a file changing status between the two reads would look like a difference."""
+        audit = self.audit
+        truth: dict[str, DailyTally] = {}
+        for record in audit.all():
+            day = record.upload_timestamp[:10]
+            tally = truth.setdefault(day, DailyTally(day, dict.fromkeys(sorted(Status.ALL), 0)))
+            tally.files[record.status] += 1
+            if record.status == Status.COMPLETED and record.counts:
+                tally.counts += record.counts
+        kept = audit.daily(sorted(set(truth) | set(audit.upload_days())))
+        return {
+            day: (kept.get(day), truth.get(day))
+            for day in sorted(set(truth) | set(kept))
+            if kept.get(day) != truth.get(day)
+        }
+
     @property
     def target(self) -> str:
         """Where the pipeline loads: the stack's database's table, by the name the pipeline uses."""
@@ -261,9 +280,11 @@ class Pipeline:
         for prefix in (layout.SOURCE, layout.PROCESSED, layout.REJECTED):
             for key in self.keys(prefix):
                 s3.delete_object(Bucket=self.bucket, Key=key)
-        ddb = self.client("dynamodb")
-        for record in self.audit.all():
-            ddb.delete_item(TableName=self.settings.audit_table, Key={"FileID": {"S": record.file_id}})
+        ddb = self.client("dynamodb")  # every item: the files', the days' tallies and the list of days
+        table = self.settings.audit_table
+        for page in ddb.get_paginator("scan").paginate(TableName=table, ProjectionExpression="FileID"):
+            for item in page.get("Items", []):
+                ddb.delete_item(TableName=table, Key={"FileID": item["FileID"]})
         with psycopg.connect(**self.db.connect_kwargs()) as conn:
             conn.execute(sql.SQL("TRUNCATE {}").format(self.settings.table.identifier()))
 

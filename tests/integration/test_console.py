@@ -221,6 +221,7 @@ def test_retry_in_the_console_runs_a_failed_file_again_and_brings_a_given_up_one
         "uploaded again 1 time(s), the last one then",  # the upload that reopened it
     ], steps
     assert "console_retry" in steps[3] and steps[4].endswith("(attempt 2)") and steps[6].endswith("(attempt 3)")
+    assert p.tallies_disagree() == {}  # FAILED, REJECTED, reopened, COMPLETED: the day's tally followed
 
 
 @pytest.mark.embedded  # about the embedded stack the console starts

@@ -285,6 +285,7 @@ def test_duplicate_announcements_and_a_burst_of_twenty(clean_pipeline, tmp_path)
     assert {r["JobRunState"] for r in runs} == {"SUCCEEDED"}  # none failed for concurrency
     sweep = p.invoke_schedule()
     assert sweep["work"] == 0 and p.keys("source/") == []
+    assert p.tallies_disagree() == {}  # twenty concurrent writers on one day's tally: none lost
 
 
 def test_a_database_outage_during_a_burst_costs_no_file_an_attempt(clean_pipeline, tmp_path):
@@ -314,6 +315,7 @@ def test_a_database_outage_during_a_burst_costs_no_file_an_attempt(clean_pipelin
     assert {r.status for r in loaded} == {Status.COMPLETED}
     assert {r.file_name: r.counts for r in loaded} == expected
     assert p.query("SELECT count(*) FROM transactions")[0][0] == sum(c.rows_loaded for c in expected.values())
+    assert p.tallies_disagree() == {}
 
 
 def test_emulator_restarted_between_upload_and_processing(clean_pipeline):
@@ -334,6 +336,7 @@ def test_emulator_restarted_between_upload_and_processing(clean_pipeline):
         events.enable_rule(Name=p.settings.s3_rule)
     assert record.status == Status.COMPLETED and record.counts.rows_loaded == 9
     assert p.query("SELECT count(*) FROM transactions")[0][0] == 9
+    assert p.tallies_disagree() == {}  # kept across the restart with the files
 
 
 @pytest.mark.embedded  # the Lambda's and the job's rules: the same code on both stacks
@@ -356,6 +359,7 @@ def test_a_file_that_keeps_failing_is_given_up_after_max_attempts(clean_pipeline
     assert p.keys("source/") == [] and p.query("SELECT count(*) FROM transactions")[0][0] == 0
     summary = p.invoke_schedule()
     assert summary["work"] == 0 and summary["glue_job_run_id"] is None  # REJECTED is final
+    assert p.tallies_disagree() == {}
 
 
 def test_a_move_takes_only_its_version_and_leaves_a_replacement_in_place(pipeline):

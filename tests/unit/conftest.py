@@ -105,10 +105,12 @@ class Aws:
         return Lifecycle(self.audit, self.s3, glue or FakeGlue(), JOB, max_attempts, target)
 
 
+@pytest.fixture(autouse=True)
 def _serialize_moto_dynamodb_writes(monkeypatch) -> None:
     """DynamoDB orders concurrent writes itself; moto does not: its TransactWriteItems copies every
     table (to roll back) while the job's claim threads may be writing, which fails with "dictionary
-    changed size during iteration". One lock around moto's writes gives the order DynamoDB gives."""
+    changed size during iteration". One lock around moto's writes, for every test that uses moto, gives
+    the order DynamoDB gives."""
     from moto.dynamodb.models import DynamoDBBackend
 
     lock = threading.RLock()
@@ -127,7 +129,6 @@ def aws(monkeypatch):
     """An empty bucket and audit table in moto, nothing else reachable."""
     from moto import mock_aws
 
-    _serialize_moto_dynamodb_writes(monkeypatch)
 
     for name in [n for n in os.environ if n.startswith("AWS_")]:
         monkeypatch.delenv(name)
