@@ -315,7 +315,6 @@ class AuditTable:
         self.client = client
         self.table_name = table_name
         self.sleep = sleep
-        self._days_registered: set[str] = set()
 
     def get(self, fid: str) -> AuditRecord | None:
         response = self.client.get_item(TableName=self.table_name, Key={"FileID": {"S": fid}}, ConsistentRead=True)
@@ -411,9 +410,8 @@ class AuditTable:
 
     def _register_day(self, day: str) -> None:
         """Name ``day`` among the upload days with files, before its first file is written (a day named
-        whose file then failed to be written is an empty day: harmless). Once per day and writer."""
-        if day in self._days_registered:
-            return
+        whose file then failed to be written is an empty day: harmless). Every time, not once per
+        process: a warm Lambda outlives what it would remember (a table emptied and refilled)."""
         self.client.update_item(
             TableName=self.table_name,
             Key={"FileID": {"S": DAYS_ID}},
@@ -421,7 +419,6 @@ class AuditTable:
             ExpressionAttributeNames={"#days": "Days"},
             ExpressionAttributeValues={":day": {"SS": [day]}},
         )
-        self._days_registered.add(day)
 
     def upload_days(self) -> list[str]:
         """Every upload day that has files (YYYY-MM-DD, oldest first)."""
