@@ -102,6 +102,11 @@ def event(name: str, **details: Any) -> dict[str, Any]:
     return {"Event": name, "At": utc_now(), **{k: v for k, v in details.items() if v is not None}}
 
 
+def upload_day(timestamp: str) -> str:
+    """The UTC day (YYYY-MM-DD) of a timestamp of ours: the day index's key and a tally's day."""
+    return timestamp[:10]
+
+
 def utc_now() -> str:
     return to_timestamp(datetime.now(timezone.utc))
 
@@ -158,7 +163,7 @@ class AuditRecord:
                 item.update(count_attributes(value) if value is not None else {})
             elif value is not None and value != [] and value != {} and value != "":
                 item[_ATTRIBUTE[f.name]] = value
-        item["UploadDay"] = self.upload_timestamp[:10]  # the day index's key
+        item["UploadDay"] = upload_day(self.upload_timestamp)  # the day index's key
         return item
 
     @classmethod
@@ -256,7 +261,7 @@ def _tally_change(uploaded: str, old: str | None, new: str, changes: dict[str, A
         deltas[_files_attribute(old)] = -1
     names = {f"#t{i}": name for i, name in enumerate(deltas)}
     return {
-        "Key": DailyTally.key(uploaded[:10]),
+        "Key": DailyTally.key(upload_day(uploaded)),
         "UpdateExpression": "ADD " + ", ".join(f"#t{i} :t{i}" for i in range(len(deltas))),
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": {f":t{i}": {"N": str(v)} for i, v in enumerate(deltas.values())},
