@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     glue_runner_port: int = 0
     postgres_port: int = 0
     postgres_bin_dir: Path | None = None
+    emulator_durable: bool = Field(
+        False, description="answer a write only once it is on disk, so a kill -9 loses nothing (slower; the soak)"
+    )
 
     # -- the compose stack (docker-compose.yml; ports above) -------------------------------------------
     emulator: str = Field("localstack", description="the compose stack's AWS emulator: localstack or ministack")

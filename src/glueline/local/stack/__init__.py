@@ -49,6 +49,10 @@ EMULATOR_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "t
 _CONFLICTING_AWS_VARIABLES = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
 
 
+# Set for the emulator when ``Settings.emulator_durable`` (see glueline.local.stack.emulator).
+DURABLE_VARIABLE = "GLUELINE_EMULATOR_DURABLE"
+
+
 class StackError(RuntimeError):
     pass
 
@@ -145,23 +149,7 @@ class EmbeddedStack:
             glue_port = self._port("glue_runner", self.settings.glue_runner_port)
             glue_url = f"http://127.0.0.1:{glue_port}"
             info = StackInfo(emulator_url, glue_url, region, pids, postgres_dir, postgres_port, time.time())
-            runner_env = {**info.aws_env(), "PYSPARK_PYTHON": sys.executable}
-            pids["glue_runner"] = self._spawn(
-                "glue-runner",
-                [
-                    sys.executable,
-                    "-m",
-                    "glueline.local.runner",
-                    "--port",
-                    str(glue_port),
-                    "--state-dir",
-                    str(self.state_dir / "glue-runner"),
-                    "--standby",  # a warm job process waits for the next run (see glueline.local.runner.standby)
-                ],
-                runner_env,
-                drop=_CONFLICTING_AWS_VARIABLES,
-            )
-            _wait_healthy("the Glue runner", glue_url + "/", self.log_dir / "glue-runner.log")
+            pids["glue_runner"] = self._start_glue_runner(info)
         except BaseException:
             self._stop_processes(pids, postgres_dir, postgres_port)
             raise
@@ -216,6 +204,26 @@ class EmbeddedStack:
     def _port(self, name: str, configured: int) -> int:
         return remembered_port(self.state_dir / "ports.json", name, configured)
 
+    def _start_glue_runner(self, info: StackInfo) -> int:
+        runner_env = {**info.aws_env(), "PYSPARK_PYTHON": sys.executable}
+        pid = self._spawn(
+            "glue-runner",
+            [
+                sys.executable,
+                "-m",
+                "glueline.local.runner",
+                "--port",
+                str(_port_of(info.glue_url)),
+                "--state-dir",
+                str(self.state_dir / "glue-runner"),
+                "--standby",  # a warm job process waits for the next run (see glueline.local.runner.standby)
+            ],
+            runner_env,
+            drop=_CONFLICTING_AWS_VARIABLES,
+        )
+        _wait_healthy("the Glue runner", info.glue_url + "/", self.log_dir / "glue-runner.log")
+        return pid
+
     def _start_emulator(self, port: int) -> int:
         """MiniStack (and the Glue service's events, see glueline.local.stack.emulator), its state kept
         under ``<state_dir>/emulator`` across restarts (S3 objects are written through to disk; the other
@@ -234,18 +242,31 @@ class EmbeddedStack:
                 "STATE_DIR": str(state),
                 "S3_PERSIST": "1",
                 "S3_DATA_DIR": str(state / "s3"),
+                DURABLE_VARIABLE: "1" if self.settings.emulator_durable else "0",
             },
         )
         _wait_healthy("the AWS emulator", f"http://127.0.0.1:{port}/_ministack/health", self.log_dir / "emulator.log")
         return pid
 
-    def restart_emulator(self) -> StackInfo:
-        """Stop the emulator cleanly and start it again on the same port (its state survives)."""
+    def restart_emulator(self, kill: bool = False) -> StackInfo:
+        """Stop the emulator — cleanly (it saves its state), or with ``kill`` a SIGKILL: a crash — and
+        start it again on the same port."""
+        return self._restart("emulator", kill, lambda info: self._start_emulator(_port_of(info.emulator_url)))
+
+    def restart_glue_runner(self, kill: bool = False) -> StackInfo:
+        """The same for the Glue runner (its runs' processes outlive a crash of it; it ends them when it
+        starts, and their runs fail, as a run whose host died)."""
+        return self._restart("glue_runner", kill, lambda info: self._start_glue_runner(info))
+
+    def _restart(self, name: str, kill: bool, start) -> StackInfo:
         info = self.running()
         if info is None:
-            raise StackError("no running stack to restart the emulator of")
-        _terminate_group(info.pids["emulator"])
-        info.pids["emulator"] = self._start_emulator(int(info.emulator_url.rsplit(":", 1)[1]))
+            raise StackError(f"no running stack to restart the {name} of")
+        if kill:
+            _kill_group(info.pids[name])
+        else:
+            _terminate_group(info.pids[name])
+        info.pids[name] = start(info)
         self.state_file.write_text(json.dumps(asdict(info), indent=2))
         return info
 
@@ -353,6 +374,19 @@ def _wait_healthy(service: str, url: str, log: Path, timeout: float = SERVICE_ST
     except TimeoutError as err:
         tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
         raise StackError(f"{err}; last log lines:\n{tail}") from None
+
+
+def _port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+def _kill_group(pid: int) -> None:
+    """SIGKILL a process group and wait until its leader is gone (a crash: nothing saved, no goodbye)."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return
+    wait_for(lambda: not _alive(pid), 10, f"process {pid} to die", interval=0.05)
 
 
 def _terminate_group(pid: int, grace: float = 15.0) -> None:

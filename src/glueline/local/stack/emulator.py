@@ -8,16 +8,30 @@ and MiniStack refuses it too. glueline's Glue runner plays the Glue service, so 
 through: a PutEvents signed with the runner's access key id (``GLUE_SERVICE_ACCESS_KEY_ID``) whose every
 entry is a Glue Job State Change from ``aws.glue``. Any other ``aws.*`` entry is refused as before.
 (Upstream MiniStack images, as the compose stack runs them, refuse the runner's events; see README.)
+
+With ``GLUELINE_EMULATOR_DURABLE=1`` it also keeps what it acknowledged across a crash, as AWS does.
+MiniStack saves its services' state on a clean shutdown only (S3 objects excepted: they are written
+through), so a ``kill -9`` would take the audit table back to its last clean stop. Durable, a request that
+changes a service's state is answered only once that service's state is on disk: a group commit (one
+save serves every request that arrived while the last one was written). The snapshot is taken on the
+event loop, between requests, so it is consistent; each save copies the whole service, so this is for
+the soak's fault runs (``bench/soak``), not for a table of 100,000 items. CloudWatch Logs is left out:
+nothing depends on a log line surviving a crash, and the runs' output would make every save large.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 
+from ministack import app as ministack_app
 from ministack.app import main
+from ministack.core import persistence
 from ministack.services import eventbridge
 
 from glueline.local.runner.cloud import GLUE_SERVICE_ACCESS_KEY_ID, STATE_CHANGE
+from glueline.local.stack import DURABLE_VARIABLE
 
 _handle_request = eventbridge.handle_request
 
@@ -45,6 +59,78 @@ async def handle_request(method, path, headers, body, query_params):
 
 
 eventbridge.handle_request = handle_request
+
+# Requests that change no state worth keeping, by their X-Amz-Target operation (JSON protocols), path
+# (a Lambda invocation) or HTTP method.
+_READ_OPERATIONS = ("Get", "Describe", "List", "Query", "Scan", "BatchGet", "PutEvents")
+_NOT_KEPT = {"logs", "s3"}  # see the module's docstring; S3 writes its objects through itself
+
+
+def changes_state(method: str, path: str, headers: dict) -> bool:
+    if method in ("GET", "HEAD", "OPTIONS") or path.endswith("/invocations"):
+        return False
+    operation = headers.get("x-amz-target", "").rpartition(".")[2]
+    return not operation.startswith(_READ_OPERATIONS)
+
+
+class GroupCommit:
+    """Saves the services that requests changed; ``saved`` returns once a save that began after the
+    request was handled has finished."""
+
+    def __init__(self):
+        self._dirty: set[str] = set()
+        self._waiting: list[asyncio.Future] = []
+        self._writer: asyncio.Task | None = None
+
+    async def saved(self, state_keys: set[str]) -> None:
+        done = asyncio.get_running_loop().create_future()
+        self._dirty |= state_keys
+        self._waiting.append(done)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+        await done
+
+    async def _write(self) -> None:
+        getters = ministack_app._build_persistence_save_dict()
+        while self._waiting:
+            keys, waiting = self._dirty, self._waiting
+            self._dirty, self._waiting = set(), []
+            try:
+                states = {key: getters[key]() for key in keys if key in getters}  # on the loop: consistent
+                await asyncio.to_thread(_save, states)
+            except Exception as err:  # each waiting request answers 500, which clients retry
+                for future in waiting:
+                    future.set_exception(err)
+                continue
+            for future in waiting:
+                future.set_result(None)
+
+
+def _save(states: dict) -> None:
+    for key, state in states.items():
+        persistence.save_state(key, state)
+
+
+_dispatch = ministack_app._dispatch_service_request
+_commit = GroupCommit()
+
+
+async def dispatch_durably(method, path, headers, body, query_params, request_id):
+    response = await _dispatch(method, path, headers, body, query_params, request_id)
+    if changes_state(method, path, headers):
+        params = ministack_app._routing_params(method, path, headers, body, query_params)
+        service = ministack_app.detect_service(method, path, headers, params)
+        config = ministack_app.SERVICE_REGISTRY.get(service)
+        if config is not None and service not in _NOT_KEPT:
+            try:
+                await _commit.saved({config.get("state_key", config["module"])})
+            except Exception:  # applied in memory, not kept: as AWS's 500, the outcome is unknown
+                return 500, {"Content-Type": "application/json"}, b'{"message": "state not saved"}'
+    return response
+
+
+if os.environ.get(DURABLE_VARIABLE) == "1":
+    ministack_app._dispatch_service_request = dispatch_durably
 
 if __name__ == "__main__":
     main()
