@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,15 +18,15 @@ from pathlib import Path
 
 import boto3
 import botocore.config
-import psutil
 import psycopg
 import pytest
 from psycopg import sql
 from rich.console import Console
 
 from glueline.local.compose import ComposeInfo, ComposeStack, engine_answers
+from glueline.local.faults import FaultUnavailable, StackFaults
 from glueline.local.stack import LOCAL_STACK_SETTINGS, EmbeddedStack, StackInfo, apply_aws_env
-from glueline.local.stack.postgres import PostgresError, PostgresServer, find_bin_dir
+from glueline.local.stack.postgres import PostgresError, find_bin_dir
 from glueline.ops.deploy.models import Change
 from glueline.ops.deploy.planner import Bootstrap
 from glueline.ops.packaging import bundled
@@ -36,7 +34,7 @@ from glueline.ops.uploads import Upload, upload, wait_for_outcomes
 from glueline.polling import wait_for
 from glueline.settings import Settings
 from glueline.shared import layout
-from glueline.shared.audit import AuditRecord, AuditTable, DailyTally, Status
+from glueline.shared.audit import AuditRecord, AuditTable
 from glueline.shared.dbsecret import DbConnection
 from glueline.shared.events import scheduled_event
 from glueline.shared.lifecycle import ACTIVE_RUN_STATES
@@ -55,6 +53,7 @@ class Pipeline:
     deployed_db: DbConnection  # as the pipeline reaches it (the secret's value)
     bucket: str
     state_dir: Path
+    _faults: StackFaults | None = None
 
     @property
     def composed(self) -> bool:
@@ -74,71 +73,31 @@ class Pipeline:
         )
         return boot.run()
 
+    @property
+    def faults(self) -> StackFaults:
+        if self._faults is None:
+            self._faults = StackFaults(self.stack, self.info, self.db)
+        return self._faults
+
     def stop_database(self, crash: bool = False) -> None:
-        """A clean shutdown, or with ``crash`` one without a checkpoint (immediate / SIGKILL)."""
-        if self.composed:
-            self.stack.compose("kill" if crash else "stop", "postgres")
-        else:
-            PostgresServer(Path(self.info.postgres_dir), self.info.postgres_port).stop(
-                mode="immediate" if crash else "fast"
-            )
+        self.faults.stop_database(crash)
 
     def start_database(self) -> None:
-        if self.composed:
-            self.stack.compose("start", "postgres")
-            self.stack.wait_healthy(120, ("postgres",))
-        else:
-            PostgresServer(Path(self.info.postgres_dir), self.info.postgres_port).start()
+        self.faults.start_database()
 
     @contextmanager
     def database_cut_off(self) -> Iterator[None]:
-        """The network to the database cut: every packet to or from its port dropped, so that neither
-        end hears a reset or a close (a killed host, a pulled cable, a firewall), until the block ends.
-        nftables rules in the database's network namespace: this machine's for the embedded stack (its
-        server listens on 127.0.0.1), the postgres container's on the compose stack."""
-        privileged = [] if os.geteuid() == 0 else ["sudo", "--non-interactive"]
-        can = (
-            shutil.which("nft")
-            and subprocess.run([*privileged, "nft", "--version"], capture_output=True).returncode == 0
-        )
-        if not can:
+        """See StackFaults.database_cut_off; CI must be able to cut (.ci/run installs nftables)."""
+        try:
+            with self.faults.database_cut_off():
+                yield
+        except FaultUnavailable as why:
             if os.environ.get("CI"):
-                pytest.fail("CI must cut networks: root (or sudo) and nftables (.ci/run installs it)")
-            pytest.skip("cutting the database's network needs root (or sudo) and nftables (nft)")
-        if self.composed:
-            container = self.stack.compose("ps", "--quiet", "postgres").stdout.strip()
-            pid = subprocess.run(
-                ["docker", "inspect", "--format", "{{.State.Pid}}", container], capture_output=True, text=True
-            ).stdout.strip()
-            namespace, port = [*privileged, "nsenter", "--target", pid, "--net"], 5432
-        else:
-            namespace, port = privileged, self.info.postgres_port
-        table = f"glueline_cut_{port}"
-        drop = f"tcp dport {port} drop; tcp sport {port} drop;"
-        rules = f"""table inet {table} {{
-            chain input {{ type filter hook input priority -300; policy accept; {drop} }}
-            chain output {{ type filter hook output priority -300; policy accept; {drop} }}
-        }}"""
-        subprocess.run([*namespace, "nft", "-f", "-"], input=rules, text=True, check=True)
-        try:
-            yield
-        finally:
-            subprocess.run([*namespace, "nft", "delete", "table", "inet", table], check=True)
+                pytest.fail(f"CI must cut networks: {why}")
+            pytest.skip(str(why))
 
-    @contextmanager
-    def database_hung(self) -> Iterator[None]:
-        """The embedded stack's database stopped in its tracks (SIGSTOP): its connections stay open and
-        its kernel acknowledges what they are sent, but it answers nothing."""
-        server = PostgresServer(Path(self.info.postgres_dir), self.info.postgres_port)
-        postmaster = int((server.data_dir / "postmaster.pid").read_text().split()[0])
-        processes = [psutil.Process(postmaster), *psutil.Process(postmaster).children(recursive=True)]
-        for process in processes:
-            process.send_signal(signal.SIGSTOP)
-        try:
-            yield
-        finally:
-            for process in processes:
-                process.send_signal(signal.SIGCONT)
+    def database_hung(self):
+        return self.faults.database_hung()
 
     @contextmanager
     def open_transaction(self, statement: str) -> Iterator[psycopg.Connection]:
@@ -153,11 +112,8 @@ class Pipeline:
 
     def restart_emulator(self) -> None:
         """Stop the emulator cleanly (it saves its state) and start it again."""
-        if self.composed:
-            self.stack.compose("restart", "aws")
-            self.stack.wait_healthy(120, ("aws",))
-        else:
-            self.info = self.stack.restart_emulator()
+        self.faults.restart_emulator()
+        self.info = self.faults.info
 
     def log_texts(self) -> dict[str, str]:
         """Every log of the stack: its services' and every Glue run's output."""
@@ -182,23 +138,7 @@ class Pipeline:
         return AuditTable(self.client("dynamodb"), self.settings.audit_table)
 
     def tallies_disagree(self) -> dict[str, tuple]:
-        """Each upload day whose tally (kept by the writes, in their transactions) differs from what its
-        files add up to now: day → (tally, the files' sum). Empty when they agree. Ask once the stack is
-        quiet: a file changing status between the two reads would look like a difference."""
-        audit = self.audit
-        truth: dict[str, DailyTally] = {}
-        for record in audit.all():
-            day = record.upload_timestamp[:10]
-            tally = truth.setdefault(day, DailyTally(day, dict.fromkeys(sorted(Status.ALL), 0)))
-            tally.files[record.status] += 1
-            if record.status == Status.COMPLETED and record.counts:
-                tally.counts += record.counts
-        kept = audit.daily(sorted(set(truth) | set(audit.upload_days())))
-        return {
-            day: (kept.get(day), truth.get(day))
-            for day in sorted(set(truth) | set(kept))
-            if kept.get(day) != truth.get(day)
-        }
+        return self.audit.tallies_disagree()
 
     @property
     def target(self) -> str:

@@ -254,3 +254,42 @@ def test_glueline_up_never_prints_an_external_databases_password(tmp_path):
         assert "s3cr3t-pw" not in up.stdout + up.stderr
     finally:
         subprocess.run([GLUELINE, "clean"], capture_output=True, env=env, timeout=120)
+
+
+def test_a_durable_emulator_keeps_what_it_acknowledged_across_a_kill(tmp_path, monkeypatch):
+    """The soak's emulator (GLUELINE_EMULATOR_DURABLE): kill -9, and the audit item written just before,
+    the bucket's EventBridge notification (without it no upload raises an event again; found by the soak)
+    and the objects are all there. MiniStack alone saves them only on a clean shutdown."""
+    from glueline.local.stack import EmbeddedStack, apply_aws_env
+    from glueline.settings import Settings
+
+    stack = EmbeddedStack(Settings(state_dir=tmp_path, emulator_durable=True))
+    info = stack.start(with_postgres=False)
+    try:
+        for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_GLUE"):
+            monkeypatch.delenv(name, raising=False)
+        environ = dict(os.environ)
+        apply_aws_env(info, environ)
+        for name, value in environ.items():
+            monkeypatch.setenv(name, value)
+        import boto3
+
+        s3, ddb = boto3.client("s3"), boto3.client("dynamodb")
+        s3.create_bucket(Bucket="kept")
+        s3.put_bucket_notification_configuration(
+            Bucket="kept", NotificationConfiguration={"EventBridgeConfiguration": {}}
+        )
+        s3.put_object(Bucket="kept", Key="source/a.csv", Body=b"x")
+        ddb.create_table(
+            TableName="kept",
+            KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        ddb.put_item(TableName="kept", Item={"k": {"S": "last"}})
+        stack.restart_emulator(kill=True)
+        assert ddb.get_item(TableName="kept", Key={"k": {"S": "last"}}).get("Item") == {"k": {"S": "last"}}
+        assert "EventBridgeConfiguration" in s3.get_bucket_notification_configuration(Bucket="kept")
+        assert [o["Key"] for o in s3.list_objects_v2(Bucket="kept")["Contents"]] == ["source/a.csv"]
+    finally:
+        stack.stop()

@@ -451,6 +451,25 @@ class AuditTable:
     def all(self) -> list[AuditRecord]:
         return self.find(AuditQuery())
 
+    def tallies_disagree(self, records: list[AuditRecord] | None = None) -> dict[str, tuple]:
+        """Each upload day whose tally (kept by the writes, in their transactions) differs from what its
+        files (``records``, else all) add up to: day → (tally, the files' sum); empty when they agree.
+        A check for tests and the soak: ask once the pipeline is quiet, or a file changing status
+        between the two reads looks like a difference."""
+        truth: dict[str, DailyTally] = {}
+        for record in self.all() if records is None else records:
+            day = upload_day(record.upload_timestamp)
+            tally = truth.setdefault(day, DailyTally(day, dict.fromkeys(sorted(Status.ALL), 0)))
+            tally.files[record.status] += 1
+            if record.status == Status.COMPLETED and record.counts:
+                tally.counts += record.counts
+        kept = self.daily(sorted(set(truth) | set(self.upload_days())))
+        return {
+            day: (kept.get(day), truth.get(day))
+            for day in sorted(set(truth) | set(kept))
+            if kept.get(day) != truth.get(day)
+        }
+
     def find(self, query: AuditQuery, newest_first: bool = False, limit: int | None = None) -> list[AuditRecord]:
         """The items ``query`` selects, oldest upload first (or newest). A day is a query of the day
         index, else a status one of the status index (either with the upload time in its key condition,

@@ -188,8 +188,9 @@ class Lifecycle:
             return fid, existing.status
         try:
             report = sample_object(self.s3, ref.bucket, ref.key, etag, ref.size)
-        except SourceGone:
-            return fid, GONE
+        except SourceGone as gone:
+            report = None
+            problem = f"{gone}: replaced or deleted before it was admitted"
         record = AuditRecord(
             file_id=fid,
             file_name=layout.file_name(ref.key),
@@ -199,16 +200,21 @@ class Lifecycle:
             size=ref.size,
             upload_timestamp=ref.uploaded,
             target=self.target,
-            integrity=report.as_item(),
-            warnings=report.warnings,
+            integrity=report.as_item() if report else {},
+            warnings=report.warnings if report else [],
             history=[event("admitted")],
         )
-        if report.ok:
+        if report is not None and report.ok:
             return fid, (Status.PENDING if self.audit.create(record) else CLAIMED)
-        # Refused as a whole: this invocation holds the file (a Lambda claim) while it rejects it.
+        # Refused as a whole, or gone (an announced version that was overwritten or deleted before any
+        # trigger saw it is recorded too, so the operator finds what became of the upload): this
+        # invocation holds the file (a Lambda claim) while it rejects it.
         record.status, record.processing_start_timestamp = Status.PROCESSING, utc_now()
         if not self.audit.create(record):
             return fid, CLAIMED
+        if report is None:
+            self.reject(record, problem, holder=None, move=False)
+            return fid, GONE
         self.reject(record, report.problem, holder=None)
         return fid, Status.REJECTED
 

@@ -46,12 +46,30 @@ def test_an_event_without_object_details_is_looked_up(aws):
 
 @pytest.mark.parametrize(
     "key, body, expected",
-    [("processed/a.csv", GOOD_CSV, IGNORED), ("source/", b"", IGNORED), ("source/gone.csv", None, GONE)],
+    [("processed/a.csv", GOOD_CSV, IGNORED), ("source/", b"", IGNORED)],
 )
 def test_objects_that_are_not_files_to_process(aws, key, body, expected):
     ref = announce(aws, key, body)
     assert aws.lifecycle().admit(ref)[1] == expected
     assert aws.audit.all() == []
+
+
+@pytest.mark.parametrize("replaced", [True, False])
+def test_a_version_gone_before_it_was_admitted_is_recorded_with_why(aws, replaced):
+    """Overwritten (or deleted) before any trigger saw it: nothing to load or move, but the upload has an
+    item that says what became of it (found by the soak: an overwrite in flight left no trace)."""
+    first = announce(aws, "source/a.csv")
+    if replaced:
+        announce(aws, "source/a.csv", GOOD_CSV + b"1,ABCD12345678901234,1,2024-07-01,deposit,1.00,USD,2.00,1,,x\n")
+    else:
+        aws.s3.delete_object(Bucket=BUCKET, Key="source/a.csv")
+    fid, status = aws.lifecycle().admit(first)
+    record = aws.audit.get(fid)
+    assert status == GONE and record.status == Status.REJECTED and record.final_key is None
+    assert "replaced or deleted before it was admitted" in record.error_message
+    assert aws.keys() == (["source/a.csv"] if replaced else [])  # the new version is left for its own item
+    assert aws.audit.tallies_disagree() == {}
+    assert aws.lifecycle().admit(first)[1] == Status.REJECTED  # the event again: the item is found
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,9 @@ changes a service's state is answered only once that service's state is on disk:
 save serves every request that arrived while the last one was written). The snapshot is taken on the
 event loop, between requests, so it is consistent; each save copies the whole service, so this is for
 the soak's fault runs (``bench/soak``), not for a table of 100,000 items. CloudWatch Logs is left out:
-nothing depends on a log line surviving a crash, and the runs' output would make every save large.
+nothing depends on a log line surviving a crash, and the runs' output would make every save large. S3
+objects are written through by MiniStack itself; a bucket's own settings (its EventBridge notification:
+without it no upload raises an event) are saved like the other services' state.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ eventbridge.handle_request = handle_request
 # Requests that change no state worth keeping, by their X-Amz-Target operation (JSON protocols), path
 # (a Lambda invocation) or HTTP method.
 _READ_OPERATIONS = ("Get", "Describe", "List", "Query", "Scan", "BatchGet", "PutEvents")
-_NOT_KEPT = {"logs", "s3"}  # see the module's docstring; S3 writes its objects through itself
+_NOT_KEPT = {"logs"}  # see the module's docstring
 
 
 def changes_state(method: str, path: str, headers: dict) -> bool:
@@ -121,7 +123,8 @@ async def dispatch_durably(method, path, headers, body, query_params, request_id
         params = ministack_app._routing_params(method, path, headers, body, query_params)
         service = ministack_app.detect_service(method, path, headers, params)
         config = ministack_app.SERVICE_REGISTRY.get(service)
-        if config is not None and service not in _NOT_KEPT:
+        object_write = service == "s3" and "/" in path.strip("/")  # S3 writes its objects through itself
+        if config is not None and service not in _NOT_KEPT and not object_write:
             try:
                 await _commit.saved({config.get("state_key", config["module"])})
             except Exception:  # applied in memory, not kept: as AWS's 500, the outcome is unknown

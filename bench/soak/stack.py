@@ -1,0 +1,140 @@
+"""The stack a soak runs on, started for it and stopped after, whatever happens in between.
+
+Embedded: MiniStack durable (a kill -9 loses nothing it acknowledged, see glueline.local.stack.emulator),
+PostgreSQL on a filesystem of its own (a tmpfs, so that "disk full" fills only the database's disk, where
+this process may mount), and the AWS call recorder of the access tests (tests/access/record) on the
+stack's processes, whose counts price the run. Compose: the compose stack as ``make up STACK=compose``
+starts it, in a project of its own, deleted with its volumes after.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import botocore.config
+import psycopg
+
+from glueline.console.data import ConsoleData
+from glueline.local.compose import ComposeStack, engine_answers
+from glueline.local.faults import StackFaults, small_filesystem
+from glueline.local.stack import LOCAL_STACK_SETTINGS, EmbeddedStack, apply_aws_env, termination_raises
+from glueline.ops.deploy.planner import Bootstrap
+from glueline.ops.uploads import count_rows
+from glueline.settings import Settings
+from glueline.shared.audit import AuditTable
+from glueline.shared.dbsecret import DbConnection
+from glueline.shared.events import scheduled_event
+from tests.access.iam import CALL_LOG_VARIABLE, RECORDER_DIR
+
+# The database's own filesystem: room for a soak's rows, staging tables and write-ahead log.
+DATABASE_FILESYSTEM_MB = 6_000
+# Clients of the soak itself ride out an emulator restart (a few seconds) instead of failing.
+PATIENT = botocore.config.Config(retries={"max_attempts": 20, "mode": "standard"}, read_timeout=360)
+
+
+@dataclass
+class SoakStack:
+    settings: Settings
+    faults: StackFaults
+    db: DbConnection  # as the soak reaches the database
+    target: str  # the pipeline's target, as FileIDs name it
+    bucket: str
+    state_dir: Path
+    composed: bool
+    disk_full_possible: bool
+
+    def client(self, service: str):
+        return boto3.client(service, config=PATIENT)
+
+    @property
+    def audit(self) -> AuditTable:
+        return AuditTable(self.client("dynamodb"), self.settings.audit_table)
+
+    def operator(self) -> ConsoleData:
+        """The console's actions (retry a file, run the sweep), as an operator uses them."""
+        lam = self.client("lambda")
+
+        def sweep() -> None:
+            event = scheduled_event("000000000000", self.settings.region, self.settings.schedule_rule)
+            lam.invoke(
+                FunctionName=self.settings.lambda_function, InvocationType="Event", Payload=json.dumps(event).encode()
+            )
+
+        return ConsoleData(
+            self.audit,
+            self.client("glue"),
+            self.client("s3"),
+            self.client("logs"),
+            self.settings.glue_job,
+            str(self.settings.table),
+            lambda: count_rows(self.db, self.settings.table),
+            sweep,
+        )
+
+    def query(self, statement: str, *params):
+        with psycopg.connect(**self.db.connect_kwargs()) as conn:
+            return conn.execute(statement, params).fetchall()
+
+    @property
+    def call_log(self) -> Path:
+        return self.state_dir / "aws-calls.jsonl"
+
+
+@contextmanager
+def soak_stack(work: Path, composed: bool, settings: Settings | None = None) -> Iterator[SoakStack]:
+    """Start the stack, deploy the pipeline; stop and delete everything on the way out (also on SIGTERM
+    and Ctrl-C)."""
+    state_dir = work / "state"
+    state_dir.mkdir(parents=True)
+    os.chmod(work, 0o755)
+    os.chmod(state_dir, 0o755)  # PostgreSQL's user must be able to enter it
+    saved_environment = dict(os.environ)
+    with termination_raises(), ExitStack() as cleanup:
+        cleanup.callback(lambda: (os.environ.clear(), os.environ.update(saved_environment)))
+        base = (settings or Settings()).model_copy(update={**LOCAL_STACK_SETTINGS, "state_dir": state_dir})
+        if composed:
+            yield _compose(base, cleanup)
+        else:
+            yield _embedded(base, cleanup)
+
+
+def _embedded(settings: Settings, cleanup: ExitStack) -> SoakStack:
+    settings = settings.model_copy(update={"emulator_durable": True})
+    state_dir = Path(settings.state_dir)
+    disk = cleanup.enter_context(small_filesystem(state_dir / "postgres", DATABASE_FILESYSTEM_MB))
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(RECORDER_DIR), os.environ.get("PYTHONPATH")]))
+    os.environ[CALL_LOG_VARIABLE] = str(state_dir / "aws-calls.jsonl")
+    stack = EmbeddedStack(settings)
+    cleanup.callback(stack.stop)
+    info = stack.start()
+    apply_aws_env(info)
+    db = info.db()
+    boot = Bootstrap(settings, db, log=lambda change: None)
+    boot.run()
+    return SoakStack(
+        settings, StackFaults(stack, info, db), db, db.target(str(settings.table)), boot.bucket, state_dir, False, disk
+    )
+
+
+def _compose(settings: Settings, cleanup: ExitStack) -> SoakStack:
+    if not engine_answers():
+        raise SystemExit("STACK=compose needs a Docker engine (docker info fails)")
+    stack = ComposeStack(settings)
+    cleanup.callback(stack.clean)
+    info = stack.start(log=lambda message: None)
+    apply_aws_env(info)
+    boot = Bootstrap(
+        settings, info.deployed_db, log=lambda change: None, function_glue_endpoint=info.function_glue_endpoint
+    )
+    boot.run()
+    target = info.deployed_db.target(str(settings.table))
+    state_dir = Path(settings.state_dir)
+    return SoakStack(
+        settings, StackFaults(stack, info, info.db_here), info.db_here, target, boot.bucket, state_dir, True, False
+    )

@@ -1,0 +1,190 @@
+"""The soak's verdict: what S3, the audit table and the target table hold at the end, against the
+traffic's ground truth. Every difference is a problem naming the files involved; none is the verdict
+"nothing lost, nothing doubled".
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import psycopg
+from psycopg import sql
+
+from glueline.shared import layout
+from glueline.shared.audit import AuditRecord, Status, file_id
+from glueline.shared.contract import FIELDS
+
+from .stack import SoakStack
+from .traffic import PlannedUpload, canonical, loaded_row, truth_rows
+
+SHOWN = 10  # examples printed per kind of difference
+
+
+@dataclass
+class Verdict:
+    problems: list[str] = field(default_factory=list)
+    checked: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+    def problem(self, what: str, examples: list[str]) -> None:
+        if examples:
+            more = f" (and {len(examples) - SHOWN} more)" if len(examples) > SHOWN else ""
+            self.problems.append(f"{what}: {len(examples)}{more}\n    " + "\n    ".join(examples[:SHOWN]))
+
+
+def judge(stack: SoakStack, uploads: list[PlannedUpload], faults: list[dict], started: float, ended: float) -> Verdict:
+    verdict = Verdict()
+    records = {r.file_id: r for r in stack.audit.all()}
+    s3 = stack.client("s3")
+    objects = _objects(s3, stack.bucket)
+    sent = [u for u in uploads if u.etag is not None]
+    verdict.checked.update(uploads=len(sent), items=len(records), objects=len(objects))
+    verdict.problem("planned uploads never sent", [u.key for u in uploads if u.etag is None])
+
+    # Every upload: its item, in an expected status, with its file in exactly one final place.
+    by_fid: dict[str, list[PlannedUpload]] = {}
+    for u in sent:
+        by_fid.setdefault(file_id(stack.bucket, u.key, u.etag, stack.target), []).append(u)
+    missing, wrong_status, misplaced, wrong_counts, unreconciled, stuck, final_keys = [], [], [], [], [], [], Counter()
+    for fid, group in by_fid.items():
+        record, name = records.get(fid), group[0].key
+        if record is None:
+            if _event_lost_then_overwritten(group[0], uploads, faults):
+                verdict.checked["overwritten_while_its_event_was_lost"] = 1 + verdict.checked.get(
+                    "overwritten_while_its_event_was_lost", 0
+                )
+            else:
+                missing.append(f"{name} ({fid})")
+            continue
+        expect = frozenset.intersection(*(u.expect for u in group))
+        if record.status not in expect:
+            why = f": {record.error_message}" if record.error_message else ""
+            wrong_status.append(f"{name}: {record.status}, expected {'/'.join(sorted(expect))}{why}")
+        if record.status not in Status.FINAL:
+            stuck.append(f"{name}: {record.status} (attempts {record.attempts}) {record.error_message or ''}")
+            continue
+        if record.final_key:
+            final_keys[record.final_key] += 1
+            if record.final_key not in objects:
+                misplaced.append(f"{name}: its final key {record.final_key} is not in the bucket")
+            elif not record.final_key.startswith(
+                layout.PROCESSED if record.status == Status.COMPLETED else layout.REJECTED
+            ):
+                misplaced.append(f"{name}: {record.status} but in {record.final_key}")
+        elif record.status == Status.COMPLETED or not record.error_message:
+            misplaced.append(f"{name}: {record.status} with no final key and no reason")
+        if record.status == Status.COMPLETED:
+            problem = _counts_problem(record, group[0])
+            if problem:
+                wrong_counts.append(f"{name}: {problem}")
+            if record.counts is not None and not record.counts.reconciles:
+                unreconciled.append(f"{name}: {record.counts}")
+    verdict.problem("uploads with no audit item", missing)
+    verdict.problem("files in an unexpected status", wrong_status)
+    verdict.problem("files not final (stuck PENDING, PROCESSING or FAILED)", stuck)
+    verdict.problem("files whose audit item disagrees with S3", misplaced)
+    verdict.problem("files with wrong counts", wrong_counts)
+    verdict.problem("files whose counts do not reconcile", unreconciled)
+    verdict.problem(
+        "audit items of no upload", [f"{r.file_name} ({fid})" for fid, r in records.items() if fid not in by_fid]
+    )
+
+    # S3: nothing left in source/, every object in a final place is exactly one item's.
+    verdict.problem("objects left in source/", [k for k in objects if k.startswith(layout.SOURCE)])
+    finals = [
+        k
+        for k in objects
+        if k.startswith((layout.PROCESSED, layout.REJECTED)) and not k.startswith(layout.REJECTED_ROWS)
+    ]
+    verdict.problem("objects in processed/ or rejected/ that no item names", [k for k in finals if k not in final_keys])
+    verdict.problem("final keys named by more than one item", [k for k, n in final_keys.items() if n > 1])
+    verdict.problem(
+        "rejected-rows files named by items but absent",
+        [r.rejected_rows_key for r in records.values() if r.rejected_rows_key and r.rejected_rows_key not in objects],
+    )
+    verdict.checked["final_objects"] = len(finals)
+
+    _judge_table(verdict, stack, uploads, records, started, ended)
+    disagree = stack.audit.tallies_disagree(list(records.values()))
+    verdict.problem(
+        "days whose tally disagrees with their files", [f"{d}: kept {k}, files {f}" for d, (k, f) in disagree.items()]
+    )
+    return verdict
+
+
+def _event_lost_then_overwritten(planned: PlannedUpload, uploads: list[PlannedUpload], faults: list[dict]) -> bool:
+    """An upload overwritten before any trigger saw it, its S3 event lost with a killed emulator (the
+    Lambda invocations it was running die with it; AWS would retry them): no trigger can know of it, as
+    S3 itself (unversioned) no longer does. Anything else without an item is lost."""
+    if planned.kind != "overwritten":
+        return False
+    newer = next(u for u in uploads if u.repeats is planned)
+    return any(
+        f["kind"] == "emulator_kill" and planned.uploaded_at - 1 <= f["started"] <= (newer.uploaded_at or 0) + 1
+        for f in faults
+    )
+
+
+def _counts_problem(record: AuditRecord, planned: PlannedUpload) -> str | None:
+    want, got = planned.content.counts, record.counts
+    if got is None:
+        return "no counts"
+    if planned.contested:  # its rows came in another file too: loaded here or counted a duplicate
+        same = (got.rows_read, got.rows_rejected, got.rows_loaded + got.rows_duplicate) == (
+            want.rows_read,
+            want.rows_rejected,
+            want.rows_loaded + want.rows_duplicate,
+        )
+        return None if same else f"{got}, expected read/rejected/loaded+duplicate as {want}"
+    return None if got == want else f"{got}, expected {want}"
+
+
+def _judge_table(verdict, stack, uploads, records, started: float, ended: float) -> None:
+    """The table holds exactly the truth's rows, with their content (a replaced date: a day of the soak)."""
+    truth, origin = truth_rows(uploads)
+    names = {u.index: u.key for u in uploads}
+    days = {
+        datetime.fromtimestamp(t, timezone.utc).date().isoformat() for t in (started, ended)
+    }  # the run's date is UTC
+    extra, wrong, bad_day, lineage = [], [], [], []
+    seen = 0
+    table = stack.settings.table
+    with psycopg.connect(**stack.db.connect_kwargs()) as conn, conn.cursor(name="soak") as rows:
+        rows.itersize = 50_000
+        rows.execute(
+            sql.SQL("SELECT {}, dq_flags, file_id FROM {}").format(
+                sql.SQL(", ").join(map(sql.Identifier, FIELDS)), table.identifier()
+            )
+        )
+        for row in rows:
+            seen += 1
+            flags = row[11] or {}
+            replaced = "transactiondate_original" in flags
+            if replaced and row[3].isoformat() not in days:
+                bad_day.append(f"TransactionID {row[0]}: date {row[3]} replaced by no day of the soak")
+            want = truth.pop(row[0], None)
+            if want is None:
+                extra.append(f"TransactionID {row[0]} (from FileID {row[12]})")
+            elif canonical(loaded_row(row[:11], replaced)) != want:
+                wrong.append(f"TransactionID {row[0]}: content differs from {names[origin[row[0]]]}")
+            record = records.get(row[12])
+            if record is None or record.status != Status.COMPLETED:
+                lineage.append(f"TransactionID {row[0]}: from FileID {row[12]}, which is not COMPLETED")
+    verdict.checked["table_rows"] = seen
+    verdict.problem("rows missing from the table", [f"TransactionID {t} of {names[origin[t]]}" for t in truth])
+    verdict.problem("rows in the table no file should have put there", extra)
+    verdict.problem("rows whose content is wrong", wrong)
+    verdict.problem("rows with a replaced date outside the soak", bad_day)
+    verdict.problem("rows whose file is not COMPLETED", lineage)
+
+
+def _objects(s3, bucket: str) -> set[str]:
+    keys = set()
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        keys.update(o["Key"] for o in page.get("Contents", []) if not o["Key"].endswith("/"))
+    return keys
