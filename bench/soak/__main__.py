@@ -35,13 +35,14 @@ from pathlib import Path
 import psutil
 
 from glueline.local.compose import ComposeStack
+from glueline.local.runner.cloud import GLUE_SERVICE_ACCESS_KEY_ID
 from glueline.shared import layout
 from glueline.shared.audit import Status
 from glueline.shared.lifecycle import ACTIVE_RUN_STATES
 
 from . import figures
 from .faults import COMPOSE_KINDS, EMBEDDED_KINDS, NOT_MADE, FaultInjector, FaultSchedule
-from .stack import SoakStack, soak_stack
+from .stack import SOAK_ACCESS_KEY_ID, SoakStack, soak_stack
 from .traffic import PlannedUpload, TrafficPlan
 from .verdict import judge
 
@@ -235,15 +236,18 @@ def _figures(stack, uploads, injector, memory, verdict, drained, started, traffi
     sent = [u for u in uploads if u.etag]
     sweeps = drained["sweeps"]
     lambda_ms = figures.lambda_durations(stack.client("logs"), stack.settings.lambda_function)
-    cost = figures.cost_model(
-        runs,
-        len(records),
-        len(sent) + sweeps,
-        lambda_ms,
-        figures.recorded_calls(stack.call_log),
-        figures.mean_item_kb(records),
-        stack.settings,
-    )
+    if stack.composed:  # the upstream emulator images keep no request log
+        cost = {"note": "priced by the embedded soak: the compose stack's emulator keeps no request log"}
+    else:
+        cost = figures.cost_model(
+            runs,
+            len(records),
+            len(sent) + sweeps,
+            lambda_ms,
+            figures.pipeline_requests(stack.request_log, {SOAK_ACCESS_KEY_ID, GLUE_SERVICE_ACCESS_KEY_ID}),
+            figures.mean_item_kb(records),
+            stack.settings,
+        )
     return {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {
@@ -306,7 +310,7 @@ def _summary(result: dict) -> None:
     print(f"throughput: {result['throughput']}")
     print(f"files: {result['files']}")
     print(f"peak memory (MB): {result['peak_memory_mb']}")
-    print(f"AWS cost per 1,000 files (USD): {result['aws_cost_model']['per_1000_files_usd']}")
+    print(f"AWS cost per 1,000 files (USD): {result['aws_cost_model'].get('per_1000_files_usd', '-')}")
 
 
 if __name__ == "__main__":

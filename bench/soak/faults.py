@@ -92,7 +92,7 @@ class FaultSchedule:
         budget = duration * 0.8 / max(1, len(order))
         gap = (max(1.0, budget * 0.1), max(2.0, budget * 0.4))
         hold = (min(hold[0], budget * 0.2), min(hold[1], budget * 0.5))
-        return cls(tuple(kinds), min_each, hold, gap, max(10.0, budget * 0.6), order)
+        return cls(tuple(kinds), min_each, hold, gap, max(60.0, budget * 0.6), order)
 
 
 class FaultInjector:

@@ -6,13 +6,13 @@ The cost model (us-east-1 list prices, December 2026; ``PRICES``):
 * Lambda: invocations (the uploads' S3 events and the sweeps) times the mean duration the emulator
   reported for the invocations whose REPORT lines it kept, including the time an invocation waits for the
   single Glue slot, times the function's memory.
-* DynamoDB on demand: the pipeline's own calls as the AWS call recorder counted them (tests/access/record;
-  the embedded stack only), a write unit per KB of the mean item per item written (two for a
-  transaction's), a read unit per 4 KB per item read (strongly consistent), a query counted as one page
-  of its items.
-* S3: the pipeline's own requests, counted the same way, plus two ranged GETs per file for Spark's read
-  (Spark's reads on Glue go through its S3 filesystem, which the recorder does not see). The bank's own
-  uploads are not the pipeline's cost.
+* DynamoDB on demand: the pipeline's own requests as the embedded emulator logged them (every request
+  of the Lambda and the job passes there; the soak's own and the Glue service's are told apart by their
+  access key id), a write unit per KB of the mean item per item written (two for a transaction's), a
+  read unit per 4 KB per item read (strongly consistent), a query counted as one page of its items.
+* S3: the pipeline's own requests, counted the same way (Spark's reads of the files included: the local
+  runner's Spark reads them through the emulator too). The bank's own uploads are not the pipeline's
+  cost.
 * Secrets Manager: each GetSecretValue. CloudWatch Logs ingestion is left out.
 """
 
@@ -46,7 +46,7 @@ PRICES = {
 DPU_PER_WORKER = {"G.1X": 1, "G.2X": 2, "G.4X": 4, "G.8X": 8, "G.025X": 0.25}
 _WRITES = {"PutItem", "UpdateItem", "DeleteItem"}
 _READS = {"GetItem"}
-_S3_CHEAP = {"GetObject", "HeadObject"}
+_S3_CHEAP = {"GetObject", "HeadObject", "HeadBucket"}
 _S3_FREE = {"DeleteObject", "DeleteObjects"}
 
 
@@ -148,17 +148,17 @@ def lambda_durations(logs, function: str) -> list[float]:
     return durations
 
 
-def recorded_calls(call_log: Path) -> Counter[tuple[str, str]]:
-    """(service, operation) → calls (transactions counted per item written, as "TransactWriteItems")."""
+def pipeline_requests(request_log: Path, others: set[str]) -> Counter[tuple[str, str]]:
+    """(service, operation) → the pipeline's requests, from the emulator's request log: every request
+    but those signed by ``others`` (the soak's own clients, the Glue service's). A transaction counts
+    once per item, as "TransactWriteItems"."""
     calls: Counter[tuple[str, str]] = Counter()
-    if not call_log.exists():
+    if not request_log.exists():
         return calls
-    for line in call_log.read_text().splitlines():
+    for line in request_log.read_text().splitlines():
         call = json.loads(line)
-        if call["service"] == "dynamodb" and call["operation"] == "TransactWriteItems":
-            calls[("dynamodb", "TransactWriteItems")] += len(call["params"].get("TransactItems", [])) or 1
-        else:
-            calls[(call["service"], call["operation"])] += 1
+        if call["key"] not in others:
+            calls[(call["service"], call["operation"])] += call.get("items", 1)
     return calls
 
 
@@ -177,7 +177,7 @@ def cost_model(
         sum(n for op, n in ddb.items() if op in _READS) + ddb.get("BatchGetItem", 0) + ddb.get("Query", 0)
     )
     s3 = {op: n for (service, op), n in calls.items() if service == "s3"}
-    s3_cheap = sum(n for op, n in s3.items() if op in _S3_CHEAP) + 2 * files
+    s3_cheap = sum(n for op, n in s3.items() if op in _S3_CHEAP)
     s3_tier1 = sum(n for op, n in s3.items() if op not in _S3_CHEAP | _S3_FREE)
     secrets = sum(n for (service, _), n in calls.items() if service == "secretsmanager")
     dollars = {

@@ -1,10 +1,10 @@
 """The stack a soak runs on, started for it and stopped after, whatever happens in between.
 
-Embedded: MiniStack durable (a kill -9 loses nothing it acknowledged, see glueline.local.stack.emulator),
-PostgreSQL on a filesystem of its own (a tmpfs, so that "disk full" fills only the database's disk, where
-this process may mount), and the AWS call recorder of the access tests (tests/access/record) on the
-stack's processes, whose counts price the run. Compose: the compose stack as ``make up STACK=compose``
-starts it, in a project of its own, deleted with its volumes after.
+Embedded: MiniStack durable (a kill -9 loses nothing it acknowledged) and logging every request it
+answers, whose counts price the run (see glueline.local.stack.emulator); PostgreSQL on a filesystem of
+its own (a tmpfs, so that "disk full" fills only the database's disk, where this process may mount).
+Compose: the compose stack as ``make up STACK=compose`` starts it, in a project of its own, deleted with
+its volumes after.
 """
 
 from __future__ import annotations
@@ -23,17 +23,23 @@ import psycopg
 from glueline.console.data import ConsoleData
 from glueline.local.compose import ComposeStack, engine_answers
 from glueline.local.faults import StackFaults, small_filesystem
-from glueline.local.stack import LOCAL_STACK_SETTINGS, EmbeddedStack, apply_aws_env, termination_raises
+from glueline.local.stack import (
+    LOCAL_STACK_SETTINGS,
+    REQUEST_LOG_VARIABLE,
+    EmbeddedStack,
+    apply_aws_env,
+    termination_raises,
+)
 from glueline.ops.deploy.planner import Bootstrap
 from glueline.ops.uploads import count_rows
 from glueline.settings import Settings
 from glueline.shared.audit import AuditTable
 from glueline.shared.dbsecret import DbConnection
 from glueline.shared.events import scheduled_event
-from tests.access.iam import CALL_LOG_VARIABLE, RECORDER_DIR
 
 # The database's own filesystem: room for a soak's rows, staging tables and write-ahead log.
 DATABASE_FILESYSTEM_MB = 6_000
+SOAK_ACCESS_KEY_ID = "SOAKBENCHCLIENT"
 # Clients of the soak itself ride out an emulator restart (a few seconds) instead of failing.
 PATIENT = botocore.config.Config(retries={"max_attempts": 20, "mode": "standard"}, read_timeout=360)
 
@@ -50,7 +56,9 @@ class SoakStack:
     disk_full_possible: bool
 
     def client(self, service: str):
-        return boto3.client(service, config=PATIENT)
+        """The soak's own clients (the bank's uploads, the operator, the verdict) sign with their own
+        access key id, so the emulator's request log tells their requests from the pipeline's."""
+        return boto3.client(service, config=PATIENT, aws_access_key_id=SOAK_ACCESS_KEY_ID, aws_secret_access_key="test")
 
     @property
     def audit(self) -> AuditTable:
@@ -82,8 +90,9 @@ class SoakStack:
             return conn.execute(statement, params).fetchall()
 
     @property
-    def call_log(self) -> Path:
-        return self.state_dir / "aws-calls.jsonl"
+    def request_log(self) -> Path:
+        """Every request the emulator answered since the pipeline was deployed (embedded stack only)."""
+        return self.state_dir / "requests.jsonl"
 
 
 @contextmanager
@@ -108,8 +117,7 @@ def _embedded(settings: Settings, cleanup: ExitStack) -> SoakStack:
     settings = settings.model_copy(update={"emulator_durable": True})
     state_dir = Path(settings.state_dir)
     disk = cleanup.enter_context(small_filesystem(state_dir / "postgres", DATABASE_FILESYSTEM_MB))
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(RECORDER_DIR), os.environ.get("PYTHONPATH")]))
-    os.environ[CALL_LOG_VARIABLE] = str(state_dir / "aws-calls.jsonl")
+    os.environ[REQUEST_LOG_VARIABLE] = str(state_dir / "requests.jsonl")
     stack = EmbeddedStack(settings)
     cleanup.callback(stack.stop)
     info = stack.start()
@@ -117,6 +125,7 @@ def _embedded(settings: Settings, cleanup: ExitStack) -> SoakStack:
     db = info.db()
     boot = Bootstrap(settings, db, log=lambda change: None)
     boot.run()
+    (state_dir / "requests.jsonl").write_text("")  # the pipeline's requests from here on, not deploy's
     return SoakStack(
         settings, StackFaults(stack, info, db), db, db.target(str(settings.table)), boot.bucket, state_dir, False, disk
     )

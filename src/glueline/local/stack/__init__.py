@@ -51,6 +51,7 @@ _CONFLICTING_AWS_VARIABLES = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_IGNORE_CO
 
 # Set for the emulator when ``Settings.emulator_durable`` (see glueline.local.stack.emulator).
 DURABLE_VARIABLE = "GLUELINE_EMULATOR_DURABLE"
+REQUEST_LOG_VARIABLE = "GLUELINE_EMULATOR_REQUEST_LOG"  # the requests it answers, a JSON line each
 
 
 class StackError(RuntimeError):

@@ -19,6 +19,10 @@ the soak's fault runs (``bench/soak``), not for a table of 100,000 items. CloudW
 nothing depends on a log line surviving a crash, and the runs' output would make every save large. S3
 objects are written through by MiniStack itself; a bucket's own settings (its EventBridge notification:
 without it no upload raises an event) are saved like the other services' state.
+
+With ``GLUELINE_EMULATOR_REQUEST_LOG=<file>`` it appends a line per request (access key id, service,
+operation, status): what the soak prices (bench/soak/figures.py). Every process's calls pass here,
+the Lambda's in-process ones too, so nothing of the pipeline is missed.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from ministack.core import persistence
 from ministack.services import eventbridge
 
 from glueline.local.runner.cloud import GLUE_SERVICE_ACCESS_KEY_ID, STATE_CHANGE
-from glueline.local.stack import DURABLE_VARIABLE
+from glueline.local.stack import DURABLE_VARIABLE, REQUEST_LOG_VARIABLE
 
 _handle_request = eventbridge.handle_request
 
@@ -117,9 +121,40 @@ _dispatch = ministack_app._dispatch_service_request
 _commit = GroupCommit()
 
 
+def operation(service: str, method: str, path: str, headers: dict, query_params: dict) -> str:
+    """The API operation a request is, near enough to price it (S3's REST requests by their shape)."""
+    target = headers.get("x-amz-target", "")
+    if target:
+        return target.rpartition(".")[2]
+    if service == "s3":
+        on_object = "/" in path.strip("/")
+        if method == "PUT" and on_object:
+            return "CopyObject" if "x-amz-copy-source" in headers else "PutObject"
+        if method == "GET":
+            return "GetObject" if on_object else "ListObjects"
+        return {"HEAD": "HeadObject" if on_object else "HeadBucket", "DELETE": "DeleteObject"}.get(method, method)
+    if path.endswith("/invocations"):
+        return "Invoke"
+    return method
+
+
+def _log_request(log: str, method, path, headers, body, query_params, status) -> None:
+    """One JSON line per request: whose (its access key id), which service and operation, the status;
+    a transaction's items too (DynamoDB bills each)."""
+    service = ministack_app.detect_service(method, path, headers, query_params)
+    key = headers.get("authorization", "").partition("Credential=")[2].partition("/")[0]
+    line = {"key": key, "service": service, "operation": operation(service, method, path, headers, query_params)}
+    if line["operation"] == "TransactWriteItems":
+        line["items"] = len(json.loads(body).get("TransactItems", []))
+    with open(log, "a", encoding="utf-8") as out:
+        out.write(json.dumps({**line, "status": status}) + "\n")
+
+
 async def dispatch_durably(method, path, headers, body, query_params, request_id):
     response = await _dispatch(method, path, headers, body, query_params, request_id)
-    if changes_state(method, path, headers):
+    if _REQUEST_LOG:
+        _log_request(_REQUEST_LOG, method, path, headers, body, query_params, response[0])
+    if _DURABLE and changes_state(method, path, headers):
         params = ministack_app._routing_params(method, path, headers, body, query_params)
         service = ministack_app.detect_service(method, path, headers, params)
         config = ministack_app.SERVICE_REGISTRY.get(service)
@@ -132,7 +167,9 @@ async def dispatch_durably(method, path, headers, body, query_params, request_id
     return response
 
 
-if os.environ.get(DURABLE_VARIABLE) == "1":
+_DURABLE = os.environ.get(DURABLE_VARIABLE) == "1"
+_REQUEST_LOG = os.environ.get(REQUEST_LOG_VARIABLE)
+if _DURABLE or _REQUEST_LOG:
     ministack_app._dispatch_service_request = dispatch_durably
 
 if __name__ == "__main__":
