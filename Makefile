@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 IAM_SIMULATOR := tests/access/node_modules/.package-lock.json
 AWS_CLI := tests/awscli/.venv/bin/aws
 
-.PHONY: install run test test-unit test-compose up down logs console console-screenshot status images-offline plan deploy destroy bench bench-console lint clean
+.PHONY: install run test test-unit test-compose up down logs console console-screenshot status images-offline plan deploy destroy bench bench-console soak soak-short lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -80,6 +80,17 @@ bench: $(STAMP)  ## benchmark: 1k/10k/100k/1M rows (ARGS=--with-10m adds 10M) vs
 
 bench-console: $(STAMP)  ## the console's pages with 100k audit items (ARGS=--items N)
 	$(BIN)/python bench/console.py $(ARGS)
+
+# The soak (bench/soak): seeded traffic with faults injected at random for DURATION, then the verdict
+# "nothing lost, nothing doubled" or the files that differ; figures in bench/results/soak-<stack>-<date>.json.
+DURATION ?= 20m
+SOAK_STACK = $(if $(filter compose,$(STACK)),compose,embedded)
+
+soak: $(STAMP)  ## traffic + random faults for DURATION (default 20m) on the embedded stack (STACK=compose), then a verdict
+	$(BIN)/python -m bench.soak --duration $(DURATION) --stack $(SOAK_STACK) $(ARGS)
+
+soak-short: $(STAMP)  ## CI's soak: 3 minutes, every fault kind once, figures kept out of bench/results
+	$(BIN)/python -m bench.soak --duration 3m --stack $(SOAK_STACK) --short --min-each 1 --files-per-minute 12 --max-rows 30000 --drain 10m $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src services infra tests bench

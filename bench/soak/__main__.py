@@ -24,6 +24,7 @@ import os
 import platform
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -81,7 +82,6 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="glueline-soak-"))
     try:
         plan = TrafficPlan(work / "files", args.seed, args.duration, args.files_per_minute, args.max_rows)
-        (work / "files").mkdir()
         uploads = plan.build()
         rows = sum(u.content.counts.rows_read for u in uploads if u.loads)
         log(f"traffic: {len(uploads)} uploads, {rows:,} rows, over {args.duration:.0f}s ({dict(_kinds(uploads))})")
@@ -108,7 +108,7 @@ def soak(stack: SoakStack, uploads: list[PlannedUpload], args) -> dict:
         not_made["disk_full"] = "this process may not mount a filesystem of the database's own (root, CAP_SYS_ADMIN)"
     schedule = FaultSchedule.seeded(args.seed, kinds, args.min_each, args.duration, args.short)
     injector = FaultInjector(stack, schedule, args.seed, log)
-    memory = figures.MemoryWatch(lambda: _memory(stack))
+    memory = figures.MemoryWatch(lambda: _memory(stack), interval=10.0 if stack.composed else 2.0)
     traffic = Traffic(stack, uploads)
     started = time.time()
     threads = [
@@ -210,13 +210,28 @@ def _memory(stack: SoakStack) -> dict[str, int]:
 
 
 def _container_memory(compose: ComposeStack) -> dict[str, int]:
+    """Each service's container, as ``docker stats`` reports its memory."""
+    ids = compose.compose("ps", "--quiet").stdout.split()
+    stats = subprocess.run(
+        ["docker", "stats", "--no-stream", "--format", "{{.Name}}\t{{.MemUsage}}", *ids],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
     usage = {}
-    for service in ("aws", "glue", "postgres"):
-        container = compose.compose("ps", "--quiet", service).stdout.strip()
-        text = compose.compose("exec", "-T", service, "cat", "/sys/fs/cgroup/memory.current", check=False).stdout
-        if container and text.strip().isdigit():
-            usage[service] = int(text)
+    for line in stats.splitlines():
+        name, _, used = line.partition("\t")
+        service = name.removeprefix(compose.project).strip("_-").rsplit("_", 1)[0].rsplit("-", 1)[0]
+        usage[service] = _bytes(used.split("/")[0].strip())
     return usage
+
+
+def _bytes(text: str) -> int:
+    """``123.4MiB`` → bytes."""
+    units = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "kB": 1e3, "MB": 1e6, "GB": 1e9}
+    number = re.match(r"[0-9.]+", text)
+    unit = text[number.end() :] if number else "B"
+    return int(float(number[0]) * units.get(unit, 1)) if number else 0
 
 
 def _kinds(uploads: list[PlannedUpload]) -> Counter:

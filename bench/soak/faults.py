@@ -145,7 +145,7 @@ class FaultInjector:
                 }[kind]
                 with lasting():
                     fault.held_seconds = hold
-                    time.sleep(hold)
+                    self.stop.wait(hold)  # an interrupted soak undoes the fault at once
             elif kind in ("driver_kill_load", "driver_kill_move"):
                 fault.detail = self._kill_driver(load=kind == "driver_kill_load", wait=self.schedule.phase_wait)
                 fault.started = time.time()  # the kill itself, not the wait for its phase

@@ -153,6 +153,7 @@ class TrafficPlan:
 
     def __init__(self, work: Path, seed: int, duration: float, files_per_minute: float, max_rows: int):
         self.work = work
+        work.mkdir(parents=True, exist_ok=True)
         self.rng = random.Random(seed)
         self.duration = duration
         self.files_per_minute = files_per_minute
@@ -224,7 +225,7 @@ class TrafficPlan:
             self._add(at, name, kind, self._refused_header(n), refused)
         elif kind == "not_csv":
             path = self._path(n)
-            path.write_bytes(gzip.compress(b"TransactionID,AccountNumber\n1,2\n"))
+            path.write_bytes(gzip.compress(b"TransactionID,AccountNumber\n1,2\n", mtime=0))
             self._add(at, name, kind, Content(path), refused)
         elif kind in ("duplicate_same_key", "duplicate_other_name", "same_rows_other_name"):
             original = self.rng.choice([u for u in self.uploads if u.kind in ("good", "special_name")])

@@ -110,6 +110,9 @@ class JobRun:
 
     def _check(self, record: AuditRecord) -> ClaimedFile | None:
         """The claimed version, checked again; None when it was rejected for it."""
+        if record.attempts > self.lifecycle.max_attempts:
+            self._settle_beyond_attempts(record)
+            return None
         try:
             report = self.lifecycle.inspect(record)
         except SourceGone as gone:
@@ -129,6 +132,25 @@ class JobRun:
             self.log(f"{record.file_name}: REJECTED ({report.problem})")
             return None
         return ClaimedFile(record, report)
+
+    def _settle_beyond_attempts(self, record: AuditRecord) -> None:
+        """A claim taken over from a run that died (killed, lost, timed out) on the file's last attempt:
+        no attempt is left, so the file is not loaded again — a file that kills its driver (a poison file,
+        an executor out of memory) would otherwise be retried for ever, each time paying for a run (found
+        by the soak, bench/soak). Completed if that attempt had moved it (its rows were committed first),
+        else given up: uploading it again, or the console's retry, gives it its attempts back (its rows,
+        if the dead attempt committed them, are loaded again unchanged: loads are idempotent)."""
+        final_key = self.lifecycle.moved_by_an_earlier_attempt(record)
+        if final_key is not None:
+            self.lifecycle.complete_after_crash(record, self.run_id, final_key)
+            self.log(f"{record.file_name}: COMPLETED (an earlier attempt loaded it and moved it to {final_key})")
+            return
+        attempts = self.lifecycle.max_attempts
+        reason = (
+            f"gave up after {attempts} attempt(s); last error: the run of attempt {attempts} ended without settling it"
+        )
+        self.lifecycle.reject(record, reason, holder=self.run_id, gave_up=True)
+        self.log(f"{record.file_name}: REJECTED ({reason})")
 
     def _load(self, files: list[ClaimedFile]) -> dict[str, Outcome | Exception]:
         try:

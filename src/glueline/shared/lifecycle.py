@@ -18,6 +18,8 @@ audit table (``glueline.shared.audit``) only stores what it decides, and the S3 
   PROCESSING ones whose holder died (its Glue run ended, or a Lambda claim older than any Lambda lives).
 * **claim** (job): PROCESSING, one more attempt; conditional on the item being as it was read, so two
   runs never take the same file.
+  A dead claim taken over after the file's last attempt is not loaded again: completed if that
+  attempt had moved it, else given up (``JobRun._settle_beyond_attempts``).
 * **complete** (job): rejected rows uploaded, the file moved to processed/, COMPLETED with its counts.
 * **fail** (job): FAILED with the error, the file stays in source/; on the last attempt the file is
   given up instead: moved to rejected/, REJECTED with "gave up after N attempt(s); last error: …".

@@ -215,3 +215,36 @@ def test_a_file_moved_by_an_attempt_that_crashed_before_recording_it_is_complete
     record = aws.audit.get(fid)
     assert (record.status, record.final_key, loader.batches) == (Status.COMPLETED, "processed/a.csv", [])
     assert record.warnings == ["loaded and moved by an earlier attempt that stopped before recording its counts"]
+
+
+def test_a_run_that_died_on_the_last_attempt_is_not_followed_by_another_load(aws):
+    """Its claim taken over, the file is given up, not loaded a fourth time: a file that kills its driver
+    would otherwise be retried for ever, a paid run each time (the soak found attempts beyond the limit)."""
+    (fid,) = upload(aws, "a.csv")
+    lifecycle = aws.lifecycle(max_attempts=3)
+    for dead in ("jr_dead1", "jr_dead2", "jr_dead3"):  # each run died holding the claim
+        assert lifecycle.claim(aws.audit.get(fid), dead) is not None
+    loader = ScriptedLoader()
+    failures, _ = run(aws, loader, max_attempts=3)
+    record = aws.audit.get(fid)
+    assert (record.status, record.gave_up, record.final_key, loader.batches) == (
+        Status.REJECTED,
+        True,
+        "rejected/a.csv",
+        [],
+    )
+    assert (
+        record.error_message == "gave up after 3 attempt(s); last error: the run of attempt 3 ended without settling it"
+    )
+    assert aws.audit.tallies_disagree() == {}
+
+
+def test_a_run_that_died_on_the_last_attempt_after_moving_the_file_completes_it(aws):
+    (fid,) = upload(aws, "a.csv")
+    lifecycle = aws.lifecycle(max_attempts=1)
+    crashed = lifecycle.claim(aws.audit.get(fid), "jr_dead")
+    layout.move_object(aws.s3, BUCKET, crashed.source_key, crashed.etag, crashed.size, layout.PROCESSED, fid)
+    loader = ScriptedLoader()
+    run(aws, loader, max_attempts=1)
+    record = aws.audit.get(fid)
+    assert (record.status, record.final_key, loader.batches) == (Status.COMPLETED, "processed/a.csv", [])
