@@ -78,7 +78,7 @@ class FaultSchedule:
     kinds: tuple[str, ...]
     min_each: int
     hold: tuple[float, float]  # seconds a lasting fault is held
-    gap: tuple[float, float]  # seconds between one fault's end and the next one's start
+    slot: float  # seconds between one fault's start and the next one's, on average (spread over the run)
     phase_wait: float  # how long a driver kill waits for its phase before it kills whatever runs
     order: list[str] = field(default_factory=list)
 
@@ -88,11 +88,10 @@ class FaultSchedule:
         order = [kind for kind in kinds for _ in range(min_each)]
         rng.shuffle(order)
         hold = (3.0, 8.0) if short else (5.0, 75.0)
-        # Each fault's share of the traffic's time: its gap, its hold, its restart, a driver kill's wait.
-        budget = duration * 0.8 / max(1, len(order))
-        gap = (max(1.0, budget * 0.1), max(2.0, budget * 0.4))
-        hold = (min(hold[0], budget * 0.2), min(hold[1], budget * 0.5))
-        return cls(tuple(kinds), min_each, hold, gap, max(60.0, budget * 0.6), order)
+        # Each fault's share of the traffic's time: its hold, its restart, a driver kill's wait.
+        slot = duration * 0.85 / max(1, len(order))
+        hold = (min(hold[0], slot * 0.2), min(hold[1], slot * 0.5))
+        return cls(tuple(kinds), min_each, hold, slot, max(60.0, slot * 0.6), order)
 
 
 class FaultInjector:
@@ -105,18 +104,17 @@ class FaultInjector:
         self.log = log
         self.faults: list[Fault] = []
         self.stop = threading.Event()
-        self.busy = threading.Lock()  # held while a fault is in force
 
     def run(self, first_after: float) -> None:
-        if self.stop.wait(first_after):
-            return
-        for kind in self.schedule.order:
-            with self.busy:
-                fault = self.make(kind)
+        """Each fault starts at its slot's random moment (spread over the run), or when the last ends."""
+        start = time.time() + first_after
+        for index, kind in enumerate(self.schedule.order):
+            at = start + (index + self.rng.uniform(0, 0.5)) * self.schedule.slot
+            if self.stop.wait(max(0.0, at - time.time())):
+                return
+            fault = self.make(kind)
             self.faults.append(fault)
             self.log(f"fault {kind}: {fault.detail or ''}{' ERROR ' + fault.error if fault.error else ''}")
-            if self.stop.wait(self.rng.uniform(*self.schedule.gap)):
-                return
 
     def make(self, kind: str) -> Fault:
         fault = Fault(kind, time.time())
