@@ -200,7 +200,7 @@ class StackFaults:
         """SIGKILL a Glue run's process group (its driver, Spark's JVM): the run's host lost. False when
         the run has no process (not started yet, or ended)."""
         if self.composed:
-            script = f'kill -9 -- -"$(cat {COMPOSE_RUNS_DIR}/{job_name}/{run_id}/pid)"'
+            script = f'kill -9 -"$(cat {COMPOSE_RUNS_DIR}/{job_name}/{run_id}/pid)"'  # dash: no "--"
             return self.stack.compose("exec", "-T", "glue", "sh", "-c", script, check=False).returncode == 0
         run_dir = Path(self.stack.state_dir, "glue-runner", "runs", job_name, run_id)
         try:
