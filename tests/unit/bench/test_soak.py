@@ -59,8 +59,8 @@ def test_a_rows_canonical_form_is_the_same_from_the_file_and_from_the_table():
 
 
 def test_the_plan_is_seeded_and_its_truth_takes_the_later_upload(tmp_path):
-    first = TrafficPlan(tmp_path / "a", seed=7, duration=600, files_per_minute=6, max_rows=5_000).build()
-    again = TrafficPlan(tmp_path / "b", seed=7, duration=600, files_per_minute=6, max_rows=5_000).build()
+    first = TrafficPlan(tmp_path / "a", seed=7, duration=300, files_per_minute=6, max_rows=1_000).build()
+    again = TrafficPlan(tmp_path / "b", seed=7, duration=300, files_per_minute=6, max_rows=1_000).build()
     assert [(u.at, u.key, u.content.path.read_bytes()) for u in first] == [
         (u.at, u.key, u.content.path.read_bytes()) for u in again
     ]
