@@ -235,7 +235,10 @@ class TrafficPlan:
                 content = self._with_crlf(original.content, self._path(n))
             later = max(at, original.at + self.rng.uniform(1.5, 120))
             copy = self._add(later, key, kind, content, completes, repeats=original)
-            copy.contested = original.contested = kind != "duplicate_same_key"
+            if kind == "duplicate_same_key":  # the same item: contested as its original is
+                copy.contested = original.contested
+            else:  # never undone by a later copy of the other kind
+                copy.contested = original.contested = True
         elif kind == "refused_reupload":
             original = self.rng.choice([u for u in self.uploads if u.kind == "header_refused"])
             later = max(at, original.at + self.rng.uniform(1.5, 60))

@@ -80,3 +80,15 @@ def test_every_fault_kind_is_scheduled_at_least_min_each_times():
     schedule = FaultSchedule.seeded(1, EMBEDDED_KINDS, 3, duration=1200, short=False)
     assert sorted(schedule.order) == sorted(EMBEDDED_KINDS * 3)
     assert schedule.order != sorted(schedule.order)  # shuffled: no kind always follows the same one
+
+
+def test_rows_that_also_came_under_another_name_stay_contested(tmp_path):
+    """Found by the compose soak: a file copied under another name and later uploaded again under its own
+    key lost its mark, so its rows, rightly counted as duplicates of the newer copy, failed the verdict."""
+    plan = TrafficPlan(tmp_path, seed=3, duration=60, files_per_minute=1, max_rows=10)
+    plan._plan("good", 0.0, rows=5)
+    original = plan.uploads[0]
+    plan._plan("duplicate_other_name", 10.0)
+    plan._plan("duplicate_same_key", 20.0)
+    assert [u.contested for u in plan.uploads] == [True, True, True]
+    assert plan.uploads[2].key == original.key and plan.uploads[1].key != original.key
