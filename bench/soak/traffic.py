@@ -109,10 +109,6 @@ class Content:
     counts: Counts | None = None  # None: refused as a whole
     rows: dict[int, bytes] = field(default_factory=dict, repr=False)  # TransactionID → canonical digest
 
-    @property
-    def etag(self) -> str:
-        return '"' + hashlib.md5(self.path.read_bytes()).hexdigest() + '"'
-
 
 @dataclass
 class PlannedUpload:
