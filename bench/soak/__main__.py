@@ -200,11 +200,10 @@ def _memory(stack: SoakStack) -> dict[str, int]:
     if stack.composed:
         return _container_memory(stack.faults.stack)
     info = stack.faults.info
-    postmaster = int((Path(info.postgres_dir) / "data" / "postmaster.pid").read_text().split()[0])
     return {
         "emulator": figures.tree_rss([info.pids["emulator"]]),
         "glue_runner_and_runs": figures.tree_rss([info.pids["glue_runner"]]),
-        "postgres": figures.tree_rss([postmaster]),
+        "postgres": figures.tree_rss([stack.faults.postmaster().pid]),
         "soak": psutil.Process().memory_info().rss,
     }
 

@@ -24,13 +24,12 @@ import statistics
 import threading
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 
 import psutil
 
 from glueline.ops.deploy.desired import LAMBDA_MEMORY_MB
-from glueline.shared.audit import AuditRecord, Status
+from glueline.shared.audit import AuditRecord, Status, from_timestamp
 
 PRICES = {
     "glue_dpu_hour": 0.44,
@@ -116,7 +115,7 @@ def recovery(faults: list[dict], records: list[AuditRecord]) -> dict:
 
 
 def epoch(timestamp: str) -> float:
-    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+    return from_timestamp(timestamp).timestamp()
 
 
 def glue_runs(glue, job: str) -> list[dict]:

@@ -116,11 +116,7 @@ class JobRun:
         try:
             report = self.lifecycle.inspect(record)
         except SourceGone as gone:
-            final_key = self.lifecycle.moved_by_an_earlier_attempt(record)
-            if final_key is not None:
-                self.lifecycle.complete_after_crash(record, self.run_id, final_key)
-                self.log(f"{record.file_name}: COMPLETED (an earlier attempt loaded it and moved it to {final_key})")
-            else:
+            if not self._completed_if_moved(record):
                 self.lifecycle.reject(record, str(gone), holder=self.run_id, move=False)
                 self.log(f"{record.file_name}: REJECTED ({gone})")
             return None
@@ -140,10 +136,7 @@ class JobRun:
         by the soak, bench/soak). Completed if that attempt had moved it (its rows were committed first),
         else given up: uploading it again, or the console's retry, gives it its attempts back (its rows,
         if the dead attempt committed them, are loaded again unchanged: loads are idempotent)."""
-        final_key = self.lifecycle.moved_by_an_earlier_attempt(record)
-        if final_key is not None:
-            self.lifecycle.complete_after_crash(record, self.run_id, final_key)
-            self.log(f"{record.file_name}: COMPLETED (an earlier attempt loaded it and moved it to {final_key})")
+        if self._completed_if_moved(record):
             return
         attempts = self.lifecycle.max_attempts
         reason = (
@@ -151,6 +144,16 @@ class JobRun:
         )
         self.lifecycle.reject(record, reason, holder=self.run_id, gave_up=True)
         self.log(f"{record.file_name}: REJECTED ({reason})")
+
+    def _completed_if_moved(self, record: AuditRecord) -> bool:
+        """COMPLETED when an earlier attempt had loaded the file and moved it to processed/ before it
+        stopped (its rows are committed before the move)."""
+        final_key = self.lifecycle.moved_by_an_earlier_attempt(record)
+        if final_key is None:
+            return False
+        self.lifecycle.complete_after_crash(record, self.run_id, final_key)
+        self.log(f"{record.file_name}: COMPLETED (an earlier attempt loaded it and moved it to {final_key})")
+        return True
 
     def _load(self, files: list[ClaimedFile]) -> dict[str, Outcome | Exception]:
         try:

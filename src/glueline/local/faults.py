@@ -27,8 +27,7 @@ from glueline.shared.dbsecret import DbConnection
 
 # Where the compose stack's Glue runner keeps its runs (see docker-compose.yml).
 COMPOSE_RUNS_DIR = "/home/hadoop/glue-runner/runs"
-
-
+# The names of the networks a container is on, as ``docker inspect --format`` prints them.
 _NETWORK_NAMES = "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}"
 
 
@@ -77,9 +76,13 @@ class StackFaults:
         psutil.wait_procs(processes, timeout=10)
         self.start_database()
 
-    def _postgres_processes(self) -> list[psutil.Process]:
+    def postmaster(self) -> psutil.Process:
+        """The embedded database's server process (its backends are its children)."""
         pid_file = self._postgres().data_dir / "postmaster.pid"
-        postmaster = psutil.Process(int(pid_file.read_text().split()[0]))
+        return psutil.Process(int(pid_file.read_text().split()[0]))
+
+    def _postgres_processes(self) -> list[psutil.Process]:
+        postmaster = self.postmaster()
         return [postmaster, *postmaster.children(recursive=True)]
 
     @contextmanager
@@ -140,14 +143,19 @@ class StackFaults:
     def database_refusing(self) -> Iterator[None]:
         """The database refuses new connections ("database … is not currently accepting connections",
         as during maintenance); the connections already open go on."""
-        name = sql.Identifier(self.db.dbname)
-        with psycopg.connect(**{**self.db.connect_kwargs(), "dbname": "template1"}, autocommit=True) as admin:
-            admin.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(name))
+        self._allow_connections(False)
         try:
             yield
         finally:
-            with psycopg.connect(**{**self.db.connect_kwargs(), "dbname": "template1"}, autocommit=True) as admin:
-                admin.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(name))
+            self._allow_connections(True)
+
+    def _allow_connections(self, allow: bool) -> None:
+        """From another database (template1): the pipeline's own is the one refusing."""
+        statement = sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS {}").format(
+            sql.Identifier(self.db.dbname), sql.SQL("true" if allow else "false")
+        )
+        with psycopg.connect(**{**self.db.connect_kwargs(), "dbname": "template1"}, autocommit=True) as admin:
+            admin.execute(statement)
 
     @contextmanager
     def disk_full(self) -> Iterator[None]:
@@ -229,13 +237,7 @@ class StackFaults:
             raise FaultUnavailable("containers are the compose stack's")
         container = self.stack.compose("ps", "--quiet", "glue").stdout.strip()
         networks = subprocess.run(
-            [
-                "docker",
-                "inspect",
-                "--format",
-                "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}",
-                container,
-            ],
+            ["docker", "inspect", "--format", _NETWORK_NAMES, container],
             capture_output=True,
             text=True,
             check=True,

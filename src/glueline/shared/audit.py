@@ -116,12 +116,16 @@ def to_timestamp(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+def from_timestamp(timestamp: str) -> datetime:
+    """The moment a timestamp of ours (``to_timestamp``) names."""
+    return datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+
+
 def age_seconds(timestamp: str | None) -> float:
     """Seconds since a timestamp of ours; infinite when there is none."""
     if not timestamp:
         return float("inf")
-    moment = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
-    return (datetime.now(timezone.utc) - moment).total_seconds()
+    return (datetime.now(timezone.utc) - from_timestamp(timestamp)).total_seconds()
 
 
 @dataclass

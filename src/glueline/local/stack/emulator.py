@@ -121,13 +121,18 @@ _dispatch = ministack_app._dispatch_service_request
 _commit = GroupCommit()
 
 
+def _on_object(path: str) -> bool:
+    """An S3 request (path style) on an object, not on its bucket."""
+    return "/" in path.strip("/")
+
+
 def operation(service: str, method: str, path: str, headers: dict, query_params: dict) -> str:
     """The API operation a request is, near enough to price it (S3's REST requests by their shape)."""
     target = headers.get("x-amz-target", "")
     if target:
         return target.rpartition(".")[2]
     if service == "s3":
-        on_object = "/" in path.strip("/")
+        on_object = _on_object(path)
         if method == "PUT" and on_object:
             return "CopyObject" if "x-amz-copy-source" in headers else "PutObject"
         if method == "GET":
@@ -158,7 +163,7 @@ async def dispatch_durably(method, path, headers, body, query_params, request_id
         params = ministack_app._routing_params(method, path, headers, body, query_params)
         service = ministack_app.detect_service(method, path, headers, params)
         config = ministack_app.SERVICE_REGISTRY.get(service)
-        object_write = service == "s3" and "/" in path.strip("/")  # S3 writes its objects through itself
+        object_write = service == "s3" and _on_object(path)  # S3 writes its objects through itself
         if config is not None and service not in _NOT_KEPT and not object_write:
             try:
                 await _commit.saved({config.get("state_key", config["module"])})
