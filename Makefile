@@ -92,8 +92,12 @@ soak: $(STAMP)  ## traffic + random faults for DURATION (default 20m) on the emb
 soak-short: $(STAMP)  ## CI's soak: 3 minutes, every fault kind once, figures kept out of bench/results
 	$(BIN)/python -m bench.soak --duration 3m --stack $(SOAK_STACK) --short --min-each 1 --files-per-minute 12 --max-rows 30000 --drain 10m $(ARGS)
 
-lint: $(STAMP)
-	$(BIN)/ruff check src services infra tests bench
+LINTED := src services infra tests bench
+
+lint: $(STAMP)  ## ruff (rules and formatting) and mypy on the packages that type-check clean ([tool.mypy] files)
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/mypy
 
 clean:  ## stop the embedded stack and delete its state (emulator data, logs, the database)
 	-$(BIN)/glueline clean

@@ -129,7 +129,6 @@ def aws(monkeypatch):
     """An empty bucket and audit table in moto, nothing else reachable."""
     from moto import mock_aws
 
-
     for name in [n for n in os.environ if n.startswith("AWS_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")

@@ -23,11 +23,12 @@ import contextlib
 import csv
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -162,7 +163,7 @@ class BatchLoader:
         timings = {"spark_start": self.spark_start, "fetch": time.perf_counter() - started}
         self.spark_start = 0.0  # told to the first batch's files only
         files = [
-            InputFile(i, c.record.file_id, path, c.integrity.header)
+            InputFile(i, c.record.file_id, path, c.header)
             for i, (c, path) in enumerate(zip(claimed, paths, strict=True))
         ]
         # Where each file's rows come from, and when it was uploaded (a newer upload's rows win).
@@ -268,7 +269,7 @@ class BatchLoader:
         timings = {**batch, "merge": time.perf_counter() - started}
         return Outcome(counts, rejected_file, reasons=reasons, timings=timings)
 
-    def _drop(self, statement: sql.Composable) -> None:
+    def _drop(self, statement: sql.Composed) -> None:
         with contextlib.suppress(psycopg.Error):  # the database may be what failed; keep its error
             with connect(self.db, autocommit=True) as conn:
                 conn.execute(schema.statement_timeout(DB_DDL_STATEMENT_SECONDS))
@@ -294,14 +295,14 @@ class _Stager:
         self.copy_seconds = copy_seconds  # an accumulator: time spent writing to COPY
         self.split_read = split_read
 
-    def __call__(self, batches: Iterator) -> Iterator:
+    def __call__(self, batches: Iterable[Any]) -> Iterator[Any]:
         import pyarrow as pa
 
         self.parts: dict[tuple[int, int], _Part] = {}
         self.rejects = tempfile.SpooledTemporaryFile(8 << 20)
         with connect(self.connection) as conn:
             with contextlib.ExitStack() as copying:
-                self.copy = None
+                self.copy: psycopg.Copy | None = None
                 self.open_copy = lambda: copying.enter_context(conn.cursor().copy(self.copy_sql))
                 for batch in batches:
                     for key, run in _runs(batch):

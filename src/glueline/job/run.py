@@ -22,13 +22,14 @@ from __future__ import annotations
 import re
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
 from glueline.shared.audit import AuditRecord
-from glueline.shared.integrity import IntegrityReport, SourceGone
+from glueline.shared.contract import HeaderMatch
+from glueline.shared.integrity import SourceGone
 from glueline.shared.lifecycle import Lifecycle, Outcome, TargetUnavailable
 
 BATCH_FILES = 200  # files claimed at once: one Spark pass over all of them
@@ -42,7 +43,8 @@ class ClaimedFile:
     """A file this run holds, whose claimed version passed the header check."""
 
     record: AuditRecord
-    integrity: IntegrityReport
+    header: HeaderMatch
+    warnings: list[str]
 
 
 class Loader(Protocol):
@@ -57,7 +59,7 @@ class JobRun:
         lifecycle: Lifecycle,
         run_id: str,
         open_loader: Callable[[], Loader],
-        announced: list[str] = (),
+        announced: Sequence[str] = (),
         log=print,
         sleep=time.sleep,
     ):
@@ -123,11 +125,12 @@ class JobRun:
         except Exception as err:  # S3 unreachable: an attempt that failed
             self._fail(record, err)
             return None
-        if not report.ok:
+        if report.problem is not None:
             self.lifecycle.reject(record, report.problem, holder=self.run_id)
             self.log(f"{record.file_name}: REJECTED ({report.problem})")
             return None
-        return ClaimedFile(record, report)
+        assert report.header is not None  # a report without a problem found the contract's header
+        return ClaimedFile(record, report.header, report.warnings)
 
     def _settle_beyond_attempts(self, record: AuditRecord) -> None:
         """A claim taken over from a run that died (killed, lost, timed out) on the file's last attempt:
@@ -176,7 +179,7 @@ class JobRun:
             self._fail(record, result)
             return
         try:
-            result.warnings = claimed.integrity.warnings
+            result.warnings = claimed.warnings
             self.lifecycle.complete(record, self.run_id, result)
         except Exception as err:  # the rows are committed; a retry's upsert changes nothing
             self._fail(record, err)

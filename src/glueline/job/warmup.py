@@ -20,8 +20,7 @@ from glueline.job.load import columns_for_loading
 from glueline.job.read import InputFile, read_multiline, read_split
 from glueline.job.spark import use_sql_settings
 from glueline.job.transform import clean
-from glueline.shared.contract import COLUMNS
-from glueline.shared.integrity import check_prefix
+from glueline.shared.contract import COLUMNS, match_header
 
 _ROW = ["1", "ACC0001", "42", "2024-07-13", "deposit", "10.00", "USD", "100.00", "7", "12", "Groceries, weekly"]
 # Overrides that take every path through the rules: blank CustomerID, bad date, rejected values, a
@@ -35,11 +34,12 @@ def warm_up(spark: SparkSession, rows: int = 50_000, small_files: int = 20) -> N
     ``small_files`` files of 500 records, packed into tasks as Spark packs a batch of many files."""
     use_sql_settings(spark)
     with tempfile.TemporaryDirectory(prefix="glueline-warm-") as directory:
+        header = match_header(list(COLUMNS))  # what _sample writes
         files = []
         for index, size in enumerate([rows, rows] + [500] * small_files):
             path = Path(directory) / f"warm{index}.csv"
             path.write_text(_sample(size))
-            files.append(InputFile(index, f"warm{index}", str(path), check_prefix(path.read_bytes(), True).header))
+            files.append(InputFile(index, f"warm{index}", str(path), header))
         large, small = files[:2], files[2:]
         split_bytes = sum(Path(f.path).stat().st_size for f in large) // (2 * spark.sparkContext.defaultParallelism)
         spark.conf.set("spark.sql.files.maxPartitionBytes", str(split_bytes))

@@ -160,7 +160,7 @@ class AuditRecord:
     updated_at: str | None = None
 
     def to_item(self) -> dict[str, Any]:
-        item = {}
+        item: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name == "counts":
@@ -172,7 +172,7 @@ class AuditRecord:
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> AuditRecord:
-        values = {}
+        values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             if f.name == "counts":
                 if all(_COUNT_ATTRIBUTE[n] in item for n in COUNT_NAMES):
@@ -497,7 +497,8 @@ class AuditTable:
         """The Query (of the day index or the status index) or Scan that selects ``query``'s items."""
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
-        key, filters = [], []
+        key: list[str] = []
+        filters: list[str] = []
         if query.day:
             names["#Day"], values[":day"] = "UploadDay", {"S": query.day}
             key.append("#Day = :day")

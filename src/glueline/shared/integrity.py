@@ -12,6 +12,7 @@ import io
 import re
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from glueline.shared.contract import COLUMNS, HeaderMatch, match_header
 
@@ -80,7 +81,7 @@ class IntegrityReport:
 
     def as_item(self) -> dict:
         """The audit item's ``Integrity`` map."""
-        item = {
+        item: dict[str, Any] = {
             "HeaderOK": self.header is not None and self.header.ok,
             "SampledBytes": self.sampled_bytes,
             "SampleRows": self.sample_rows,
@@ -131,18 +132,18 @@ def check_prefix(data: bytes, complete: bool) -> IntegrityReport:
     report.problem, report.header = header_problem(header_line)
     if report.header is not None:
         report.warnings = report.header.warnings
-    if report.problem:
+    if report.problem or report.header is None:
         return report
-    _sample_rows(report, data[header_end + 1 :] if header_end >= 0 else b"", complete)
+    _sample_rows(report, report.header, data[header_end + 1 :] if header_end >= 0 else b"", complete)
     return report
 
 
-def _sample_rows(report: IntegrityReport, body: bytes, complete: bool) -> None:
+def _sample_rows(report: IntegrityReport, header: HeaderMatch, body: bytes, complete: bool) -> None:
     text = body.decode("utf-8", errors="replace")
     rows = list(csv.reader(io.StringIO(text, newline="")))
     if not complete and rows:
         rows.pop()  # the prefix may end inside a record
-    positions = report.header.positions
+    positions = header.positions
     customer = positions.index(COLUMNS["CustomerID"])
     when = positions.index(COLUMNS["TransactionDate"])
     for row in rows:

@@ -14,6 +14,7 @@ overwritten: ``processed/daily.csv`` then ``processed/daily.<fileid8>.csv``.
 from __future__ import annotations
 
 import posixpath
+from typing import TypeGuard
 
 SOURCE = "source/"
 PROCESSED = "processed/"
@@ -68,7 +69,7 @@ def copy_of(s3, bucket: str, key: str) -> dict | None:
         return None
 
 
-def made_for(head: dict | None, fid: str, etag: str) -> bool:
+def made_for(head: dict | None, fid: str, etag: str) -> TypeGuard[dict]:
     """Is this object the copy of file ``fid``? Its metadata says so; a copy made before glueline
     recorded it there is recognized by its ETag, when that is the source's (a single-part upload)."""
     if head is None:

@@ -172,14 +172,14 @@ class Lifecycle:
         """Record one announced object; returns (FileID, its status after this call, or what happened)."""
         if not layout.is_source_key(ref.key):
             return None, IGNORED
-        if ref.etag is None or ref.size is None or ref.uploaded is None:
+        etag, size, uploaded = ref.etag, ref.size, ref.uploaded
+        if etag is None or size is None or uploaded is None:
             try:
                 head = self.s3.head_object(Bucket=ref.bucket, Key=ref.key)
             except self.s3.exceptions.ClientError:
                 return None, GONE
-            uploaded = to_timestamp(head["LastModified"])
-            ref = ObjectRef(ref.bucket, ref.key, head["ETag"], head["ContentLength"], uploaded)
-        etag = quoted_etag(ref.etag)
+            etag, size, uploaded = head["ETag"], head["ContentLength"], to_timestamp(head["LastModified"])
+        etag = quoted_etag(etag)
         fid = file_id(ref.bucket, ref.key, etag, self.target)
         existing = self.audit.get(fid)
         if existing is not None:
@@ -188,8 +188,10 @@ class Lifecycle:
                     return fid, self._reopen(existing)
                 return fid, self._redeliver(existing)
             return fid, existing.status
+        report: IntegrityReport | None
         try:
-            report = sample_object(self.s3, ref.bucket, ref.key, etag, ref.size)
+            report = sample_object(self.s3, ref.bucket, ref.key, etag, size)
+            problem = report.problem
         except SourceGone as gone:
             report = None
             problem = f"{gone}: replaced or deleted before it was admitted"
@@ -199,14 +201,14 @@ class Lifecycle:
             bucket=ref.bucket,
             source_key=ref.key,
             etag=etag,
-            size=ref.size,
-            upload_timestamp=ref.uploaded,
+            size=size,
+            upload_timestamp=uploaded,
             target=self.target,
             integrity=report.as_item() if report else {},
             warnings=report.warnings if report else [],
             history=[event("admitted")],
         )
-        if report is not None and report.ok:
+        if problem is None:
             return fid, (Status.PENDING if self.audit.create(record) else CLAIMED)
         # Refused as a whole, or gone (an announced version that was overwritten or deleted before any
         # trigger saw it is recorded too, so the operator finds what became of the upload): this
@@ -217,7 +219,7 @@ class Lifecycle:
         if report is None:
             self.reject(record, problem, holder=None, move=False)
             return fid, GONE
-        self.reject(record, report.problem, holder=None)
+        self.reject(record, problem, holder=None)
         return fid, Status.REJECTED
 
     @staticmethod

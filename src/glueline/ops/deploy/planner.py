@@ -28,7 +28,7 @@ import json
 import os
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -269,7 +269,7 @@ class Bootstrap:
         resource: str,
         type_: str,
         changed: list[str] | None,
-        steps: list[Step],
+        steps: Sequence[Step],
         detail: str = "",
         tags: dict[str, str] | None = None,
         wanted_tags: dict[str, str] | None = None,
@@ -278,17 +278,17 @@ class Bootstrap:
         those of an existing resource: untagged is ``adopt``, tagged by another stack (or, for a role,
         another region) is ``conflict`` and has no steps."""
         if changed is None:
-            return Change(resource, type_, "create", [], detail, steps)
+            return Change(resource, type_, "create", [], detail, list(steps))
         if tags is not None:
             wanted = wanted_tags or self.tags
             if STACK_TAG not in tags:
-                return Change(resource, type_, "adopt", changed, detail, steps)
+                return Change(resource, type_, "adopt", changed, detail, list(steps))
             others = {k: v for k, v in wanted.items() if tags.get(k, v) != v}
             if others:
                 owner = ", ".join(f"{k}={tags[k]}" for k in others)
                 return Change(resource, type_, "conflict", [], f"tagged {owner}: another stack's")
         if changed:
-            return Change(resource, type_, "update", changed, detail, steps)
+            return Change(resource, type_, "update", changed, detail, list(steps))
         return Change(resource, type_, "unchanged", [], detail)
 
     # -- S3 -----------------------------------------------------------------------------------------
@@ -345,7 +345,7 @@ class Bootstrap:
             return None
         return self.desired.bucket_policy
 
-    def _bucket_settings(self, prefixes: list[str]) -> list[Step]:
+    def _bucket_settings(self, prefixes: Sequence[str]) -> list[Step]:
         bucket = self.bucket
         return [
             APICall("s3", "put_bucket_tagging", {"Bucket": bucket, "Tagging": {"TagSet": tag_list(self.tags)}}),
@@ -540,7 +540,7 @@ class Bootstrap:
         group = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
         tags = tag_dict(group.get("Tags", []))
         changed = tag_drift(tags, self.tags)
-        steps: list[Step] = [APICall("ec2", "create_tags", {"Resources": [group_id], "Tags": tag_list(self.tags)})]
+        steps = [APICall("ec2", "create_tags", {"Resources": [group_id], "Tags": tag_list(self.tags)})]
         if not _self_referencing(group):
             changed.append("self-referencing ingress")
             ingress = {"GroupId": group_id, "IpPermissions": [_self_reference(group_id)]}
@@ -647,7 +647,7 @@ class Bootstrap:
         group_id = group["GroupId"]
         tags = tag_dict(group.get("Tags", []))
         changed = tag_drift(tags, self.tags)
-        steps: list[Step] = [APICall("ec2", "create_tags", {"Resources": [group_id], "Tags": tag_list(self.tags)})]
+        steps = [APICall("ec2", "create_tags", {"Resources": [group_id], "Tags": tag_list(self.tags)})]
         admitted = {
             r["CidrIp"]
             for permission in group.get("IpPermissions", [])
