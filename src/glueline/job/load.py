@@ -139,7 +139,7 @@ class BatchLoader:
         table: schema.TableName,
         run_date: date,
         source: S3Snapshots | LocalCopies,
-        workdir: Path,
+        workdir: str | Path,
         spark_start: float = 0.0,
         tasks_connect_with: DbConnection | SecretReference | None = None,
     ):

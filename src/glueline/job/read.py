@@ -199,7 +199,7 @@ class S3Snapshots:
 class LocalCopies:
     """Spark reads a downloaded copy of exactly the claimed version (plain PySpark has no S3 filesystem)."""
 
-    def __init__(self, s3, directory: Path):
+    def __init__(self, s3, directory: str | Path):
         self.s3 = s3
         self.directory = Path(directory)
 
