@@ -52,7 +52,7 @@ images-offline: $(STAMP)  ## build stand-ins for the compose stack's images from
 	$(BIN)/glueline images-offline
 
 test-compose: $(STAMP)  ## the integration tests on the compose stack (starts and deletes its own compose project)
-	$(BIN)/python -m pytest tests/integration --stack compose $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/integration --glueline-stack compose $(PYTEST_ARGS)
 
 console: $(STAMP)  ## the console: a web page of files, counts and runs of the running stack (ARGS=--profile …)
 	$(BIN)/glueline console $(ARGS)

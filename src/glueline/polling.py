@@ -10,7 +10,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
+def wait_for(condition: Callable[[], T | None], timeout: float, what: str, interval: float = 0.1) -> T:
     """Call ``condition`` every ``interval`` seconds until it returns something truthy, and return that;
     TimeoutError naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

@@ -12,9 +12,9 @@ from glueline.ops.deploy.planner import Bootstrap
 from glueline.shared.audit import Status
 
 from ..access.iam import denied, ensure_simulator, iam_requests
-from .test_bad_input import HEADER, row
+from .harness import HEADER, aws_call_log, row
 
-pytestmark = pytest.mark.embedded  # the calls are recorded in the embedded stack's processes
+pytestmark = pytest.mark.embedded_only  # the calls are recorded in the embedded stack's processes
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -22,9 +22,9 @@ def simulator():
     ensure_simulator()
 
 
-def test_every_call_of_the_lambda_and_the_job_on_the_stack_is_allowed(clean_pipeline, tmp_path):
-    p = clean_pipeline
-    log = p.aws_call_log
+def test_every_call_of_the_lambda_and_the_job_on_the_stack_is_allowed(glueline, tmp_path):
+    p = glueline
+    log = aws_call_log()
     start = log.stat().st_size if log.exists() else 0
     good, bad = tmp_path / "access_good.csv", tmp_path / "access_bad.csv"
     good.write_text(HEADER + "\n" + row(960001) + "\n" + row(960002, CustomerID="") + ",extra\n")

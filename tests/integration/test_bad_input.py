@@ -16,32 +16,12 @@ from glueline.shared.audit import Status
 from glueline.shared.contract import COLUMNS
 from glueline.shared.counts import Counts
 
-HEADER = ",".join(COLUMNS)
+from .harness import HEADER, row
 
 
-def row(tid, **fields) -> str:
-    values = {
-        "TransactionID": str(tid),
-        "AccountNumber": "ACC0001",
-        "CustomerID": "4242",
-        "TransactionDate": "2024-07-13",
-        "TransactionType": "deposit",
-        "TransactionAmount": "10.00",
-        "Currency": "USD",
-        "AccountBalance": "100.00",
-        "BranchCode": "7",
-        "MerchantCode": "12",
-        "Description": "ok",
-    }
-    values.update(fields)
-    out = io.StringIO()
-    csv.writer(out, lineterminator="").writerow([values[c] for c in COLUMNS])
-    return out.getvalue()
-
-
-@pytest.mark.embedded  # the Lambda's and the job's rules: the same code on both stacks
-def test_file_level_contract_in_one_batch(clean_pipeline, tmp_path):
-    p = clean_pipeline
+@pytest.mark.embedded_only  # the Lambda's and the job's rules: the same code on both stacks
+def test_file_level_contract_in_one_batch(glueline, tmp_path):
+    p = glueline
     good_body = (HEADER + "\n" + row(700001) + "\n").encode()
     reordered = list(reversed(COLUMNS)) + ["Channel"]
     reordered_header = "\ufeff" + ",".join(f"  {c.upper()} " for c in reordered)
@@ -86,9 +66,9 @@ def test_file_level_contract_in_one_batch(clean_pipeline, tmp_path):
     assert p.query("SELECT transactionid, description FROM transactions ORDER BY 1") == [(700001, "ok"), (700002, "ok")]
 
 
-@pytest.mark.embedded  # the Lambda's and the job's rules: the same code on both stacks
-def test_row_level_contract(clean_pipeline, tmp_path):
-    p = clean_pipeline
+@pytest.mark.embedded_only  # the Lambda's and the job's rules: the same code on both stacks
+def test_row_level_contract(glueline, tmp_path):
+    p = glueline
     lines = [
         HEADER,
         row(800001, Description='Commas, "quotes" and\r\na second line', TransactionType=" Withdrawal "),
@@ -167,9 +147,9 @@ def test_row_level_contract(clean_pipeline, tmp_path):
     assert record.rejected_rows_key == f"rejected/rows/rows.csv/{record.glue_job_id}.csv"
 
 
-@pytest.mark.embedded  # the Lambda's and the job's rules: the same code on both stacks
-def test_lf_and_crlf_files_load_alike(clean_pipeline, tmp_path):
-    p = clean_pipeline
+@pytest.mark.embedded_only  # the Lambda's and the job's rules: the same code on both stacks
+def test_lf_and_crlf_files_load_alike(glueline, tmp_path):
+    p = glueline
     lf = write_file(tmp_path / "lf.csv", 400, seed=21, dirty=0.2, first_id=500_000)
     crlf = write_file(tmp_path / "crlf.csv", 400, seed=21, dirty=0.2, first_id=600_000, crlf=True)
     assert lf == crlf
@@ -183,9 +163,9 @@ def test_lf_and_crlf_files_load_alike(clean_pipeline, tmp_path):
     assert pairs == lf.rows_loaded
 
 
-@pytest.mark.embedded  # the Lambda's and the job's rules: the same code on both stacks
-def test_the_newest_load_wins_across_files(clean_pipeline, tmp_path):
-    p = clean_pipeline
+@pytest.mark.embedded_only  # the Lambda's and the job's rules: the same code on both stacks
+def test_the_newest_load_wins_across_files(glueline, tmp_path):
+    p = glueline
     (tmp_path / "monday.csv").write_text(HEADER + "\n" + row(910001, TransactionAmount="1.00") + "\n")
     (tmp_path / "tuesday.csv").write_text(HEADER + "\n" + row(910001, TransactionAmount="2.00") + "\n")
     p.wait(p.upload(tmp_path / "monday.csv"))
@@ -193,9 +173,9 @@ def test_the_newest_load_wins_across_files(clean_pipeline, tmp_path):
     assert p.query("SELECT transactionamount, file_id FROM transactions") == [(Decimal("2.00"), tuesday.file_id)]
 
 
-@pytest.mark.embedded  # the Lambda's and the job's rules: the same code on both stacks
-def test_a_file_replaced_under_the_same_key_is_a_new_file(clean_pipeline, tmp_path):
-    p = clean_pipeline
+@pytest.mark.embedded_only  # the Lambda's and the job's rules: the same code on both stacks
+def test_a_file_replaced_under_the_same_key_is_a_new_file(glueline, tmp_path):
+    p = glueline
     path = tmp_path / "daily.csv"
     path.write_text(HEADER + "\n" + row(920001, TransactionAmount="1.00") + "\n" + row(920002) + "\n")
     (first,) = p.wait(p.upload(path))
@@ -211,10 +191,10 @@ def test_a_file_replaced_under_the_same_key_is_a_new_file(clean_pipeline, tmp_pa
     assert p.keys("processed/") == sorted(["processed/daily.csv", second.final_key])
 
 
-def test_keys_with_spaces_plus_non_ascii_and_glob_characters_flow_end_to_end(clean_pipeline, tmp_path):
+def test_keys_with_spaces_plus_non_ascii_and_glob_characters_flow_end_to_end(glueline, tmp_path):
     """S3 keys arrive URL-encoded in classic notifications but as they are in EventBridge events; Spark
     reads `[`, `*`, `{` in a path as a glob. Each of these files must still be found, loaded and moved."""
-    p = clean_pipeline
+    p = glueline
     names = ["branch 7.csv", "a+b.csv", "köln-€.csv", "batch[1].csv", "all*.csv", "x{y}.csv", "t:08:00.csv"]
     paths = []
     for i, name in enumerate(names):
@@ -229,11 +209,11 @@ def test_keys_with_spaces_plus_non_ascii_and_glob_characters_flow_end_to_end(cle
     assert p.keys("source/") == []
 
 
-@pytest.mark.embedded  # the Lambda's and the job's rules: the same code on both stacks
-def test_a_row_from_a_later_upload_is_not_undone_by_an_earlier_file(clean_pipeline, tmp_path):
+@pytest.mark.embedded_only  # the Lambda's and the job's rules: the same code on both stacks
+def test_a_row_from_a_later_upload_is_not_undone_by_an_earlier_file(glueline, tmp_path):
     """A retried or late older file must not overwrite what a newer upload already set: the row keeps the
     newer values and the older file's row counts as a duplicate (read = loaded + rejected + duplicates)."""
-    p = clean_pipeline
+    p = glueline
     (tmp_path / "newer.csv").write_text(HEADER + "\n" + row(950001, TransactionAmount="2.00") + "\n")
     (newer,) = p.wait(p.upload(tmp_path / "newer.csv"))
     # As if that row came from a file uploaded after the one below (S3 sets upload times, tests cannot).

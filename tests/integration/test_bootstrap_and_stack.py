@@ -18,30 +18,20 @@ import pytest
 from glueline.ops.deploy.planner import Bootstrap
 from glueline.shared.dbsecret import DbConnection
 
-GLUELINE = str(Path(sys.executable).with_name("glueline"))
+from .harness import GLUELINE, user_shell
 
 
-def user_shell(kind: str) -> tuple[Path, dict[str, str]]:
-    """A state directory of its own (PostgreSQL's user may enter it) and the environment a user's shell
-    would give the CLI: no AWS configuration, so the embedded stack of that directory."""
-    state = Path(tempfile.mkdtemp(prefix=f"glueline-{kind}-"))
-    os.chmod(state, 0o755)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env["GLUELINE_STATE_DIR"] = str(state)
-    return state, env
-
-
-def test_a_second_bootstrap_changes_nothing(pipeline):
-    changes = pipeline.bootstrap()
+def test_a_second_bootstrap_changes_nothing(glueline_stack):
+    changes = glueline_stack.bootstrap()
     assert changes and {c.action for c in changes} == {"unchanged"}, [c for c in changes if c.action != "unchanged"]
 
 
-def test_roles_are_least_privilege(pipeline):
-    iam = pipeline.client("iam")
-    boot = Bootstrap(pipeline.settings, pipeline.deployed_db, log=lambda change: None)
+def test_roles_are_least_privilege(glueline_stack):
+    iam = glueline_stack.client("iam")
+    boot = Bootstrap(glueline_stack.settings, glueline_stack.deployed_db, log=lambda change: None)
     net = boot.network
     owned = (
-        pipeline.bucket,
+        glueline_stack.bucket,
         "S3_Audit_1",
         "ETL_Lambda_Function",
         "ETL_Job_to_RDS",
@@ -69,18 +59,18 @@ def test_roles_are_least_privilege(pipeline):
                     assert any(mark in resource for mark in owned), (role, resource)
 
 
-def test_no_secret_in_function_environment_job_arguments_or_audit(pipeline):
-    password = pipeline.db.password
+def test_no_secret_in_function_environment_job_arguments_or_audit(glueline_stack):
+    password = glueline_stack.db.password
     assert len(password) >= 16
-    function = pipeline.client("lambda").get_function(FunctionName="ETL_Lambda_Function")["Configuration"]
-    job = pipeline.client("glue").get_job(JobName="ETL_Job_to_RDS")["Job"]
+    function = glueline_stack.client("lambda").get_function(FunctionName="ETL_Lambda_Function")["Configuration"]
+    job = glueline_stack.client("glue").get_job(JobName="ETL_Job_to_RDS")["Job"]
     assert password not in json.dumps(function["Environment"]) and password not in json.dumps(job, default=str)
     assert job["NonOverridableArguments"]["--DB_SECRET_ID"] == "glueline/rds"
-    secret = pipeline.client("secretsmanager").get_secret_value(SecretId="glueline/rds")["SecretString"]
-    assert DbConnection.from_secret(secret) == pipeline.deployed_db
+    secret = glueline_stack.client("secretsmanager").get_secret_value(SecretId="glueline/rds")["SecretString"]
+    assert DbConnection.from_secret(secret) == glueline_stack.deployed_db
 
 
-@pytest.mark.embedded
+@pytest.mark.embedded_only
 def test_glueline_up_and_down(tmp_path):
     state, env = user_shell("up")
     try:
@@ -104,7 +94,7 @@ def test_glueline_up_and_down(tmp_path):
     assert again.returncode == 2 and "glueline up" in again.stderr
 
 
-@pytest.mark.embedded
+@pytest.mark.embedded_only
 def test_glueline_up_in_the_foreground_serves_the_console_until_stopped():
     """`glueline up` (not detached) prints the console's address and serves it beside the stack; SIGTERM
     stops both, and nothing it started is left."""
@@ -131,7 +121,7 @@ def test_glueline_up_in_the_foreground_serves_the_console_until_stopped():
     shutil.rmtree(state, ignore_errors=True)
 
 
-@pytest.mark.embedded
+@pytest.mark.embedded_only
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL as another user")
 def test_a_state_directory_postgresql_cannot_enter_still_works(tmp_path):
     """Root in a private home directory (mode 0700): the database goes where its user can reach it,
@@ -167,8 +157,8 @@ def test_a_state_directory_postgresql_cannot_enter_still_works(tmp_path):
     assert not database.exists() and not state.exists()
 
 
-@pytest.mark.embedded
-def test_an_installed_wheel_bootstraps_the_running_pipeline_unchanged(pipeline, tmp_path):
+@pytest.mark.embedded_only
+def test_an_installed_wheel_bootstraps_the_running_pipeline_unchanged(glueline_stack, tmp_path):
     """glueline built as a wheel and installed elsewhere deploys the same artifacts as this checkout:
     against the pipeline this checkout deployed, its bootstrap changes nothing."""
     project = Path(__file__).resolve().parents[2]
@@ -192,7 +182,7 @@ def test_an_installed_wheel_bootstraps_the_running_pipeline_unchanged(pipeline, 
         "main()\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env["GLUELINE_STATE_DIR"] = str(pipeline.state_dir)
+    env["GLUELINE_STATE_DIR"] = str(glueline_stack.state_dir)
     result = subprocess.run(
         [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
     )
@@ -200,7 +190,7 @@ def test_an_installed_wheel_bootstraps_the_running_pipeline_unchanged(pipeline, 
     assert "Nothing changed: every resource was already as wanted." in result.stdout, result.stdout
 
 
-@pytest.mark.embedded
+@pytest.mark.embedded_only
 def test_make_run_twice_redelivers_the_same_files(tmp_path):
     """`glueline run` with no stack running starts one and stops it; run again, the same samples are
     the same files for the same database (its port is kept): redeliveries, no second load."""
@@ -220,7 +210,7 @@ def test_make_run_twice_redelivers_the_same_files(tmp_path):
     assert second["table_rows"] == first["table_rows"] == first["totals"]["rows_loaded"]
 
 
-@pytest.mark.embedded
+@pytest.mark.embedded_only
 def test_a_killed_glueline_run_stops_the_stack_it_started(tmp_path):
     """SIGTERM (a `kill`, a CI timeout) in the middle of `glueline run`: no process of its stack is left."""
     state, env = user_shell("killed")
@@ -241,7 +231,7 @@ def test_a_killed_glueline_run_stops_the_stack_it_started(tmp_path):
         subprocess.run([GLUELINE, "clean"], capture_output=True, env=env, timeout=120)
 
 
-@pytest.mark.embedded
+@pytest.mark.embedded_only
 def test_glueline_up_never_prints_an_external_databases_password(tmp_path):
     state, env = user_shell("external")
     env["GLUELINE_DB_URL"] = "postgresql://etl:s3cr3t-pw@db.example:5432/bank"

@@ -7,18 +7,15 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from glueline.local.compose import ComposeStack
 from glueline.settings import Settings
 
-from .test_bootstrap_and_stack import user_shell
+from .harness import GLUELINE, user_shell
 
-pytestmark = pytest.mark.compose
-GLUELINE = str(Path(sys.executable).with_name("glueline"))
+pytestmark = pytest.mark.compose_only
 SAMPLE_ROWS = 436
 
 

@@ -23,8 +23,7 @@ from glueline.settings import Settings
 from glueline.shared.audit import AuditRecord, Status
 from glueline.shared.counts import COUNT_NAMES
 
-from .conftest import SAMPLES
-from .test_bootstrap_and_stack import GLUELINE, user_shell
+from .harness import GLUELINE, SAMPLES, user_shell
 
 EXPECTED = json.loads((SAMPLES / "expected-counts.json").read_text())
 SAMPLE_FILES = sorted(SAMPLES.glob("*.csv"))
@@ -48,10 +47,10 @@ SCREENSHOT = (
 
 
 @pytest.fixture
-def console_url(pipeline, tmp_path):
+def console_url(glueline_stack, tmp_path):
     """The console beside the running stack, on a free port; stopped after the test."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env["GLUELINE_STATE_DIR"] = str(pipeline.state_dir)
+    env["GLUELINE_STATE_DIR"] = str(glueline_stack.state_dir)
     process, url = launch(env, tmp_path / "console.log")
     try:
         yield url
@@ -73,8 +72,8 @@ def browser():
             chromium.close()
 
 
-def test_the_console_shows_the_samples_files_counts_and_rejected_rows(clean_pipeline, tmp_path, console_url, browser):
-    p = clean_pipeline
+def test_the_console_shows_the_samples_files_counts_and_rejected_rows(glueline, tmp_path, console_url, browser):
+    p = glueline
     hostile = p.upload_bytes(tmp_path, HOSTILE, b"not,a,header\n1,2,3\n")
     records = p.wait(p.upload(*SAMPLE_FILES) + [hostile])
     assert sorted(r.status for r in records) == [Status.COMPLETED] * 3 + [Status.REJECTED]
@@ -160,13 +159,11 @@ def test_the_console_shows_the_samples_files_counts_and_rejected_rows(clean_pipe
     assert page.locator("img[onerror]").count() == 0 and alerts == []
 
 
-def test_retry_in_the_console_runs_a_failed_file_again_and_brings_a_given_up_one_back(
-    clean_pipeline, console_url, browser
-):
+def test_retry_in_the_console_runs_a_failed_file_again_and_brings_a_given_up_one_back(glueline, console_url, browser):
     """A file FAILED (its load refused by the database). Retry… → confirmed: the sweep starts a Glue run,
     which fails it again, until its last attempt gives it up. The cause fixed, Retry… on the file given
     up uploads it again: PENDING with its attempts back, and the run that starts completes it."""
-    p = clean_pipeline
+    p = glueline
     sample = SAMPLE_FILES[2]
     page = browser.new_page()
 
@@ -221,10 +218,10 @@ def test_retry_in_the_console_runs_a_failed_file_again_and_brings_a_given_up_one
         "uploaded again 1 time(s), the last one then",  # the upload that reopened it
     ], steps
     assert "console_retry" in steps[3] and steps[4].endswith("(attempt 2)") and steps[6].endswith("(attempt 3)")
-    assert p.tallies_disagree() == {}  # FAILED, REJECTED, reopened, COMPLETED: the day's tally followed
+    assert p.audit.tallies_disagree() == {}  # FAILED, REJECTED, reopened, COMPLETED: the day's tally followed
 
 
-@pytest.mark.embedded  # about the embedded stack the console starts
+@pytest.mark.embedded_only  # about the embedded stack the console starts
 def test_make_run_then_make_console_shows_the_samples(tmp_path):
     """From nothing running: `glueline run` (make run) starts a stack, loads the samples and stops it;
     `glueline console` (make console) then starts that stack again, shows what the run recorded, and

@@ -18,7 +18,7 @@ import pytest
 from glueline.local.stack import free_port
 from glueline.ops.deploy.desired import STACK_TAG
 
-pytestmark = pytest.mark.embedded  # deploy against moto, no stack
+pytestmark = pytest.mark.embedded_only  # deploy against moto, no stack
 
 DB_URL = "postgresql://etl:s3cr3t-pw@db.example:5432/bank"
 REGION = "eu-west-1"

@@ -30,7 +30,7 @@ from glueline.shared.timeouts import (
     db_server_settings,
 )
 
-from .conftest import SAMPLES
+from .harness import SAMPLES, database_cut_off
 
 # How long the stack takes at most, on a machine twice as slow as usual, from an upload to the job
 # loading it (the Lambda, the Glue run, Spark starting, the file read and cleaned).
@@ -93,10 +93,10 @@ def assert_failed_mid_load_then_loaded(p, upload, failed, counts):
     )
 
 
-def test_the_jobs_connections_are_bounded_at_both_ends(pipeline):
+def test_the_jobs_connections_are_bounded_at_both_ends(glueline_stack):
     """What the job asks for, the server applies: its end of a job's connection has the same bounds
     (a misspelt setting would be skipped silently, the server's end left to its two-hour default)."""
-    with connect(pipeline.db) as conn:
+    with connect(glueline_stack.db) as conn:
         names = list(db_server_settings())
         settings = dict(conn.execute("SELECT name, setting FROM pg_settings WHERE name = ANY(%s)", [names]))
         assert settings == db_server_settings()
@@ -108,31 +108,31 @@ def test_the_jobs_connections_are_bounded_at_both_ends(pipeline):
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == DB_USER_TIMEOUT_SECONDS * 1000
 
 
-def test_postgres_killed_mid_load(clean_pipeline, big_file):
+def test_postgres_killed_mid_load(glueline, big_file):
     """Killed, its sockets closed by its kernel (embedded) or gone with its container's network (compose:
     the reset may never arrive, so this is bounded by the job's connection settings too)."""
-    p = clean_pipeline
+    p = glueline
     path, counts = big_file
     (upload,) = p.upload(path)
     wait_for(lambda: copy_running(p), LOADING_STARTS_WITHIN, "the COPY into staging", interval=0.02)
-    p.stop_database(crash=True)  # in the middle of the COPY
+    p.faults.stop_database(crash=True)  # in the middle of the COPY
     try:
         (failed,) = p.wait([upload], timeout=LOST_DATABASE_FAILS_WITHIN)
     finally:
-        p.start_database()
+        p.faults.start_database()
     assert_failed_mid_load_then_loaded(p, upload, failed, counts)
 
 
-def test_network_to_the_database_cut_mid_load(clean_pipeline, big_file):
+def test_network_to_the_database_cut_mid_load(glueline, big_file):
     """No reset, no close: only silence. Without bounds of its own the COPY would wait for the kernel's
     retransmissions to give up (about 15 minutes) and the run with it; the job's connections give up
     within DB_LOST_WITHIN_SECONDS. The server's ends are bounded too, so no backend of the lost attempt
     is left holding its tables' locks when the next run loads the file."""
-    p = clean_pipeline
+    p = glueline
     path, counts = big_file
     (upload,) = p.upload(path)
     wait_for(lambda: copy_running(p), LOADING_STARTS_WITHIN, "the COPY into staging", interval=0.02)
-    with p.database_cut_off():
+    with database_cut_off(p):
         (failed,) = p.wait([upload], timeout=LOST_DATABASE_FAILS_WITHIN)
     assert_failed_mid_load_then_loaded(p, upload, failed, counts)
 
@@ -157,12 +157,12 @@ def merge_waits_for_a_lock(p, upload) -> bool:
     return False
 
 
-@pytest.mark.embedded  # the runner's Timeout: the same code on both stacks
-def test_a_hung_database_is_bounded_by_the_glue_jobs_timeout(clean_pipeline, tmp_path):
+@pytest.mark.embedded_only  # the runner's Timeout: the same code on both stacks
+def test_a_hung_database_is_bounded_by_the_glue_jobs_timeout(glueline, tmp_path):
     """A database that is connected but answers nothing (stopped: its kernel still acknowledges, so
     keepalives see nothing) while the job waits for its merge: the Glue job's Timeout ends the run as
     TIMEOUT, no row of the file is in the target, its attempt counts, and the next trigger loads it."""
-    p = clean_pipeline
+    p = glueline
     path = tmp_path / "hung.csv"
     counts = write_file(path, 2_000, seed=7, dirty=0.02, first_id=60_000_000)
     timeout_minutes = HUNG_RUN_TIMEOUT_MINUTES
@@ -173,7 +173,7 @@ def test_a_hung_database_is_bounded_by_the_glue_jobs_timeout(clean_pipeline, tmp
             (upload,) = p.upload(path)
             wait_for(lambda: merge_waits_for_a_lock(p, upload), LOADING_STARTS_WITHIN, "the job's merge to wait")
             run_id = p.audit.get(upload.file_id).glue_job_id
-            with p.database_hung():
+            with p.faults.database_hung():
                 run = p.finished_run(run_id, timeout=timeout_minutes * 60 + STOP_GRACE + SETTLED_WITHIN)
     finally:
         p.bootstrap()
@@ -189,23 +189,23 @@ def test_a_hung_database_is_bounded_by_the_glue_jobs_timeout(clean_pipeline, tmp
     assert p.query("SELECT count(*) FROM transactions")[0][0] == counts.rows_loaded
 
 
-@pytest.mark.embedded  # the job's SQL against PostgreSQL: the same on both stacks
-def test_a_reader_of_the_target_holds_up_no_load(clean_pipeline):
+@pytest.mark.embedded_only  # the job's SQL against PostgreSQL: the same on both stacks
+def test_a_reader_of_the_target_holds_up_no_load(glueline):
     """A long query on the table (a report, a dashboard) holds a lock that the load never needs to wait
     for: the job takes no exclusive lock on a table that has every column already."""
-    p = clean_pipeline
+    p = glueline
     with p.open_transaction("SELECT count(*) FROM transactions"):
         (upload,) = p.upload(SAMPLES / "transactions_2024-07-14.csv")
         (record,) = p.wait([upload], timeout=LOADING_STARTS_WITHIN)
     assert record.status == Status.COMPLETED, record.error_message
 
 
-@pytest.mark.embedded  # the job's SQL against PostgreSQL: the same on both stacks
-def test_ddl_behind_a_reader_gives_up_after_its_statement_timeout(clean_pipeline):
+@pytest.mark.embedded_only  # the job's SQL against PostgreSQL: the same on both stacks
+def test_ddl_behind_a_reader_gives_up_after_its_statement_timeout(glueline):
     """A table from an earlier release needs a column, and a long query holds the table: the job's ALTER
     waits at most DB_DDL_STATEMENT_SECONDS, then the run fails the file without counting the attempt
     (the database's state, not the file's fault); once the reader is done, the next run loads it."""
-    p = clean_pipeline
+    p = glueline
     p.execute("ALTER TABLE transactions DROP COLUMN source_uploaded_at")
     try:
         with p.open_transaction("SELECT count(*) FROM transactions"):
@@ -220,9 +220,9 @@ def test_ddl_behind_a_reader_gives_up_after_its_statement_timeout(clean_pipeline
     assert loaded.status == Status.COMPLETED and loaded.counts.rows_loaded == 9
 
 
-@pytest.mark.embedded
-def test_glue_job_killed_mid_run(clean_pipeline, big_file):
-    p = clean_pipeline
+@pytest.mark.embedded_only
+def test_glue_job_killed_mid_run(glueline, big_file):
+    p = glueline
     path, counts = big_file
     (upload,) = p.upload(path)
     processing = wait_for(
@@ -251,9 +251,9 @@ def test_glue_job_killed_mid_run(clean_pipeline, big_file):
     )
 
 
-@pytest.mark.embedded  # the Lambda's and the job's rules: the same code on both stacks
-def test_duplicate_announcements_and_a_burst_of_twenty(clean_pipeline, tmp_path):
-    p = clean_pipeline
+@pytest.mark.embedded_only  # the Lambda's and the job's rules: the same code on both stacks
+def test_duplicate_announcements_and_a_burst_of_twenty(glueline, tmp_path):
+    p = glueline
     expected = {}
     for i in range(20):
         path = tmp_path / f"burst_{i:02d}.csv"
@@ -285,19 +285,19 @@ def test_duplicate_announcements_and_a_burst_of_twenty(clean_pipeline, tmp_path)
     assert {r["JobRunState"] for r in runs} == {"SUCCEEDED"}  # none failed for concurrency
     sweep = p.invoke_schedule()
     assert sweep["work"] == 0 and p.keys("source/") == []
-    assert p.tallies_disagree() == {}  # twenty concurrent writers on one day's tally: none lost
+    assert p.audit.tallies_disagree() == {}  # twenty concurrent writers on one day's tally: none lost
 
 
-def test_a_database_outage_during_a_burst_costs_no_file_an_attempt(clean_pipeline, tmp_path):
+def test_a_database_outage_during_a_burst_costs_no_file_an_attempt(glueline, tmp_path):
     """Twenty files arrive while the database is down: each run that takes them fails to reach it, which
     is not the files' fault. Once it is back, the sweep loads every one; none is REJECTED."""
-    p = clean_pipeline
+    p = glueline
     paths, expected = [], {}
     for i in range(20):
         path = tmp_path / f"outage_{i:02}.csv"
         expected[path.name] = write_file(path, 200, seed=300 + i, dirty=0.0, first_id=40_000_000 + i * 1000)
         paths.append(path)
-    p.stop_database()
+    p.faults.stop_database()
     try:
         uploads = p.upload(*paths)
         failed = p.wait(uploads, timeout=240)
@@ -308,20 +308,20 @@ def test_a_database_outage_during_a_burst_costs_no_file_an_attempt(clean_pipelin
         p.invoke_schedule()  # the database is still down: the sweep's run fails the same way
         assert {r.status for r in p.wait(retries, timeout=240)} == {Status.FAILED}
     finally:
-        p.start_database()
+        p.faults.start_database()
     retries = [dataclasses.replace(u, sent_at=utc_now()) for u in uploads]
     p.invoke_schedule()
     loaded = p.wait(retries, timeout=240)
     assert {r.status for r in loaded} == {Status.COMPLETED}
     assert {r.file_name: r.counts for r in loaded} == expected
     assert p.query("SELECT count(*) FROM transactions")[0][0] == sum(c.rows_loaded for c in expected.values())
-    assert p.tallies_disagree() == {}
+    assert p.audit.tallies_disagree() == {}
 
 
-def test_emulator_restarted_between_upload_and_processing(clean_pipeline):
+def test_emulator_restarted_between_upload_and_processing(glueline):
     """The upload's event is lost (S3 rule off, then the emulator restarts); the daily sweep finds the
     file in the restored state and processes it."""
-    p = clean_pipeline
+    p = glueline
     events = p.client("events")
     events.disable_rule(Name=p.settings.s3_rule)
     try:
@@ -336,12 +336,12 @@ def test_emulator_restarted_between_upload_and_processing(clean_pipeline):
         events.enable_rule(Name=p.settings.s3_rule)
     assert record.status == Status.COMPLETED and record.counts.rows_loaded == 9
     assert p.query("SELECT count(*) FROM transactions")[0][0] == 9
-    assert p.tallies_disagree() == {}  # kept across the restart with the files
+    assert p.audit.tallies_disagree() == {}  # kept across the restart with the files
 
 
-@pytest.mark.embedded  # the Lambda's and the job's rules: the same code on both stacks
-def test_a_file_that_keeps_failing_is_given_up_after_max_attempts(clean_pipeline):
-    p = clean_pipeline
+@pytest.mark.embedded_only  # the Lambda's and the job's rules: the same code on both stacks
+def test_a_file_that_keeps_failing_is_given_up_after_max_attempts(glueline):
+    p = glueline
     p.execute("ALTER TABLE transactions ADD CONSTRAINT no_329322 CHECK (transactionid <> 329322)")
     try:
         (upload,) = p.upload(SAMPLES / "transactions_2024-07-14.csv")
@@ -359,28 +359,28 @@ def test_a_file_that_keeps_failing_is_given_up_after_max_attempts(clean_pipeline
     assert p.keys("source/") == [] and p.query("SELECT count(*) FROM transactions")[0][0] == 0
     summary = p.invoke_schedule()
     assert summary["work"] == 0 and summary["glue_job_run_id"] is None  # REJECTED is final
-    assert p.tallies_disagree() == {}
+    assert p.audit.tallies_disagree() == {}
 
 
-def test_a_move_takes_only_its_version_and_leaves_a_replacement_in_place(pipeline):
+def test_a_move_takes_only_its_version_and_leaves_a_replacement_in_place(glueline_stack):
     """A file replaced under the same key between its claim and its move: the move must neither copy
     the new content in the old one's place nor delete it (the emulator's S3 enforces the version
     conditions as S3 does; moto does not). Keys outside source/ so that no Lambda is triggered."""
-    s3, bucket, key = pipeline.client("s3"), pipeline.bucket, "moves-test/daily.csv"
+    s3, bucket, key = glueline_stack.client("s3"), glueline_stack.bucket, "moves-test/daily.csv"
     try:
         monday = s3.put_object(Bucket=bucket, Key=key, Body=b"monday")["ETag"]
         s3.put_object(Bucket=bucket, Key=key, Body=b"tuesday")
         # The move reads the claimed version's metadata first: a HEAD's 412 has no body, so no code name.
         with pytest.raises(s3.exceptions.ClientError, match=r"PreconditionFailed|\(412\)"):
             layout.move_object(s3, bucket, key, monday, 6, "moves-done/", "aaaaaaaa11")
-        assert pipeline.keys("moves-done/") == []
+        assert glueline_stack.keys("moves-done/") == []
         assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"tuesday"
     finally:
-        for leftover in pipeline.keys("moves-test/") + pipeline.keys("moves-done/"):
+        for leftover in glueline_stack.keys("moves-test/") + glueline_stack.keys("moves-done/"):
             s3.delete_object(Bucket=bucket, Key=leftover)
 
 
-@pytest.mark.embedded
-def test_the_emulator_state_holding_secrets_is_private(pipeline):
-    emulator_state = pipeline.state_dir / "emulator"
+@pytest.mark.embedded_only
+def test_the_emulator_state_holding_secrets_is_private(glueline_stack):
+    emulator_state = glueline_stack.state_dir / "emulator"
     assert emulator_state.stat().st_mode & 0o077 == 0, oct(emulator_state.stat().st_mode)

@@ -24,9 +24,9 @@ from botocore.config import Config
 from glueline.local.stack import free_port
 from glueline.polling import wait_for
 
-from .test_glue_runner import finished
+from .harness import finished
 
-pytestmark = pytest.mark.embedded  # a runner of its own, started here, beside the embedded stack's emulator
+pytestmark = pytest.mark.embedded_only  # a runner of its own, started here, beside the embedded stack's emulator
 
 MODEL = botocore.session.get_session().get_service_model("glue")
 AWS_CLI = Path(__file__).parents[1] / "awscli" / ".venv" / "bin" / "aws"
@@ -150,14 +150,14 @@ def assert_conforms(recorder: Recorder) -> None:
 
 
 @pytest.fixture(scope="module")
-def scripts(pipeline):
+def scripts(glueline_stack):
     s3 = boto3.client("s3")
-    s3.put_object(Bucket=pipeline.bucket, Key="scripts/api_probe.py", Body=SCRIPT)
-    return f"s3://{pipeline.bucket}/scripts/api_probe.py"
+    s3.put_object(Bucket=glueline_stack.bucket, Key="scripts/api_probe.py", Body=SCRIPT)
+    return f"s3://{glueline_stack.bucket}/scripts/api_probe.py"
 
 
 @pytest.fixture
-def runner(pipeline, scripts, tmp_path):
+def runner(glueline_stack, scripts, tmp_path):
     runner = Runner(tmp_path / "runner").start()
     yield runner
     runner.stop()
@@ -196,7 +196,7 @@ def aws_cli(runner: Runner, *args: str) -> dict:
 # -- through the AWS CLI -------------------------------------------------------------------------------
 
 
-def test_the_aws_cli_manages_and_runs_a_job(runner, scripts, pipeline):
+def test_the_aws_cli_manages_and_runs_a_job(runner, scripts, glueline_stack):
     command = json.dumps({"Name": "glueetl", "ScriptLocation": scripts, "PythonVersion": "3"})
     created = aws_cli(
         runner, "glue", "create-job", "--name", "cli", "--role", ROLE, "--command", command,
@@ -370,7 +370,7 @@ def read(logs, group: str, stream: str) -> list[str]:
 
 
 @pytest.fixture
-def glue_events(pipeline):
+def glue_events(glueline_stack):
     """The Glue Job State Change events on the default bus, through a rule and an SQS queue, as a user
     would subscribe to them."""
     sqs, events = boto3.client("sqs"), boto3.client("events")
@@ -526,7 +526,7 @@ def test_bookmarks_follow_bookmarked_runs_and_reset(runner, scripts):
     assert glue.get_job_bookmark(JobName="marked", RunId=first)["JobBookmarkEntry"]["Run"] == 1
 
 
-def test_jobs_and_runs_survive_a_restart_and_active_runs_end_with_a_reason(pipeline, scripts, tmp_path):
+def test_jobs_and_runs_survive_a_restart_and_active_runs_end_with_a_reason(glueline_stack, scripts, tmp_path):
     state = tmp_path / "runner"
     first = Runner(state).start()
     try:

@@ -15,9 +15,10 @@ from glueline.local.runner.jobs import JobStore, RunnerConfig
 from glueline.local.runner.server import make_server
 from glueline.local.stack import free_port
 from glueline.polling import wait_for
-from glueline.shared.lifecycle import ACTIVE_RUN_STATES
 
-pytestmark = pytest.mark.embedded  # the runner on its own, in this process
+from .harness import finished
+
+pytestmark = pytest.mark.embedded_only  # the runner on its own, in this process
 
 SCRIPT = b"""
 import json, os, sys, time
@@ -33,7 +34,7 @@ if "--fail" in args:
 """
 
 
-def serve(pipeline, state_dir, standby=False):
+def serve(glueline_stack, state_dir, standby=False):
     """A runner of its own on a free port (short Timeout minutes), its store, and a glue client for it
     with the job ``probe`` defined."""
     port = free_port()
@@ -46,8 +47,8 @@ def serve(pipeline, state_dir, standby=False):
     client.create_job(
         Name="probe",
         Role="arn:aws:iam::000000000000:role/GlueServiceRole",
-        Command={"Name": "glueetl", "ScriptLocation": f"s3://{pipeline.bucket}/scripts/test_job.py"},
-        DefaultArguments={"--color": "blue", "--extra-py-files": f"s3://{pipeline.bucket}/scripts/helper.zip"},
+        Command={"Name": "glueetl", "ScriptLocation": f"s3://{glueline_stack.bucket}/scripts/test_job.py"},
+        DefaultArguments={"--color": "blue", "--extra-py-files": f"s3://{glueline_stack.bucket}/scripts/helper.zip"},
         ExecutionProperty={"MaxConcurrentRuns": 1},
         GlueVersion="5.0",
         Timeout=30,
@@ -56,41 +57,33 @@ def serve(pipeline, state_dir, standby=False):
 
 
 @pytest.fixture(scope="module")
-def probe_script(pipeline):
+def probe_script(glueline_stack):
     """The probe job's script and its --extra-py-files zip, in the pipeline's bucket."""
     import io
     import zipfile
 
     s3 = boto3.client("s3")
-    s3.put_object(Bucket=pipeline.bucket, Key="scripts/test_job.py", Body=SCRIPT)
+    s3.put_object(Bucket=glueline_stack.bucket, Key="scripts/test_job.py", Body=SCRIPT)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as z:
         z.writestr("helper.py", "NAME = 'from the zip'\n")
-    s3.put_object(Bucket=pipeline.bucket, Key="scripts/helper.zip", Body=buffer.getvalue())
+    s3.put_object(Bucket=glueline_stack.bucket, Key="scripts/helper.zip", Body=buffer.getvalue())
 
 
 @pytest.fixture(scope="module")
-def glue(pipeline, probe_script, tmp_path_factory):
-    client, store, server, _ = serve(pipeline, tmp_path_factory.mktemp("runner"))
+def glue(glueline_stack, probe_script, tmp_path_factory):
+    client, store, server, _ = serve(glueline_stack, tmp_path_factory.mktemp("runner"))
     yield client, store
     store.close()
     server.shutdown()
 
 
 @pytest.fixture(scope="module")
-def standby_glue(pipeline, probe_script, tmp_path_factory):
-    client, store, server, url = serve(pipeline, tmp_path_factory.mktemp("standby-runner"), standby=True)
+def standby_glue(glueline_stack, probe_script, tmp_path_factory):
+    client, store, server, url = serve(glueline_stack, tmp_path_factory.mktemp("standby-runner"), standby=True)
     yield client, store, url
     store.close()
     server.shutdown()
-
-
-def finished(client, run_id, job="probe", timeout=120):
-    def ended():
-        run = client.get_job_run(JobName=job, RunId=run_id)["JobRun"]
-        return run if run["JobRunState"] not in ACTIVE_RUN_STATES else None
-
-    return wait_for(ended, timeout, f"run {run_id} to end")
 
 
 def log_of(store, run_id, job="probe"):
@@ -223,6 +216,7 @@ def test_an_operation_the_runner_does_not_serve_is_a_clear_error(glue):
 
 WARM_SCRIPT = """
 import sys
+
 VERSION = "{version}"
 
 
@@ -250,15 +244,17 @@ def standby_of(runner_url: str, job: str) -> dict:
     return wait_for(ready, 180, f"a warm standby for {job}", interval=0.2)
 
 
-def test_a_warm_standby_takes_the_next_run_only_with_the_code_it_was_warmed_with(standby_glue, pipeline):
+def test_a_warm_standby_takes_the_next_run_only_with_the_code_it_was_warmed_with(standby_glue, glueline_stack):
     client, store, url = standby_glue
     s3 = boto3.client("s3")
-    s3.put_object(Bucket=pipeline.bucket, Key="scripts/warm_job.py", Body=WARM_SCRIPT.format(version="v1").encode())
+    s3.put_object(
+        Bucket=glueline_stack.bucket, Key="scripts/warm_job.py", Body=WARM_SCRIPT.format(version="v1").encode()
+    )
     client.create_job(
         Name="warm",
         Role="arn:aws:iam::000000000000:role/GlueServiceRole",
-        Command={"Name": "glueetl", "ScriptLocation": f"s3://{pipeline.bucket}/scripts/warm_job.py"},
-        DefaultArguments={"--color": "blue", "--extra-py-files": f"s3://{pipeline.bucket}/scripts/helper.zip"},
+        Command={"Name": "glueetl", "ScriptLocation": f"s3://{glueline_stack.bucket}/scripts/warm_job.py"},
+        DefaultArguments={"--color": "blue", "--extra-py-files": f"s3://{glueline_stack.bucket}/scripts/helper.zip"},
     )
     standby = standby_of(url, "warm")
     assert "WARM UP v1 3" in (store.config.state_dir / "standby.log").read_text()  # the script's own hook ran
@@ -276,7 +272,9 @@ def test_a_warm_standby_takes_the_next_run_only_with_the_code_it_was_warmed_with
     assert run["JobRunState"] == "FAILED" and "ValueError: the data is bad: row 7" in run["ErrorMessage"]
 
     warm_for_v1 = standby_of(url, "warm")
-    s3.put_object(Bucket=pipeline.bucket, Key="scripts/warm_job.py", Body=WARM_SCRIPT.format(version="v2").encode())
+    s3.put_object(
+        Bucket=glueline_stack.bucket, Key="scripts/warm_job.py", Body=WARM_SCRIPT.format(version="v2").encode()
+    )
     redeployed = client.start_job_run(JobName="warm")["JobRunId"]  # new code, same job: the standby is stale
     assert finished(client, redeployed, "warm")["JobRunState"] == "SUCCEEDED"
     assert int((store.config.state_dir / "runs" / "warm" / redeployed / "pid").read_text()) != warm_for_v1["pid"]

@@ -30,7 +30,7 @@ from glueline.local.compose.images import (
 from glueline.ops.deploy.desired import LAMBDA_RUNTIME
 from glueline.ops.packaging import lambda_zip
 
-pytestmark = pytest.mark.compose
+pytestmark = pytest.mark.compose_only
 ROOT = Path(__file__).resolve().parents[2]
 # The Lambda's subject: its intake rules and the shared modules the zip carries. test_timeouts also covers
 # the Glue job's library, which the zip does not carry.

@@ -21,14 +21,14 @@ from glueline.shared.audit import Status, utc_now
 from glueline.shared.contract import COLUMNS
 from glueline.shared.counts import COUNT_NAMES, Counts
 
-from .conftest import SAMPLES
+from .harness import SAMPLES
 
 EXPECTED = json.loads((SAMPLES / "expected-counts.json").read_text())
 SAMPLE_FILES = sorted(SAMPLES.glob("*.csv"))
 
 
-def test_sample_files_load_end_to_end(clean_pipeline):
-    p = clean_pipeline
+def test_sample_files_load_end_to_end(glueline):
+    p = glueline
     uploads = p.upload(*SAMPLE_FILES)
     records = p.wait(uploads)
 
@@ -78,11 +78,11 @@ def test_sample_files_load_end_to_end(clean_pipeline):
     assert lines[0]["TransactionAmount"] == "1.234"
 
 
-@pytest.mark.embedded  # the Lambda's and the job's rules: the same code on both stacks
-def test_running_the_same_files_again_adds_no_rows(clean_pipeline):
+@pytest.mark.embedded_only  # the Lambda's and the job's rules: the same code on both stacks
+def test_running_the_same_files_again_adds_no_rows(glueline):
     """Identical content uploaded again has the same FileID and a final outcome: it goes straight to
     processed/ as a redelivery; no run, no row changes."""
-    p = clean_pipeline
+    p = glueline
     first = p.wait(p.upload(*SAMPLE_FILES))
     before = p.query("SELECT transactionid, transactionamount, customerid, loaded_at FROM transactions ORDER BY 1")
     runs = len(p.glue_runs())
@@ -98,10 +98,10 @@ def test_running_the_same_files_again_adds_no_rows(clean_pipeline):
     assert p.keys("processed/") == [f"processed/{f.name}" for f in SAMPLE_FILES]
 
 
-@pytest.mark.embedded  # the Lambda's and the job's rules: the same code on both stacks
-def test_reprocessing_the_same_rows_never_changes_the_row_count(clean_pipeline, tmp_path):
+@pytest.mark.embedded_only  # the Lambda's and the job's rules: the same code on both stacks
+def test_reprocessing_the_same_rows_never_changes_the_row_count(glueline, tmp_path):
     """The same content under another name is another file: loaded again, every row an update."""
-    p = clean_pipeline
+    p = glueline
     (first,) = p.wait(p.upload(SAMPLE_FILES[1]))
     before = p.query("SELECT count(*), sum(transactionamount) FROM transactions")
     copy = tmp_path / "transactions_2024-07-13-resent.csv"
@@ -124,10 +124,10 @@ def glueline(p, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
 
 
-def test_status_filters_and_a_runs_logs_from_the_cli(clean_pipeline):
+def test_status_filters_and_a_runs_logs_from_the_cli(glueline):
     """status --status/--since/--file select audit items; logs --run prints the Glue run's output from
     CloudWatch Logs (the emulator's, where the runner writes as Glue does)."""
-    p = clean_pipeline
+    p = glueline
     records = p.wait(p.upload(*SAMPLE_FILES))
     assert {r.status for r in records} == {Status.COMPLETED}
 
@@ -161,8 +161,8 @@ def test_status_filters_and_a_runs_logs_from_the_cli(clean_pipeline):
     assert unknown.returncode == 2 and "no run jr_000" in unknown.stderr
 
 
-def test_glueline_run_cli_reports_json(clean_pipeline, tmp_path):
-    p = clean_pipeline
+def test_glueline_run_cli_reports_json(glueline, tmp_path):
+    p = glueline
     result = glueline(p, "run", str(SAMPLES), "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -176,12 +176,12 @@ def test_glueline_run_cli_reports_json(clean_pipeline, tmp_path):
     assert p.db.password not in result.stdout + result.stderr
 
 
-@pytest.mark.embedded  # the other database is given by a URL both the CLI and the job reach
-def test_the_report_names_the_database_that_holds_the_rows(clean_pipeline):
+@pytest.mark.embedded_only  # the other database is given by a URL both the CLI and the job reach
+def test_the_report_names_the_database_that_holds_the_rows(glueline):
     """Files already loaded into one database are loaded into another one the project is pointed at,
     and the report says which database holds the rows; loading the same content into the same database
     again adds nothing."""
-    p = clean_pipeline
+    p = glueline
     with psycopg.connect(**p.db.connect_kwargs(), autocommit=True) as conn:
         conn.execute("DROP DATABASE IF EXISTS fresh_db")
         conn.execute("CREATE DATABASE fresh_db")
@@ -219,8 +219,8 @@ def test_the_report_names_the_database_that_holds_the_rows(clean_pipeline):
             conn.execute("DROP DATABASE IF EXISTS fresh_db")
 
 
-def test_a_file_without_a_required_column_is_rejected_by_the_lambda(clean_pipeline, tmp_path):
-    p = clean_pipeline
+def test_a_file_without_a_required_column_is_rejected_by_the_lambda(glueline, tmp_path):
+    p = glueline
     header = [c for c in COLUMNS if c != "Currency"]
     upload = p.upload_bytes(tmp_path, "no_currency.csv", (",".join(header) + "\n1,2,3\n").encode())
     (record,) = p.wait([upload], timeout=60)
@@ -230,11 +230,11 @@ def test_a_file_without_a_required_column_is_rejected_by_the_lambda(clean_pipeli
     assert p.keys("source/") == [] and p.keys("rejected/") == ["rejected/no_currency.csv"]
 
 
-@pytest.mark.embedded  # the Lambda's and the job's rules: the same code on both stacks
-def test_a_failed_load_leaves_no_rows_keeps_the_file_and_is_retried(clean_pipeline):
+@pytest.mark.embedded_only  # the Lambda's and the job's rules: the same code on both stacks
+def test_a_failed_load_leaves_no_rows_keeps_the_file_and_is_retried(glueline):
     """The merge fails inside its transaction (a CHECK constraint one row violates): nothing of that
     file is loaded, the other file of the batch is, and the next trigger loads it after the fix."""
-    p = clean_pipeline
+    p = glueline
     p.execute("ALTER TABLE transactions ADD CONSTRAINT no_329322 CHECK (transactionid <> 329322)")
     try:
         bad, good = SAMPLES / "transactions_2024-07-14.csv", SAMPLES / "transactions_2024-07-12.csv"
@@ -258,9 +258,9 @@ def test_a_failed_load_leaves_no_rows_keeps_the_file_and_is_retried(clean_pipeli
     assert p.query("SELECT count(*) FROM transactions WHERE file_id = %s", retried.file_id)[0][0] == 9
 
 
-def test_the_scheduled_rule_fires_the_same_lambda(clean_pipeline, tmp_path):
+def test_the_scheduled_rule_fires_the_same_lambda(glueline, tmp_path):
     """With S3 events switched off, a file dropped into source/ is found by the schedule's sweep."""
-    p = clean_pipeline
+    p = glueline
     fast = p.settings.model_copy(update={"schedule_expression": "rate(1 minute)"})
     p.bootstrap(fast)
     events = p.client("events")
@@ -279,10 +279,10 @@ def test_the_scheduled_rule_fires_the_same_lambda(clean_pipeline, tmp_path):
     assert events.describe_rule(Name=p.settings.schedule_rule)["ScheduleExpression"] == "cron(0 8 * * ? *)"
 
 
-def test_no_secret_in_environment_arguments_audit_reports_or_logs(clean_pipeline, tmp_path):
+def test_no_secret_in_environment_arguments_audit_reports_or_logs(glueline, tmp_path):
     """Greps for the database password everywhere an operator or an attacker would look, after files
     that load, reject rows, fail and are refused have gone through the pipeline."""
-    p = clean_pipeline
+    p = glueline
     refused = tmp_path / "refused.csv"
     refused.write_text("TransactionID,Amount\n1,2\n")
     p.execute("ALTER TABLE transactions ADD CONSTRAINT no_329322 CHECK (transactionid <> 329322)")

@@ -25,7 +25,7 @@ from glueline.shared.lifecycle import Lifecycle
 
 from ...access.iam import Request, denied, ensure_simulator, evaluate, iam_requests
 from ..conftest import GOOD_CSV
-from ..job.test_run import ScriptedLoader
+from ..job.harness import ScriptedLoader
 
 DB = DbConnection(host="db.example", port=5432, dbname="bank", username="etl", password="secret")
 
