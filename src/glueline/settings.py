@@ -112,6 +112,16 @@ class Settings(BaseSettings):
     emulator_durable: bool = Field(
         False, description="answer a write only once it is on disk, so a kill -9 loses nothing (slower; the soak)"
     )
+    spark_ui: bool = Field(
+        False,
+        description="Glue's --enable-spark-ui for the job's runs: Spark's UI while a run is active and its event "
+        "log (s3://<bucket>/spark-events/ on AWS; the local runner's state directory, glueline spark-history)",
+    )
+    glue_debug: str | None = Field(
+        None,
+        description="HOST:PORT where a Glue run's driver waits for a debugger (glueline run --debug; the local "
+        "Glue runner only: see glueline.local.runner.debug)",
+    )
 
     # -- the compose stack (docker-compose.yml; ports above) -------------------------------------------
     emulator: str = Field("localstack", description="the compose stack's AWS emulator: localstack or ministack")

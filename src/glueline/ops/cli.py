@@ -26,7 +26,8 @@ from glueline.console.app import create_app
 from glueline.console.data import ConsoleData
 from glueline.local.compose import ComposeInfo, ComposeStack, engine_answers, images, project_dir, running_compose
 from glueline.local.samples import write_file
-from glueline.local.stack import EmbeddedStack, StackError
+from glueline.local.spark_history import history_server
+from glueline.local.stack import EmbeddedStack, StackError, StackInfo
 from glueline.ops import packaging, report, runlogs
 from glueline.ops.deploy import cloudformation
 from glueline.ops.deploy.aws import BootstrapError
@@ -77,6 +78,23 @@ Profile = Annotated[
     typer.Option("--profile", help="AWS profile (default: the standard AWS resolution: AWS_PROFILE, …)"),
 ]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")]
+Debug = Annotated[
+    bool,
+    typer.Option(
+        "--debug",
+        help="the Glue run's driver waits for a debugger (debugpy) on 127.0.0.1:--debug-port; the embedded stack "
+        "only (.vscode/launch.json maps the repository onto the run's code)",
+    ),
+]
+DebugPort = Annotated[int, typer.Option("--debug-port", help="where a --debug run waits for the debugger")]
+SparkUi = Annotated[
+    bool,
+    typer.Option(
+        "--spark-ui",
+        help="Glue's Spark UI for the runs: 127.0.0.1:4040 while a run is active, its event log kept for "
+        "`glueline spark-history`",
+    ),
+]
 _ACTION_COLOR = {
     "create": "green",
     "created": "green",
@@ -191,6 +209,37 @@ def _bootstrap(
     if not as_json and all(c.action == "unchanged" for c in changes):
         out.print("Nothing changed: every resource was already as wanted.")
     return boot
+
+
+@contextmanager
+def _job_options(
+    settings: Settings, env, account: str | None, debug: bool, debug_port: int, spark_ui: bool
+) -> Iterator[None]:
+    """--debug and --spark-ui: the job deployed with them for the runs this command causes
+    (glueline.local.runner.debug, Glue's --enable-spark-ui), and deployed back as it was when it ends, so
+    a later upload's run neither waits for a debugger nor keeps a UI."""
+    if not (debug or spark_ui):
+        yield
+        return
+    if not isinstance(env.stack, StackInfo):
+        _fail("--debug and --spark-ui serve runs of the embedded stack's Glue runner (glueline up -d --stack embedded)")
+    options: dict[str, object] = {"spark_ui": spark_ui}
+    if debug:
+        options["glue_debug"] = f"127.0.0.1:{debug_port}"
+        err.print(
+            f"[bold]debug[/]: each Glue run waits for a debugger to attach at {options['glue_debug']} "
+            "(VS Code: .vscode/launch.json, 'glueline: attach to the Glue run')"
+        )
+    if spark_ui:
+        err.print(
+            "[bold]Spark UI[/]: http://127.0.0.1:4040 while a run is active (the next port when taken); "
+            "finished runs: glueline spark-history"
+        )
+    _bootstrap(settings.model_copy(update=options), env, quiet=True, account=account)
+    try:
+        yield
+    finally:
+        _bootstrap(settings, env, quiet=True, account=account)
 
 
 @contextmanager
@@ -613,6 +662,9 @@ def _console_data(settings: Settings, env: Environment) -> ConsoleData:
 @app.command()
 def trigger(
     schedule: Annotated[bool, typer.Option("--schedule", help="send the daily scheduled event (08:00)")] = False,
+    debug: Debug = False,
+    debug_port: DebugPort = 5678,
+    spark_ui: SparkUi = False,
     yes: Yes = False,
     profile: Profile = None,
 ) -> None:
@@ -621,14 +673,15 @@ def trigger(
     if not schedule:
         _fail("say what to send: --schedule")
     settings = _settings()
-    with _environment(settings):
+    with _environment(settings) as env:
         account = _confirm_account("invoke the Lambda in", yes)
         session = boto3.Session()
         region = session.region_name or settings.region
         event = scheduled_event(account, region, settings.schedule_rule)
         # A synchronous invocation answers when the function ends: read for longer than its timeout.
         lam = aws_client("lambda", session, Config(read_timeout=settings.lambda_timeout_seconds + 30))
-        response = lam.invoke(FunctionName=settings.lambda_function, Payload=json.dumps(event).encode())
+        with _job_options(settings, env, account, debug, debug_port, spark_ui):
+            response = lam.invoke(FunctionName=settings.lambda_function, Payload=json.dumps(event).encode())
     payload = json.loads(response["Payload"].read() or b"null")
     print(json.dumps(payload, indent=2))
     if response.get("FunctionError"):
@@ -642,6 +695,9 @@ def run(
     as_json: AsJson = False,
     timeout: Annotated[float, typer.Option(help="seconds to wait for every file's outcome")] = 900.0,
     keep_up: Annotated[bool, typer.Option("--keep-up", help="leave a stack this command started running")] = False,
+    debug: Debug = False,
+    debug_port: DebugPort = 5678,
+    spark_ui: SparkUi = False,
     yes: Yes = False,
     profile: Profile = None,
 ) -> None:
@@ -659,10 +715,11 @@ def run(
         account = _confirm_account("deploy to and run the pipeline in", yes)
         boot = _bootstrap(settings, env, quiet=True, account=account)
         session = boto3.Session()
-        uploads = upload(aws_client("s3", session), boot.bucket, files, boot.target)
-        progress.print(f"uploaded {len(uploads)} file(s) to s3://{boot.bucket}/source/")
-        audit = AuditTable(aws_client("dynamodb", session), settings.audit_table)
-        records = wait_for_outcomes(audit, uploads, timeout, progress)
+        with _job_options(settings, env, account, debug, debug_port, spark_ui):
+            uploads = upload(aws_client("s3", session), boot.bucket, files, boot.target)
+            progress.print(f"uploaded {len(uploads)} file(s) to s3://{boot.bucket}/source/")
+            audit = AuditTable(aws_client("dynamodb", session), settings.audit_table)
+            records = wait_for_outcomes(audit, uploads, timeout, progress)
         records = [r if r is not None else placeholder(u) for r, u in zip(records, uploads, strict=True)]
         table_rows = count_rows(env.reachable_db, settings.table)
         result = report.build(records, boot.bucket, boot.target, str(settings.table), table_rows)
@@ -672,6 +729,22 @@ def run(
         report.render(result, out, title="glueline run")
     if not result["ok"]:
         raise typer.Exit(1)
+
+
+@app.command("spark-history")
+def spark_history(
+    port: Annotated[int, typer.Option("--port", help="the history server's port on 127.0.0.1")] = 18080,
+) -> None:
+    """Spark's history server over the event logs of the embedded stack's runs made with --spark-ui, until Ctrl-C."""
+    settings = _settings()
+    events = Path(settings.state_dir) / "glue-runner" / "spark-events"
+    log = Path(settings.state_dir) / "logs" / "spark-history.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)  # both reach sigwait, after which the server stops
+    with history_server(events, port, log) as url:
+        out.print(f"[bold]Spark history[/] {url}  (runs made with --spark-ui; Ctrl-C stops it)")
+        signal.sigwait(stop_signals)
 
 
 @app.command()

@@ -22,6 +22,7 @@ REJECTED = "rejected/"
 REJECTED_ROWS = "rejected/rows/"
 SCRIPTS = "scripts/"
 TEMP = "temp/"
+SPARK_EVENTS = "spark-events/"  # Spark's event logs of runs with the Spark UI on (Settings.spark_ui)
 
 ALL_PREFIXES = (SOURCE, PROCESSED, REJECTED, SCRIPTS, TEMP)
 

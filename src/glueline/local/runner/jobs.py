@@ -13,7 +13,9 @@ and, with its final state, to CloudWatch Logs and EventBridge (``glueline.local.
 The launcher is a setting: the local Python (PySpark from PyPI) by default, ``spark-submit`` inside the
 aws-glue-libs image. Like Glue, the runner configures the Spark its scripts get: with the default
 launcher, ``PYSPARK_SUBMIT_ARGS`` (local mode on every core, a 2 GB driver, no UI, bound to 127.0.0.1) unless the
-environment sets it.
+environment sets it. A job with Glue's ``--enable-spark-ui true`` gets Spark's UI on 127.0.0.1:4040 while a
+run is active (the next free port when 4040 is taken) and its event log in ``state_dir/spark-events``, which
+``glueline spark-history`` shows (``--spark-event-logs-path``, an S3 location on AWS, is not written here).
 
 With ``standby``, the runner keeps one job process warm for the job it expects next — the job last
 created, updated or run — and hands that job's next run to it (see ``glueline.local.runner.standby``).
@@ -41,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from glueline.local.runner import cloud
+from glueline.local.runner import cloud, debug
 from glueline.local.runner.cloud import LOG_GROUP
 from glueline.local.runner.model import DEFAULT_GLUE_VERSION, default_timeout
 from glueline.shared.lifecycle import ACTIVE_RUN_STATES as ACTIVE_STATES
@@ -55,6 +57,8 @@ SPARK_SUBMIT_ARGS = (
     "--master local[*] --driver-memory 2g --conf spark.ui.enabled=false "
     "--conf spark.driver.bindAddress=127.0.0.1 --conf spark.driver.host=127.0.0.1 pyspark-shell"
 )
+SPARK_UI_ARGUMENT = "--enable-spark-ui"  # Glue's: "true" turns the UI and the event log on
+SPARK_UI_PORT = 4040
 # A run counts against MaxConcurrentRuns from STARTING until it ends; WAITING runs queue for a slot.
 RUNNING_STATES = ACTIVE_STATES - {"WAITING"}
 _STOP_GRACE_SECONDS = 10
@@ -643,25 +647,53 @@ class JobStore:
         argv = ["--JOB_ID", "j_" + job["Name"], "--JOB_RUN_ID", run_id, "--JOB_NAME", job["Name"]]
         for key, value in arguments.items():
             argv += [key, value]
-        env = self._environment()
-        env["PYTHONPATH"] = os.pathsep.join(py_files + [p for p in [env.get("PYTHONPATH")] if p])
         fingerprint = hashlib.sha256()
         for path in (script, *py_files):
             fingerprint.update(Path(path).read_bytes())
-        return Launch(str(script), argv, py_files, env, fingerprint.hexdigest())
+        spark_ui = arguments.get(SPARK_UI_ARGUMENT) == "true"
+        address = debug.debug_address(arguments)
+        script_path, library = str(script), py_files
+        if address:
+            if self.config.launcher != [sys.executable]:
+                raise ValueError(
+                    f"{debug.DEBUG_ARGUMENT}: a debugger attaches to a Python driver, not to {self.config.launcher}"
+                )
+            script_path, library = debug.lay_out(self.config.state_dir, script_path, py_files)
+        env = self._environment(spark_ui)
+        env["PYTHONPATH"] = os.pathsep.join(library + [p for p in [env.get("PYTHONPATH")] if p])
+        return Launch(script_path, argv, py_files, env, fingerprint.hexdigest(), address, spark_ui)
 
-    def _environment(self) -> dict[str, str]:
+    def _environment(self, spark_ui: bool = False) -> dict[str, str]:
         env = {**os.environ, **self.config.env}
         if self.config.self_url:
             env["AWS_ENDPOINT_URL_GLUE"] = self.config.self_url
         if self.config.launcher == default_launcher():
             env.setdefault("PYSPARK_SUBMIT_ARGS", SPARK_SUBMIT_ARGS)
+            if spark_ui:
+                events = self.spark_events_dir
+                events.mkdir(parents=True, exist_ok=True)
+                on = (
+                    f"--conf spark.ui.enabled=true --conf spark.ui.port={SPARK_UI_PORT} "
+                    f"--conf spark.eventLog.enabled=true --conf spark.eventLog.dir={events.absolute().as_uri()} "
+                )
+                env["PYSPARK_SUBMIT_ARGS"] = env["PYSPARK_SUBMIT_ARGS"].replace("--conf spark.ui.enabled=false ", on)
+                env["SPARK_LOCAL_IP"] = "127.0.0.1"  # the UI binds to it (else to every interface)
         return env
 
+    @property
+    def spark_events_dir(self) -> Path:
+        """Where runs of a job with --enable-spark-ui keep their Spark event logs (glueline spark-history)."""
+        return self.config.state_dir / "spark-events"
+
     def _start(self, launch: Launch, run_dir: Path, stdout: Path, stderr: Path) -> subprocess.Popen:
+        launcher = self.config.launcher
         with open(stdout, "ab") as out, open(stderr, "ab") as err:
+            if launch.debug:
+                launcher = debug.debugpy_command(launch.debug)
+                out.write(f"waiting for a debugger to attach at {launch.debug} ({launch.script})\n".encode())
+                out.flush()
             return subprocess.Popen(
-                [*self.config.launcher, launch.script, *launch.argv],
+                [*launcher, launch.script, *launch.argv],
                 cwd=run_dir,
                 env=launch.env,
                 stdout=out,
@@ -731,6 +763,8 @@ class JobStore:
     def _take_standby(self, job_name: str, launch: Launch, run_dir: Path, stdout: Path, stderr: Path) -> Standby | None:
         """Hand the run to the standby if it was started for this job with exactly this code (warm, or
         still warming: then the run waits for it); otherwise the standby is of no use and goes."""
+        if launch.debug or launch.spark_ui:
+            return None  # the standby started without a debugger and a UI; it stays for the next run
         standby, self._standby = self._standby, None
         if standby is None:
             return None
@@ -783,6 +817,8 @@ class Launch:
     py_files: list[str]
     env: dict[str, str]
     fingerprint: str  # of the script and its extra files: which code a run executes
+    debug: str | None = None  # the address its driver waits for a debugger on (glueline.local.runner.debug)
+    spark_ui: bool = False  # Spark's UI on and its event log kept
 
 
 def _await_ready(standby: Standby) -> None:

@@ -198,7 +198,7 @@ class EmbeddedStack:
 
     def _stop_processes(self, pids: dict[str, int], postgres_dir: str | None, postgres_port: int | None) -> None:
         for pid in pids.values():
-            _terminate_group(pid)
+            terminate_group(pid)
         if postgres_dir and Path(postgres_dir, "data").exists():
             PostgresServer(Path(postgres_dir), postgres_port or 0, self.settings.postgres_bin_dir).stop()
 
@@ -222,7 +222,7 @@ class EmbeddedStack:
             runner_env,
             drop=_CONFLICTING_AWS_VARIABLES,
         )
-        _wait_healthy("the Glue runner", info.glue_url + "/", self.log_dir / "glue-runner.log")
+        wait_healthy("the Glue runner", info.glue_url + "/", self.log_dir / "glue-runner.log")
         return pid
 
     def _start_emulator(self, port: int) -> int:
@@ -246,7 +246,7 @@ class EmbeddedStack:
                 DURABLE_VARIABLE: "1" if self.settings.emulator_durable else "0",
             },
         )
-        _wait_healthy("the AWS emulator", f"http://127.0.0.1:{port}/_ministack/health", self.log_dir / "emulator.log")
+        wait_healthy("the AWS emulator", f"http://127.0.0.1:{port}/_ministack/health", self.log_dir / "emulator.log")
         return pid
 
     def restart_emulator(self, kill: bool = False) -> StackInfo:
@@ -266,7 +266,7 @@ class EmbeddedStack:
         if kill:
             _kill_group(info.pids[name])
         else:
-            _terminate_group(info.pids[name])
+            terminate_group(info.pids[name])
         info.pids[name] = start(info)
         self.state_file.write_text(json.dumps(asdict(info), indent=2))
         return info
@@ -369,7 +369,7 @@ def _healthy(url: str) -> bool:
 SERVICE_START_SECONDS = 60  # a process of the stack (emulator, Glue runner) answers its health check by then
 
 
-def _wait_healthy(service: str, url: str, log: Path, timeout: float = SERVICE_START_SECONDS) -> None:
+def wait_healthy(service: str, url: str, log: Path, timeout: float = SERVICE_START_SECONDS) -> None:
     try:
         wait_for(lambda: _healthy(url), timeout, f"{service} to answer at {url}")
     except TimeoutError as err:
@@ -390,7 +390,7 @@ def _kill_group(pid: int) -> None:
     wait_for(lambda: not _alive(pid), 10, f"process {pid} to die", interval=0.05)
 
 
-def _terminate_group(pid: int, grace: float = 15.0) -> None:
+def terminate_group(pid: int, grace: float = 15.0) -> None:
     try:
         os.killpg(pid, signal.SIGTERM)
     except (ProcessLookupError, PermissionError):

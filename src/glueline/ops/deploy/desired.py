@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from glueline.local.runner.debug import DEBUG_ARGUMENT
 from glueline.ops import packaging
 from glueline.settings import Settings
 from glueline.shared import layout
@@ -233,7 +234,11 @@ def roles(s: Settings, env: Environment) -> dict[str, Role]:
             policy(
                 (["s3:ListBucket"], [bucket]),
                 (["s3:GetObject"], sorted({*(objects(p) for p in (*placed, layout.SCRIPTS, layout.TEMP)), code})),
-                (["s3:PutObject"], [objects(layout.PROCESSED), objects(layout.REJECTED), objects(layout.TEMP)]),
+                (
+                    ["s3:PutObject"],
+                    [objects(p) for p in (layout.PROCESSED, layout.REJECTED, layout.TEMP)]
+                    + ([objects(layout.SPARK_EVENTS)] if s.spark_ui else []),  # Glue writes the event log
+                ),
                 (["s3:DeleteObject"], [objects(layout.SOURCE), objects(layout.TEMP)]),
                 (["dynamodb:GetItem", "dynamodb:UpdateItem"], [table]),
                 (["dynamodb:Query"], [index]),
@@ -278,7 +283,7 @@ def glue_job(s: Settings, env: Environment) -> dict[str, Any]:
         "Description": "glueline: clean, validate and load transaction files into PostgreSQL",
         "Role": env.arn("iam", f"role/{s.glue_role}"),
         "Command": {"Name": "glueetl", "ScriptLocation": script, "PythonVersion": "3"},
-        "DefaultArguments": {RUN_ARGUMENT: NO_FILE_IDS},  # a run started by the Lambda names its files
+        "DefaultArguments": {RUN_ARGUMENT: NO_FILE_IDS, **_inner_loop_arguments(s, env)},
         "NonOverridableArguments": {
             "--scriptLocation": script,
             "--job-language": "python",
@@ -303,6 +308,18 @@ def glue_job(s: Settings, env: Environment) -> dict[str, Any]:
         "WorkerType": s.glue_worker_type,
         "NumberOfWorkers": s.glue_workers,
     }
+
+
+def _inner_loop_arguments(s: Settings, env: Environment) -> dict[str, str]:
+    """Spark's UI and event log (Glue's own arguments), and where a run waits for a debugger (the local
+    runner's: glueline.local.runner.debug)."""
+    arguments = {}
+    if s.spark_ui:
+        arguments["--enable-spark-ui"] = "true"
+        arguments["--spark-event-logs-path"] = f"s3://{env.bucket}/{layout.SPARK_EVENTS}"
+    if s.glue_debug:
+        arguments[DEBUG_ARGUMENT] = s.glue_debug
+    return arguments
 
 
 def bucket_policy(env: Environment) -> dict[str, Any]:

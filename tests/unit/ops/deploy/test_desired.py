@@ -6,6 +6,7 @@ import json
 from datetime import date, timedelta
 from importlib import resources
 
+from glueline.local.runner.debug import DEBUG_ARGUMENT
 from glueline.ops.deploy.desired import LAMBDA_RUNTIME, RUN_ARGUMENT, Environment, desired_state
 from glueline.settings import Settings
 
@@ -34,6 +35,15 @@ def test_a_run_can_set_only_the_files_it_takes():
     assert RUN_ARGUMENT not in pinned
 
 
+def test_a_debugged_job_tells_its_runs_where_to_wait_for_a_debugger_and_nothing_else_changes():
+    plain = desired_state(Settings(_env_file=None), ENV).glue_job
+    debugged = desired_state(Settings(_env_file=None, glue_debug="127.0.0.1:5678"), ENV).glue_job
+    assert debugged["DefaultArguments"] == {**plain["DefaultArguments"], DEBUG_ARGUMENT: "127.0.0.1:5678"}
+    assert {k: v for k, v in debugged.items() if k != "DefaultArguments"} == {
+        k: v for k, v in plain.items() if k != "DefaultArguments"
+    }
+
+
 def test_the_lambda_runtime_is_supported_for_a_year_at_least():
     """AWS's runtime lifecycle as cfn-lint carries it: a pipeline deployed today stays deployable and
     updatable for a year (python3.11's creates are blocked from 2027-07-31)."""
@@ -60,3 +70,17 @@ def test_the_function_is_told_of_a_glue_that_is_not_aws_only():
     assert desired_state(settings, local).lambda_function["Environment"]["Variables"]["AWS_ENDPOINT_URL_GLUE"] == (
         "http://glue:4567"
     )
+
+
+def test_the_spark_ui_is_glues_own_arguments_and_only_then_may_the_job_write_event_logs():
+    def puts(settings):
+        glue = desired_state(settings, ENV).roles["GlueServiceRole"].policy["Statement"]
+        return next(s["Resource"] for s in glue if s["Action"] == ["s3:PutObject"])
+
+    plain, with_ui = Settings(_env_file=None), Settings(_env_file=None, spark_ui=True)
+    arguments = desired_state(with_ui, ENV).glue_job["DefaultArguments"]
+    assert arguments["--enable-spark-ui"] == "true"
+    assert arguments["--spark-event-logs-path"] == f"s3://{ENV.bucket}/spark-events/"
+    events = f"arn:aws:s3:::{ENV.bucket}/spark-events/*"
+    assert events in puts(with_ui) and events not in puts(plain)
+    assert set(puts(with_ui)) - set(puts(plain)) == {events}

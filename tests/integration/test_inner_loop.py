@@ -1,0 +1,101 @@
+"""The data engineer's inner loop on the embedded stack: a debugger attached to a Glue run's driver, and
+Spark's UI and history of a run."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from glueline.local.spark_history import history_server
+from glueline.local.stack import free_port
+from glueline.polling import wait_for
+
+from .dap import DapClient
+from .harness import HEADER, row
+
+pytestmark = pytest.mark.embedded_only  # the runner's process on this machine
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+SCRIPT = REPOSITORY / "services/glue/ETL_Job_to_RDS.py"
+RUN = REPOSITORY / "src/glueline/job/run.py"
+
+
+def line_of(path: Path, text: str) -> int:
+    return next(number for number, line in enumerate(path.read_text().splitlines(), 1) if text in line)
+
+
+def test_a_debugger_attaches_to_the_glue_run_and_its_breakpoints_hit(glueline, tmp_path):
+    port = free_port()
+    debugged = glueline.settings.model_copy(update={"glue_debug": f"127.0.0.1:{port}"})
+    glueline.bootstrap(debugged)
+    try:
+        upload = glueline.upload_bytes(tmp_path, "debugged.csv", f"{HEADER}\n{row(1)}\n".encode())
+        debug_root = Path(glueline.settings.state_dir) / "glue-runner" / "debug"
+        # The repository's files, as an editor has them (.vscode/launch.json maps them the same way).
+        breakpoints = {
+            SCRIPT: line_of(SCRIPT, 'announced = Lifecycle.announced(args["FILE_IDS"])'),
+            RUN: line_of(RUN, "candidates = self._work()"),
+        }
+        client = DapClient("127.0.0.1", port)
+        try:
+            client.request("initialize", adapterID="debugpy", clientID="glueline-test", pathFormat="path")
+            attach = client.send(
+                "attach",
+                justMyCode=False,
+                pathMappings=[
+                    {"localRoot": str(SCRIPT.parent), "remoteRoot": str(debug_root / "script")},
+                    {"localRoot": str(REPOSITORY / "src/glueline"), "remoteRoot": str(debug_root / "lib/glueline")},
+                ],
+            )
+            client.event("initialized")
+            for path, line in breakpoints.items():
+                answer = client.request("setBreakpoints", source={"path": str(path)}, breakpoints=[{"line": line}])
+                assert answer["body"]["breakpoints"][0]["verified"], answer
+            client.request("configurationDone")
+            client.receive(lambda m: m["type"] == "response" and m["request_seq"] == attach)
+            hit = []
+            while len(hit) < len(breakpoints):
+                stopped = client.event("stopped")
+                assert stopped["body"]["reason"] == "breakpoint", stopped
+                thread = stopped["body"]["threadId"]
+                frame = client.request("stackTrace", threadId=thread, levels=1)["body"]["stackFrames"][0]
+                hit.append((Path(frame["source"]["path"]), frame["line"]))
+                if len(hit) == len(breakpoints):  # the library's line runs again for every batch
+                    for path in breakpoints:
+                        client.request("setBreakpoints", source={"path": str(path)}, breakpoints=[])
+                client.request("continue", threadId=thread)
+            assert hit == list(breakpoints.items())  # the script's line first, then the library's
+            client.request("disconnect", terminateDebuggee=False)
+        finally:
+            client.close()
+        [record] = glueline.wait([upload])
+        assert record.status == "COMPLETED" and record.counts.rows_loaded == 1
+    finally:
+        glueline.bootstrap()  # runs wait for no debugger again
+
+
+def test_runs_with_the_spark_ui_keep_an_event_log_the_history_server_shows(glueline, tmp_path):
+    events = Path(glueline.settings.state_dir) / "glue-runner" / "spark-events"
+    before = set(events.glob("*")) if events.exists() else set()
+    glueline.bootstrap(glueline.settings.model_copy(update={"spark_ui": True}))
+    try:
+        upload = glueline.upload_bytes(tmp_path, "seen.csv", f"{HEADER}\n{row(1)}\n".encode())
+        [record] = glueline.wait([upload])
+    finally:
+        glueline.bootstrap()
+    assert record.status == "COMPLETED"
+    [log] = set(events.glob("*")) - before  # the run's event log
+    environment = next(json.loads(line) for line in log.open() if '"SparkListenerEnvironmentUpdate"' in line)
+    spark = environment["Spark Properties"]
+    assert (spark["spark.ui.enabled"], spark["spark.ui.port"]) == ("true", "4040")
+    with history_server(events, free_port(), tmp_path / "history.log") as url:
+
+        def listed():
+            with urllib.request.urlopen(url + "/api/v1/applications", timeout=10) as answer:
+                return [a for a in json.load(answer) if a["name"] == glueline.settings.glue_job]
+
+        [application] = wait_for(listed, 60, "the run in the history server")
+    assert application["attempts"][0]["completed"] is True
