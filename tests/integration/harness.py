@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -59,6 +60,18 @@ def user_shell(kind: str) -> tuple[Path, dict[str, str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["GLUELINE_STATE_DIR"] = str(state)
     return state, env
+
+
+def cli_environment(pipeline: Pipeline) -> dict[str, str]:
+    """A user's shell beside the running stack: no AWS configuration, the stack's state directory."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["GLUELINE_STATE_DIR"] = str(pipeline.state_dir)
+    return env
+
+
+def cli(pipeline: Pipeline, *args: str) -> subprocess.CompletedProcess:
+    """The CLI, as a user runs it against the running embedded stack."""
+    return subprocess.run([GLUELINE, *args], capture_output=True, text=True, env=cli_environment(pipeline), timeout=600)
 
 
 def finished(client, run_id, job="probe", timeout=120) -> dict:

@@ -1,9 +1,14 @@
-"""The data engineer's inner loop on the embedded stack: a debugger attached to a Glue run's driver, and
-Spark's UI and history of a run."""
+"""The data engineer's inner loop on the embedded stack: a debugger attached to a Glue run's driver,
+Spark's UI and history of a run, and the files run again when the job's code changes."""
 
 from __future__ import annotations
 
 import json
+import os
+import queue
+import signal
+import subprocess
+import threading
 import urllib.request
 from pathlib import Path
 
@@ -14,7 +19,7 @@ from glueline.local.stack import free_port
 from glueline.polling import wait_for
 
 from .dap import DapClient
-from .harness import HEADER, row
+from .harness import GLUELINE, HEADER, cli_environment, row
 
 pytestmark = pytest.mark.embedded_only  # the runner's process on this machine
 
@@ -99,3 +104,59 @@ def test_runs_with_the_spark_ui_keep_an_event_log_the_history_server_shows(gluel
 
         [application] = wait_for(listed, 60, "the run in the history server")
     assert application["attempts"][0]["completed"] is True
+
+
+def test_watch_deploys_a_changed_job_and_runs_the_files_again_as_new_files(glueline, tmp_path):
+    path = tmp_path / "watched.csv"
+    path.write_text(f"{HEADER}\n{row(1)}\n")
+    original = SCRIPT.read_bytes()
+    progress = tmp_path / "progress.log"
+    with open(progress, "wb") as stderr:
+        watcher = subprocess.Popen(
+            [GLUELINE, "run", str(path), "--watch", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=cli_environment(glueline),
+            start_new_session=True,
+        )
+    reports = JsonStream(watcher.stdout)
+    try:
+        [first] = reports.next(timeout=300)["files"]
+        assert (first["file_name"], first["status"]) == ("watched.csv", "COMPLETED")
+        SCRIPT.write_bytes(original + b"\n# a change the watcher deploys\n")
+        [second] = reports.next(timeout=300)["files"]
+        assert (second["file_name"], second["status"]) == ("watch-1/watched.csv", "COMPLETED")
+        assert second["file_id"] != first["file_id"]  # a new file, not a redelivery
+        deployed = glueline.client("s3").get_object(Bucket=glueline.bucket, Key="scripts/ETL_Job_to_RDS.py")
+        assert deployed["Body"].read().endswith(b"# a change the watcher deploys\n")
+        watcher.send_signal(signal.SIGINT)
+        assert watcher.wait(timeout=60) == 0, progress.read_text()
+        assert "stopped watching" in progress.read_text()
+    finally:
+        SCRIPT.write_bytes(original)
+        if watcher.poll() is None:
+            os.killpg(watcher.pid, signal.SIGKILL)
+            watcher.wait()
+        glueline.bootstrap()  # the job's code as the repository has it
+
+
+class JsonStream:
+    """The JSON documents a process prints, one after another, read as they come."""
+
+    def __init__(self, stream):
+        self.documents: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream) -> None:
+        decoder, buffer = json.JSONDecoder(), ""
+        for line in iter(stream.readline, b""):
+            buffer += line.decode()
+            try:
+                document, end = decoder.raw_decode(buffer.strip())
+            except json.JSONDecodeError:
+                continue
+            self.documents.put(document)
+            buffer = buffer.strip()[end:]
+
+    def next(self, timeout: float) -> dict:
+        return self.documents.get(timeout=timeout)

@@ -6,13 +6,9 @@ import csv
 import dataclasses
 import io
 import json
-import os
-import subprocess
-import sys
 import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -21,7 +17,7 @@ from glueline.shared.audit import Status, utc_now
 from glueline.shared.contract import COLUMNS
 from glueline.shared.counts import COUNT_NAMES, Counts
 
-from .harness import SAMPLES
+from .harness import SAMPLES, cli
 
 EXPECTED = json.loads((SAMPLES / "expected-counts.json").read_text())
 SAMPLE_FILES = sorted(SAMPLES.glob("*.csv"))
@@ -116,14 +112,6 @@ def test_reprocessing_the_same_rows_never_changes_the_row_count(glueline, tmp_pa
     )
 
 
-def glueline(p, *args: str) -> subprocess.CompletedProcess:
-    """The CLI, as a user runs it against the running embedded stack."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env["GLUELINE_STATE_DIR"] = str(p.state_dir)
-    command = [str(Path(sys.executable).with_name("glueline")), *args]
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
-
-
 def test_status_filters_and_a_runs_logs_from_the_cli(glueline):
     """status --status/--since/--file select audit items; logs --run prints the Glue run's output from
     CloudWatch Logs (the emulator's, where the runner writes as Glue does)."""
@@ -132,7 +120,7 @@ def test_status_filters_and_a_runs_logs_from_the_cli(glueline):
     assert {r.status for r in records} == {Status.COMPLETED}
 
     def names(*args: str) -> list[str]:
-        result = glueline(p, "status", "--json", *args)
+        result = cli(p, "status", "--json", *args)
         assert result.returncode == 0, result.stderr
         return sorted(f["file_name"] for f in json.loads(result.stdout)["files"])
 
@@ -145,25 +133,25 @@ def test_status_filters_and_a_runs_logs_from_the_cli(glueline):
     assert names("--since", first.date().isoformat()) == every and names("--since", first.isoformat()) == every
     after_last = (last + timedelta(seconds=1)).astimezone(timezone(timedelta(hours=2))).isoformat()  # +02:00
     assert names("--since", after_last) == [] and names("--since", after_last, "--status", "COMPLETED") == []
-    wrong = glueline(p, "status", "--status", "DONE")
+    wrong = cli(p, "status", "--status", "DONE")
     assert wrong.returncode == 2 and "PENDING" in wrong.stderr
-    assert glueline(p, "status", "--since", "yesterday").returncode == 2
+    assert cli(p, "status", "--since", "yesterday").returncode == 2
 
     record = next(r for r in records if r.file_name == one)
-    logs = glueline(p, "logs", "--run", record.glue_job_id)
+    logs = cli(p, "logs", "--run", record.glue_job_id)
     assert logs.returncode == 0, logs.stderr
     c = record.counts
     assert f"{one}: COMPLETED read={c.rows_read} loaded={c.rows_loaded}" in logs.stdout
     assert f"run {record.glue_job_id}: SUCCEEDED" in logs.stderr
-    followed = glueline(p, "logs", "--run", record.glue_job_id, "--follow")  # a finished run: returns at once
+    followed = cli(p, "logs", "--run", record.glue_job_id, "--follow")  # a finished run: returns at once
     assert followed.returncode == 0 and followed.stdout == logs.stdout
-    unknown = glueline(p, "logs", "--run", "jr_" + "0" * 64)
+    unknown = cli(p, "logs", "--run", "jr_" + "0" * 64)
     assert unknown.returncode == 2 and "no run jr_000" in unknown.stderr
 
 
 def test_glueline_run_cli_reports_json(glueline, tmp_path):
     p = glueline
-    result = glueline(p, "run", str(SAMPLES), "--json")
+    result = cli(p, "run", str(SAMPLES), "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["ok"] is True and report["totals"]["completed"] == len(SAMPLE_FILES)
@@ -189,11 +177,11 @@ def test_the_report_names_the_database_that_holds_the_rows(glueline):
     fresh_target = fresh.target("public.transactions")
     total = sum(e["rows_loaded"] for e in EXPECTED.values())
     try:
-        first = glueline(p, "run", "--json")  # the samples, into the embedded database
+        first = cli(p, "run", "--json")  # the samples, into the embedded database
         assert first.returncode == 0, first.stderr
         assert json.loads(first.stdout)["target"] == p.target
 
-        elsewhere = glueline(p, "run", "--db-url", fresh.url(with_password=True), "--json")
+        elsewhere = cli(p, "run", "--db-url", fresh.url(with_password=True), "--json")
         assert elsewhere.returncode == 0, elsewhere.stderr
         report = json.loads(elsewhere.stdout)
         assert report["target"] == fresh_target and report["table_rows"] == total
@@ -206,11 +194,11 @@ def test_the_report_names_the_database_that_holds_the_rows(glueline):
         assert p.query("SELECT count(*) FROM transactions")[0][0] == total  # the first database is untouched
 
         runs = len(p.glue_runs())
-        again = json.loads(glueline(p, "run", "--db-url", fresh.url(with_password=True), "--json").stdout)
+        again = json.loads(cli(p, "run", "--db-url", fresh.url(with_password=True), "--json").stdout)
         assert [f["redeliveries"] for f in again["files"]] == [1, 1, 1] and again["table_rows"] == total
         assert len(p.glue_runs()) == runs  # a true redelivery: no Glue run, no row
 
-        status = json.loads(glueline(p, "status", "--json").stdout)
+        status = json.loads(cli(p, "status", "--json").stdout)
         assert {f["target"] for f in status["files"]} == {p.target, fresh_target}
         assert fresh.password not in elsewhere.stdout + elsewhere.stderr
     finally:
@@ -300,7 +288,7 @@ def test_no_secret_in_environment_arguments_audit_reports_or_logs(glueline, tmp_
     places["glue runs"] = json.dumps(p.glue_runs(), default=str)
     places["audit items"] = json.dumps([r.as_dict() for r in p.audit.all()])
     for args in (["status"], ["status", "--json"]):
-        result = glueline(p, *args)
+        result = cli(p, *args)
         places[f"glueline {' '.join(args)}"] = result.stdout + result.stderr
     places["lambda logs"] = "\n".join(p.lambda_log_messages())
     places["rejected rows"] = "\n".join(

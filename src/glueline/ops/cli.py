@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -27,7 +28,7 @@ from glueline.console.data import ConsoleData
 from glueline.local.compose import ComposeInfo, ComposeStack, engine_answers, images, project_dir, running_compose
 from glueline.local.samples import write_file
 from glueline.local.spark_history import history_server
-from glueline.local.stack import EmbeddedStack, StackError, StackInfo
+from glueline.local.stack import EmbeddedStack, StackError, StackInfo, termination_raises
 from glueline.ops import packaging, report, runlogs
 from glueline.ops.deploy import cloudformation
 from glueline.ops.deploy.aws import BootstrapError
@@ -214,12 +215,12 @@ def _bootstrap(
 @contextmanager
 def _job_options(
     settings: Settings, env, account: str | None, debug: bool, debug_port: int, spark_ui: bool
-) -> Iterator[None]:
+) -> Iterator[Settings]:
     """--debug and --spark-ui: the job deployed with them for the runs this command causes
     (glueline.local.runner.debug, Glue's --enable-spark-ui), and deployed back as it was when it ends, so
     a later upload's run neither waits for a debugger nor keeps a UI."""
     if not (debug or spark_ui):
-        yield
+        yield settings
         return
     if not isinstance(env.stack, StackInfo):
         _fail("--debug and --spark-ui serve runs of the embedded stack's Glue runner (glueline up -d --stack embedded)")
@@ -237,7 +238,7 @@ def _job_options(
         )
     _bootstrap(settings.model_copy(update=options), env, quiet=True, account=account)
     try:
-        yield
+        yield settings.model_copy(update=options)
     finally:
         _bootstrap(settings, env, quiet=True, account=account)
 
@@ -695,6 +696,14 @@ def run(
     as_json: AsJson = False,
     timeout: Annotated[float, typer.Option(help="seconds to wait for every file's outcome")] = 900.0,
     keep_up: Annotated[bool, typer.Option("--keep-up", help="leave a stack this command started running")] = False,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="then, whenever the job's script or library changes, deploy it and run the files again "
+            "(under source/watch-N/: new FileIDs), until Ctrl-C",
+        ),
+    ] = False,
     debug: Debug = False,
     debug_port: DebugPort = 5678,
     spark_ui: SparkUi = False,
@@ -713,22 +722,66 @@ def run(
     with environment(settings, start_stack=True, keep_stack=keep_up) as env:
         progress.print(f"environment: {env.description}")
         account = _confirm_account("deploy to and run the pipeline in", yes)
-        boot = _bootstrap(settings, env, quiet=True, account=account)
-        session = boto3.Session()
-        with _job_options(settings, env, account, debug, debug_port, spark_ui):
-            uploads = upload(aws_client("s3", session), boot.bucket, files, boot.target)
-            progress.print(f"uploaded {len(uploads)} file(s) to s3://{boot.bucket}/source/")
-            audit = AuditTable(aws_client("dynamodb", session), settings.audit_table)
-            records = wait_for_outcomes(audit, uploads, timeout, progress)
-        records = [r if r is not None else placeholder(u) for r, u in zip(records, uploads, strict=True)]
-        table_rows = count_rows(env.reachable_db, settings.table)
-        result = report.build(records, boot.bucket, boot.target, str(settings.table), table_rows)
-    if as_json:
-        print(json.dumps(result, indent=2))
-    else:
-        report.render(result, out, title="glueline run")
+        with _job_options(settings, env, account, debug, debug_port, spark_ui) as deployed:
+            result = _run_files(deployed, env, account, files, timeout, progress, as_json)
+            if watch:
+                with termination_raises():
+                    _rerun_on_change(deployed, env, account, files, timeout, progress, as_json)
     if not result["ok"]:
         raise typer.Exit(1)
+
+
+def _run_files(
+    settings: Settings,
+    env,
+    account: str,
+    files: list[Path],
+    timeout: float,
+    progress: Console,
+    as_json: bool,
+    folder="",
+) -> dict:
+    """Deploy (what changed), upload the files under source/``folder``, wait for their outcomes, report."""
+    boot = _bootstrap(settings, env, quiet=True, account=account)
+    session = boto3.Session()
+    uploads = upload(aws_client("s3", session), boot.bucket, files, boot.target, folder)
+    progress.print(f"uploaded {len(uploads)} file(s) to s3://{boot.bucket}/source/{folder}")
+    audit = AuditTable(aws_client("dynamodb", session), settings.audit_table)
+    records = wait_for_outcomes(audit, uploads, timeout, progress)
+    records = [r if r is not None else placeholder(u) for r, u in zip(records, uploads, strict=True)]
+    table_rows = count_rows(env.reachable_db, settings.table)
+    result = report.build(records, boot.bucket, boot.target, str(settings.table), table_rows)
+    if as_json:
+        print(json.dumps(result, indent=2), flush=True)
+    else:
+        report.render(result, out, title="glueline run")
+    return result
+
+
+WATCH_POLL_SECONDS = 0.5
+
+
+def _rerun_on_change(
+    settings: Settings, env, account: str, files: list[Path], timeout: float, progress: Console, as_json: bool
+) -> None:
+    """--watch: the job's code as deploy would ship it (packaging.glue_code_digest), polled; on a change,
+    the files run again under source/watch-N/ (new keys, so new FileIDs: a run, not a redelivery)."""
+    deployed = packaging.glue_code_digest()
+    progress.print(
+        "watching the Glue job's script and library (services/glue/, glueline.shared, glueline.job); Ctrl-C stops"
+    )
+    rerun = 0
+    try:
+        while True:
+            time.sleep(WATCH_POLL_SECONDS)
+            current = packaging.glue_code_digest()
+            if current == deployed:
+                continue
+            deployed, rerun = current, rerun + 1
+            progress.print(f"the job's code changed: deploying it and running the files again (watch-{rerun}/)")
+            _run_files(settings, env, account, files, timeout, progress, as_json, folder=f"watch-{rerun}/")
+    except KeyboardInterrupt:
+        progress.print("stopped watching")
 
 
 @app.command("spark-history")

@@ -113,6 +113,11 @@ def glue_script() -> bytes:
     return (bundled("services") / "glue" / GLUE_SCRIPT).read_bytes()
 
 
+def glue_code_digest() -> str:
+    """Which code a Glue run would execute if deployed now: the script and the library, as shipped."""
+    return hashlib.sha256(glue_script() + glue_library_zip()).hexdigest()
+
+
 def _zip(files: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:

@@ -62,11 +62,11 @@ def collect_files(paths: list[Path]) -> list[Path]:
 SINGLE_PUT_MAX_BYTES = 5 * 1024**3  # one PutObject takes at most 5 GB
 
 
-def upload(s3, bucket: str, files: list[Path], target: str) -> list[Upload]:
-    """Put each file under source/; ``target`` (see DbConnection.target) is part of its FileID."""
+def upload(s3, bucket: str, files: list[Path], target: str, folder: str = "") -> list[Upload]:
+    """Put each file under source/``folder``; ``target`` (see DbConnection.target) is part of its FileID."""
     uploads = []
     for path in files:
-        key = layout.SOURCE + path.name
+        key = layout.SOURCE + folder + path.name
         sent_at = utc_now()
         if path.stat().st_size <= SINGLE_PUT_MAX_BYTES:
             # The ETag comes with the answer: by the time a HEAD could ask, the Lambda may already have
