@@ -722,7 +722,7 @@ class JobStore:
     def _spawn_standby(self, job_name: str, request: int) -> None:
         with self._lock:
             job = copy.deepcopy(self._jobs.get(job_name))
-        if job is None or self._closed:
+        if job is None or self._closed or _needs_own_process(job["DefaultArguments"]):
             return
         directory = Path(tempfile.mkdtemp(prefix="standby-", dir=self.config.state_dir))
         try:
@@ -764,7 +764,7 @@ class JobStore:
         """Hand the run to the standby if it was started for this job with exactly this code (warm, or
         still warming: then the run waits for it); otherwise the standby is of no use and goes."""
         if launch.debug or launch.spark_ui:
-            return None  # the standby started without a debugger and a UI; it stays for the next run
+            return None  # see _needs_own_process; the standby stays for the next run
         standby, self._standby = self._standby, None
         if standby is None:
             return None
@@ -819,6 +819,11 @@ class Launch:
     fingerprint: str  # of the script and its extra files: which code a run executes
     debug: str | None = None  # the address its driver waits for a debugger on (glueline.local.runner.debug)
     spark_ui: bool = False  # Spark's UI on and its event log kept
+
+
+def _needs_own_process(arguments: dict[str, str]) -> bool:
+    """A run waiting for a debugger, or with Spark's UI, starts its own process (a standby has neither)."""
+    return bool(debug.debug_address(arguments)) or arguments.get(SPARK_UI_ARGUMENT) == "true"
 
 
 def _await_ready(standby: Standby) -> None:
