@@ -1,4 +1,4 @@
-"""A test of your own on glueline's local stack (README, "Test your changes with pytest"): copy this file
+"""A test of your own on glueline's local stack (docs/developing.md, "Test your changes with pytest"): copy this file
 into your project's tests/, install glueline, run pytest. The `glueline` fixture is the pipeline deployed
 on a real local stack, emptied for each test."""
 

@@ -229,7 +229,7 @@ class DailyTally:
     changes a file's status — in the same transaction, so it never drifts from the files: how many of
     the day's files are in each status, and the six counts summed over those COMPLETED. The console's
     overview reads a week of these (7 items) instead of the week's files. Items written before tallies
-    were kept are in none (README, "Audit item")."""
+    were kept are in none (docs/lifecycle.md, "Audit item")."""
 
     day: str  # YYYY-MM-DD (UTC) of the files' UploadTimestamp
     files: dict[str, int] = field(default_factory=dict)  # status → files of that day in it now

@@ -1,5 +1,5 @@
 """glueline's pytest plugin as a user's project meets it: registered by installing glueline, its option and
-fixtures there, the README's example the file our suite runs, and a stack this machine cannot start
+fixtures there, the guide's example the file our suite runs, and a stack this machine cannot start
 skipped with the reason (the stack itself: every integration test uses the plugin's fixtures)."""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ def test_installing_glueline_registers_the_plugin():
     assert plugins.get("glueline") == "glueline.testing.plugin"
 
 
-def test_the_readme_example_is_the_test_the_suite_runs():
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Test your changes with pytest") :]
+def test_the_guides_example_is_the_test_the_suite_runs():
+    guide = (ROOT / "docs/developing.md").read_text()
+    section = guide[guide.index("## Test your changes with pytest") :]
     example = re.search(r"```python\n(.*?)```", section, re.S)
     assert example is not None
     assert example.group(1) == (ROOT / "tests/integration/test_users_example.py").read_text()

@@ -3,7 +3,7 @@
 The runner reaches S3 (for scripts), CloudWatch Logs and EventBridge through the standard AWS
 configuration of its environment (``AWS_ENDPOINT_URL``: the emulator), and its job processes inherit
 that environment, with ``AWS_ENDPOINT_URL_GLUE`` pointing back at the runner. Jobs and runs are kept in
-``--state-dir`` across restarts. See the README, "The local Glue runner".
+``--state-dir`` across restarts. See docs/runner.md.
 """
 
 from __future__ import annotations

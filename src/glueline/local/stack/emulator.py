@@ -7,7 +7,7 @@ and MiniStack refuses it too. glueline's Glue runner plays the Glue service, so 
 ``Glue Job State Change`` events (source ``aws.glue``) on the default bus. This lets exactly that
 through: a PutEvents signed with the runner's access key id (``GLUE_SERVICE_ACCESS_KEY_ID``) whose every
 entry is a Glue Job State Change from ``aws.glue``. Any other ``aws.*`` entry is refused as before.
-(Upstream MiniStack images, as the compose stack runs them, refuse the runner's events; see README.)
+(Upstream MiniStack images, as the compose stack runs them, refuse the runner's events; see docs/compose.md.)
 
 With ``GLUELINE_EMULATOR_DURABLE=1`` it also keeps what it acknowledged across a crash, as AWS does.
 MiniStack saves its services' state on a clean shutdown only (S3 objects excepted: they are written
