@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 IAM_SIMULATOR := tests/access/node_modules/.package-lock.json
 AWS_CLI := tests/awscli/.venv/bin/aws
 
-.PHONY: install run test test-unit test-compose up down logs console console-screenshot status images-offline plan deploy destroy bench bench-console soak soak-short lint clean
+.PHONY: install run test test-unit test-compose up down logs console console-screenshot status images-offline plan deploy destroy bench bench-console soak soak-short lint docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -98,6 +98,9 @@ lint: $(STAMP)  ## ruff (rules and formatting) and mypy on the packages that typ
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy
+
+docs: $(STAMP)  ## the guide (docs/) with MkDocs into build/docs; --strict: a broken link or anchor fails
+	$(BIN)/mkdocs build --strict
 
 clean:  ## stop the embedded stack and delete its state (emulator data, logs, the database)
 	-$(BIN)/glueline clean

@@ -23,7 +23,7 @@ import tempfile
 import time
 from datetime import datetime, timezone
 
-from glueline.job.load import BatchLoader
+from glueline.job.load import BatchLoader, recorded_load
 from glueline.job.read import LocalCopies, S3Snapshots
 from glueline.job.run import JobRun
 from glueline.job.schema import TableName
@@ -105,12 +105,19 @@ def main(argv: list[str]) -> None:
                 run_date,
                 source,
                 workdir,
+                args["JOB_RUN_ID"],
                 spark_start=time.perf_counter() - clock,
                 tasks_connect_with=SecretReference(args["DB_SECRET_ID"]),
             )
 
         announced = Lifecycle.announced(args["FILE_IDS"])
-        failures = JobRun(lifecycle, args["JOB_RUN_ID"], open_loader, announced).run()
+        failures = JobRun(
+            lifecycle,
+            args["JOB_RUN_ID"],
+            open_loader,
+            announced,
+            recorded_load=lambda fid: recorded_load(db, table, fid),  # no Spark needed to ask
+        ).run()
     if started.get("job") is not None:
         started["job"].commit()
     if failures:  # an exception is what marks a run FAILED, on Glue and locally

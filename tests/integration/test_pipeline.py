@@ -13,9 +13,11 @@ from decimal import Decimal
 import psycopg
 import pytest
 
+from glueline.job.load import recorded_load
 from glueline.shared.audit import Status, utc_now
 from glueline.shared.contract import COLUMNS
 from glueline.shared.counts import COUNT_NAMES, Counts
+from glueline.shared.lifecycle import RecordedLoad
 
 from .harness import SAMPLES, cli
 
@@ -42,6 +44,11 @@ def test_sample_files_load_end_to_end(glueline):
     assert p.query("SELECT count(*) FROM transactions")[0][0] == total
     per_file = dict(p.query("SELECT file_id, count(*) FROM transactions GROUP BY file_id"))
     assert per_file == {r.file_id: r.counts.rows_loaded for r in records}
+    # The load ledger, written with each file's rows: what a run completing a crashed attempt reads.
+    for record in records:
+        ledger = recorded_load(p.db, p.settings.table, record.file_id)
+        assert ledger == RecordedLoad(record.glue_job_id, record.counts, record.reject_reasons or {})
+    assert recorded_load(p.db, p.settings.table, "no-such-file") is None
 
     today = datetime.now(timezone.utc).date()
     rows = {

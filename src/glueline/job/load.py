@@ -53,7 +53,7 @@ from glueline.job.transform import CORRUPT, CUSTOMER_FILLED, DATE_ORIGINAL, RAW,
 from glueline.shared.contract import COLUMNS, FIELDS
 from glueline.shared.counts import Counts
 from glueline.shared.dbsecret import DbConnection, SecretReference
-from glueline.shared.lifecycle import Outcome, TargetUnavailable
+from glueline.shared.lifecycle import Outcome, RecordedLoad, TargetUnavailable
 from glueline.shared.timeouts import DB_DDL_STATEMENT_SECONDS, db_server_settings
 
 # The rejected-rows file: where the row was, why it was refused, its fields exactly as read.
@@ -140,6 +140,7 @@ class BatchLoader:
         run_date: date,
         source: S3Snapshots | LocalCopies,
         workdir: str | Path,
+        run_id: str,
         spark_start: float = 0.0,
         tasks_connect_with: DbConnection | SecretReference | None = None,
     ):
@@ -151,6 +152,7 @@ class BatchLoader:
         self.run_date = run_date
         self.source = source
         self.workdir = Path(workdir)
+        self.run_id = run_id  # named in the load ledger beside each file's counts
         self.spark_start = spark_start  # told to the first batch's files
         self._target_ready = False  # the job creates its table (deploy needs no database connection)
 
@@ -263,9 +265,10 @@ class BatchLoader:
             except psycopg.errors.UniqueViolation:
                 upsert = schema.upsert_staging(self.table, f.file_id, source_file, uploaded)
                 loaded, filled, replaced = conn.execute(upsert).fetchone()
+            read, rejected = stats.total("records"), stats.total("rejected")
+            counts = Counts(read, loaded, rejected, read - rejected - loaded, filled, replaced)
+            conn.execute(schema.record_load(self.table, f.file_id, self.run_id, counts, reasons))
             conn.execute(schema.drop_file_tables(self.table, f.file_id))
-        read, rejected = stats.total("records"), stats.total("rejected")
-        counts = Counts(read, loaded, rejected, read - rejected - loaded, filled, replaced)
         timings = {**batch, "merge": time.perf_counter() - started}
         return Outcome(counts, rejected_file, reasons=reasons, timings=timings)
 
@@ -274,6 +277,23 @@ class BatchLoader:
             with connect(self.db, autocommit=True) as conn:
                 conn.execute(schema.statement_timeout(DB_DDL_STATEMENT_SECONDS))
                 conn.execute(statement)
+
+
+def recorded_load(db: DbConnection, table: schema.TableName, fid: str) -> RecordedLoad | None:
+    """What the load ledger holds for a file (see glueline.job.schema), or None: no load of it committed.
+    TargetUnavailable when the database cannot say."""
+    try:
+        with connect(db) as conn:
+            conn.execute(schema.statement_timeout(DB_DDL_STATEMENT_SECONDS))
+            row = conn.execute(schema.recorded_load(table, fid)).fetchone()
+    except psycopg.errors.UndefinedTable:
+        return None  # no load has committed into this database yet
+    except psycopg.Error as err:
+        raise TargetUnavailable(f"the load ledger of {db.target(str(table))} is unreachable: {err}") from err
+    if row is None:
+        return None
+    run_id, *counts, reasons = row
+    return RecordedLoad(run_id, Counts(*counts), reasons)
 
 
 class _Stager:

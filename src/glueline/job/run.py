@@ -30,7 +30,7 @@ from typing import Protocol
 from glueline.shared.audit import AuditRecord
 from glueline.shared.contract import HeaderMatch
 from glueline.shared.integrity import SourceGone
-from glueline.shared.lifecycle import Lifecycle, Outcome, TargetUnavailable
+from glueline.shared.lifecycle import Lifecycle, Outcome, RecordedLoad, TargetUnavailable
 
 BATCH_FILES = 200  # files claimed at once: one Spark pass over all of them
 GATHER_SECONDS = 0.25  # while files are still being announced, the run waits this long again…
@@ -62,11 +62,14 @@ class JobRun:
         announced: Sequence[str] = (),
         log=print,
         sleep=time.sleep,
+        recorded_load: Callable[[str], RecordedLoad | None] = lambda fid: None,
     ):
         self.lifecycle = lifecycle
         self.run_id = run_id
         self.announced = list(announced)  # FileIDs its trigger admitted: maybe not in the index yet
         self.open_loader = open_loader  # called once, for the first claimed file: an idle run stays quick
+        # What the load ledger holds for a file (glueline.job.load.recorded_load; none kept in unit tests).
+        self.recorded_load = recorded_load
         self.log = log
         self.sleep = sleep
         self.failures: list[str] = []
@@ -118,7 +121,7 @@ class JobRun:
         try:
             report = self.lifecycle.inspect(record)
         except SourceGone as gone:
-            if not self._completed_if_moved(record):
+            if not self._settled_if_moved(record):
                 self.lifecycle.reject(record, str(gone), holder=self.run_id, move=False)
                 self.log(f"{record.file_name}: REJECTED ({gone})")
             return None
@@ -139,7 +142,7 @@ class JobRun:
         by the soak, bench/soak). Completed if that attempt had moved it (its rows were committed first),
         else given up: uploading it again, or the console's retry, gives it its attempts back (its rows,
         if the dead attempt committed them, are loaded again unchanged: loads are idempotent)."""
-        if self._completed_if_moved(record):
+        if self._settled_if_moved(record):
             return
         attempts = self.lifecycle.max_attempts
         reason = (
@@ -148,13 +151,20 @@ class JobRun:
         self.lifecycle.reject(record, reason, holder=self.run_id, gave_up=True)
         self.log(f"{record.file_name}: REJECTED ({reason})")
 
-    def _completed_if_moved(self, record: AuditRecord) -> bool:
-        """COMPLETED when an earlier attempt had loaded the file and moved it to processed/ before it
-        stopped (its rows are committed before the move)."""
+    def _settled_if_moved(self, record: AuditRecord) -> bool:
+        """When an earlier attempt had loaded the file and moved it to processed/ before it stopped (its
+        rows are committed before the move): COMPLETED with the counts that load recorded, or, while the
+        database cannot say, FAILED with the attempt given back (the next run completes it). False when
+        it was not moved."""
         final_key = self.lifecycle.moved_by_an_earlier_attempt(record)
         if final_key is None:
             return False
-        self.lifecycle.complete_after_crash(record, self.run_id, final_key)
+        try:
+            recorded = self.recorded_load(record.file_id)
+        except TargetUnavailable as err:
+            self._fail(record, err)
+            return True
+        self.lifecycle.complete_after_crash(record, self.run_id, final_key, recorded)
         self.log(f"{record.file_name}: COMPLETED (an earlier attempt loaded it and moved it to {final_key})")
         return True
 

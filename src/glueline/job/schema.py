@@ -6,19 +6,23 @@ staging table and its rejected rows into the batch's rejects table (in parallel,
 tables are partitioned by file (``FILE_COLUMN``), so each file's rows land in UNLOGGED tables of its
 own. Then, per file, in one transaction: the rejected rows are exported with their line numbers, one
 statement moves the staged rows into the target — last occurrence of a TransactionID in the file wins,
-an existing TransactionID is overwritten (newest load wins) — and the file's tables are dropped. A
-failure before a file's commit leaves no rows of that file in the target.
+an existing TransactionID is overwritten (newest load wins) —, the file's counts go to the load ledger
+(``_loads_<table>``: a run that dies after the commit leaves them for the run that completes the file)
+and the file's tables are dropped. A failure before a file's commit leaves no rows of that file in the
+target.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 
 from psycopg import sql
 
 from glueline.shared.contract import FIELDS
+from glueline.shared.counts import COUNT_NAMES, Counts
 
 # (column, type, constraint) — the eleven data columns, then lineage.
 DATA_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -91,6 +95,10 @@ class TableName:
         """The rejected rows of one file, or (``b…``) of a batch."""
         return self.identifier(f"_reject_{self.table[:30]}_{name[:16]}")
 
+    def ledger(self) -> sql.Identifier:
+        """What each load committed: a file's counts, written in the transaction of its rows."""
+        return self.identifier(f"_loads_{self.table[:50]}")
+
     def __str__(self) -> str:
         return f"{self.schema}.{self.table}"
 
@@ -121,7 +129,36 @@ def create_target(table: TableName) -> sql.Composed:
     create = sql.SQL("CREATE SCHEMA IF NOT EXISTS {schema}; CREATE TABLE IF NOT EXISTS {t} ({cols})").format(
         schema=sql.Identifier(table.schema), t=table.identifier(), cols=sql.SQL(", ").join(columns)
     )
-    return sql.SQL("; ").join([create, *added])
+    counts = sql.SQL(", ").join(sql.SQL("{} bigint NOT NULL").format(sql.Identifier(n)) for n in COUNT_NAMES)
+    ledger = sql.SQL(
+        "CREATE TABLE IF NOT EXISTS {t} (file_id text PRIMARY KEY, run_id text NOT NULL, "
+        "loaded_at timestamptz NOT NULL DEFAULT now(), {counts}, reject_reasons jsonb NOT NULL)"
+    ).format(t=table.ledger(), counts=counts)
+    return sql.SQL("; ").join([create, ledger, *added])
+
+
+def record_load(table: TableName, fid: str, run_id: str, counts: Counts, reasons: dict[str, int]) -> sql.Composed:
+    """In the file's transaction: what this load committed (a later load of the same file replaces it)."""
+    names = [sql.Identifier(n) for n in COUNT_NAMES]
+    return sql.SQL(
+        "INSERT INTO {t} (file_id, run_id, {names}, reject_reasons) VALUES ({fid}, {run}, {values}, {reasons}) "
+        "ON CONFLICT (file_id) DO UPDATE SET run_id = EXCLUDED.run_id, loaded_at = now(), {updates}, "
+        "reject_reasons = EXCLUDED.reject_reasons"
+    ).format(
+        t=table.ledger(),
+        names=sql.SQL(", ").join(names),
+        fid=sql.Literal(fid),
+        run=sql.Literal(run_id),
+        values=sql.SQL(", ").join(sql.Literal(getattr(counts, n)) for n in COUNT_NAMES),
+        reasons=sql.Literal(json.dumps(reasons, sort_keys=True)),
+        updates=sql.SQL(", ").join(sql.SQL("{n} = EXCLUDED.{n}").format(n=n) for n in names),
+    )
+
+
+def recorded_load(table: TableName, fid: str) -> sql.Composed:
+    return sql.SQL("SELECT run_id, {names}, reject_reasons FROM {t} WHERE file_id = {fid}").format(
+        names=sql.SQL(", ").join(sql.Identifier(n) for n in COUNT_NAMES), t=table.ledger(), fid=sql.Literal(fid)
+    )
 
 
 def statement_timeout(seconds: int, local: bool = False) -> sql.Composed:

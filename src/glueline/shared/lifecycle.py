@@ -111,6 +111,16 @@ class Outcome:
     reasons: dict[str, int] = field(default_factory=dict)  # rejected rows per reason code (contract.RowReason)
 
 
+@dataclass(frozen=True)
+class RecordedLoad:
+    """What a committed load of a file recorded beside its rows (the job's load ledger): its counts, the
+    rejected rows per reason code, and the run that loaded it (which named its rejected-rows file)."""
+
+    run_id: str
+    counts: Counts
+    reasons: dict[str, int]
+
+
 class Lifecycle:
     def __init__(self, audit: AuditTable, s3, glue, job_name: str, max_attempts: int, target: str):
         self.audit = audit
@@ -311,22 +321,32 @@ class Lifecycle:
                 return key
         return None
 
-    def complete_after_crash(self, record: AuditRecord, run_id: str, final_key: str) -> None:
-        """COMPLETED for a file an earlier attempt loaded and moved: its rows are in the target (the
-        commit comes before the move), only its counts were not recorded."""
-        self._finish(
-            record,
-            run_id,
-            {
-                "Status": Status.COMPLETED,
-                "ProcessingEndTimestamp": utc_now(),
-                "FinalKey": final_key,
-                attribute("warnings"): [
-                    "loaded and moved by an earlier attempt that stopped before recording its counts"
-                ],
-            },
-            event(Status.COMPLETED, Key=final_key),
-        )
+    def complete_after_crash(
+        self, record: AuditRecord, run_id: str, final_key: str, recorded: RecordedLoad | None
+    ) -> None:
+        """COMPLETED for a file an earlier attempt loaded and moved (the commit comes before the move)
+        before it could record so: its counts as the load ledger has them (``recorded``; None for a load
+        from before the ledger), and its rejected rows where that run put them (uploaded before the move)."""
+        changes: dict[str, Any] = {
+            "Status": Status.COMPLETED,
+            "ProcessingEndTimestamp": utc_now(),
+            "FinalKey": final_key,
+        }
+        if recorded is None:
+            changes[attribute("warnings")] = [
+                "loaded and moved by an earlier attempt that stopped before recording its counts"
+            ]
+        else:
+            changes.update(count_attributes(recorded.counts))
+            if recorded.reasons:
+                changes[attribute("reject_reasons")] = recorded.reasons
+            rows_key = layout.rejected_rows_key(record.source_key, recorded.run_id)
+            if recorded.counts.rows_rejected and layout.copy_of(self.s3, record.bucket, rows_key) is not None:
+                changes["RejectedRowsKey"] = rows_key
+            changes[attribute("warnings")] = [
+                f"loaded and moved by {recorded.run_id}, which stopped before recording it: counts from the load ledger"
+            ]
+        self._finish(record, run_id, changes, event(Status.COMPLETED, Key=final_key))
 
     def complete(self, record: AuditRecord, run_id: str, outcome: Outcome) -> str:
         """Its rows are committed: upload the rejected rows, move the file to processed/, COMPLETED."""

@@ -8,7 +8,7 @@ from glueline.shared import layout
 from glueline.shared.audit import AuditRecord, Status, file_id
 from glueline.shared.counts import Counts
 from glueline.shared.events import ObjectRef
-from glueline.shared.lifecycle import TargetUnavailable
+from glueline.shared.lifecycle import RecordedLoad, TargetUnavailable
 
 from ..conftest import BUCKET, GOOD_CSV, TARGET
 from .harness import ScriptedLoader
@@ -191,6 +191,40 @@ def test_a_file_moved_by_an_attempt_that_crashed_before_recording_it_is_complete
     record = aws.audit.get(fid)
     assert (record.status, record.final_key, loader.batches) == (Status.COMPLETED, "processed/a.csv", [])
     assert record.warnings == ["loaded and moved by an earlier attempt that stopped before recording its counts"]
+
+
+def test_a_moved_file_is_completed_with_the_counts_its_load_recorded_and_its_rejected_rows(aws):
+    """The load ledger is written in the transaction of the file's rows: a run that died after the move
+    leaves the counts, the reasons and (uploaded before the move) the rejected rows (the soak found a
+    COMPLETED item without counts)."""
+    (fid,) = upload(aws, "a.csv")
+    crashed = aws.lifecycle().claim(aws.audit.get(fid), "jr_dead")
+    rows_key = layout.rejected_rows_key(crashed.source_key, "jr_dead")
+    aws.put(rows_key, b"line,reason\n3,bad_currency\n")
+    layout.move_object(aws.s3, BUCKET, crashed.source_key, crashed.etag, crashed.size, layout.PROCESSED, fid)
+    counts = Counts(5, 3, 1, 1, 1, 0)
+    ledger = {fid: RecordedLoad("jr_dead", counts, {"bad_currency": 1})}
+    JobRun(aws.lifecycle(), "jr_2", ScriptedLoader, log=lambda m: None, recorded_load=ledger.get).run()
+    record = aws.audit.get(fid)
+    assert (record.status, record.final_key, record.counts) == (Status.COMPLETED, "processed/a.csv", counts)
+    assert (record.reject_reasons, record.rejected_rows_key) == ({"bad_currency": 1}, rows_key)
+    assert record.counts.reconciles and aws.audit.tallies_disagree() == {}
+
+
+def test_a_moved_file_waits_while_the_database_cannot_say_what_its_load_recorded(aws):
+    (fid,) = upload(aws, "a.csv")
+    crashed = aws.lifecycle().claim(aws.audit.get(fid), "jr_dead")
+    layout.move_object(aws.s3, BUCKET, crashed.source_key, crashed.etag, crashed.size, layout.PROCESSED, fid)
+
+    def unreachable(fid):
+        raise TargetUnavailable("the load ledger of db.example:5432/bank/public.transactions is unreachable")
+
+    JobRun(aws.lifecycle(), "jr_2", ScriptedLoader, log=lambda m: None, recorded_load=unreachable).run()
+    record = aws.audit.get(fid)
+    assert (record.status, record.attempts) == (Status.FAILED, 1)  # the dead attempt counts, this one not
+    ledger = {fid: RecordedLoad("jr_dead", Counts(1, 1, 0, 0, 0, 0), {})}
+    JobRun(aws.lifecycle(), "jr_3", ScriptedLoader, log=lambda m: None, recorded_load=ledger.get).run()
+    assert (aws.audit.get(fid).status, aws.audit.get(fid).counts) == (Status.COMPLETED, Counts(1, 1, 0, 0, 0, 0))
 
 
 def test_a_run_that_died_on_the_last_attempt_is_not_followed_by_another_load(aws):
