@@ -209,7 +209,8 @@ class Pipeline:
 
     def reset(self) -> None:
         """Back to an empty pipeline: wait for Glue runs to end, then delete every object under source/,
-        processed/ and rejected/, every audit item (the days' tallies too) and the table's rows."""
+        processed/ and rejected/, every audit item (the days' tallies too), the table's rows and the load
+        ledger's."""
         idle = lambda: not any(r["JobRunState"] in ACTIVE_RUN_STATES for r in self.glue_runs())  # noqa: E731
         wait_for(idle, 300, "the Glue runs of an earlier test to end", interval=0.5)
         s3 = self.client("s3")
@@ -217,12 +218,16 @@ class Pipeline:
             for key in self.keys(prefix):
                 s3.delete_object(Bucket=self.bucket, Key=key)
         ddb = self.client("dynamodb")
-        table = self.settings.audit_table
-        for page in ddb.get_paginator("scan").paginate(TableName=table, ProjectionExpression="FileID"):
+        audit = self.settings.audit_table
+        for page in ddb.get_paginator("scan").paginate(TableName=audit, ProjectionExpression="FileID"):
             for item in page.get("Items", []):
-                ddb.delete_item(TableName=table, Key={"FileID": item["FileID"]})
+                ddb.delete_item(TableName=audit, Key={"FileID": item["FileID"]})
+        table = self.settings.table
         with psycopg.connect(**self.db.connect_kwargs()) as conn:
-            conn.execute(sql.SQL("TRUNCATE {}").format(self.settings.table.identifier()))
+            conn.execute(sql.SQL("TRUNCATE {}").format(table.identifier()))
+            made = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [table.ledger().as_string(conn)]).fetchone()
+            if made and made[0]:  # by the first load
+                conn.execute(sql.SQL("TRUNCATE {}").format(table.ledger()))
 
 
 @contextmanager
