@@ -104,6 +104,7 @@ class FaultInjector:
         self.log = log
         self.faults: list[Fault] = []
         self.stop = threading.Event()
+        self._killed: set[str] = set()  # runs whose driver a fault killed
 
     def run(self, first_after: float) -> None:
         """Each fault starts at its slot's random moment (spread over the run), or when the last ends."""
@@ -161,7 +162,8 @@ class FaultInjector:
     def _kill_driver(self, load: bool, wait: float) -> str:
         """Kill the active run's driver once the database shows it loading (``load``: a COPY or the merge
         running) or moving (a file's rows committed, its audit item not yet COMPLETED: the job is
-        settling it, the S3 move first)."""
+        settling it, the S3 move first). A run killed already is not killed again (its COPY shows active
+        until PostgreSQL notices the client gone): the next such fault waits for another run."""
         deadline = time.monotonic() + wait
         with psycopg.connect(**self.stack.db.connect_kwargs(), autocommit=True) as conn:
             while time.monotonic() < deadline and not self.stop.is_set():
@@ -169,10 +171,14 @@ class FaultInjector:
                     seen = self._loading(conn) if load else self._moving(conn)
                 except psycopg.Error:
                     seen = None  # the database down (another fault's aftermath): look again
-                if seen:
-                    return self._kill_active_run(seen)
+                killed = self._kill_active_runs() if seen else []
+                if killed:
+                    return f"{seen}: killed {', '.join(killed)}"
                 time.sleep(0.01 if load else 0.05)
-        return self._kill_active_run(f"no {'load' if load else 'move'} seen in {wait:.0f}s: while running")
+        killed = self._kill_active_runs()
+        return f"no {'load' if load else 'move'} seen in {wait:.0f}s: " + (
+            f"while running: killed {', '.join(killed)}" if killed else "nothing killed (no run had a process)"
+        )
 
     @staticmethod
     def _loading(conn) -> str | None:
@@ -195,9 +201,13 @@ class FaultInjector:
                 return f"mid-move ({record.file_name}: its rows committed, its item PROCESSING)"
         return None
 
-    def _kill_active_run(self, phase: str) -> str:
+    def _kill_active_runs(self) -> list[str]:
+        """SIGKILL the drivers of the active runs not killed before; their ids."""
         glue = self.stack.client("glue")
         job = self.stack.settings.glue_job
         runs = [r for r in glue.get_job_runs(JobName=job)["JobRuns"] if r["JobRunState"] in ACTIVE_RUN_STATES]
-        killed = [r["Id"] for r in runs if self.stack.faults.kill_glue_run(job, r["Id"])]
-        return f"{phase}: killed {', '.join(killed) or 'nothing (no run had a process)'}"
+        killed = [
+            r["Id"] for r in runs if r["Id"] not in self._killed and self.stack.faults.kill_glue_run(job, r["Id"])
+        ]
+        self._killed.update(killed)
+        return killed
