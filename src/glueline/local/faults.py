@@ -8,6 +8,7 @@ make (no nftables, no privilege to mount) raises FaultUnavailable saying why.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -98,13 +99,11 @@ class StackFaults:
                 self.stack.compose("unpause", "postgres")
             return
         processes = self._postgres_processes()
-        for process in processes:
-            process.send_signal(signal.SIGSTOP)
         try:
+            _signal_each(processes, signal.SIGSTOP)
             yield
-        finally:
-            for process in processes:
-                process.send_signal(signal.SIGCONT)
+        finally:  # every process continued, also when one had gone (the soak found one gone mid-hang)
+            _signal_each(processes, signal.SIGCONT)
 
     @contextmanager
     def database_cut_off(self) -> Iterator[None]:
@@ -269,3 +268,10 @@ def small_filesystem(path: Path, size_mb: int) -> Iterator[bool]:
     finally:
         if mounted:
             subprocess.run(["umount", "--lazy", str(path)], check=False)
+
+
+def _signal_each(processes, signum: int) -> None:
+    """Signal every process of the list; one that has exited meanwhile needs none."""
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.send_signal(signum)
