@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import pytest
 
-from glueline.testing.plugin import STACK_OPTION
-
 pytest_plugins = ["pytester"]  # tests/unit/testing runs a user's project
 
 ONLY = {"embedded": "embedded_only", "compose": "compose_only"}
 
 
 def pytest_collection_modifyitems(config, items):
-    stack = config.getoption(STACK_OPTION)
+    # The plugin's option; absent where glueline is not installed (the Lambda's unit tests run on its
+    # runtime from the deployed zip alone: tests/integration/test_lambda_runtime.py).
+    stack = config.getoption("--glueline-stack", default="embedded")
     for item in items:
         if "/integration/" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
