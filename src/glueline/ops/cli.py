@@ -723,10 +723,11 @@ def run(
         progress.print(f"environment: {env.description}")
         account = _confirm_account("deploy to and run the pipeline in", yes)
         with _job_options(settings, env, account, debug, debug_port, spark_ui) as deployed:
+            code = packaging.glue_code_digest()  # before the deploy: a change made meanwhile is a change
             result = _run_files(deployed, env, account, files, timeout, progress, as_json)
             if watch:
                 with termination_raises():
-                    _rerun_on_change(deployed, env, account, files, timeout, progress, as_json)
+                    _rerun_on_change(deployed, env, account, files, timeout, progress, as_json, code)
     if not result["ok"]:
         raise typer.Exit(1)
 
@@ -762,11 +763,18 @@ WATCH_POLL_SECONDS = 0.5
 
 
 def _rerun_on_change(
-    settings: Settings, env, account: str, files: list[Path], timeout: float, progress: Console, as_json: bool
+    settings: Settings,
+    env,
+    account: str,
+    files: list[Path],
+    timeout: float,
+    progress: Console,
+    as_json: bool,
+    deployed: str,
 ) -> None:
-    """--watch: the job's code as deploy would ship it (packaging.glue_code_digest), polled; on a change,
-    the files run again under source/watch-N/ (new keys, so new FileIDs: a run, not a redelivery)."""
-    deployed = packaging.glue_code_digest()
+    """--watch: the job's code as deploy would ship it (packaging.glue_code_digest), polled against the
+    ``deployed`` digest, taken before the last deploy; on a change, the files run again under
+    source/watch-N/ (new keys, so new FileIDs: a run, not a redelivery)."""
     progress.print(
         "watching the Glue job's script and library (services/glue/, glueline.shared, glueline.job); Ctrl-C stops"
     )

@@ -15,7 +15,7 @@ from glueline.ops import cli
 
 GLUELINE = str(Path(sys.executable).with_name("glueline"))
 # Commands that reach no AWS account: the local stack's own, the template writer, the file generator.
-LOCAL_ONLY = {"up", "down", "clean", "images-offline", "package", "generate"}
+LOCAL_ONLY = {"up", "down", "clean", "images-offline", "package", "generate", "spark-history"}
 
 
 def test_version_is_the_installed_distributions():
