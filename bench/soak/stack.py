@@ -19,6 +19,7 @@ from pathlib import Path
 import boto3
 import botocore.config
 import psycopg
+from psycopg import sql
 
 from glueline.console.data import ConsoleData
 from glueline.local.compose import ComposeStack, engine_answers
@@ -123,6 +124,10 @@ def _embedded(settings: Settings, cleanup: ExitStack) -> SoakStack:
     info = stack.start()
     apply_aws_env(info)
     db = info.db()
+    # As RDS does, a commit is answered once it is on disk: the embedded server's default (synchronous_commit
+    # off, for speed) would let a kill -9 take back a load the pipeline saw committed.
+    with psycopg.connect(**db.connect_kwargs(), autocommit=True) as conn:
+        conn.execute(sql.SQL("ALTER DATABASE {} SET synchronous_commit = on").format(sql.Identifier(db.dbname)))
     boot = Bootstrap(settings, db, log=lambda change: None)
     boot.run()
     (state_dir / "requests.jsonl").write_text("")  # the pipeline's requests from here on, not deploy's

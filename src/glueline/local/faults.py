@@ -154,6 +154,9 @@ class StackFaults:
             sql.Identifier(self.db.dbname), sql.SQL("true" if allow else "false")
         )
         with psycopg.connect(**{**self.db.connect_kwargs(), "dbname": "template1"}, autocommit=True) as admin:
+            # Committed to disk before it answers: the embedded server commits asynchronously, and a
+            # kill -9 right after would lose the change (the soak met a database left refusing).
+            admin.execute("SET synchronous_commit TO on")
             admin.execute(statement)
 
     @contextmanager
