@@ -19,10 +19,9 @@ import pytest
 
 from glueline.local.faults import FaultUnavailable
 from glueline.ops.packaging import bundled
-from glueline.polling import wait_for
 from glueline.shared.contract import COLUMNS
-from glueline.shared.lifecycle import ACTIVE_RUN_STATES
 from glueline.testing import Pipeline
+from glueline.testing.pipeline import finished_run
 
 from ..access.iam import CALL_LOG_VARIABLE
 
@@ -57,16 +56,17 @@ def user_shell(kind: str) -> tuple[Path, dict[str, str]]:
     would give the CLI: no AWS configuration, so the embedded stack of that directory."""
     state = Path(tempfile.mkdtemp(prefix=f"glueline-{kind}-"))
     os.chmod(state, 0o755)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env["GLUELINE_STATE_DIR"] = str(state)
-    return state, env
+    return state, _shell_environment(state)
 
 
 def cli_environment(pipeline: Pipeline) -> dict[str, str]:
     """A user's shell beside the running stack: no AWS configuration, the stack's state directory."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env["GLUELINE_STATE_DIR"] = str(pipeline.state_dir)
-    return env
+    return _shell_environment(pipeline.state_dir)
+
+
+def _shell_environment(state: Path) -> dict[str, str]:
+    """This environment without AWS configuration, the CLI pointed at the state directory ``state``."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, "GLUELINE_STATE_DIR": str(state)}
 
 
 def cli(pipeline: Pipeline, *args: str) -> subprocess.CompletedProcess:
@@ -76,12 +76,7 @@ def cli(pipeline: Pipeline, *args: str) -> subprocess.CompletedProcess:
 
 def finished(client, run_id, job="probe", timeout=120) -> dict:
     """A Glue run (of any Glue endpoint ``client`` speaks to) once it has ended."""
-
-    def ended():
-        run = client.get_job_run(JobName=job, RunId=run_id)["JobRun"]
-        return run if run["JobRunState"] not in ACTIVE_RUN_STATES else None
-
-    return wait_for(ended, timeout, f"run {run_id} to end")
+    return finished_run(client, job, run_id, timeout, interval=0.1)
 
 
 def aws_call_log() -> Path:

@@ -8,10 +8,11 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -724,10 +725,11 @@ def run(
         account = _confirm_account("deploy to and run the pipeline in", yes)
         with _job_options(settings, env, account, debug, debug_port, spark_ui) as deployed:
             code = packaging.glue_code_digest()  # before the deploy: a change made meanwhile is a change
-            result = _run_files(deployed, env, account, files, timeout, progress, as_json)
+            run_files = partial(_run_files, deployed, env, account, files, timeout, progress, as_json)
+            result = run_files()
             if watch:
                 with termination_raises():
-                    _rerun_on_change(deployed, env, account, files, timeout, progress, as_json, code)
+                    _rerun_on_change(run_files, progress, code)
     if not result["ok"]:
         raise typer.Exit(1)
 
@@ -762,19 +764,10 @@ def _run_files(
 WATCH_POLL_SECONDS = 0.5
 
 
-def _rerun_on_change(
-    settings: Settings,
-    env,
-    account: str,
-    files: list[Path],
-    timeout: float,
-    progress: Console,
-    as_json: bool,
-    deployed: str,
-) -> None:
+def _rerun_on_change(run_files: Callable[..., dict], progress: Console, deployed: str) -> None:
     """--watch: the job's code as deploy would ship it (packaging.glue_code_digest), polled against the
-    ``deployed`` digest, taken before the last deploy; on a change, the files run again under
-    source/watch-N/ (new keys, so new FileIDs: a run, not a redelivery)."""
+    ``deployed`` digest, taken before the last deploy; on a change, ``run_files`` (_run_files) deploys and
+    runs the files again under source/watch-N/ (new keys, so new FileIDs: a run, not a redelivery)."""
     progress.print(
         "watching the Glue job's script and library (services/glue/, glueline.shared, glueline.job); Ctrl-C stops"
     )
@@ -787,7 +780,7 @@ def _rerun_on_change(
                 continue
             deployed, rerun = current, rerun + 1
             progress.print(f"the job's code changed: deploying it and running the files again (watch-{rerun}/)")
-            _run_files(settings, env, account, files, timeout, progress, as_json, folder=f"watch-{rerun}/")
+            run_files(folder=f"watch-{rerun}/")
     except KeyboardInterrupt:
         progress.print("stopped watching")
 

@@ -124,13 +124,7 @@ class Pipeline:
 
     def finished_run(self, run_id: str, timeout: float = 120) -> dict:
         """The Glue run once it has ended."""
-        glue = self.client("glue")
-
-        def ended() -> dict | None:
-            run = glue.get_job_run(JobName=self.settings.glue_job, RunId=run_id)["JobRun"]
-            return run if run["JobRunState"] not in ACTIVE_RUN_STATES else None
-
-        return wait_for(ended, timeout, f"Glue run {run_id} to end", interval=0.5)
+        return finished_run(self.client("glue"), self.settings.glue_job, run_id, timeout)
 
     def invoke_schedule(self) -> dict:
         """Invoke the Lambda with the daily schedule's event, as EventBridge does at 08:00."""
@@ -228,6 +222,16 @@ class Pipeline:
             made = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [table.ledger().as_string(conn)]).fetchone()
             if made and made[0]:  # by the first load
                 conn.execute(sql.SQL("TRUNCATE {}").format(table.ledger()))
+
+
+def finished_run(glue: Any, job: str, run_id: str, timeout: float = 120, interval: float = 0.5) -> dict:
+    """A run of ``job``, once it has ended, from whichever Glue endpoint ``glue`` speaks to."""
+
+    def ended() -> dict | None:
+        run = glue.get_job_run(JobName=job, RunId=run_id)["JobRun"]
+        return run if run["JobRunState"] not in ACTIVE_RUN_STATES else None
+
+    return wait_for(ended, timeout, f"Glue run {run_id} to end", interval=interval)
 
 
 @contextmanager
