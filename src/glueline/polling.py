@@ -4,6 +4,7 @@ and the benchmark."""
 from __future__ import annotations
 
 import time
+import urllib.request
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -21,3 +22,12 @@ def wait_for(condition: Callable[[], T | None], timeout: float, what: str, inter
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
+
+
+def url_answers(url: str) -> bool:
+    """Does an HTTP server answer ``url`` with 200 (within 2 s)?"""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False

@@ -108,6 +108,11 @@ class Settings(BaseSettings):
     emulator_port: int = Field(0, description="0 picks a free port")
     glue_runner_port: int = 0
     postgres_port: int = 0
+    # The compose stack publishes the inner loop's ports of its Glue runner; 0: the usual one where free
+    # (5678, 4040, 18080), else a free one (glueline run --debug / --spark-ui and spark-history print them).
+    debug_port: int = 0
+    spark_ui_port: int = 0
+    spark_history_port: int = 0
     postgres_bin_dir: Path | None = None
     emulator_durable: bool = Field(
         False, description="answer a write only once it is on disk, so a kill -9 loses nothing (slower; the soak)"

@@ -10,20 +10,28 @@ from typing import Any
 
 
 class DapClient:
-    def __init__(self, host: str, port: int, timeout: float = 120):
+    """Connected and initialized once the driver listens. Until then a connection is refused here, or
+    (a port compose publishes) accepted by Docker's proxy and closed: both are tried again."""
+
+    def __init__(self, host: str, port: int, timeout: float = 120, **initialize: Any):
         deadline = time.monotonic() + timeout
-        while True:  # the driver listens once the run has started
+        while True:
+            self.buffer = b""
+            self.seq = 0
+            self.events: list[dict[str, Any]] = []
             try:
                 self.sock = socket.create_connection((host, port), timeout=5)
-                break
+                self.sock.settimeout(timeout)
+                try:
+                    self.request("initialize", **initialize)
+                    return
+                except OSError:  # ConnectionError included
+                    self.sock.close()
+                    raise
             except OSError:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)
-        self.sock.settimeout(timeout)
-        self.buffer = b""
-        self.seq = 0
-        self.events: list[dict[str, Any]] = []
 
     def close(self) -> None:
         self.sock.close()

@@ -1,5 +1,6 @@
-"""The data engineer's inner loop on the embedded stack: a debugger attached to a Glue run's driver,
-Spark's UI and history of a run, and the files run again when the job's code changes."""
+"""The data engineer's inner loop: a debugger attached to a Glue run's driver and Spark's UI and history of
+a run (on both stacks: the runner's container publishes their ports), and the files run again when the
+job's code changes (the CLI's, so the embedded stack's)."""
 
 from __future__ import annotations
 
@@ -10,18 +11,16 @@ import signal
 import subprocess
 import threading
 import urllib.request
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
-from glueline.local.spark_history import history_server
+from glueline.local.spark_history import stack_history_server
 from glueline.local.stack import free_port
 from glueline.polling import wait_for
 
 from .dap import DapClient
 from .harness import GLUELINE, HEADER, cli_environment, row
-
-pytestmark = pytest.mark.embedded_only  # the runner's process on this machine
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 SCRIPT = REPOSITORY / "services/glue/ETL_Job_to_RDS.py"
@@ -32,21 +31,25 @@ def line_of(path: Path, text: str) -> int:
     return next(number for number, line in enumerate(path.read_text().splitlines(), 1) if text in line)
 
 
+def ports_here(glueline) -> int | None:
+    """A free port for the embedded stack's tools (another may run here); compose has published its own."""
+    return None if glueline.composed else free_port()
+
+
 def test_a_debugger_attaches_to_the_glue_run_and_its_breakpoints_hit(glueline, tmp_path):
-    port = free_port()
-    debugged = glueline.settings.model_copy(update={"glue_debug": f"127.0.0.1:{port}"})
-    glueline.bootstrap(debugged)
+    loop = glueline.info.inner_loop(glueline.settings, debug_port=ports_here(glueline))
+    glueline.bootstrap(glueline.settings.model_copy(update={"glue_debug": loop.debug_listen}))
     try:
         upload = glueline.upload_bytes(tmp_path, "debugged.csv", f"{HEADER}\n{row(1)}\n".encode())
-        debug_root = Path(glueline.settings.state_dir) / "glue-runner" / "debug"
+        debug_root = PurePosixPath(loop.debug_root)  # as the runner lays the run's code out
         # The repository's files, as an editor has them (.vscode/launch.json maps them the same way).
         breakpoints = {
             SCRIPT: line_of(SCRIPT, 'announced = Lifecycle.announced(args["FILE_IDS"])'),
             RUN: line_of(RUN, "candidates = self._work()"),
         }
-        client = DapClient("127.0.0.1", port)
+        host, port = loop.debug_attach.rsplit(":", 1)
+        client = DapClient(host, int(port), adapterID="debugpy", clientID="glueline-test", pathFormat="path")
         try:
-            client.request("initialize", adapterID="debugpy", clientID="glueline-test", pathFormat="path")
             attach = client.send(
                 "attach",
                 justMyCode=False,
@@ -83,8 +86,6 @@ def test_a_debugger_attaches_to_the_glue_run_and_its_breakpoints_hit(glueline, t
 
 
 def test_runs_with_the_spark_ui_keep_an_event_log_the_history_server_shows(glueline, tmp_path):
-    events = Path(glueline.settings.state_dir) / "glue-runner" / "spark-events"
-    before = set(events.glob("*")) if events.exists() else set()
     glueline.bootstrap(glueline.settings.model_copy(update={"spark_ui": True}))
     try:
         upload = glueline.upload_bytes(tmp_path, "seen.csv", f"{HEADER}\n{row(1)}\n".encode())
@@ -92,20 +93,25 @@ def test_runs_with_the_spark_ui_keep_an_event_log_the_history_server_shows(gluel
     finally:
         glueline.bootstrap()
     assert record.status == "COMPLETED"
-    [log] = set(events.glob("*")) - before  # the run's event log
-    environment = next(json.loads(line) for line in log.open() if '"SparkListenerEnvironmentUpdate"' in line)
-    spark = environment["Spark Properties"]
-    assert (spark["spark.ui.enabled"], spark["spark.ui.port"]) == ("true", "4040")
-    with history_server(events, free_port(), tmp_path / "history.log") as url:
+    with stack_history_server(glueline.settings, glueline.info, ports_here(glueline)) as url:
 
-        def listed():
-            with urllib.request.urlopen(url + "/api/v1/applications", timeout=10) as answer:
-                return [a for a in json.load(answer) if a["name"] == glueline.settings.glue_job]
+        def get(path: str):
+            with urllib.request.urlopen(url + "/api/v1/applications" + path, timeout=10) as answer:
+                return json.load(answer)
+
+        def listed():  # the only run of this stack with the UI on
+            return [a for a in get("") if a["name"] == glueline.settings.glue_job]
 
         [application] = wait_for(listed, 60, "the run in the history server")
+        spark = dict(get(f"/{application['id']}/environment")["sparkProperties"])
+        stages = get(f"/{application['id']}/stages")
     assert application["attempts"][0]["completed"] is True
+    assert (spark["spark.ui.enabled"], spark["spark.ui.port"]) == ("true", "4040")
+    statuses = {stage["status"] for stage in stages}  # what the UI's Stages tab shows
+    assert "COMPLETE" in statuses and "FAILED" not in statuses
 
 
+@pytest.mark.embedded_only  # the CLI's loop: the same on both stacks
 def test_watch_deploys_a_changed_job_and_runs_the_files_again_as_new_files(glueline, tmp_path):
     path = tmp_path / "watched.csv"
     path.write_text(f"{HEADER}\n{row(1)}\n")

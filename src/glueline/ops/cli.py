@@ -27,8 +27,9 @@ from glueline.console import LOOPBACK, serve, serving
 from glueline.console.app import create_app
 from glueline.console.data import ConsoleData
 from glueline.local.compose import ComposeInfo, ComposeStack, engine_answers, images, project_dir, running_compose
+from glueline.local.runner.history import until_stopped
 from glueline.local.samples import write_file
-from glueline.local.spark_history import history_server
+from glueline.local.spark_history import stack_history_server
 from glueline.local.stack import EmbeddedStack, StackError, StackInfo, termination_raises
 from glueline.ops import packaging, report, runlogs
 from glueline.ops.deploy import cloudformation
@@ -84,17 +85,23 @@ Debug = Annotated[
     bool,
     typer.Option(
         "--debug",
-        help="the Glue run's driver waits for a debugger (debugpy) on 127.0.0.1:--debug-port; the embedded stack "
-        "only (.vscode/launch.json maps the repository onto the run's code)",
+        help="the Glue run's driver waits for a debugger (debugpy) on 127.0.0.1 (address printed); a local stack "
+        "(.vscode/launch.json maps the repository onto the run's code)",
     ),
 ]
-DebugPort = Annotated[int, typer.Option("--debug-port", help="where a --debug run waits for the debugger")]
+DebugPort = Annotated[
+    int | None,
+    typer.Option(
+        "--debug-port",
+        help="where a --debug run waits for the debugger (default 5678; compose: the port the stack published)",
+    ),
+]
 SparkUi = Annotated[
     bool,
     typer.Option(
         "--spark-ui",
-        help="Glue's Spark UI for the runs: 127.0.0.1:4040 while a run is active, its event log kept for "
-        "`glueline spark-history`",
+        help="Glue's Spark UI for the runs: on 127.0.0.1 while a run is active (address printed), its event log "
+        "kept for `glueline spark-history`",
     ),
 ]
 _ACTION_COLOR = {
@@ -215,7 +222,7 @@ def _bootstrap(
 
 @contextmanager
 def _job_options(
-    settings: Settings, env, account: str | None, debug: bool, debug_port: int, spark_ui: bool
+    settings: Settings, env, account: str | None, debug: bool, debug_port: int | None, spark_ui: bool
 ) -> Iterator[Settings]:
     """--debug and --spark-ui: the job deployed with them for the runs this command causes
     (glueline.local.runner.debug, Glue's --enable-spark-ui), and deployed back as it was when it ends, so
@@ -223,19 +230,25 @@ def _job_options(
     if not (debug or spark_ui):
         yield settings
         return
-    if not isinstance(env.stack, StackInfo):
-        _fail("--debug and --spark-ui serve runs of the embedded stack's Glue runner (glueline up -d --stack embedded)")
+    if not isinstance(env.stack, StackInfo | ComposeInfo):
+        _fail("--debug and --spark-ui serve runs of a local stack's Glue runner (glueline up -d)")
+    try:
+        loop = env.stack.inner_loop(settings, debug_port=debug_port)
+    except StackError as error:
+        _fail(str(error))
     options: dict[str, object] = {"spark_ui": spark_ui}
     if debug:
-        options["glue_debug"] = f"127.0.0.1:{debug_port}"
+        options["glue_debug"] = loop.debug_listen
+        launch = "'glueline: attach to the Glue run" + (" (compose)'" if isinstance(env.stack, ComposeInfo) else "'")
         err.print(
-            f"[bold]debug[/]: each Glue run waits for a debugger to attach at {options['glue_debug']} "
-            "(VS Code: .vscode/launch.json, 'glueline: attach to the Glue run')"
+            f"[bold]debug[/]: each Glue run waits for a debugger to attach at {loop.debug_attach} "
+            f"(VS Code: .vscode/launch.json, {launch}; the run's code is at {loop.debug_root})"
         )
     if spark_ui:
         err.print(
-            "[bold]Spark UI[/]: http://127.0.0.1:4040 while a run is active (the next port when taken); "
-            "finished runs: glueline spark-history"
+            f"[bold]Spark UI[/]: {loop.spark_ui_url} while a run is active"
+            + (" (the next port when taken)" if isinstance(env.stack, StackInfo) else "")
+            + "; finished runs: glueline spark-history"
         )
     _bootstrap(settings.model_copy(update=options), env, quiet=True, account=account)
     try:
@@ -665,7 +678,7 @@ def _console_data(settings: Settings, env: Environment) -> ConsoleData:
 def trigger(
     schedule: Annotated[bool, typer.Option("--schedule", help="send the daily scheduled event (08:00)")] = False,
     debug: Debug = False,
-    debug_port: DebugPort = 5678,
+    debug_port: DebugPort = None,
     spark_ui: SparkUi = False,
     yes: Yes = False,
     profile: Profile = None,
@@ -706,7 +719,7 @@ def run(
         ),
     ] = False,
     debug: Debug = False,
-    debug_port: DebugPort = 5678,
+    debug_port: DebugPort = None,
     spark_ui: SparkUi = False,
     yes: Yes = False,
     profile: Profile = None,
@@ -787,18 +800,24 @@ def _rerun_on_change(run_files: Callable[..., dict], progress: Console, deployed
 
 @app.command("spark-history")
 def spark_history(
-    port: Annotated[int, typer.Option("--port", help="the history server's port on 127.0.0.1")] = 18080,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port", help="the history server's port on 127.0.0.1 (default 18080; compose: the one published)"
+        ),
+    ] = None,
 ) -> None:
-    """Spark's history server over the event logs of the embedded stack's runs made with --spark-ui, until Ctrl-C."""
+    """Spark's history server over the event logs of the local stack's runs made with --spark-ui, until Ctrl-C."""
     settings = _settings()
-    events = Path(settings.state_dir) / "glue-runner" / "spark-events"
-    log = Path(settings.state_dir) / "logs" / "spark-history.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    stop_signals = {signal.SIGINT, signal.SIGTERM}
-    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)  # both reach sigwait, after which the server stops
-    with history_server(events, port, log) as url:
-        out.print(f"[bold]Spark history[/] {url}  (runs made with --spark-ui; Ctrl-C stops it)")
-        signal.sigwait(stop_signals)
+    with _environment(settings) as env:
+        if not isinstance(env.stack, StackInfo | ComposeInfo):
+            _fail("spark-history shows runs of a local stack's Glue runner (glueline up -d)")
+        try:
+            with stack_history_server(settings, env.stack, port) as url:
+                out.print(f"[bold]Spark history[/] {url}  (runs made with --spark-ui; Ctrl-C stops it)")
+                until_stopped()
+        except StackError as error:
+            _fail(str(error))
 
 
 @app.command()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from glueline.local.compose import EMULATORS, ComposeStack, images, project_dir
+from glueline.local.compose import EMULATORS, ComposeInfo, ComposeStack, images, project_dir
+from glueline.local.inner_loop import DEBUG_PORT
+from glueline.local.stack import StackError, free_port, remembered_port
 from glueline.settings import Settings
 
 ROOT = project_dir()
@@ -66,3 +68,51 @@ def test_stand_ins_never_carry_an_upstream_name_and_install_our_pins():
     assert all(spec["image"].startswith("glueline-offline/") for spec in stand_ins.values())
     assert "ministack==1.5.33" in stand_ins["ministack"]["requirements"]
     assert "pyspark==3.5.9" in stand_ins["spark"]["requirements"]
+
+
+def test_the_inner_loops_ports_are_the_usual_ones_where_free_and_remembered(tmp_path):
+    import socket
+
+    stack = ComposeStack(Settings(state_dir=tmp_path))
+    with socket.socket() as taken:  # someone else's debugger on 5678, if no one's is yet
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            taken.bind(("127.0.0.1", DEBUG_PORT))
+            taken.listen()
+        except OSError:
+            pass
+        ports = stack._ports()
+    assert ports["debug"] != DEBUG_PORT
+    assert stack._ports(probe=False) == ports  # remembered: the running stack's published ports
+    published = {port.rsplit(":", 1)[1] for port in merged("ministack")["services"]["glue"]["ports"]}
+    assert published >= {"5678", "4040", "18080"}  # the container's ports compose publishes
+    usual = free_port()
+    assert remembered_port(tmp_path / "ports.json", "ui", 0, usual=usual) == usual  # free: the usual one
+
+
+def test_a_compose_stacks_debugger_listens_in_the_container_and_is_reached_through_its_published_port(tmp_path):
+    info = ComposeInfo("p", "ministack", "http://e", "http://g", 1, "us-east-1", "pw", 15678, 14040, 28080)
+    loop = info.inner_loop(Settings(state_dir=tmp_path))
+    assert (loop.debug_listen, loop.debug_attach) == ("0.0.0.0:5678", "127.0.0.1:15678")
+    assert loop.debug_root == "/home/hadoop/glue-runner/debug"  # where .vscode/launch.json's compose entry maps
+    assert (loop.spark_ui_url, loop.spark_history_port) == ("http://127.0.0.1:14040", 28080)
+    assert info.inner_loop(Settings(state_dir=tmp_path), debug_port=15678) == loop
+    with pytest.raises(StackError, match="127.0.0.1:15678, not 5678.*GLUELINE_DEBUG_PORT"):
+        info.inner_loop(Settings(state_dir=tmp_path), debug_port=5678)
+
+
+def test_launch_json_maps_the_repository_onto_where_each_stack_lays_a_debugged_run_out(tmp_path):
+    import json
+    import re
+
+    text = re.sub(r"^\s*//.*$", "", (ROOT / ".vscode" / "launch.json").read_text(), flags=re.MULTILINE)
+    configurations = {c["name"]: c for c in json.loads(text)["configurations"]}
+    info = ComposeInfo("p", "ministack", "http://e", "http://g", 1, "us-east-1", "pw", DEBUG_PORT, 4040, 18080)
+    compose = configurations["glueline: attach to the Glue run (compose)"]
+    remote = {m["localRoot"]: m["remoteRoot"] for m in compose["pathMappings"]}
+    root = info.inner_loop(Settings(state_dir=tmp_path)).debug_root
+    assert remote == {
+        "${workspaceFolder}/services/glue": f"{root}/script",
+        "${workspaceFolder}/src/glueline": f"{root}/lib/glueline",
+    }
+    assert compose["connect"] == {"host": "127.0.0.1", "port": DEBUG_PORT}

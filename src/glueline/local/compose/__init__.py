@@ -33,6 +33,7 @@ import psycopg
 
 from glueline.job import schema
 from glueline.local.compose import images
+from glueline.local.inner_loop import DEBUG_PORT, SPARK_HISTORY_PORT, SPARK_UI_PORT, InnerLoop
 from glueline.local.stack import StackError, remembered_port, stack_aws_env, write_aws_profile
 from glueline.ops.packaging import PACKAGE_DIR
 from glueline.polling import wait_for
@@ -42,6 +43,7 @@ from glueline.shared.dbsecret import DbConnection
 SERVICES = ("aws", "postgres", "glue")
 EMULATORS = ("localstack", "ministack")
 FUNCTION_GLUE_ENDPOINT = "http://glue:4567"  # the runner, as the Lambda and the job see it
+RUNNER_STATE = "/home/hadoop/glue-runner"  # the runner's state directory in its container (a volume)
 DB_NAME = DB_USER = "glueline"
 
 
@@ -96,6 +98,9 @@ class ComposeInfo:
     postgres_port: int
     region: str
     password_file: str
+    debug_port: int = 0  # the Glue runner's inner-loop ports, published on 127.0.0.1 (glueline.local.inner_loop)
+    spark_ui_port: int = 0
+    spark_history_port: int = 0
 
     function_glue_endpoint = FUNCTION_GLUE_ENDPOINT
 
@@ -112,6 +117,28 @@ class ComposeInfo:
     def db_here(self) -> DbConnection:
         """The same database through its published port on this machine."""
         return dataclasses.replace(self.deployed_db, host="127.0.0.1", port=self.postgres_port)
+
+    def inner_loop(
+        self, settings: Settings, debug_port: int | None = None, history_port: int | None = None
+    ) -> InnerLoop:
+        """The runner is in the glue container: its drivers listen on every interface there, at the usual
+        ports, which are published on this machine's 127.0.0.1 at the ports the stack started with."""
+        for asked, published, setting in (
+            (debug_port, self.debug_port, "GLUELINE_DEBUG_PORT"),
+            (history_port, self.spark_history_port, "GLUELINE_SPARK_HISTORY_PORT"),
+        ):
+            if asked and asked != published:
+                raise StackError(
+                    f"the compose stack publishes this port at 127.0.0.1:{published}, not {asked} "
+                    f"({setting} chooses it when the stack starts)"
+                )
+        return InnerLoop(
+            debug_listen=f"0.0.0.0:{DEBUG_PORT}",
+            debug_attach=f"127.0.0.1:{self.debug_port}",
+            debug_root=f"{RUNNER_STATE}/debug",
+            spark_ui_url=f"http://127.0.0.1:{self.spark_ui_port}",
+            spark_history_port=self.spark_history_port,
+        )
 
 
 def glue_image(base: str) -> str:
@@ -159,6 +186,9 @@ class ComposeStack:
             "GLUELINE_EMULATOR_PORT": str(ports["emulator"]),
             "GLUELINE_GLUE_RUNNER_PORT": str(ports["glue_runner"]),
             "GLUELINE_POSTGRES_PORT": str(ports["postgres"]),
+            "GLUELINE_DEBUG_PORT": str(ports["debug"]),
+            "GLUELINE_SPARK_UI_PORT": str(ports["spark_ui"]),
+            "GLUELINE_SPARK_HISTORY_PORT": str(ports["spark_history"]),
             "GLUELINE_POSTGRES_PASSWORD_FILE": str(self._password_file()),
         }
 
@@ -216,6 +246,9 @@ class ComposeStack:
             postgres_port=ports["postgres"],
             region=self.settings.region,
             password_file=str(self._password_file()),
+            debug_port=ports["debug"],
+            spark_ui_port=ports["spark_ui"],
+            spark_history_port=ports["spark_history"],
         )
         # As on the embedded stack, the database comes with the pipeline's table, ready to look at.
         with psycopg.connect(**info.db_here.connect_kwargs(), autocommit=True) as conn:
@@ -329,10 +362,13 @@ class ComposeStack:
         when starting; the running stack holds them otherwise), else free ones."""
         s = self.settings
         return {
-            name: remembered_port(self.state_dir / "compose-ports.json", name, configured, probe=probe)
-            for name, configured in (
-                ("emulator", s.emulator_port),
-                ("glue_runner", s.glue_runner_port),
-                ("postgres", s.postgres_port),
+            name: remembered_port(self.state_dir / "compose-ports.json", name, configured, probe=probe, usual=usual)
+            for name, configured, usual in (
+                ("emulator", s.emulator_port, 0),
+                ("glue_runner", s.glue_runner_port, 0),
+                ("postgres", s.postgres_port, 0),
+                ("debug", s.debug_port, DEBUG_PORT),
+                ("spark_ui", s.spark_ui_port, SPARK_UI_PORT),
+                ("spark_history", s.spark_history_port, SPARK_HISTORY_PORT),
             )
         }

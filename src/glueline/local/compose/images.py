@@ -227,10 +227,10 @@ def build_offline_images(project_dir: Path, log: Callable[[str], None] = print) 
 
 
 def glue_wheels(project_dir: Path, log: Callable[[str], None] = print) -> Path:
-    """What services/glue/Dockerfile installs on the Glue image: psycopg (Glue 5 lacks it), into the
-    build context; the runner and the job's library come from src/glueline."""
+    """What services/glue/Dockerfile installs on the Glue image: psycopg (Glue 5 lacks it) and debugpy (a
+    ``--debug`` run's driver), into the build context; the runner and the job's library come from src/glueline."""
     directory = project_dir / ".glueline" / "build" / "glue-wheels"
-    source = wheelhouse([PSYCOPG_REQUIREMENT], engine_platforms(), GLUE_PYTHON, log)
+    source = wheelhouse([PSYCOPG_REQUIREMENT, pinned("debugpy")], engine_platforms(), GLUE_PYTHON, log)
     if directory.exists() and sorted(p.name for p in directory.iterdir()) == sorted(p.name for p in source.iterdir()):
         return directory
     shutil.rmtree(directory, ignore_errors=True)

@@ -40,7 +40,11 @@ def main() -> None:
     url = f"http://{'127.0.0.1' if options.host == '0.0.0.0' else options.host}:{options.port}"
     launcher = shlex.split(options.launcher) if options.launcher else default_launcher()
     options.state_dir.mkdir(parents=True, exist_ok=True)
-    store = JobStore(RunnerConfig(options.state_dir, launcher, url, options.minute_seconds, standby=options.standby))
+    store = JobStore(
+        RunnerConfig(
+            options.state_dir, launcher, url, options.minute_seconds, standby=options.standby, host=options.host
+        )
+    )
     server = make_server(store, options.host, options.port)
 
     def shut_down(*_):

@@ -13,7 +13,8 @@ and, with its final state, to CloudWatch Logs and EventBridge (``glueline.local.
 The launcher is a setting: the local Python (PySpark from PyPI) by default, ``spark-submit`` inside the
 aws-glue-libs image. Like Glue, the runner configures the Spark its scripts get: with the default
 launcher, ``PYSPARK_SUBMIT_ARGS`` (local mode on every core, a 2 GB driver, no UI, bound to 127.0.0.1) unless the
-environment sets it. A job with Glue's ``--enable-spark-ui true`` gets Spark's UI on 127.0.0.1:4040 while a
+environment sets it. A job with Glue's ``--enable-spark-ui true`` gets Spark's UI on port 4040 of the runner's
+address (127.0.0.1; in the compose stack's container every interface, published on the host's 127.0.0.1) while a
 run is active (the next free port when 4040 is taken) and its event log in ``state_dir/spark-events``, which
 ``glueline spark-history`` shows (``--spark-event-logs-path``, an S3 location on AWS, is not written here).
 
@@ -43,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from glueline.local.inner_loop import SPARK_UI_PORT
 from glueline.local.runner import cloud, debug
 from glueline.local.runner.cloud import LOG_GROUP
 from glueline.local.runner.model import DEFAULT_GLUE_VERSION, default_timeout
@@ -58,7 +60,6 @@ SPARK_SUBMIT_ARGS = (
     "--conf spark.driver.bindAddress=127.0.0.1 --conf spark.driver.host=127.0.0.1 pyspark-shell"
 )
 SPARK_UI_ARGUMENT = "--enable-spark-ui"  # Glue's: "true" turns the UI and the event log on
-SPARK_UI_PORT = 4040
 # A run counts against MaxConcurrentRuns from STARTING until it ends; WAITING runs queue for a slot.
 RUNNING_STATES = ACTIVE_STATES - {"WAITING"}
 _STOP_GRACE_SECONDS = 10
@@ -81,6 +82,7 @@ class RunnerConfig:
     minute_seconds: float = 60.0  # the length of one Timeout minute (tests shorten it)
     env: dict[str, str] = field(default_factory=dict)  # extra environment for job processes
     standby: bool = False  # keep a warm job process ready (PySpark scripts run with the default launcher)
+    host: str = "127.0.0.1"  # the runner's address; Spark's UI binds there too (every interface in a container)
 
 
 @dataclass
@@ -94,7 +96,7 @@ class Standby:
     ready: threading.Event = field(default_factory=threading.Event)
 
     def discard(self) -> None:
-        _terminate(self.process)
+        terminate(self.process)
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
@@ -275,7 +277,7 @@ class JobStore:
             self._save()
         for run in runs:
             if run.process is not None:
-                self._background(_terminate, run.process)
+                self._background(terminate, run.process)
         return {"JobName": name}
 
     # -- connections (the job's NETWORK connection: kept as Glue keeps it) ---------------------------
@@ -472,7 +474,7 @@ class JobStore:
                 else:
                     self._set_state(run, "STOPPING")
                     if run.process is not None:
-                        self._background(_terminate, run.process)
+                        self._background(terminate, run.process)
                 stopped.append({"JobName": name, "JobRunId": run_id})
             self._save()
         for run in ended:
@@ -600,7 +602,7 @@ class JobStore:
             exit_code = run.process.wait(timeout=run.timeout_minutes * self.config.minute_seconds)
         except subprocess.TimeoutExpired:
             timed_out = True
-            _terminate(run.process)
+            terminate(run.process)
             exit_code = run.process.wait()
         if standby is not None:
             standby.discard()
@@ -677,7 +679,8 @@ class JobStore:
                     f"--conf spark.eventLog.enabled=true --conf spark.eventLog.dir={events.absolute().as_uri()} "
                 )
                 env["PYSPARK_SUBMIT_ARGS"] = env["PYSPARK_SUBMIT_ARGS"].replace("--conf spark.ui.enabled=false ", on)
-                env["SPARK_LOCAL_IP"] = "127.0.0.1"  # the UI binds to it (else to every interface)
+                if self.config.host != "0.0.0.0":  # in the runner's container, compose publishes the UI port
+                    env["SPARK_LOCAL_IP"] = self.config.host  # the UI binds to it (else to every interface)
         return env
 
     @property
@@ -793,7 +796,7 @@ class JobStore:
                 if run.state == "WAITING":
                     self._set_state(run, "STOPPED")
                 elif run.process is not None:
-                    self._background(_terminate, run.process)
+                    self._background(terminate, run.process)
             standby, self._standby = self._standby, None
             self._save()
         if standby is not None:
@@ -847,7 +850,7 @@ def _end_orphan(run_dir: Path) -> None:
         pass
 
 
-def _terminate(process: subprocess.Popen) -> None:
+def terminate(process: subprocess.Popen) -> None:
     """SIGTERM the run's whole process group (Spark's JVM included), SIGKILL if it lingers."""
     try:
         os.killpg(process.pid, signal.SIGTERM)

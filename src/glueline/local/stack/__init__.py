@@ -27,7 +27,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -36,8 +35,9 @@ from pathlib import Path
 import psycopg
 
 from glueline.job import schema
+from glueline.local.inner_loop import DEBUG_PORT, SPARK_HISTORY_PORT, SPARK_UI_PORT, InnerLoop
 from glueline.local.stack.postgres import PostgresServer, service_user_can_reach
-from glueline.polling import wait_for
+from glueline.polling import url_answers, wait_for
 from glueline.settings import Settings
 from glueline.shared.dbsecret import DbConnection
 
@@ -75,6 +75,19 @@ class StackInfo:
         if self.postgres_dir is None:
             return None
         return PostgresServer(Path(self.postgres_dir), self.postgres_port, bin_dir).connection
+
+    def inner_loop(
+        self, settings: Settings, debug_port: int | None = None, history_port: int | None = None
+    ) -> InnerLoop:
+        """The runner is a process here: everything on 127.0.0.1, the ports as asked (else the usual ones)."""
+        debug_address = f"127.0.0.1:{debug_port or DEBUG_PORT}"
+        return InnerLoop(
+            debug_listen=debug_address,
+            debug_attach=debug_address,
+            debug_root=str(Path(settings.state_dir).absolute() / "glue-runner" / "debug"),
+            spark_ui_url=f"http://127.0.0.1:{SPARK_UI_PORT}",
+            spark_history_port=history_port or SPARK_HISTORY_PORT,
+        )
 
 
 def stack_aws_env(emulator_url: str, glue_url: str, region: str) -> dict[str, str]:
@@ -121,7 +134,7 @@ class EmbeddedStack:
         if not self.state_file.exists():
             return None
         info = StackInfo(**json.loads(self.state_file.read_text()))
-        if all(_alive(pid) for pid in info.pids.values()) and _healthy(info.emulator_url + "/_ministack/health"):
+        if all(_alive(pid) for pid in info.pids.values()) and url_answers(info.emulator_url + "/_ministack/health"):
             return info
         return None
 
@@ -304,14 +317,14 @@ def termination_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def remembered_port(memory: Path, name: str, configured: int, probe: bool = True) -> int:
+def remembered_port(memory: Path, name: str, configured: int, probe: bool = True, usual: int = 0) -> int:
     """The configured port, else the one recorded in ``memory`` last time (the saved state refers to it;
-    with ``probe``, only if still free), else a free one, recorded."""
+    with ``probe``, only if still free), else the ``usual`` one if free, else a free one, recorded."""
     if configured:
         return configured
     ports = json.loads(memory.read_text()) if memory.exists() else {}
     if not ports.get(name) or (probe and not _port_is_free(ports[name])):
-        ports[name] = free_port()
+        ports[name] = usual if usual and _port_is_free(usual) else free_port()
         memory.parent.mkdir(parents=True, exist_ok=True)
         memory.write_text(json.dumps(ports))
     return ports[name]
@@ -358,20 +371,12 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 SERVICE_START_SECONDS = 60  # a process of the stack (emulator, Glue runner) answers its health check by then
 
 
 def wait_healthy(service: str, url: str, log: Path, timeout: float = SERVICE_START_SECONDS) -> None:
     try:
-        wait_for(lambda: _healthy(url), timeout, f"{service} to answer at {url}")
+        wait_for(lambda: url_answers(url), timeout, f"{service} to answer at {url}")
     except TimeoutError as err:
         tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
         raise StackError(f"{err}; last log lines:\n{tail}") from None
