@@ -24,5 +24,7 @@ class InnerLoop:
     debug_listen: str  # the job's --glueline-debug: where a run's driver listens, as the runner sees it
     debug_attach: str  # where a debugger attaches from this machine
     debug_root: str  # the debugged run's code as the debugger sees it (launch.json's remoteRoot: script/, lib/)
+    launch_config: str  # the name of .vscode/launch.json's configuration that attaches there
     spark_ui_url: str  # an active --spark-ui run's UI, from this machine
+    spark_ui_moves: bool  # whether a run takes the next port when that one is taken (compose: published)
     spark_history_port: int  # glueline spark-history's, on this machine's 127.0.0.1

@@ -10,8 +10,7 @@ from pathlib import Path
 
 from glueline.local.compose import RUNNER_STATE, ComposeInfo, ComposeStack
 from glueline.local.runner.history import history_server
-from glueline.local.stack import SERVICE_START_SECONDS, StackError, StackInfo
-from glueline.polling import url_answers, wait_for
+from glueline.local.stack import StackInfo, wait_healthy
 from glueline.settings import Settings
 
 
@@ -30,12 +29,12 @@ def stack_history_server(settings: Settings, info: StackInfo | ComposeInfo, port
     stack.compose("exec", "-d", *command, "serve", "--state-dir", RUNNER_STATE)
     try:
         url = f"http://127.0.0.1:{published}"
-        try:
-            wait_for(lambda: url_answers(url + "/api/v1/applications"), SERVICE_START_SECONDS, f"{url} to answer")
-        except TimeoutError as error:
-            log = f"{RUNNER_STATE}/logs/spark-history.log"
-            tail = stack.compose("exec", "-T", "glue", "tail", "-20", log, check=False).stdout
-            raise StackError(f"Spark's history server in the glue container: {error}; {log}:\n{tail}") from None
+        log = f"{RUNNER_STATE}/logs/spark-history.log"
+        wait_healthy(
+            "Spark's history server in the glue container",
+            url + "/api/v1/applications",
+            lambda: stack.compose("exec", "-T", "glue", "tail", "-20", log, check=False).stdout,
+        )
         yield url
     finally:
         stack.compose("exec", "-T", *command, "stop", "--state-dir", RUNNER_STATE, check=False)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +26,7 @@ from glueline.console import LOOPBACK, serve, serving
 from glueline.console.app import create_app
 from glueline.console.data import ConsoleData
 from glueline.local.compose import ComposeInfo, ComposeStack, engine_answers, images, project_dir, running_compose
-from glueline.local.runner.history import until_stopped
+from glueline.local.runner.history import block_stop_signals, until_stopped
 from glueline.local.samples import write_file
 from glueline.local.spark_history import stack_history_server
 from glueline.local.stack import EmbeddedStack, StackError, StackInfo, termination_raises
@@ -239,15 +238,14 @@ def _job_options(
     options: dict[str, object] = {"spark_ui": spark_ui}
     if debug:
         options["glue_debug"] = loop.debug_listen
-        launch = "'glueline: attach to the Glue run" + (" (compose)'" if isinstance(env.stack, ComposeInfo) else "'")
         err.print(
             f"[bold]debug[/]: each Glue run waits for a debugger to attach at {loop.debug_attach} "
-            f"(VS Code: .vscode/launch.json, {launch}; the run's code is at {loop.debug_root})"
+            f"(VS Code: .vscode/launch.json, '{loop.launch_config}'; the run's code is at {loop.debug_root})"
         )
     if spark_ui:
         err.print(
             f"[bold]Spark UI[/]: {loop.spark_ui_url} while a run is active"
-            + (" (the next port when taken)" if isinstance(env.stack, StackInfo) else "")
+            + (" (the next port when taken)" if loop.spark_ui_moves else "")
             + "; finished runs: glueline spark-history"
         )
     _bootstrap(settings.model_copy(update=options), env, quiet=True, account=account)
@@ -339,13 +337,11 @@ def up(
                 out.print("Console: `glueline console` (make console) shows its files, runs and data quality")
                 out.print("Running in the background: `glueline down` stops it.")
                 return
-            stop_signals = {signal.SIGINT, signal.SIGTERM}
-            # Blocked before the console's thread starts (it inherits the mask): both reach sigwait alone.
-            signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+            block_stop_signals()  # before the console's thread starts
             with serving(create_app(_console_data(settings, env), env.description)) as url:
                 out.print(f"Console: [cyan]{url}[/] (files, runs and data quality; 127.0.0.1 only)")
                 out.print("Running: press Ctrl-C to stop.")
-                signal.sigwait(stop_signals)
+                until_stopped()
     except BaseException:
         stack.stop()
         raise

@@ -34,14 +34,20 @@ def glueline_environment() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def glueline_stack(request: pytest.FixtureRequest, glueline_environment: dict[str, str]) -> Iterator[Pipeline]:
-    """The pipeline on a stack started once for the session (stopped and deleted after it)."""
-    from glueline.testing.pipeline import StackUnavailable, running_pipeline
+    """The pipeline on a stack started once for the session (stopped and deleted after it, also when the
+    session is interrupted or terminated)."""
+    from glueline.local.stack import termination_raises
+    from glueline.testing import pipeline
 
     try:
         stack = request.config.getoption(STACK_OPTION)
-        with running_pipeline(stack, environment=glueline_environment) as pipeline:
-            yield pipeline
-    except StackUnavailable as why:
+        # SIGTERM (a CI job's time limit) ends the session as Ctrl-C does, so the stack is torn down too.
+        with (
+            termination_raises(KeyboardInterrupt),
+            pipeline.running_pipeline(stack, environment=glueline_environment) as running,
+        ):
+            yield running
+    except pipeline.StackUnavailable as why:
         pytest.skip(str(why))
 
 

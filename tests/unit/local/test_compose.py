@@ -7,7 +7,7 @@ import yaml
 
 from glueline.local.compose import EMULATORS, ComposeInfo, ComposeStack, images, project_dir
 from glueline.local.inner_loop import DEBUG_PORT
-from glueline.local.stack import StackError, free_port, remembered_port
+from glueline.local.stack import StackError, StackInfo, free_port, remembered_port
 from glueline.settings import Settings
 
 ROOT = project_dir()
@@ -101,18 +101,23 @@ def test_a_compose_stacks_debugger_listens_in_the_container_and_is_reached_throu
         info.inner_loop(Settings(state_dir=tmp_path), debug_port=5678)
 
 
-def test_launch_json_maps_the_repository_onto_where_each_stack_lays_a_debugged_run_out(tmp_path):
+def test_launch_json_maps_the_repository_onto_where_each_stack_lays_a_debugged_run_out():
     import json
     import re
 
     text = re.sub(r"^\s*//.*$", "", (ROOT / ".vscode" / "launch.json").read_text(), flags=re.MULTILINE)
     configurations = {c["name"]: c for c in json.loads(text)["configurations"]}
-    info = ComposeInfo("p", "ministack", "http://e", "http://g", 1, "us-east-1", "pw", DEBUG_PORT, 4040, 18080)
-    compose = configurations["glueline: attach to the Glue run (compose)"]
-    remote = {m["localRoot"]: m["remoteRoot"] for m in compose["pathMappings"]}
-    root = info.inner_loop(Settings(state_dir=tmp_path)).debug_root
-    assert remote == {
-        "${workspaceFolder}/services/glue": f"{root}/script",
-        "${workspaceFolder}/src/glueline": f"{root}/lib/glueline",
-    }
-    assert compose["connect"] == {"host": "127.0.0.1", "port": DEBUG_PORT}
+    settings = Settings(state_dir=ROOT / ".glueline")  # the default state directory, in the workspace
+    embedded = StackInfo("http://e", "http://g", "us-east-1", {}, None, None, 0.0)
+    compose = ComposeInfo("p", "ministack", "http://e", "http://g", 1, "us-east-1", "pw", DEBUG_PORT, 4040, 18080)
+    for loop in (embedded.inner_loop(settings), compose.inner_loop(settings)):
+        configuration = configurations[loop.launch_config]
+        remote = {
+            m["localRoot"]: m["remoteRoot"].replace("${workspaceFolder}", str(ROOT))
+            for m in configuration["pathMappings"]
+        }
+        assert remote == {
+            "${workspaceFolder}/services/glue": f"{loop.debug_root}/script",
+            "${workspaceFolder}/src/glueline": f"{loop.debug_root}/lib/glueline",
+        }
+        assert f"{configuration['connect']['host']}:{configuration['connect']['port']}" == loop.debug_attach

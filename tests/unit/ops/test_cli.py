@@ -42,5 +42,8 @@ def test_shell_completion_completes_commands_and_options():
 
     assert complete("glueline sta") == ["status"]
     assert "--run" in complete("glueline logs --r") and "--since" in complete("glueline status --s")
-    shown = subprocess.run([GLUELINE, "--show-completion", "bash"], capture_output=True, text=True, timeout=60)
+    # --show-completion prints the script of the shell it runs under (detected from its parent processes):
+    # run from bash, as a user pastes it, and not exec'd by it (else bash is no longer its parent).
+    command = f'"{GLUELINE}" --show-completion; exit $?'
+    shown = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60)
     assert "_GLUELINE_COMPLETE=complete_bash" in shown.stdout

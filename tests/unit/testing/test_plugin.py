@@ -5,10 +5,13 @@ skipped with the reason (the stack itself: every integration test uses the plugi
 from __future__ import annotations
 
 import re
+import signal
+import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
 import glueline.testing.pipeline
+from glueline.polling import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -44,3 +47,35 @@ def test_a_stack_this_machine_cannot_run_is_skipped_with_the_reason(pytester, mo
     result = pytester.runpytest_inprocess("-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*the embedded stack needs Java 17 to run Spark*"])
+
+
+def test_a_terminated_session_still_stops_its_stack(pytester):
+    """`kill` (a CI job's time limit) ends the session as Ctrl-C does: the stack's teardown runs."""
+    stopped = pytester.path / "stopped"
+    pytester.makeconftest(
+        f"""
+import contextlib
+import glueline.testing.pipeline
+
+@contextlib.contextmanager
+def running_pipeline(stack, environment=None):
+    try:
+        yield "a stack"
+    finally:
+        open({str(stopped)!r}, "w").close()
+
+glueline.testing.pipeline.running_pipeline = running_pipeline
+"""
+    )
+    started = pytester.path / "started"
+    pytester.makepyfile(
+        f"import time\n\ndef test_mine(glueline_stack):\n    open({str(started)!r}, 'w').close()\n    time.sleep(60)\n"
+    )
+    session = pytester.popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider"])
+    try:
+        wait_for(started.exists, 30, "the test to start")
+        session.send_signal(signal.SIGTERM)
+        session.wait(timeout=30)
+    finally:
+        session.kill()
+    assert stopped.exists()

@@ -136,7 +136,9 @@ class ComposeInfo:
             debug_listen=f"0.0.0.0:{DEBUG_PORT}",
             debug_attach=f"127.0.0.1:{self.debug_port}",
             debug_root=f"{RUNNER_STATE}/debug",
+            launch_config="glueline: attach to the Glue run (compose)",
             spark_ui_url=f"http://127.0.0.1:{self.spark_ui_port}",
+            spark_ui_moves=False,
             spark_history_port=self.spark_history_port,
         )
 

@@ -64,9 +64,15 @@ def history_server(events: Path, port: int, log: Path, host: str = "127.0.0.1") 
         terminate(process)
 
 
-def until_stopped() -> None:
-    """Wait for Ctrl-C or SIGTERM (blocked first, so neither interrupts the server's cleanup)."""
+def block_stop_signals() -> None:
+    """Hold Ctrl-C and SIGTERM for until_stopped: neither interrupts a start or a cleanup, and threads
+    started after this inherit the mask, so the signal reaches the waiting thread alone."""
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+def until_stopped() -> None:
+    """Wait for Ctrl-C or SIGTERM (blocked first, if not already)."""
+    block_stop_signals()
     signal.sigwait(STOP_SIGNALS)
 
 
@@ -75,14 +81,14 @@ def main(argv: list[str] | None = None) -> None:
     port on the host's 127.0.0.1) until ``stop``."""
     parser = argparse.ArgumentParser(prog="python -m glueline.local.runner.history")
     parser.add_argument("action", choices=("serve", "stop"))
-    parser.add_argument("--state-dir", type=Path, default=Path("/home/hadoop/glue-runner"))
+    parser.add_argument("--state-dir", type=Path, required=True, help="the runner's (compose.RUNNER_STATE)")
     options = parser.parse_args(argv)
     pid_file = options.state_dir / "spark-history.pid"
     if options.action == "stop":
         if pid_file.exists():
             os.kill(int(pid_file.read_text()), signal.SIGTERM)
         return
-    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)  # a stop while starting waits for the server's start
+    block_stop_signals()  # a stop while starting waits for the server's start
     pid_file.write_text(str(os.getpid()))
     events, log = options.state_dir / "spark-events", options.state_dir / "logs" / "spark-history.log"
     try:

@@ -27,9 +27,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import psycopg
@@ -85,7 +86,9 @@ class StackInfo:
             debug_listen=debug_address,
             debug_attach=debug_address,
             debug_root=str(Path(settings.state_dir).absolute() / "glue-runner" / "debug"),
+            launch_config="glueline: attach to the Glue run",
             spark_ui_url=f"http://127.0.0.1:{SPARK_UI_PORT}",
+            spark_ui_moves=True,
             spark_history_port=history_port or SPARK_HISTORY_PORT,
         )
 
@@ -235,7 +238,7 @@ class EmbeddedStack:
             runner_env,
             drop=_CONFLICTING_AWS_VARIABLES,
         )
-        wait_healthy("the Glue runner", info.glue_url + "/", self.log_dir / "glue-runner.log")
+        wait_healthy("the Glue runner", info.glue_url + "/", partial(log_tail, self.log_dir / "glue-runner.log"))
         return pid
 
     def _start_emulator(self, port: int) -> int:
@@ -259,7 +262,8 @@ class EmbeddedStack:
                 DURABLE_VARIABLE: "1" if self.settings.emulator_durable else "0",
             },
         )
-        wait_healthy("the AWS emulator", f"http://127.0.0.1:{port}/_ministack/health", self.log_dir / "emulator.log")
+        health = f"http://127.0.0.1:{port}/_ministack/health"
+        wait_healthy("the AWS emulator", health, partial(log_tail, self.log_dir / "emulator.log"))
         return pid
 
     def restart_emulator(self, kill: bool = False) -> StackInfo:
@@ -300,15 +304,17 @@ class EmbeddedStack:
 
 
 @contextmanager
-def termination_raises() -> Iterator[None]:
-    """Within it, SIGTERM (a ``kill``, a CI job's timeout) raises SystemExit like Ctrl-C raises
-    KeyboardInterrupt, so the ``finally`` that stops a stack started for a command runs either way."""
+def termination_raises(exception: type[BaseException] = SystemExit) -> Iterator[None]:
+    """Within it, SIGTERM (a ``kill``, a CI job's timeout) raises ``exception`` (its argument 128 + the
+    signal, an exit status) like Ctrl-C raises KeyboardInterrupt, so the ``finally`` that stops a stack
+    started for a command runs either way. A pytest session passes KeyboardInterrupt: pytest ends the
+    session on it and tears its fixtures down, where a SystemExit would only fail the test running."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def exit_now(signum, frame):
-        raise SystemExit(128 + signum)
+        raise exception(128 + signum)
 
     previous = signal.signal(signal.SIGTERM, exit_now)
     try:
@@ -374,12 +380,18 @@ def _alive(pid: int) -> bool:
 SERVICE_START_SECONDS = 60  # a process of the stack (emulator, Glue runner) answers its health check by then
 
 
-def wait_healthy(service: str, url: str, log: Path, timeout: float = SERVICE_START_SECONDS) -> None:
+def wait_healthy(service: str, url: str, read_log: Callable[[], str], timeout: float = SERVICE_START_SECONDS) -> None:
+    """Wait until ``url`` answers; else a StackError with the service's last log lines (``read_log``: from a
+    file here, or from inside a container)."""
     try:
         wait_for(lambda: url_answers(url), timeout, f"{service} to answer at {url}")
     except TimeoutError as err:
-        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-        raise StackError(f"{err}; last log lines:\n{tail}") from None
+        raise StackError(f"{err}; last log lines:\n{read_log()}") from None
+
+
+def log_tail(log: Path) -> str:
+    """A log file's last lines (for wait_healthy)."""
+    return log.read_text(errors="replace")[-2000:] if log.exists() else ""
 
 
 def _port_of(url: str) -> int:
