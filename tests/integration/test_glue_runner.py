@@ -279,3 +279,45 @@ def test_a_warm_standby_takes_the_next_run_only_with_the_code_it_was_warmed_with
     assert finished(client, redeployed, "warm")["JobRunState"] == "SUCCEEDED"
     assert int((store.config.state_dir / "runs" / "warm" / redeployed / "pid").read_text()) != warm_for_v1["pid"]
     assert "RUN v2 from the zip blue" in log_of(store, redeployed, "warm")
+
+
+ENDLESS_WARM_UP_SCRIPT = """
+import time
+
+
+def warm_up(spark):  # a warm-up that would never end: job after job
+    print("WARM UP STARTED", flush=True)
+    while True:
+        spark.range(10**7).selectExpr("sum(id)").collect()
+        time.sleep(0.05)
+
+
+if __name__ == "__main__":
+    print("RUN after a warm-up cut short")
+"""
+
+
+def test_a_run_that_arrives_while_the_standby_warms_up_cuts_the_warm_up_short(standby_glue, glueline_stack):
+    """The run waits for Spark's start, not for the rest of the warm-up: the standby cancels its hook's
+    Spark jobs until it gives up, and runs the run."""
+    client, store, url = standby_glue
+    boto3.client("s3").put_object(
+        Bucket=glueline_stack.bucket, Key="scripts/endless_warm_up.py", Body=ENDLESS_WARM_UP_SCRIPT.encode()
+    )
+    client.create_job(
+        Name="endless",
+        Role="arn:aws:iam::000000000000:role/GlueServiceRole",
+        Command={"Name": "glueetl", "ScriptLocation": f"s3://{glueline_stack.bucket}/scripts/endless_warm_up.py"},
+    )
+    standby_log = store.config.state_dir / "standby.log"
+    wait_for(lambda: "WARM UP STARTED" in standby_log.read_text(), 180, "the endless warm-up to start")
+    with urllib.request.urlopen(url + "/") as response:
+        standby = json.loads(response.read())["standby"]
+    assert (standby["job"], standby["state"]) == ("endless", "warming")
+
+    run_id = client.start_job_run(JobName="endless")["JobRunId"]
+    run = finished(client, run_id, "endless")
+    assert run["JobRunState"] == "SUCCEEDED", run.get("ErrorMessage")
+    assert int((store.config.state_dir / "runs" / "endless" / run_id / "pid").read_text()) == standby["pid"]
+    assert "RUN after a warm-up cut short" in log_of(store, run_id, "endless")
+    assert "warm-up ended early" in standby_log.read_text()

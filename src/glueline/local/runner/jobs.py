@@ -765,7 +765,7 @@ class JobStore:
 
     def _take_standby(self, job_name: str, launch: Launch, run_dir: Path, stdout: Path, stderr: Path) -> Standby | None:
         """Hand the run to the standby if it was started for this job with exactly this code (warm, or
-        still warming: then the run waits for it); otherwise the standby is of no use and goes."""
+        still warming: then it cuts its warm-up short once Spark is up); otherwise it is of no use and goes."""
         if launch.debug or launch.spark_ui:
             return None  # see _needs_own_process; the standby stays for the next run
         standby, self._standby = self._standby, None

@@ -14,6 +14,10 @@ it was started with, so a run always executes the code it was deployed with.
 It is started by path with ``python -I`` (not as ``-m glueline...``): nothing of the runner's own
 installation is imported, so the deployed code is what ``import`` finds.
 
+A run that arrives while the hook still runs cuts it short (its Spark jobs cancelled until it gives up):
+the run waits for Spark's start, never for the rest of a warm-up — back-to-back runs would otherwise each
+wait out a whole one.
+
 Protocol (JSON lines): stdin first brings ``{"script", "py_files"}``; once warm the standby writes
 ``ready`` on its original stdout (its output goes to its log from the start); stdin then brings the run:
 ``{"script", "argv", "cwd", "env", "stdout", "stderr"}``, and the standby runs the script as ``__main__``
@@ -24,7 +28,10 @@ import json
 import os
 import runpy
 import sys
+import threading
 import traceback
+
+CUT_SHORT_INTERVAL_SECONDS = 0.2
 
 
 def main() -> None:
@@ -37,15 +44,12 @@ def main() -> None:
 
     spark = SparkSession.builder.appName("glueline-standby").getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
-    try:
-        hook = runpy.run_path(warm["script"], run_name="__glue_warm_up__").get("warm_up")
-        if callable(hook):
-            hook(spark)
-    except Exception:  # a standby that could not warm up is still a started one
-        traceback.print_exc()
-    protocol.write("ready\n")
-    protocol.flush()
+    warming = threading.Thread(target=_warm_up, args=(spark, warm["script"], protocol), name="warm-up", daemon=True)
+    warming.start()
     line = sys.stdin.readline()
+    while warming.is_alive():  # the run came first: it waits for Spark's start, not for the warm-up
+        spark.sparkContext.cancelAllJobs()  # again until the hook gives up: it may start another job
+        warming.join(CUT_SHORT_INTERVAL_SECONDS)
     if not line:
         return  # the runner went away
     run = json.loads(line)
@@ -67,6 +71,19 @@ def main() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def _warm_up(spark, script: str, protocol) -> None:
+    """Import the script and call its hook; ``ready`` once done (cut short by a run: never)."""
+    try:
+        hook = runpy.run_path(script, run_name="__glue_warm_up__").get("warm_up")
+        if callable(hook):
+            hook(spark)
+    except Exception as error:  # a standby that could not warm up, or was cut short, is still a started one
+        print(f"warm-up ended early: {type(error).__name__}: {str(error)[:200]}", file=sys.stderr)
+        return
+    protocol.write("ready\n")
+    protocol.flush()
 
 
 if __name__ == "__main__":
