@@ -159,6 +159,7 @@ def test_the_console_shows_the_samples_files_counts_and_rejected_rows(glueline, 
     assert page.locator("img[onerror]").count() == 0 and alerts == []
 
 
+@pytest.mark.embedded_only  # the console's actions: the same code and clients as its pages, shown on compose
 def test_retry_in_the_console_runs_a_failed_file_again_and_brings_a_given_up_one_back(glueline, console_url, browser):
     """A file FAILED (its load refused by the database). Retry… → confirmed: the sweep starts a Glue run,
     which fails it again, until its last attempt gives it up. The cause fixed, Retry… on the file given

@@ -123,6 +123,7 @@ def test_postgres_killed_mid_load(glueline, big_file):
     assert_failed_mid_load_then_loaded(p, upload, failed, counts)
 
 
+@pytest.mark.embedded_only  # on compose, the killed database's container takes its network: the same silence
 def test_network_to_the_database_cut_mid_load(glueline, big_file):
     """No reset, no close: only silence. Without bounds of its own the COPY would wait for the kernel's
     retransmissions to give up (about 15 minutes) and the run with it; the job's connections give up

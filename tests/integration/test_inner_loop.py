@@ -111,6 +111,12 @@ def test_runs_with_the_spark_ui_keep_an_event_log_the_history_server_shows(gluel
     assert "COMPLETE" in statuses and "FAILED" not in statuses
 
 
+def interruptible() -> None:
+    """In the child: Ctrl-C's default, as in a terminal's foreground. A suite started in the background
+    by a script has SIGINT ignored, and the child would inherit that (and rightly ignore Ctrl-C)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.embedded_only  # the CLI's loop: the same on both stacks
 def test_watch_deploys_a_changed_job_and_runs_the_files_again_as_new_files(glueline, tmp_path):
     path = tmp_path / "watched.csv"
@@ -124,6 +130,7 @@ def test_watch_deploys_a_changed_job_and_runs_the_files_again_as_new_files(gluel
             stderr=stderr,
             env=cli_environment(glueline),
             start_new_session=True,
+            preexec_fn=interruptible,
         )
     reports = JsonStream(watcher.stdout)
     try:
