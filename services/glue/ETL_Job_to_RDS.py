@@ -11,7 +11,8 @@ filesystem); otherwise a plain SparkSession runs the job and reads a downloaded 
 
 Arguments: --AUDIT_TABLE, --DB_SECRET_ID (a Secrets Manager secret *name*; the password never travels
 as an argument), --TARGET_TABLE (schema.table), --TARGET (the database and table this job was deployed
-for: host:port/dbname/schema.table), --MAX_ATTEMPTS.
+for: host:port/dbname/schema.table), --MAX_ATTEMPTS, --DB_LOST_WITHIN_SECONDS and --DB_DDL_TIMEOUT_SECONDS
+(how long it waits on the database: ``glueline.shared.timeouts.DbBounds``).
 
 ``warm_up(spark)`` is a hook for a runner that starts Spark before the run arrives (``glueline.job.warmup``).
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from glueline.job.load import BatchLoader, recorded_load
@@ -32,7 +34,7 @@ from glueline.job.warmup import warm_up  # noqa: F401  (the runner's hook)
 from glueline.shared.audit import AuditTable
 from glueline.shared.dbsecret import DbConnection, SecretReference
 from glueline.shared.lifecycle import Lifecycle
-from glueline.shared.timeouts import aws_client
+from glueline.shared.timeouts import JOB_BOUND_ARGUMENTS, DbBounds, aws_client
 
 try:  # the one allowed seam: on Glue (or the aws-glue-libs image) use Glue's own context
     from awsglue.context import GlueContext
@@ -50,6 +52,7 @@ ARGUMENTS = [
     "TARGET_TABLE",
     "TARGET",
     "MAX_ATTEMPTS",
+    *JOB_BOUND_ARGUMENTS,
     "FILE_IDS",
 ]
 
@@ -74,7 +77,8 @@ def start_spark(args: dict):
 
 def main(argv: list[str]) -> None:
     args = getResolvedOptions(argv, ARGUMENTS)
-    db = DbConnection.from_secrets_manager(aws_client("secretsmanager"), args["DB_SECRET_ID"])
+    bounds = DbBounds.from_job_arguments(args)
+    db = replace(DbConnection.from_secrets_manager(aws_client("secretsmanager"), args["DB_SECRET_ID"]), bounds=bounds)
     table = TableName.parse(args["TARGET_TABLE"])
     if db.target(str(table)) != args["TARGET"]:
         raise SystemExit(
@@ -107,7 +111,7 @@ def main(argv: list[str]) -> None:
                 workdir,
                 args["JOB_RUN_ID"],
                 spark_start=time.perf_counter() - clock,
-                tasks_connect_with=SecretReference(args["DB_SECRET_ID"]),
+                tasks_connect_with=SecretReference(args["DB_SECRET_ID"], bounds),
             )
 
         announced = Lifecycle.announced(args["FILE_IDS"])

@@ -19,6 +19,7 @@ from pydantic_settings import (
 )
 
 from glueline.job.schema import TableName
+from glueline.shared.timeouts import DbBounds
 
 
 class Settings(BaseSettings):
@@ -74,6 +75,20 @@ class Settings(BaseSettings):
         "(a day's files load in minutes; Glue's own default, 48 h, would let a hung database hold DPUs for two days)",
     )
     max_attempts: int = Field(3, ge=1, description="processing attempts of a file before it is moved to rejected/")
+    db_lost_within_seconds: int = Field(
+        60,
+        ge=6,
+        le=900,
+        description="the Glue job gives up on a database gone silent (a cut network, a vanished host) within this: "
+        "TCP keepalives and tcp_user_timeout, at both ends of each connection (glueline.shared.timeouts)",
+    )
+    db_ddl_timeout_seconds: int = Field(
+        60,
+        ge=1,
+        le=3600,
+        description="the job's DDL (its target's columns, its staging tables) waits this long at most behind "
+        "another session's lock; then the run fails its files without counting an attempt",
+    )
     glue_connection: str = Field("glueline-network", description="the job's Glue NETWORK connection")
     glue_subnet_id: str | None = Field(None, description="subnet of Glue's workers; default: the default VPC's first")
     glue_security_group_id: str | None = Field(
@@ -154,6 +169,10 @@ class Settings(BaseSettings):
     @property
     def table(self) -> TableName:
         return TableName.parse(self.target_table)
+
+    @property
+    def db_bounds(self) -> DbBounds:
+        return DbBounds(self.db_lost_within_seconds, self.db_ddl_timeout_seconds)
 
     @classmethod
     def settings_customise_sources(

@@ -21,17 +21,14 @@ from glueline.shared import layout
 from glueline.shared.audit import Status, utc_now
 from glueline.shared.events import object_created_event, scheduled_event
 from glueline.shared.lifecycle import ACTIVE_RUN_STATES
-from glueline.shared.timeouts import (
-    DB_CONNECT_SECONDS,
-    DB_DDL_STATEMENT_SECONDS,
-    DB_KEEPALIVE_IDLE_SECONDS,
-    DB_LOST_WITHIN_SECONDS,
-    DB_USER_TIMEOUT_SECONDS,
-    db_server_settings,
-)
+from glueline.shared.timeouts import DB_CONNECT_SECONDS, DbBounds
 
 from .harness import SAMPLES, database_cut_off
 
+# The bounds on the database these tests deploy the job with (a deployment setting; 60 s each as
+# shipped), so the faults that wait them out take seconds: still more than the longest stall of a
+# healthy database under load on a slow machine.
+BOUNDS = DbBounds(lost_within_seconds=20, ddl_statement_seconds=15)
 # How long the stack takes at most, on a machine twice as slow as usual, from an upload to the job
 # loading it (the Lambda, the Glue run, Spark starting, the file read and cleaned).
 LOADING_STARTS_WITHIN = 300
@@ -40,9 +37,17 @@ LOADING_STARTS_WITHIN = 300
 SETTLED_WITHIN = 60
 # A database gone without a reset: the job's connections fail within their bound, its cleanup makes one
 # more connection attempt (its connect timeout), then it settles the file.
-LOST_DATABASE_FAILS_WITHIN = DB_LOST_WITHIN_SECONDS + DB_CONNECT_SECONDS + SETTLED_WITHIN
+LOST_DATABASE_FAILS_WITHIN = BOUNDS.lost_within_seconds + DB_CONNECT_SECONDS + SETTLED_WITHIN
 # The grace a timed-out Glue run's process gets before it is killed (the runner's, as Glue's).
 STOP_GRACE = 10
+
+
+@pytest.fixture(scope="module", autouse=True)
+def bounded(glueline_stack):
+    with glueline_stack.deployed_with(
+        db_lost_within_seconds=BOUNDS.lost_within_seconds, db_ddl_timeout_seconds=BOUNDS.ddl_statement_seconds
+    ):
+        yield
 
 
 def copy_running(p) -> bool:
@@ -96,16 +101,16 @@ def assert_failed_mid_load_then_loaded(p, upload, failed, counts):
 def test_the_jobs_connections_are_bounded_at_both_ends(glueline_stack):
     """What the job asks for, the server applies: its end of a job's connection has the same bounds
     (a misspelt setting would be skipped silently, the server's end left to its two-hour default)."""
-    with connect(glueline_stack.db) as conn:
-        names = list(db_server_settings())
+    with connect(dataclasses.replace(glueline_stack.db, bounds=BOUNDS)) as conn:
+        names = list(BOUNDS.server_settings())
         settings = dict(conn.execute("SELECT name, setting FROM pg_settings WHERE name = ANY(%s)", [names]))
-        assert settings == db_server_settings()
+        assert settings == BOUNDS.server_settings()
         assert conn.execute("SHOW statement_timeout").fetchone()[0] == "0"  # the load: bounded by the Timeout
         # The client's end, as the kernel holds it for the socket libpq opened.
         with socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock:
             assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
-            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == DB_KEEPALIVE_IDLE_SECONDS
-            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == DB_USER_TIMEOUT_SECONDS * 1000
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == BOUNDS.keepalive_idle_seconds
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == BOUNDS.user_timeout_seconds * 1000
 
 
 def test_postgres_killed_mid_load(glueline, big_file):
@@ -127,7 +132,7 @@ def test_postgres_killed_mid_load(glueline, big_file):
 def test_network_to_the_database_cut_mid_load(glueline, big_file):
     """No reset, no close: only silence. Without bounds of its own the COPY would wait for the kernel's
     retransmissions to give up (about 15 minutes) and the run with it; the job's connections give up
-    within DB_LOST_WITHIN_SECONDS. The server's ends are bounded too, so no backend of the lost attempt
+    within their bound (BOUNDS here). The server's ends are bounded too, so no backend of the lost attempt
     is left holding its tables' locks when the next run loads the file."""
     p = glueline
     path, counts = big_file
@@ -167,8 +172,7 @@ def test_a_hung_database_is_bounded_by_the_glue_jobs_timeout(glueline, tmp_path)
     path = tmp_path / "hung.csv"
     counts = write_file(path, 2_000, seed=7, dirty=0.02, first_id=60_000_000)
     timeout_minutes = HUNG_RUN_TIMEOUT_MINUTES
-    p.bootstrap(p.settings.model_copy(update={"glue_timeout_minutes": timeout_minutes}))
-    try:
+    with p.deployed_with(glue_timeout_minutes=timeout_minutes):
         # Someone else's lock holds the merge at a known point; then the database stops answering.
         with p.open_transaction("LOCK TABLE transactions IN SHARE MODE"):
             (upload,) = p.upload(path)
@@ -176,8 +180,6 @@ def test_a_hung_database_is_bounded_by_the_glue_jobs_timeout(glueline, tmp_path)
             run_id = p.audit.get(upload.file_id).glue_job_id
             with p.faults.database_hung():
                 run = p.finished_run(run_id, timeout=timeout_minutes * 60 + STOP_GRACE + SETTLED_WITHIN)
-    finally:
-        p.bootstrap()
     assert run["JobRunState"] == "TIMEOUT", run
     assert timeout_minutes * 60 <= run["ExecutionTime"] <= timeout_minutes * 60 + STOP_GRACE + SETTLED_WITHIN
     stuck = p.audit.get(upload.file_id)
@@ -201,21 +203,36 @@ def test_a_reader_of_the_target_holds_up_no_load(glueline):
     assert record.status == Status.COMPLETED, record.error_message
 
 
+def ddl_waits_for_a_lock(p) -> bool:
+    """The job's statement that creates its target and adds missing columns (schema.create_target; its
+    ALTER lies beyond the 1 kB of a query pg_stat_activity shows) waits for a lock."""
+    rows = p.query(
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'CREATE SCHEMA%%' AND wait_event_type = 'Lock'"
+    )
+    return rows[0][0] > 0
+
+
 @pytest.mark.embedded_only  # the job's SQL against PostgreSQL: the same on both stacks
 def test_ddl_behind_a_reader_gives_up_after_its_statement_timeout(glueline):
     """A table from an earlier release needs a column, and a long query holds the table: the job's ALTER
-    waits at most DB_DDL_STATEMENT_SECONDS, then the run fails the file without counting the attempt
-    (the database's state, not the file's fault); once the reader is done, the next run loads it."""
+    waits at most its statement timeout (the deployed one: BOUNDS here), then the run fails the file
+    without counting the attempt (the database's state, not the file's fault); once the reader is done,
+    the next run loads it."""
     p = glueline
     p.execute("ALTER TABLE transactions DROP COLUMN source_uploaded_at")
     try:
         with p.open_transaction("SELECT count(*) FROM transactions"):
             (upload,) = p.upload(SAMPLES / "transactions_2024-07-14.csv")
-            (failed,) = p.wait([upload], timeout=LOADING_STARTS_WITHIN + DB_DDL_STATEMENT_SECONDS)
+            wait_for(lambda: ddl_waits_for_a_lock(p), LOADING_STARTS_WITHIN, "the job's ALTER to wait", interval=0.1)
+            waiting_since = time.monotonic()
+            (failed,) = p.wait([upload], timeout=BOUNDS.ddl_statement_seconds + SETTLED_WITHIN)
+            waited = time.monotonic() - waiting_since
     finally:
         p.execute("ALTER TABLE transactions ADD COLUMN IF NOT EXISTS source_uploaded_at timestamptz")
     assert (failed.status, failed.attempts) == (Status.FAILED, 0), failed.error_message
     assert "statement timeout" in failed.error_message and "could not prepare the load" in failed.error_message
+    # The job's own bound, from its deployment, not the 60 s it ships with.
+    assert BOUNDS.ddl_statement_seconds - 1 <= waited < DbBounds().ddl_statement_seconds, waited
     assert p.keys("source/") == [upload.key]
     loaded = retry_by_schedule(p, upload)
     assert loaded.status == Status.COMPLETED and loaded.counts.rows_loaded == 9

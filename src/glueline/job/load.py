@@ -54,7 +54,6 @@ from glueline.shared.contract import COLUMNS, FIELDS
 from glueline.shared.counts import Counts
 from glueline.shared.dbsecret import DbConnection, SecretReference
 from glueline.shared.lifecycle import Outcome, RecordedLoad, TargetUnavailable
-from glueline.shared.timeouts import DB_DDL_STATEMENT_SECONDS, db_server_settings
 
 # The rejected-rows file: where the row was, why it was refused, its fields exactly as read.
 REJECTED_HEADER = ("line_number", "record_number", REASON, *COLUMNS.keys(), "raw_record")
@@ -104,7 +103,7 @@ def connect(connection: DbConnection | SecretReference, autocommit: bool = False
     server's by the same settings for its side (see ``glueline.shared.timeouts``)."""
     conn = psycopg.connect(**connection.connect_kwargs(), autocommit=autocommit)
     try:
-        conn.execute(schema.session_settings(db_server_settings()))
+        conn.execute(schema.session_settings(connection.bounds.server_settings()))
         conn.commit()  # kept: a setting made in a transaction that is rolled back is undone
     except BaseException:
         conn.close()
@@ -192,7 +191,7 @@ class BatchLoader:
         except psycopg.OperationalError as err:
             raise TargetUnavailable(f"the database {target} is unreachable: {err}") from err
         try:
-            conn.execute(schema.statement_timeout(DB_DDL_STATEMENT_SECONDS))
+            conn.execute(schema.statement_timeout(self.db.bounds.ddl_statement_seconds))
             if not self._target_ready:
                 conn.execute(schema.create_target(self.table))
                 self._target_ready = True
@@ -275,7 +274,7 @@ class BatchLoader:
     def _drop(self, statement: sql.Composed) -> None:
         with contextlib.suppress(psycopg.Error):  # the database may be what failed; keep its error
             with connect(self.db, autocommit=True) as conn:
-                conn.execute(schema.statement_timeout(DB_DDL_STATEMENT_SECONDS))
+                conn.execute(schema.statement_timeout(self.db.bounds.ddl_statement_seconds))
                 conn.execute(statement)
 
 
@@ -284,7 +283,7 @@ def recorded_load(db: DbConnection, table: schema.TableName, fid: str) -> Record
     TargetUnavailable when the database cannot say."""
     try:
         with connect(db) as conn:
-            conn.execute(schema.statement_timeout(DB_DDL_STATEMENT_SECONDS))
+            conn.execute(schema.statement_timeout(db.bounds.ddl_statement_seconds))
             row = conn.execute(schema.recorded_load(table, fid)).fetchone()
     except psycopg.errors.UndefinedTable:
         return None  # no load has committed into this database yet

@@ -8,11 +8,11 @@ secret's *name*; the password never travels in job arguments, environment variab
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from urllib.parse import quote, unquote, urlsplit
 
-from glueline.shared.timeouts import aws_client, db_connection_options
+from glueline.shared.timeouts import DbBounds, aws_client
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ class DbConnection:
     sslmode: str = "prefer"
     sslrootcert: str = ""  # the CA bundle for verify-full: a local path, or s3://… (fetched where it runs)
     password_secret: str = ""  # where the password is instead: a secret RDS manages (rotated by RDS)
+    bounds: DbBounds = DbBounds()  # how long its connections wait on it (not stored in the secret: the job's)
 
     @classmethod
     def from_url(cls, url: str) -> DbConnection:
@@ -86,7 +87,7 @@ class DbConnection:
             "password": self.password or (_managed_password(self.password_secret) if self.password_secret else ""),
             "sslmode": self.sslmode,
             **({"sslrootcert": _local_file(self.sslrootcert)} if self.sslrootcert else {}),
-            **db_connection_options(),  # a vanished database is noticed (glueline.shared.timeouts)
+            **self.bounds.connection_options(),  # a vanished database is noticed (glueline.shared.timeouts)
             "application_name": "glueline",
         }
 
@@ -107,12 +108,13 @@ class DbConnection:
 class SecretReference:
     """What Spark tasks carry instead of the connection: the secret's name. Each executor process reads
     the secret once (on AWS Glue with the job's role), so the password is never serialized into a task
-    closure that Spark ships to its executors."""
+    closure that Spark ships to its executors; and the job's bounds on the database."""
 
     secret_id: str
+    bounds: DbBounds = DbBounds()
 
     def connect_kwargs(self) -> dict:
-        return _read_secret(self.secret_id).connect_kwargs()
+        return replace(_read_secret(self.secret_id), bounds=self.bounds).connect_kwargs()
 
 
 @lru_cache(maxsize=8)

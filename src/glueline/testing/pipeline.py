@@ -178,6 +178,19 @@ class Pipeline:
         library is what the next run uses."""
         return _bootstrap(settings or self.settings, self.deployed_db, self.info).run()
 
+    @contextmanager
+    def deployed_with(self, **changes: Any) -> Iterator[Settings]:
+        """The pipeline deployed with some settings changed (a shorter Timeout, other bounds on the
+        database) within the block (``settings`` says so meanwhile: blocks nest), and as before after it."""
+        before = self.settings
+        self.settings = before.model_copy(update=changes)
+        try:
+            self.bootstrap()
+            yield self.settings
+        finally:
+            self.settings = before
+            self.bootstrap()
+
     @property
     def faults(self) -> StackFaults:
         """Break the stack's parts on purpose: kill or hang the database, restart the emulator, …"""

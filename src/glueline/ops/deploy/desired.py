@@ -299,6 +299,7 @@ def glue_job(s: Settings, env: Environment) -> dict[str, Any]:
             "--TARGET_TABLE": str(s.table),
             "--TARGET": env.target,
             "--MAX_ATTEMPTS": str(s.max_attempts),
+            **s.db_bounds.job_arguments(),
         },
         "Connections": {"Connections": [s.glue_connection]},
         "ExecutionProperty": {"MaxConcurrentRuns": s.glue_max_concurrent_runs},

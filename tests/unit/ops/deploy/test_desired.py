@@ -44,6 +44,15 @@ def test_a_debugged_job_tells_its_runs_where_to_wait_for_a_debugger_and_nothing_
     }
 
 
+def test_the_jobs_bounds_on_the_database_are_pinned_arguments_from_the_settings():
+    """The job reads them as it reads its target (ETL_Job_to_RDS.ARGUMENTS): a run cannot change them."""
+    pinned = desired_state(Settings(_env_file=None), ENV).glue_job["NonOverridableArguments"]
+    assert (pinned["--DB_LOST_WITHIN_SECONDS"], pinned["--DB_DDL_TIMEOUT_SECONDS"]) == ("60", "60")
+    short = Settings(_env_file=None, db_lost_within_seconds=12, db_ddl_timeout_seconds=5)
+    pinned = desired_state(short, ENV).glue_job["NonOverridableArguments"]
+    assert (pinned["--DB_LOST_WITHIN_SECONDS"], pinned["--DB_DDL_TIMEOUT_SECONDS"]) == ("12", "5")
+
+
 def test_the_lambda_runtime_is_supported_for_a_year_at_least():
     """AWS's runtime lifecycle as cfn-lint carries it: a pipeline deployed today stays deployable and
     updatable for a year (python3.11's creates are blocked from 2027-07-31)."""
