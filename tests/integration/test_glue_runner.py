@@ -11,7 +11,8 @@ import urllib.request
 import boto3
 import pytest
 
-from glueline.local.runner.jobs import JobStore, RunnerConfig
+from glueline.local.runner.backend import GlueBackend
+from glueline.local.runner.config import RunnerConfig
 from glueline.local.runner.server import make_server
 from glueline.local.stack import free_port
 from glueline.polling import wait_for
@@ -38,7 +39,7 @@ def serve(glueline_stack, state_dir, standby=False):
     """A runner of its own on a free port (short Timeout minutes), its store, and a glue client for it
     with the job ``probe`` defined."""
     port = free_port()
-    store = JobStore(
+    store = GlueBackend(
         RunnerConfig(state_dir, [sys.executable], f"http://127.0.0.1:{port}", minute_seconds=2, standby=standby)
     )
     server = make_server(store, "127.0.0.1", port)

@@ -15,7 +15,8 @@ import signal
 import threading
 from pathlib import Path
 
-from glueline.local.runner.jobs import JobStore, RunnerConfig, default_launcher
+from glueline.local.runner.backend import GlueBackend
+from glueline.local.runner.config import RunnerConfig, default_launcher
 from glueline.local.runner.server import make_server
 
 
@@ -40,15 +41,15 @@ def main() -> None:
     url = f"http://{'127.0.0.1' if options.host == '0.0.0.0' else options.host}:{options.port}"
     launcher = shlex.split(options.launcher) if options.launcher else default_launcher()
     options.state_dir.mkdir(parents=True, exist_ok=True)
-    store = JobStore(
+    backend = GlueBackend(
         RunnerConfig(
             options.state_dir, launcher, url, options.minute_seconds, standby=options.standby, host=options.host
         )
     )
-    server = make_server(store, options.host, options.port)
+    server = make_server(backend, options.host, options.port)
 
     def shut_down(*_):
-        store.close()
+        backend.close()
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, shut_down)

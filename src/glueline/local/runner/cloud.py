@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from botocore.config import Config
 
@@ -55,7 +56,7 @@ class LogShipper:
         self._offsets = dict.fromkeys(files, 0)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._follow, name=f"logs-{run_id[:12]}", daemon=True)
-        self._client = None
+        self._client: Any = None
         self._created: set[str] = set()
         self._broken = False
 
@@ -94,7 +95,7 @@ class LogShipper:
     def _put(self, group: str, lines: list[str]) -> None:
         if self._client is None:
             self._client = aws_client("logs", config=_CLIENT_CONFIG)
-        logs = self._client
+        logs: Any = self._client
         if group not in self._created:
             for create, names in (
                 (logs.create_log_group, {"logGroupName": group}),
@@ -106,10 +107,12 @@ class LogShipper:
                     pass
             self._created.add(group)
         now = int(time.time() * 1000)
-        batch, size = [], 0
+        batch: list[dict[str, Any]] = []
+        size = 0
         for line in lines:
-            event = {"timestamp": now, "message": line[:200_000]}
-            cost = len(event["message"].encode()) + 26
+            message = line[:200_000]
+            event = {"timestamp": now, "message": message}
+            cost = len(message.encode()) + 26
             if batch and (len(batch) == _BATCH_EVENTS or size + cost > _BATCH_BYTES):
                 logs.put_log_events(logGroupName=group, logStreamName=self.run_id, logEvents=batch)
                 batch, size = [], 0

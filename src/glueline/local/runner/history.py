@@ -1,7 +1,7 @@
 """Spark's history server over the event logs of runs with the Spark UI on, where the runner runs.
 
 A run's own UI lives only while the run does; its event log stays in the runner's state directory
-(``spark-events``, see glueline.local.runner.jobs), and Spark's history server — started as
+(``spark-events``, see glueline.local.runner.launch), and Spark's history server — started as
 ``spark-class`` runs it, from the image's Spark or PySpark's — shows finished runs from it. On the host
 ``glueline spark-history`` starts it (glueline.local.spark_history); in the compose stack's glue container
 ``python -m glueline.local.runner.history serve`` does, until ``… stop``. Like the runner, this module needs
@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from glueline.local.inner_loop import SPARK_HISTORY_PORT
-from glueline.local.runner.jobs import terminate
+from glueline.local.runner.processes import terminate
 from glueline.polling import url_answers, wait_for
 
 HISTORY_SERVER = "org.apache.spark.deploy.history.HistoryServer"

@@ -1,5 +1,5 @@
-"""The Glue API's rules as the runner enforces them: botocore's Glue service model (names, types, lengths,
-ranges, enums) and what AWS Glue checks beyond it.
+"""Request validation: the Glue API's rules as the runner enforces them — botocore's Glue service model
+(names, types, lengths, ranges, enums) and what AWS Glue checks beyond it.
 
 botocore's own client-side validator checks required members and types only; AWS checks lengths,
 ranges and enums on the server, so the runner does too. A request member the model does not know is
@@ -14,6 +14,8 @@ from typing import Any
 import botocore.session
 from botocore.model import Shape
 
+from glueline.local.runner.exceptions import InvalidInputException
+
 MODEL = botocore.session.get_session().get_service_model("glue")
 
 GLUE_VERSIONS = ("0.9", "1.0", "2.0", "3.0", "4.0", "5.0", "5.1")
@@ -26,15 +28,11 @@ def default_timeout(glue_version: str) -> int:
     return 480 if float(glue_version) >= 5.0 else 2880
 
 
-class InvalidInput(ValueError):
-    """A request AWS Glue would refuse with InvalidInputException."""
-
-
 def validate_request(operation: str, request: dict[str, Any]) -> None:
     problems = _check(MODEL.operation_model(operation).input_shape, request, "")
     if problems:
         count = len(problems)
-        raise InvalidInput(f"{count} validation error{'s' * (count > 1)} detected: " + "; ".join(problems))
+        raise InvalidInputException(f"{count} validation error{'s' * (count > 1)} detected: " + "; ".join(problems))
     for job in _job_definitions(operation, request):
         check_job_rules(job)
 
@@ -53,15 +51,17 @@ def check_job_rules(definition: dict) -> None:
     """What Glue checks beyond the model's shapes, for a job definition or a run's overrides."""
     timeout = definition.get("Timeout")
     if timeout is not None and timeout > MAX_TIMEOUT_MINUTES:
-        raise InvalidInput(f"Timeout {timeout} is more than the maximum of {MAX_TIMEOUT_MINUTES} minutes (7 days)")
+        raise InvalidInputException(
+            f"Timeout {timeout} is more than the maximum of {MAX_TIMEOUT_MINUTES} minutes (7 days)"
+        )
     version = definition.get("GlueVersion")
     if version is not None and version not in GLUE_VERSIONS:
-        raise InvalidInput(f"Glue version {version} is not supported (supported: {', '.join(GLUE_VERSIONS)})")
+        raise InvalidInputException(f"Glue version {version} is not supported (supported: {', '.join(GLUE_VERSIONS)})")
     sized_by_workers = "WorkerType" in definition or "NumberOfWorkers" in definition
     if sized_by_workers and ("MaxCapacity" in definition or "AllocatedCapacity" in definition):
-        raise InvalidInput("Please set either WorkerType and NumberOfWorkers, or MaxCapacity, not both")
+        raise InvalidInputException("Please set either WorkerType and NumberOfWorkers, or MaxCapacity, not both")
     if ("WorkerType" in definition) != ("NumberOfWorkers" in definition):
-        raise InvalidInput("WorkerType and NumberOfWorkers must be set together")
+        raise InvalidInputException("WorkerType and NumberOfWorkers must be set together")
 
 
 def _check(shape: Shape, value: Any, path: str) -> list[str]:

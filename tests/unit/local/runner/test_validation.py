@@ -8,7 +8,8 @@ import json
 import pytest
 
 from glueline.local.runner.cloud import state_change_event
-from glueline.local.runner.model import InvalidInput, default_timeout, validate_request
+from glueline.local.runner.exceptions import InvalidInputException
+from glueline.local.runner.validation import default_timeout, validate_request
 
 JOB = {"Name": "j", "Role": "r", "Command": {"Name": "glueetl", "ScriptLocation": "s3://b/s.py"}}
 
@@ -33,7 +34,7 @@ def test_a_valid_request_passes_and_unknown_members_are_ignored():
     ],
 )
 def test_what_aws_refuses(operation, request_, message):
-    with pytest.raises(InvalidInput, match=message):
+    with pytest.raises(InvalidInputException, match=message):
         validate_request(operation, request_)
 
 

@@ -1,0 +1,173 @@
+"""What the runner keeps, as classes that answer as the Glue API does (``as_dict``) and are saved in the
+state file as they answer (``from_dict`` reads them back)."""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from glueline.local.runner.cloud import LOG_GROUP
+from glueline.local.runner.exceptions import InvalidInputException
+from glueline.local.runner.validation import DEFAULT_GLUE_VERSION, default_timeout
+from glueline.shared.lifecycle import ACTIVE_RUN_STATES as ACTIVE_STATES
+
+# A run counts against MaxConcurrentRuns from STARTING until it ends; WAITING runs queue for a slot.
+RUNNING_STATES = ACTIVE_STATES - {"WAITING"}
+CAPACITY = ("WorkerType", "NumberOfWorkers", "MaxCapacity")
+
+
+def new_run_id() -> str:
+    return "jr_" + secrets.token_hex(32)
+
+
+@dataclass
+class Job:
+    """A job definition as Glue stores it: the service model's defaults where a field was left out."""
+
+    definition: dict[str, Any]
+    created_on: float
+    last_modified_on: float
+
+    @classmethod
+    def from_request(cls, definition: dict[str, Any], created_on: float | None = None) -> Job:
+        """From CreateJob's request (or UpdateJob's JobUpdate, which replaces the whole definition)."""
+        command = definition.get("Command", {})
+        if not str(command.get("ScriptLocation", "")).startswith("s3://"):
+            raise InvalidInputException("Command.ScriptLocation must be an s3:// URI")
+        version = definition.get("GlueVersion", DEFAULT_GLUE_VERSION)
+        defaults = {
+            "MaxRetries": 0,
+            "Timeout": default_timeout(version),
+            "ExecutionProperty": {"MaxConcurrentRuns": 1},
+            "DefaultArguments": {},
+            "NonOverridableArguments": {},
+            "GlueVersion": version,
+            "JobRunQueuingEnabled": False,
+        }
+        now = time.time()
+        stored = {k: v for k, v in copy.deepcopy(definition).items() if k != "Tags"}
+        return cls({**defaults, **stored}, created_on or now, now)
+
+    @classmethod
+    def from_dict(cls, saved: dict[str, Any]) -> Job:
+        definition = {k: v for k, v in saved.items() if k not in ("CreatedOn", "LastModifiedOn")}
+        return cls(definition, saved["CreatedOn"], saved["LastModifiedOn"])
+
+    @property
+    def name(self) -> str:
+        return self.definition["Name"]
+
+    @property
+    def max_concurrent_runs(self) -> int:
+        return self.definition["ExecutionProperty"].get("MaxConcurrentRuns", 1)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**copy.deepcopy(self.definition), "CreatedOn": self.created_on, "LastModifiedOn": self.last_modified_on}
+
+
+@dataclass
+class Connection:
+    """A connection (the job's NETWORK one): kept and answered as Glue keeps it; a local run needs no network."""
+
+    definition: dict[str, Any]
+    creation_time: float
+    last_updated_time: float
+
+    @classmethod
+    def from_input(cls, definition: dict[str, Any], creation_time: float | None = None) -> Connection:
+        now = time.time()
+        return cls(copy.deepcopy(definition), creation_time or now, now)
+
+    @classmethod
+    def from_dict(cls, saved: dict[str, Any]) -> Connection:
+        definition = {k: v for k, v in saved.items() if k not in ("CreationTime", "LastUpdatedTime")}
+        return cls(definition, saved["CreationTime"], saved["LastUpdatedTime"])
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **copy.deepcopy(self.definition),
+            "CreationTime": self.creation_time,
+            "LastUpdatedTime": self.last_updated_time,
+        }
+
+
+@dataclass
+class JobRun:
+    id: str
+    job_name: str
+    arguments: dict[str, str]
+    timeout_minutes: int
+    started_on: float
+    attempt: int = 0
+    previous_run_id: str | None = None
+    queuing: bool = False
+    capacity: dict = field(default_factory=dict)  # WorkerType / NumberOfWorkers / MaxCapacity in effect
+    state: str = "STARTING"
+    last_modified_on: float = 0.0
+    completed_on: float | None = None
+    error_message: str | None = None
+    stop_requested: bool = False
+    job_snapshot: dict = field(default_factory=dict)  # the job's definition when the run started (as_dict)
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    def set_state(self, state: str, error: str | None = None) -> None:
+        self.state = state
+        self.last_modified_on = time.time()
+        if error:
+            self.error_message = error
+        if state not in ACTIVE_STATES:
+            self.completed_on = self.last_modified_on
+
+    def next_attempt(self) -> JobRun:
+        """The retry of a failed run (MaxRetries): a new run with the same arguments and snapshot."""
+        return JobRun(
+            id=new_run_id(),
+            job_name=self.job_name,
+            arguments=self.arguments,
+            timeout_minutes=self.timeout_minutes,
+            started_on=time.time(),
+            attempt=self.attempt + 1,
+            previous_run_id=self.id,
+            queuing=self.queuing,
+            capacity=self.capacity,
+            job_snapshot=self.job_snapshot,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        end = self.completed_on or time.time()
+        run = {
+            "Id": self.id,
+            "Attempt": self.attempt,
+            "JobName": self.job_name,
+            "JobRunQueuingEnabled": self.queuing,
+            "StartedOn": self.started_on,
+            "LastModifiedOn": self.last_modified_on or self.started_on,
+            "JobRunState": self.state,
+            "Arguments": self.arguments,
+            "PredecessorRuns": [],
+            "Timeout": self.timeout_minutes,
+            "ExecutionTime": int(end - self.started_on),
+            "LogGroupName": LOG_GROUP,
+            "GlueVersion": self.job_snapshot["GlueVersion"],
+            **self.capacity,
+        }
+        if "ExecutionClass" in self.job_snapshot:
+            run["ExecutionClass"] = self.job_snapshot["ExecutionClass"]
+        if self.previous_run_id:
+            run["PreviousRunId"] = self.previous_run_id
+        if self.completed_on is not None:
+            run["CompletedOn"] = self.completed_on
+        if self.error_message:
+            run["ErrorMessage"] = self.error_message
+        return run
+
+    def saved(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "process"}
