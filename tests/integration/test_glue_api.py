@@ -172,7 +172,7 @@ def create_job(glue, name: str, script: str, **extra):
         "WorkerType": "G.1X",
         "NumberOfWorkers": 2,
     }
-    glue.create_job(**{**definition, **extra})
+    glue.create_job(**{k: v for k, v in {**definition, **extra}.items() if v is not None})  # None: left out
 
 
 def until_running(glue, job: str, run_id: str) -> None:
@@ -270,6 +270,8 @@ WORKERS = {"WorkerType": "G.1X", "NumberOfWorkers": 2}
         ("create_job", {"Name": "n" * 300, **DEFINITION}, "less than or equal to 255"),
         ("create_job", {"Name": "x", **DEFINITION, **WORKERS, "MaxCapacity": 10.0}, "not both"),
         ("create_job", {"Name": "x", **DEFINITION, "WorkerType": "G.1X"}, "together"),
+        ("create_job", {"Name": "x", **DEFINITION, "AllocatedCapacity": 10, "MaxCapacity": 10.0}, "exclusive"),
+        ("start_job_run", {"JobName": "x", "AllocatedCapacity": 10, "MaxCapacity": 10.0}, "exclusive"),
         ("create_job", {"Name": "x", **DEFINITION, "GlueVersion": "9.9"}, "Glue version 9.9"),
         ("get_job_runs", {"JobName": "x", "MaxResults": 5000}, "less than or equal to 200"),
         ("get_jobs", {"MaxResults": 5000}, "less than or equal to 1000"),
@@ -308,6 +310,56 @@ def test_defaults_are_the_current_service_models(runner, scripts):
     assert (four["GlueVersion"], four["Timeout"]) == ("4.0", 2880)
 
 
+def test_capacity_run_settings_and_connections_are_answered_as_glue_answers_them(runner, scripts):
+    """A job and a run show both sizings (workers and DPUs); a run may override one half of the worker
+    pair; a run carries what it was started with and no Arguments when given none; a finished FLEX run
+    reports its DPU-seconds; a connection is READY and its password can be hidden."""
+    recorder = Recorder()
+    glue = runner.client(recorder)
+    create_job(glue, "sized", scripts, WorkerType="G.2X", NumberOfWorkers=3, DefaultArguments={"--sleep": "0"})
+    job = glue.get_job(JobName="sized")["Job"]
+    assert (job["WorkerType"], job["NumberOfWorkers"], job["MaxCapacity"], job["AllocatedCapacity"]) == (
+        "G.2X",
+        3,
+        6.0,
+        6,
+    )
+    run_id = glue.start_job_run(
+        JobName="sized",
+        NumberOfWorkers=5,
+        ExecutionClass="FLEX",
+        SecurityConfiguration="encrypted-logs",
+        NotificationProperty={"NotifyDelayAfter": 5},
+    )["JobRunId"]
+    run = finished(glue, run_id, job="sized", timeout=60)
+    assert run["JobRunState"] == "SUCCEEDED" and "Arguments" not in run
+    assert (run["WorkerType"], run["NumberOfWorkers"], run["MaxCapacity"], run["AllocatedCapacity"]) == (
+        "G.2X",
+        5,
+        10.0,
+        10,
+    )
+    assert (run["ExecutionClass"], run["SecurityConfiguration"]) == ("FLEX", "encrypted-logs")
+    assert run["NotificationProperty"] == {"NotifyDelayAfter": 5}
+    assert run["DPUSeconds"] == run["ExecutionTime"] * 10.0 and run["CompletedOn"] >= run["StartedOn"]
+    create_job(glue, "by-dpus", scripts, WorkerType=None, NumberOfWorkers=None, GlueVersion="1.0", MaxCapacity=4.0)
+    with pytest.raises(glue.exceptions.InvalidInputException, match="together"):  # G.1X with no NumberOfWorkers
+        glue.start_job_run(JobName="by-dpus", WorkerType="G.1X")
+
+    properties = {"JDBC_CONNECTION_URL": "jdbc:postgresql://db:5432/bank", "USERNAME": "etl", "PASSWORD": "p4ss"}
+    created = glue.create_connection(
+        ConnectionInput={"Name": "bank", "ConnectionType": "JDBC", "ConnectionProperties": properties}
+    )
+    assert created["CreateConnectionStatus"] == "READY"
+    connection = glue.get_connection(Name="bank")["Connection"]
+    assert connection["Status"] == "READY" and connection["ConnectionProperties"]["PASSWORD"] == "p4ss"
+    hidden = glue.get_connection(Name="bank", HidePassword=True)["Connection"]["ConnectionProperties"]
+    assert "PASSWORD" not in hidden and hidden["USERNAME"] == "etl"
+    listed = glue.get_connections(HidePassword=True)["ConnectionList"]
+    assert [c["Name"] for c in listed] == ["bank"] and "PASSWORD" not in listed[0]["ConnectionProperties"]
+    assert_conforms(recorder)
+
+
 # -- what real tools do ----------------------------------------------------------------------------------
 
 
@@ -321,7 +373,12 @@ def test_terraform_aws_glue_job_lifecycle(runner, scripts):
     job = glue.get_job(JobName="tf")["Job"]
     assert "Tags" not in recorder.responses[-1][2]["Job"]  # tags are not part of the definition
     assert glue.get_tags(ResourceArn=arn)["Tags"] == {"env": "dev", "owner": "data"}
-    update = {k: v for k, v in job.items() if k not in ("Name", "CreatedOn", "LastModifiedOn")} | {"MaxRetries": 2}
+    # Glue answers both sizings and refuses both in an update: the provider sends MaxCapacity only for a
+    # job sized by it (and never the deprecated AllocatedCapacity).
+    shown_only = ("Name", "CreatedOn", "LastModifiedOn", "MaxCapacity", "AllocatedCapacity")
+    update = {k: v for k, v in job.items() if k not in shown_only} | {"MaxRetries": 2}
+    with pytest.raises(glue.exceptions.InvalidInputException, match="not both"):
+        glue.update_job(JobName="tf", JobUpdate={**update, "MaxCapacity": job["MaxCapacity"]})
     glue.update_job(JobName="tf", JobUpdate=update)
     assert glue.get_job(JobName="tf")["Job"]["MaxRetries"] == 2
     assert glue.get_tags(ResourceArn=arn)["Tags"] == {"env": "dev", "owner": "data"}  # an update keeps them

@@ -91,17 +91,17 @@ class GlueBackend:
 
     def create_connection(self, request: dict) -> dict:
         self.catalog.create_connection(request)
-        return {}
+        return {"CreateConnectionStatus": "READY"}
 
     def update_connection(self, name: str, definition: dict) -> dict:
         self.catalog.update_connection(name, definition)
         return {}
 
-    def get_connection(self, name: str) -> dict:
-        return self.catalog.connection(name).as_dict()
+    def get_connection(self, name: str, hide_password: bool = False) -> dict:
+        return self.catalog.connection(name).as_dict(hide_password)
 
-    def get_connections(self) -> list[dict]:
-        return self.catalog.get_connections()
+    def get_connections(self, hide_password: bool = False) -> list[dict]:
+        return self.catalog.get_connections(hide_password)
 
     def delete_connection(self, name: str) -> dict:
         self.catalog.delete_connection(name)

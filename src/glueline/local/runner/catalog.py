@@ -127,9 +127,9 @@ class Catalog:
                 raise ConnectionNotFound(name)
             return self.connections[name]
 
-    def get_connections(self) -> list[dict]:
+    def get_connections(self, hide_password: bool = False) -> list[dict]:
         with self._lock:
-            return [self.connections[n].as_dict() for n in sorted(self.connections)]
+            return [self.connections[n].as_dict(hide_password) for n in sorted(self.connections)]
 
     def delete_connection(self, name: str) -> None:
         with self._lock:

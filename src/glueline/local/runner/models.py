@@ -12,12 +12,47 @@ from typing import Any
 
 from glueline.local.runner.cloud import LOG_GROUP
 from glueline.local.runner.exceptions import InvalidInputException
-from glueline.local.runner.validation import DEFAULT_GLUE_VERSION, default_timeout
+from glueline.local.runner.validation import DEFAULT_GLUE_VERSION, check_worker_pair, default_timeout
 from glueline.shared.lifecycle import ACTIVE_RUN_STATES as ACTIVE_STATES
 
 # A run counts against MaxConcurrentRuns from STARTING until it ends; WAITING runs queue for a slot.
 RUNNING_STATES = ACTIVE_STATES - {"WAITING"}
-CAPACITY = ("WorkerType", "NumberOfWorkers", "MaxCapacity")
+WORKERS = ("WorkerType", "NumberOfWorkers")
+# Data processing units per worker (the Glue developer guide's worker types; Standard: the legacy 1 DPU).
+DPU_PER_WORKER = {"Standard": 1.0, "G.025X": 0.25, "G.1X": 1.0, "G.2X": 2.0, "G.4X": 4.0, "G.8X": 8.0, "Z.2X": 2.0}
+# A Spark job sized by nothing gets 10 DPUs, a Python shell job 0.0625 (the API reference's MaxCapacity).
+DEFAULT_DPUS = {"pythonshell": 0.0625}
+DEFAULT_SPARK_DPUS = 10.0
+# What a run carries from StartJobRun, else from its job, and answers in GetJobRun.
+RUN_SETTINGS = ("SecurityConfiguration", "NotificationProperty", "ExecutionClass")
+
+
+def shown_capacity(sizing: dict[str, Any], command: str) -> dict[str, Any]:
+    """A job's or run's capacity as Glue answers it: WorkerType and NumberOfWorkers where it is sized by
+    workers, and always MaxCapacity (its DPUs) and the deprecated AllocatedCapacity (whole DPUs)."""
+    if all(k in sizing for k in WORKERS):
+        workers = {k: sizing[k] for k in WORKERS}
+        dpus = sizing["NumberOfWorkers"] * DPU_PER_WORKER.get(sizing["WorkerType"], 1.0)
+    else:
+        workers = {}
+        given = sizing.get("MaxCapacity", sizing.get("AllocatedCapacity"))
+        dpus = float(given) if given is not None else DEFAULT_DPUS.get(command, DEFAULT_SPARK_DPUS)
+    return {**workers, "MaxCapacity": dpus, "AllocatedCapacity": int(dpus)}
+
+
+def run_capacity(job: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    """What a run is sized by: its own MaxCapacity (or AllocatedCapacity), else its WorkerType and
+    NumberOfWorkers combined with the job's where it gives one of them (the pair checked after
+    combining), else the job's sizing."""
+    command = job["Command"].get("Name", "glueetl")
+    if "MaxCapacity" in request or "AllocatedCapacity" in request:
+        return shown_capacity({k: request[k] for k in ("MaxCapacity", "AllocatedCapacity") if k in request}, command)
+    if any(k in request for k in WORKERS):
+        combined = {k: request.get(k, job.get(k)) for k in WORKERS}
+        sizing = {k: v for k, v in combined.items() if v is not None}
+        check_worker_pair(sizing)
+        return shown_capacity(sizing, command)
+    return shown_capacity(job, command)
 
 
 def new_run_id() -> str:
@@ -66,12 +101,18 @@ class Job:
         return self.definition["ExecutionProperty"].get("MaxConcurrentRuns", 1)
 
     def as_dict(self) -> dict[str, Any]:
-        return {**copy.deepcopy(self.definition), "CreatedOn": self.created_on, "LastModifiedOn": self.last_modified_on}
+        return {
+            **copy.deepcopy(self.definition),
+            **shown_capacity(self.definition, self.definition["Command"].get("Name", "glueetl")),
+            "CreatedOn": self.created_on,
+            "LastModifiedOn": self.last_modified_on,
+        }
 
 
 @dataclass
 class Connection:
-    """A connection (the job's NETWORK one): kept and answered as Glue keeps it; a local run needs no network."""
+    """A connection (the job's NETWORK one): kept and answered as Glue keeps it; a local run needs no
+    network, so a connection is READY once created (Glue's status of a usable connection)."""
 
     definition: dict[str, Any]
     creation_time: float
@@ -87,12 +128,17 @@ class Connection:
         definition = {k: v for k, v in saved.items() if k not in ("CreationTime", "LastUpdatedTime")}
         return cls(definition, saved["CreationTime"], saved["LastUpdatedTime"])
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
+    def as_dict(self, hide_password: bool = False) -> dict[str, Any]:
+        """``hide_password``: GetConnection's HidePassword, the metadata without the password."""
+        answer = {
             **copy.deepcopy(self.definition),
             "CreationTime": self.creation_time,
             "LastUpdatedTime": self.last_updated_time,
+            "Status": "READY",
         }
+        if hide_password:
+            answer.get("ConnectionProperties", {}).pop("PASSWORD", None)
+        return answer
 
 
 @dataclass
@@ -105,7 +151,8 @@ class JobRun:
     attempt: int = 0
     previous_run_id: str | None = None
     queuing: bool = False
-    capacity: dict = field(default_factory=dict)  # WorkerType / NumberOfWorkers / MaxCapacity in effect
+    capacity: dict = field(default_factory=dict)  # as shown_capacity answers it
+    settings: dict = field(default_factory=dict)  # RUN_SETTINGS it was started with (or its job's)
     state: str = "STARTING"
     last_modified_on: float = 0.0
     completed_on: float | None = None
@@ -138,6 +185,7 @@ class JobRun:
             previous_run_id=self.id,
             queuing=self.queuing,
             capacity=self.capacity,
+            settings=self.settings,
             job_snapshot=self.job_snapshot,
         )
 
@@ -151,16 +199,19 @@ class JobRun:
             "StartedOn": self.started_on,
             "LastModifiedOn": self.last_modified_on or self.started_on,
             "JobRunState": self.state,
-            "Arguments": self.arguments,
             "PredecessorRuns": [],
             "Timeout": self.timeout_minutes,
             "ExecutionTime": int(end - self.started_on),
             "LogGroupName": LOG_GROUP,
             "GlueVersion": self.job_snapshot["GlueVersion"],
             **self.capacity,
+            **copy.deepcopy(self.settings),
         }
-        if "ExecutionClass" in self.job_snapshot:
-            run["ExecutionClass"] = self.job_snapshot["ExecutionClass"]
+        if self.arguments:  # a run started without arguments has none (the job's defaults are the job's)
+            run["Arguments"] = self.arguments
+        if self.settings.get("ExecutionClass") == "FLEX" and self.completed_on is not None:
+            # Glue: executors' run time × their DPUs. Locally every DPU ran the whole run.
+            run["DPUSeconds"] = float(run["ExecutionTime"]) * self.capacity.get("MaxCapacity", 0.0)
         if self.previous_run_id:
             run["PreviousRunId"] = self.previous_run_id
         if self.completed_on is not None:

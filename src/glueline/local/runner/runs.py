@@ -18,7 +18,7 @@ from glueline.local.runner import cloud
 from glueline.local.runner.catalog import Catalog
 from glueline.local.runner.exceptions import ConcurrentRunsExceededException, GlueError, JobRunNotFound
 from glueline.local.runner.executor import Executor, Started, error_from_logs
-from glueline.local.runner.models import CAPACITY, RUNNING_STATES, JobRun, new_run_id
+from glueline.local.runner.models import RUN_SETTINGS, RUNNING_STATES, JobRun, new_run_id, run_capacity
 from glueline.local.runner.processes import STOP_GRACE_SECONDS, end_orphan, terminate
 
 
@@ -65,13 +65,14 @@ class Runs:
         """A new run: started, WAITING in the queue (job run queuing), or ConcurrentRunsExceeded.
         ``JobRunId`` retries a previous run: the next attempt, with its arguments (overridden by these)."""
         with self._lock:
-            job = self.catalog.job(name).as_dict()
+            stored = self.catalog.job(name)
+            job = stored.as_dict()
             arguments, attempt, previous = dict(request.get("Arguments", {})), 0, None
             if request.get("JobRunId"):
                 earlier = self.run(name, request["JobRunId"])
                 arguments, attempt, previous = {**earlier.arguments, **arguments}, earlier.attempt + 1, earlier.id
             queuing = request.get("JobRunQueuingEnabled", job.get("JobRunQueuingEnabled", False))
-            capacity = {k: request[k] for k in CAPACITY if k in request} or {k: job[k] for k in CAPACITY if k in job}
+            settings = {k: request.get(k, job.get(k)) for k in RUN_SETTINGS}
             run = JobRun(
                 id=new_run_id(),
                 job_name=name,
@@ -81,7 +82,8 @@ class Runs:
                 attempt=attempt,
                 previous_run_id=previous,
                 queuing=bool(queuing),
-                capacity=capacity,
+                capacity=run_capacity(stored.definition, request),
+                settings={k: v for k, v in settings.items() if v is not None},
                 job_snapshot=job,
             )
             self._submit(run)

@@ -62,8 +62,10 @@ OPERATIONS = {
     "ResetJobBookmark": lambda backend, r: {"JobBookmarkEntry": backend.reset_bookmark(r["JobName"], r.get("RunId"))},
     "CreateConnection": lambda backend, r: backend.create_connection(r),
     "UpdateConnection": lambda backend, r: backend.update_connection(r["Name"], r["ConnectionInput"]),
-    "GetConnection": lambda backend, r: {"Connection": backend.get_connection(r["Name"])},
-    "GetConnections": lambda backend, r: _page(backend.get_connections(), r, "ConnectionList"),
+    "GetConnection": lambda backend, r: {"Connection": backend.get_connection(r["Name"], r.get("HidePassword", False))},
+    "GetConnections": lambda backend, r: _page(
+        backend.get_connections(r.get("HidePassword", False)), r, "ConnectionList"
+    ),
     "DeleteConnection": lambda backend, r: backend.delete_connection(r["ConnectionName"]),
     "GetTags": lambda backend, r: {"Tags": backend.get_tags(r["ResourceArn"])},
     "TagResource": lambda backend, r: backend.tag(r["ResourceArn"], r["TagsToAdd"], []),

@@ -33,22 +33,15 @@ def validate_request(operation: str, request: dict[str, Any]) -> None:
     if problems:
         count = len(problems)
         raise InvalidInputException(f"{count} validation error{'s' * (count > 1)} detected: " + "; ".join(problems))
-    for job in _job_definitions(operation, request):
-        check_job_rules(job)
+    if operation in ("CreateJob", "UpdateJob", "StartJobRun"):
+        definition = request["JobUpdate"] if operation == "UpdateJob" else request
+        check_job_rules(definition, whole=operation != "StartJobRun")
 
 
-def _job_definitions(operation: str, request: dict) -> list[dict]:
-    if operation == "CreateJob":
-        return [request]
-    if operation == "UpdateJob":
-        return [request["JobUpdate"]]
-    if operation == "StartJobRun":
-        return [request]
-    return []
-
-
-def check_job_rules(definition: dict) -> None:
-    """What Glue checks beyond the model's shapes, for a job definition or a run's overrides."""
+def check_job_rules(definition: dict, whole: bool = True) -> None:
+    """What Glue checks beyond the model's shapes, for a job definition or (not ``whole``) a run's
+    overrides: a run may override one of WorkerType and NumberOfWorkers, combined with the job's other
+    (see models.run_capacity)."""
     timeout = definition.get("Timeout")
     if timeout is not None and timeout > MAX_TIMEOUT_MINUTES:
         raise InvalidInputException(
@@ -60,7 +53,16 @@ def check_job_rules(definition: dict) -> None:
     sized_by_workers = "WorkerType" in definition or "NumberOfWorkers" in definition
     if sized_by_workers and ("MaxCapacity" in definition or "AllocatedCapacity" in definition):
         raise InvalidInputException("Please set either WorkerType and NumberOfWorkers, or MaxCapacity, not both")
-    if ("WorkerType" in definition) != ("NumberOfWorkers" in definition):
+    if "AllocatedCapacity" in definition and "MaxCapacity" in definition:
+        raise InvalidInputException(
+            "AllocatedCapacity and MaxCapacity are exclusive (AllocatedCapacity is deprecated: use MaxCapacity)"
+        )
+    if whole:
+        check_worker_pair(definition)
+
+
+def check_worker_pair(sizing: dict) -> None:
+    if ("WorkerType" in sizing) != ("NumberOfWorkers" in sizing):
         raise InvalidInputException("WorkerType and NumberOfWorkers must be set together")
 
 
