@@ -428,14 +428,17 @@ def read(logs, group: str, stream: str) -> list[str]:
 
 @pytest.fixture
 def glue_events(glueline_stack):
-    """The Glue Job State Change events on the default bus, through a rule and an SQS queue, as a user
-    would subscribe to them."""
+    """The Glue Job State Change and Glue Job Run Status events on the default bus, through a rule and an
+    SQS queue, as a user would subscribe to them."""
     sqs, events = boto3.client("sqs"), boto3.client("events")
     queue = sqs.create_queue(QueueName=f"glue-events-{time.time_ns()}")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     rule = f"glue-state-{time.time_ns()}"
     events.put_rule(
-        Name=rule, EventPattern=json.dumps({"source": ["aws.glue"], "detail-type": ["Glue Job State Change"]})
+        Name=rule,
+        EventPattern=json.dumps(
+            {"source": ["aws.glue"], "detail-type": ["Glue Job State Change", "Glue Job Run Status"]}
+        ),
     )
     events.put_targets(Rule=rule, Targets=[{"Id": "queue", "Arn": arn}])
     received: list[dict] = []
@@ -493,6 +496,32 @@ def test_a_failed_run_is_retried_up_to_max_retries_with_an_event_for_each(runner
     again = glue.start_job_run(JobName="retried", JobRunId=first)["JobRunId"]  # StartJobRun's own retry
     rerun = finished(glue, again, job="retried", timeout=60)
     assert (rerun["Attempt"], rerun["PreviousRunId"], rerun["JobRunState"]) == (1, first, "SUCCEEDED")
+
+
+def test_a_run_past_its_notify_delay_after_sends_the_delay_notification(runner, scripts, glue_events):
+    """NotificationProperty (the job's; here a minute is 2 s): a run still RUNNING after NotifyDelayAfter
+    minutes sends Glue Job Run Status, once; a run that ended before sends none."""
+    glue = runner.client()
+    create_job(
+        glue,
+        "delayed",
+        scripts,
+        NotificationProperty={"NotifyDelayAfter": 1},
+        ExecutionProperty={"MaxConcurrentRuns": 2},
+    )
+    slow = glue.start_job_run(JobName="delayed", Arguments={"--sleep": "6"})["JobRunId"]
+    quick = glue.start_job_run(JobName="delayed", NotificationProperty={"NotifyDelayAfter": 5})["JobRunId"]
+    assert finished(glue, quick, job="delayed", timeout=60)["JobRunState"] == "SUCCEEDED"
+    assert finished(glue, slow, job="delayed", timeout=60)["JobRunState"] == "SUCCEEDED"
+    events = glue_events(3)
+    time.sleep(2)  # a late delay notification for the quick run would be here by now
+    events = glue_events(3)
+    delays = [e for e in events if e["detail-type"] == "Glue Job Run Status"]
+    assert [(e["detail"]["jobRunId"], e["detail"]["state"]) for e in delays] == [(slow, "RUNNING")]
+    assert delays[0]["source"] == "aws.glue" and delays[0]["detail"]["jobName"] == "delayed"
+    assert delays[0]["detail"]["notificationCondition"] == {"NotificationDelay": 1}
+    ends = [(e["detail"]["jobRunId"], e["detail"]["state"]) for e in events if e not in delays]
+    assert sorted(ends) == sorted([(slow, "SUCCEEDED"), (quick, "SUCCEEDED")])
 
 
 def test_queued_runs_wait_and_run_one_after_another(runner, scripts):

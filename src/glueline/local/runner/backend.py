@@ -35,7 +35,8 @@ class GlueBackend:
         self._state_file = config.state_dir / "state.json"
         self.catalog = Catalog(self._lock, self._save)
         self.standbys = StandbyKeeper(config, self.catalog.job_definition, self._lock)
-        self.runs = Runs(self.catalog, Executor(config, self.standbys), self._lock, self._save)
+        executor = Executor(config, self.standbys)
+        self.runs = Runs(self.catalog, executor, self._lock, self._save, minute_seconds=config.minute_seconds)
         self._load()
 
     # -- the state file -------------------------------------------------------------------------------

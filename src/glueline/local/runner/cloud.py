@@ -30,6 +30,7 @@ LOG_GROUP = "/aws-glue/jobs"  # a run's LogGroupName; output and error streams l
 OUTPUT_GROUP = f"{LOG_GROUP}/output"
 ERROR_GROUP = f"{LOG_GROUP}/error"
 STATE_CHANGE = "Glue Job State Change"
+RUN_STATUS = "Glue Job Run Status"  # a run still active after its NotificationProperty's NotifyDelayAfter
 # The runner signs its events with this key: the embedded stack's emulator lets it, as the Glue service,
 # put aws.glue events (see glueline.local.stack.emulator). Not a secret: emulators check no signatures.
 GLUE_SERVICE_ACCESS_KEY_ID = "AKIAGLUELINEGLUERUNR"
@@ -138,7 +139,33 @@ def state_change_event(job_name: str, run_id: str, state: str, error_message: st
     return {"Source": "aws.glue", "DetailType": STATE_CHANGE, "Detail": json.dumps(detail), "Resources": []}
 
 
+def run_status_event(job_name: str, run_id: str, state: str, delay_minutes: int, started_on: float) -> dict:
+    """The PutEvents entry AWS Glue emits when a run is still STARTING, RUNNING or STOPPING after its
+    NotifyDelayAfter minutes (the job delay notification): jobName, state and jobRunId, as rules match
+    them, with the delay that was passed and when the run started."""
+    detail = {
+        "jobName": job_name,
+        "severity": "INFO",
+        "notificationCondition": {"NotificationDelay": delay_minutes},
+        "state": state,
+        "jobRunId": run_id,
+        "message": f"Job run is still {state} after {delay_minutes} minute(s)",
+        "startedOn": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(started_on)),
+    }
+    return {"Source": "aws.glue", "DetailType": RUN_STATUS, "Detail": json.dumps(detail), "Resources": []}
+
+
 def announce(job_name: str, run_id: str, state: str, error_message: str | None) -> None:
+    """A run's end, on EventBridge (Glue Job State Change)."""
+    _put(state_change_event(job_name, run_id, state, error_message), "runs end without an event")
+
+
+def announce_delay(job_name: str, run_id: str, state: str, delay_minutes: int, started_on: float) -> None:
+    """A run past its NotifyDelayAfter, on EventBridge (Glue Job Run Status)."""
+    _put(run_status_event(job_name, run_id, state, delay_minutes, started_on), "delayed runs send no notification")
+
+
+def _put(entry: dict, otherwise: str) -> None:
     try:
         events = aws_client(
             "events",
@@ -146,9 +173,9 @@ def announce(job_name: str, run_id: str, state: str, error_message: str | None) 
             aws_access_key_id=GLUE_SERVICE_ACCESS_KEY_ID,
             aws_secret_access_key="glue-service",
         )
-        answer = events.put_events(Entries=[state_change_event(job_name, run_id, state, error_message)])
+        answer = events.put_events(Entries=[entry])
         if answer.get("FailedEntryCount"):
             failure = answer["Entries"][0]
             raise RuntimeError(f"{failure.get('ErrorCode')}: {failure.get('ErrorMessage')}")
     except Exception as error:
-        _warn_once("Putting Glue Job State Change events on EventBridge", error, "runs end without an event")
+        _warn_once(f"Putting {entry['DetailType']} events on EventBridge", error, otherwise)

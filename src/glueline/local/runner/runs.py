@@ -30,12 +30,16 @@ class Runs:
         lock: threading.RLock,
         save: Callable[[], None],
         announce: Callable[[str, str, str, str | None], None] = cloud.announce,
+        announce_delay: Callable[[str, str, str, int, float], None] = cloud.announce_delay,
+        minute_seconds: float = 60.0,
     ):
         self.catalog = catalog
         self.executor = executor
         self._lock = lock
         self._save = save
         self._announce = announce  # a run's end, to EventBridge (cloud.announce)
+        self._announce_delay = announce_delay  # a run past its NotifyDelayAfter (cloud.announce_delay)
+        self._minute_seconds = minute_seconds  # one minute of Timeout or NotifyDelayAfter (tests shorten it)
         self.runs: dict[str, list[JobRun]] = {}
         self._threads: set[threading.Thread] = set()
 
@@ -100,11 +104,29 @@ class Runs:
             )
         run.last_modified_on = run.started_on
         self.runs.setdefault(run.job_name, []).append(run)
+        self._watch_delay(run)
         if running >= limit:
             run.state = "WAITING"
             self._save()
             return
         self._launch(run)
+
+    def _watch_delay(self, run: JobRun) -> None:
+        """Glue's job delay notification: a run still STARTING, RUNNING or STOPPING NotifyDelayAfter minutes
+        after it was started is announced (once)."""
+        delay = run.settings.get("NotificationProperty", {}).get("NotifyDelayAfter")
+        if not delay:
+            return
+        seconds = max(0.0, run.started_on + delay * self._minute_seconds - time.time())
+        timer = threading.Timer(seconds, self._notify_if_delayed, args=(run, delay))
+        timer.daemon = True
+        timer.start()
+
+    def _notify_if_delayed(self, run: JobRun, delay: int) -> None:
+        with self._lock:
+            state = run.state if run in self.runs.get(run.job_name, []) else None
+        if state in ("STARTING", "RUNNING", "STOPPING"):
+            self._announce_delay(run.job_name, run.id, state, delay, run.started_on)
 
     def _running(self, name: str) -> int:
         """How many of the job's runs hold a slot of its MaxConcurrentRuns."""

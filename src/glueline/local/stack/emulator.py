@@ -4,9 +4,10 @@ service's own events.
 
 On AWS, EventBridge refuses a PutEvents entry with an ``aws.*`` source (only AWS services emit those),
 and MiniStack refuses it too. glueline's Glue runner plays the Glue service, so it must be able to put
-``Glue Job State Change`` events (source ``aws.glue``) on the default bus. This lets exactly that
-through: a PutEvents signed with the runner's access key id (``GLUE_SERVICE_ACCESS_KEY_ID``) whose every
-entry is a Glue Job State Change from ``aws.glue``. Any other ``aws.*`` entry is refused as before.
+``Glue Job State Change`` and ``Glue Job Run Status`` events (source ``aws.glue``) on the default bus.
+This lets exactly those through: a PutEvents signed with the runner's access key id
+(``GLUE_SERVICE_ACCESS_KEY_ID``) whose every entry is one of them from ``aws.glue``. Any other ``aws.*``
+entry is refused as before.
 (Upstream MiniStack images, as the compose stack runs them, refuse the runner's events; see docs/compose.md.)
 
 With ``GLUELINE_EMULATOR_DURABLE=1`` it also keeps what it acknowledged across a crash, as AWS does.
@@ -36,10 +37,11 @@ from ministack.app import main
 from ministack.core import persistence
 from ministack.services import eventbridge
 
-from glueline.local.runner.cloud import GLUE_SERVICE_ACCESS_KEY_ID, STATE_CHANGE
+from glueline.local.runner.cloud import GLUE_SERVICE_ACCESS_KEY_ID, RUN_STATUS, STATE_CHANGE
 from glueline.local.stack import DURABLE_VARIABLE, REQUEST_LOG_VARIABLE
 
 _handle_request = eventbridge.handle_request
+GLUE_EVENTS = (STATE_CHANGE, RUN_STATUS)  # what the Glue service emits about job runs
 
 
 def _from_the_glue_service(headers: dict, body: bytes) -> dict | None:
@@ -52,7 +54,7 @@ def _from_the_glue_service(headers: dict, body: bytes) -> dict | None:
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
     entries = request.get("Entries") or []
-    glue_events = all((e.get("Source"), e.get("DetailType")) == ("aws.glue", STATE_CHANGE) for e in entries)
+    glue_events = all(e.get("Source") == "aws.glue" and e.get("DetailType") in GLUE_EVENTS for e in entries)
     return request if entries and glue_events else None
 
 

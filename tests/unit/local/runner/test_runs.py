@@ -4,6 +4,7 @@ starts no process (the real one is driven through boto3 in tests/integration/tes
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -64,6 +65,9 @@ class FakeExecutor:
             self._changed.notify_all()
 
 
+MINUTE = 0.05  # seconds: a Timeout or NotifyDelayAfter minute here
+
+
 @pytest.fixture
 def scheduled(tmp_path):
     lock = threading.RLock()
@@ -76,6 +80,8 @@ def scheduled(tmp_path):
         lock,
         lambda: None,
         announce=lambda job, run_id, state, error: announced.append((run_id, state)),
+        announce_delay=lambda job, run_id, state, delay, started: announced.append((run_id, f"delayed {state}")),
+        minute_seconds=MINUTE,
     )
     runs.announced = announced
     return catalog, executor, runs
@@ -164,3 +170,21 @@ def test_active_runs_of_a_runner_that_went_away_end_failed_saying_why(scheduled,
     assert orphan.error_message == "The local Glue runner stopped while this run was RUNNING; the run was ended"
     with pytest.raises(EntityNotFoundException, match="Job run jr_x of job etl not found"):
         restarted.run("etl", "jr_x")
+
+
+def test_a_run_still_active_after_notify_delay_after_is_announced_once(scheduled):
+    catalog, executor, runs = scheduled
+    delayed = {"NotificationProperty": {"NotifyDelayAfter": 2}, "ExecutionProperty": {"MaxConcurrentRuns": 2}}
+    catalog.create_job({**JOB, **delayed})
+    slow = runs.start_run("etl", {})
+    quick = runs.start_run("etl", {"NotificationProperty": {"NotifyDelayAfter": 4}})  # the run's own wins
+    wait_for(lambda: len(executor.started) == 2, 10, "both runs to start", interval=0.01)
+    executor.end(quick)
+    ended(runs, quick, "SUCCEEDED")
+    wait_for(lambda: (slow, "delayed RUNNING") in runs.announced, 10, "the delay notification", interval=0.01)
+    executor.end(slow)
+    ended(runs, slow, "SUCCEEDED")
+    time.sleep(5 * MINUTE)  # past the quick run's delay too
+    assert runs.announced.count((slow, "delayed RUNNING")) == 1
+    assert (quick, "delayed RUNNING") not in runs.announced  # it had ended
+    assert runs.run("etl", quick).as_dict()["NotificationProperty"] == {"NotifyDelayAfter": 4}
