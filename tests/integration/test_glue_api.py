@@ -272,6 +272,7 @@ WORKERS = {"WorkerType": "G.1X", "NumberOfWorkers": 2}
         ("create_job", {"Name": "x", **DEFINITION, "WorkerType": "G.1X"}, "together"),
         ("create_job", {"Name": "x", **DEFINITION, "AllocatedCapacity": 10, "MaxCapacity": 10.0}, "exclusive"),
         ("start_job_run", {"JobName": "x", "AllocatedCapacity": 10, "MaxCapacity": 10.0}, "exclusive"),
+        ("create_job", {"Name": "x", **DEFINITION, "GlueVersion": "2.0", "ExecutionClass": "FLEX"}, "FLEX"),
         ("create_job", {"Name": "x", **DEFINITION, "GlueVersion": "9.9"}, "Glue version 9.9"),
         ("get_job_runs", {"JobName": "x", "MaxResults": 5000}, "less than or equal to 200"),
         ("get_jobs", {"MaxResults": 5000}, "less than or equal to 1000"),
@@ -345,6 +346,8 @@ def test_capacity_run_settings_and_connections_are_answered_as_glue_answers_them
     create_job(glue, "by-dpus", scripts, WorkerType=None, NumberOfWorkers=None, GlueVersion="1.0", MaxCapacity=4.0)
     with pytest.raises(glue.exceptions.InvalidInputException, match="together"):  # G.1X with no NumberOfWorkers
         glue.start_job_run(JobName="by-dpus", WorkerType="G.1X")
+    with pytest.raises(glue.exceptions.InvalidInputException, match="FLEX"):  # Glue 1.0
+        glue.start_job_run(JobName="by-dpus", ExecutionClass="FLEX")
 
     properties = {"JDBC_CONNECTION_URL": "jdbc:postgresql://db:5432/bank", "USERNAME": "etl", "PASSWORD": "p4ss"}
     created = glue.create_connection(

@@ -20,6 +20,7 @@ from glueline.local.runner.exceptions import ConcurrentRunsExceededException, Gl
 from glueline.local.runner.executor import Executor, Started, error_from_logs
 from glueline.local.runner.models import RUN_SETTINGS, RUNNING_STATES, JobRun, new_run_id, run_capacity
 from glueline.local.runner.processes import STOP_GRACE_SECONDS, end_orphan, terminate
+from glueline.local.runner.validation import check_flex
 
 
 class Runs:
@@ -71,6 +72,7 @@ class Runs:
         with self._lock:
             stored = self.catalog.job(name)
             job = stored.as_dict()
+            check_flex(job, request)
             arguments, attempt, previous = dict(request.get("Arguments", {})), 0, None
             if request.get("JobRunId"):
                 earlier = self.run(name, request["JobRunId"])

@@ -59,6 +59,20 @@ def check_job_rules(definition: dict, whole: bool = True) -> None:
         )
     if whole:
         check_worker_pair(definition)
+        check_flex(definition, definition)
+
+
+def check_flex(job: dict, request: dict) -> None:
+    """The API reference: only jobs with Glue version 3.0 and above and command type glueetl may set
+    ExecutionClass to FLEX (on the job, or on a run of it: ``request``)."""
+    if request.get("ExecutionClass") != "FLEX":
+        return
+    version = job.get("GlueVersion", DEFAULT_GLUE_VERSION)
+    command = job.get("Command", {}).get("Name", "glueetl")
+    if command != "glueetl" or float(version) < 3.0:
+        raise InvalidInputException(
+            f"ExecutionClass FLEX needs a glueetl job of Glue 3.0 or later, not a {command} job of Glue {version}"
+        )
 
 
 def check_worker_pair(sizing: dict) -> None:

@@ -11,7 +11,11 @@ from pathlib import Path
 import pytest
 
 from glueline.local.runner.catalog import Catalog
-from glueline.local.runner.exceptions import ConcurrentRunsExceededException, EntityNotFoundException
+from glueline.local.runner.exceptions import (
+    ConcurrentRunsExceededException,
+    EntityNotFoundException,
+    InvalidInputException,
+)
 from glueline.local.runner.executor import Outputs, Started
 from glueline.local.runner.runs import Runs
 from glueline.polling import wait_for
@@ -146,6 +150,14 @@ def test_a_timed_out_run_ends_timeout_and_a_stopped_one_stopped(scheduled):
     assert errors[0]["ErrorDetail"]["ErrorCode"] == "EntityNotFoundException"
     executor.end(stopped, exit_code=-15)
     ended(runs, stopped, "STOPPED")
+
+
+def test_a_flex_run_of_a_job_that_cannot_run_flex_is_refused(scheduled):
+    catalog, executor, runs = scheduled
+    catalog.create_job({**JOB, "GlueVersion": "2.0"})
+    with pytest.raises(InvalidInputException, match="FLEX needs a glueetl job of Glue 3.0 or later"):
+        runs.start_run("etl", {"ExecutionClass": "FLEX"})
+    assert runs.get_runs("etl") == [] and executor.started == []
 
 
 def test_a_run_whose_code_cannot_be_fetched_fails_with_the_reason(scheduled):

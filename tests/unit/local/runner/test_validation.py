@@ -30,12 +30,22 @@ def test_a_valid_request_passes_and_unknown_members_are_ignored():
         ("UpdateJob", {"JobName": "j", "JobUpdate": {"GlueVersion": "6.0"}}, "Glue version 6.0 is not supported"),
         ("StartJobRun", {"JobName": "j", "WorkerType": "G.1X", "NumberOfWorkers": 2, "MaxCapacity": 2.0}, "not both"),
         ("GetJobRuns", {"JobName": "j", "MaxResults": 201}, "less than or equal to 200"),
+        ("CreateJob", {**JOB, "AllocatedCapacity": 10, "MaxCapacity": 10.0}, "exclusive"),
+        ("StartJobRun", {"JobName": "j", "AllocatedCapacity": 10, "MaxCapacity": 10.0}, "exclusive"),
+        ("CreateJob", {**JOB, "GlueVersion": "2.0", "ExecutionClass": "FLEX"}, "FLEX needs a glueetl job of Glue 3.0"),
+        ("CreateJob", {**JOB, "Command": {"Name": "pythonshell"}, "ExecutionClass": "FLEX"}, "not a pythonshell job"),
         ("GetJobs", {"MaxResults": 0}, "greater than or equal to 1"),
     ],
 )
 def test_what_aws_refuses(operation, request_, message):
     with pytest.raises(InvalidInputException, match=message):
         validate_request(operation, request_)
+
+
+def test_flex_is_for_spark_jobs_of_glue_3_or_later_and_a_run_may_override_one_half_of_the_workers():
+    validate_request("CreateJob", {**JOB, "GlueVersion": "3.0", "ExecutionClass": "FLEX"})
+    validate_request("CreateJob", {**JOB, "ExecutionClass": "FLEX"})  # Glue 5.1 by default
+    validate_request("StartJobRun", {"JobName": "j", "NumberOfWorkers": 4})  # combined with the job's later
 
 
 def test_timeout_defaults_follow_the_glue_version():
