@@ -219,6 +219,31 @@ def test_the_aws_cli_manages_and_runs_a_job(runner, scripts, glueline_stack):
     assert aws_cli(runner, "glue", "delete-job", "--job-name", "cli") == {"JobName": "cli"}
 
 
+def test_a_missing_job_and_a_concurrent_run_are_refused_in_glues_own_words(runner, scripts):
+    """What the AWS CLI prints against Glue (as users' transcripts show it), printed here too."""
+    env = {**os.environ, "AWS_ENDPOINT_URL_GLUE": runner.url}
+    for args, said in [
+        (
+            ["get-job", "--job-name", "nope"],
+            "(EntityNotFoundException) when calling the GetJob operation: Job not found.",
+        ),
+        (
+            ["start-job-run", "--job-name", "nope"],
+            "(EntityNotFoundException) when calling the StartJobRun operation: "
+            "Failed to start job run due to missing metadata.",
+        ),
+    ]:
+        result = subprocess.run([str(AWS_CLI), "glue", *args], capture_output=True, text=True, env=env)
+        assert result.returncode != 0 and said in result.stderr, result.stderr
+    glue = runner.client()
+    create_job(glue, "single", scripts, DefaultArguments={"--sleep": "5"})
+    first = glue.start_job_run(JobName="single")["JobRunId"]
+    with pytest.raises(glue.exceptions.ConcurrentRunsExceededException) as refused:
+        glue.start_job_run(JobName="single")
+    assert refused.value.response["Error"]["Message"] == "Concurrent runs exceeded for single"
+    glue.batch_stop_job_run(JobName="single", JobRunIds=[first])
+
+
 # -- the service model ---------------------------------------------------------------------------------
 
 

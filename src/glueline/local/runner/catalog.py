@@ -66,7 +66,7 @@ class Catalog:
     def job(self, name: str) -> Job:
         with self._lock:
             if name not in self.jobs:
-                raise JobNotFound(name)
+                raise JobNotFound()
             return self.jobs[name]
 
     def job_definition(self, name: str) -> dict | None:

@@ -16,7 +16,13 @@ from typing import Any
 
 from glueline.local.runner import cloud
 from glueline.local.runner.catalog import Catalog
-from glueline.local.runner.exceptions import ConcurrentRunsExceededException, GlueError, JobRunNotFound
+from glueline.local.runner.exceptions import (
+    ConcurrentRunsExceeded,
+    GlueError,
+    JobNotFound,
+    JobRunNotFound,
+    JobToRunNotFound,
+)
 from glueline.local.runner.executor import Executor, Started, error_from_logs
 from glueline.local.runner.models import RUN_SETTINGS, RUNNING_STATES, JobRun, new_run_id, run_capacity
 from glueline.local.runner.processes import STOP_GRACE_SECONDS, end_orphan, terminate
@@ -70,7 +76,10 @@ class Runs:
         """A new run: started, WAITING in the queue (job run queuing), or ConcurrentRunsExceeded.
         ``JobRunId`` retries a previous run: the next attempt, with its arguments (overridden by these)."""
         with self._lock:
-            stored = self.catalog.job(name)
+            try:
+                stored = self.catalog.job(name)
+            except JobNotFound:
+                raise JobToRunNotFound() from None
             job = stored.as_dict()
             check_flex(job, request)
             arguments, attempt, previous = dict(request.get("Arguments", {})), 0, None
@@ -101,9 +110,7 @@ class Runs:
         limit = run.job_snapshot["ExecutionProperty"].get("MaxConcurrentRuns", 1)
         running = self._running(run.job_name)
         if running >= limit and not (run.queuing or retry):
-            raise ConcurrentRunsExceededException(
-                f"Concurrent runs exceeded for {run.job_name}: {running} active, MaxConcurrentRuns {limit}"
-            )
+            raise ConcurrentRunsExceeded(run.job_name)
         run.last_modified_on = run.started_on
         self.runs.setdefault(run.job_name, []).append(run)
         self._watch_delay(run)

@@ -49,7 +49,7 @@ def test_glues_errors_for_missing_and_duplicate_entities(catalog):
     catalog.create_job(JOB)
     with pytest.raises(AlreadyExistsException, match="Job with name etl already exists"):
         catalog.create_job(JOB)
-    with pytest.raises(EntityNotFoundException, match="Job other not found"):
+    with pytest.raises(EntityNotFoundException, match="^Job not found.$"):
         catalog.job("other")
     with pytest.raises(EntityNotFoundException, match="Connection not found: net"):
         catalog.connection("net")

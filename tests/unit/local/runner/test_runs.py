@@ -104,7 +104,7 @@ def test_a_run_over_max_concurrent_runs_is_refused_or_queued_and_started_in_orde
     catalog.create_job(JOB)
     first = runs.start_run("etl", {})
     wait_for(lambda: state(runs, first) == "RUNNING", 10, "the first run to run", interval=0.01)
-    with pytest.raises(ConcurrentRunsExceededException, match="Concurrent runs exceeded for etl"):
+    with pytest.raises(ConcurrentRunsExceededException, match="^Concurrent runs exceeded for etl$"):
         runs.start_run("etl", {})
     second = runs.start_run("etl", {"JobRunQueuingEnabled": True})
     third = runs.start_run("etl", {"JobRunQueuingEnabled": True})
@@ -158,6 +158,12 @@ def test_a_flex_run_of_a_job_that_cannot_run_flex_is_refused(scheduled):
     with pytest.raises(InvalidInputException, match="FLEX needs a glueetl job of Glue 3.0 or later"):
         runs.start_run("etl", {"ExecutionClass": "FLEX"})
     assert runs.get_runs("etl") == [] and executor.started == []
+
+
+def test_a_run_of_a_job_that_does_not_exist_is_refused_in_glues_words(scheduled):
+    catalog, executor, runs = scheduled
+    with pytest.raises(EntityNotFoundException, match="^Failed to start job run due to missing metadata.$"):
+        runs.start_run("etl", {})
 
 
 def test_a_run_whose_code_cannot_be_fetched_fails_with_the_reason(scheduled):
