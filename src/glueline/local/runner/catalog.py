@@ -32,15 +32,15 @@ class Catalog:
 
     def saved(self) -> dict[str, Any]:
         return {
-            "jobs": {name: job.as_dict() for name, job in self.jobs.items()},
-            "connections": {name: connection.as_dict() for name, connection in self.connections.items()},
+            "jobs": {name: job.saved() for name, job in self.jobs.items()},
+            "connections": {name: connection.saved() for name, connection in self.connections.items()},
             "tags": [[kind, name, tags] for (kind, name), tags in self.tags.items()],
             "bookmarks": self.bookmarks,
         }
 
     def restore(self, saved: dict[str, Any]) -> None:
-        self.jobs = {name: Job.from_dict(job) for name, job in saved["jobs"].items()}
-        self.connections = {name: Connection.from_dict(c) for name, c in saved["connections"].items()}
+        self.jobs = {name: Job.from_saved(job) for name, job in saved["jobs"].items()}
+        self.connections = {name: Connection.from_saved(c) for name, c in saved["connections"].items()}
         self.tags = {(kind, name): tags for kind, name, tags in saved["tags"]}
         self.bookmarks = saved["bookmarks"]
 

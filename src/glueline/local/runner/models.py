@@ -1,5 +1,6 @@
 """What the runner keeps, as classes that answer as the Glue API does (``as_dict``) and are saved in the
-state file as they answer (``from_dict`` reads them back)."""
+state file as they were asked for (``saved``; ``from_saved`` reads them back): what an answer derives —
+a job's capacity, a connection's status — is derived again, never stored."""
 
 from __future__ import annotations
 
@@ -88,25 +89,19 @@ class Job:
         return cls({**defaults, **stored}, created_on or now, now)
 
     @classmethod
-    def from_dict(cls, saved: dict[str, Any]) -> Job:
+    def from_saved(cls, saved: dict[str, Any]) -> Job:
         definition = {k: v for k, v in saved.items() if k not in ("CreatedOn", "LastModifiedOn")}
         return cls(definition, saved["CreatedOn"], saved["LastModifiedOn"])
 
-    @property
-    def name(self) -> str:
-        return self.definition["Name"]
+    def saved(self) -> dict[str, Any]:
+        return {**copy.deepcopy(self.definition), "CreatedOn": self.created_on, "LastModifiedOn": self.last_modified_on}
 
     @property
     def max_concurrent_runs(self) -> int:
         return self.definition["ExecutionProperty"].get("MaxConcurrentRuns", 1)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            **copy.deepcopy(self.definition),
-            **shown_capacity(self.definition, self.definition["Command"].get("Name", "glueetl")),
-            "CreatedOn": self.created_on,
-            "LastModifiedOn": self.last_modified_on,
-        }
+        return {**self.saved(), **shown_capacity(self.definition, self.definition["Command"].get("Name", "glueetl"))}
 
 
 @dataclass
@@ -124,18 +119,20 @@ class Connection:
         return cls(copy.deepcopy(definition), creation_time or now, now)
 
     @classmethod
-    def from_dict(cls, saved: dict[str, Any]) -> Connection:
+    def from_saved(cls, saved: dict[str, Any]) -> Connection:
         definition = {k: v for k, v in saved.items() if k not in ("CreationTime", "LastUpdatedTime")}
         return cls(definition, saved["CreationTime"], saved["LastUpdatedTime"])
 
-    def as_dict(self, hide_password: bool = False) -> dict[str, Any]:
-        """``hide_password``: GetConnection's HidePassword, the metadata without the password."""
-        answer = {
+    def saved(self) -> dict[str, Any]:
+        return {
             **copy.deepcopy(self.definition),
             "CreationTime": self.creation_time,
             "LastUpdatedTime": self.last_updated_time,
-            "Status": "READY",
         }
+
+    def as_dict(self, hide_password: bool = False) -> dict[str, Any]:
+        """``hide_password``: GetConnection's HidePassword, the metadata without the password."""
+        answer = {**self.saved(), "Status": "READY"}
         if hide_password:
             answer.get("ConnectionProperties", {}).pop("PASSWORD", None)
         return answer

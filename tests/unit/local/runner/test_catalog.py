@@ -101,3 +101,5 @@ def test_the_catalog_is_saved_and_restored_as_it_answers(catalog):
     restored.restore(catalog.saved())
     assert restored.get_jobs() == catalog.get_jobs() and restored.get_connections() == catalog.get_connections()
     assert restored.get_tags(ARN + "job/etl") == {"t": "1"}
+    assert restored.jobs["etl"].definition == catalog.jobs["etl"].definition
+    assert restored.connections["net"].definition == catalog.connections["net"].definition  # no Status stored
