@@ -134,7 +134,7 @@ class Runs:
     def _notify_if_delayed(self, run: JobRun, delay: int) -> None:
         with self._lock:
             state = run.state if run in self.runs.get(run.job_name, []) else None
-        if state in ("STARTING", "RUNNING", "STOPPING"):
+        if state in RUNNING_STATES:  # STARTING, RUNNING, STOPPING: not WAITING
             self._announce_delay(run.job_name, run.id, state, delay, run.started_on)
 
     def _running(self, name: str) -> int:
