@@ -38,8 +38,7 @@ def ports_here(glueline) -> int | None:
 
 def test_a_debugger_attaches_to_the_glue_run_and_its_breakpoints_hit(glueline, tmp_path):
     loop = glueline.info.inner_loop(glueline.settings, debug_port=ports_here(glueline))
-    glueline.bootstrap(glueline.settings.model_copy(update={"glue_debug": loop.debug_listen}))
-    try:
+    with glueline.deployed_with(glue_debug=loop.debug_listen):  # runs wait for no debugger after it
         upload = glueline.upload_bytes(tmp_path, "debugged.csv", f"{HEADER}\n{row(1)}\n".encode())
         debug_root = PurePosixPath(loop.debug_root)  # as the runner lays the run's code out
         # The repository's files, as an editor has them (.vscode/launch.json maps them the same way).
@@ -81,17 +80,12 @@ def test_a_debugger_attaches_to_the_glue_run_and_its_breakpoints_hit(glueline, t
             client.close()
         [record] = glueline.wait([upload])
         assert record.status == "COMPLETED" and record.counts.rows_loaded == 1
-    finally:
-        glueline.bootstrap()  # runs wait for no debugger again
 
 
 def test_runs_with_the_spark_ui_keep_an_event_log_the_history_server_shows(glueline, tmp_path):
-    glueline.bootstrap(glueline.settings.model_copy(update={"spark_ui": True}))
-    try:
+    with glueline.deployed_with(spark_ui=True):
         upload = glueline.upload_bytes(tmp_path, "seen.csv", f"{HEADER}\n{row(1)}\n".encode())
         [record] = glueline.wait([upload])
-    finally:
-        glueline.bootstrap()
     assert record.status == "COMPLETED"
     with stack_history_server(glueline.settings, glueline.info, ports_here(glueline)) as url:
 

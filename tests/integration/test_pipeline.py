@@ -256,16 +256,12 @@ def test_a_failed_load_leaves_no_rows_keeps_the_file_and_is_retried(glueline):
 def test_the_scheduled_rule_fires_the_same_lambda(glueline, tmp_path):
     """With S3 events switched off, a file dropped into source/ is found by the schedule's sweep."""
     p = glueline
-    fast = p.settings.model_copy(update={"schedule_expression": "rate(1 minute)"})
-    p.bootstrap(fast)
     events = p.client("events")
-    events.disable_rule(Name=p.settings.s3_rule)
-    started = time.time()
-    try:
+    with p.deployed_with(schedule_expression="rate(1 minute)"):  # after it: the daily cron, S3 rule enabled
+        events.disable_rule(Name=p.settings.s3_rule)
+        started = time.time()
         (upload,) = p.upload(SAMPLES / "transactions_2024-07-14.csv")
         (record,) = p.wait([upload], timeout=200)
-    finally:
-        p.bootstrap()  # the daily cron, S3 rule enabled again
     assert record.status == Status.COMPLETED and record.counts.rows_loaded == 9
     messages = p.lambda_log_messages(since=started - 1)
     sweeps = [m for m in messages if '"sweep": true' in m and "source/transactions_2024-07-14.csv" in m]

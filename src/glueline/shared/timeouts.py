@@ -97,7 +97,7 @@ class DbBounds:
         }
 
     def job_arguments(self) -> dict[str, str]:
-        """The Glue job's arguments that carry them (deploy's DefaultArguments)."""
+        """The Glue job's arguments that carry them (deploy pins them: NonOverridableArguments)."""
         return {
             "--DB_LOST_WITHIN_SECONDS": str(self.lost_within_seconds),
             "--DB_DDL_TIMEOUT_SECONDS": str(self.ddl_statement_seconds),
