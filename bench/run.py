@@ -58,7 +58,7 @@ from glueline.ops.uploads import upload
 from glueline.polling import wait_for
 from glueline.settings import Settings
 from glueline.shared.audit import AuditTable, Status, age_seconds
-from glueline.shared.lifecycle import ACTIVE_RUN_STATES
+from glueline.shared.gluerun import ACTIVE_RUN_STATES
 
 BENCH_DIR = Path(__file__).resolve().parent
 SIZES = {"1k": 1_000, "10k": 10_000, "100k": 100_000, "1m": 1_000_000, "10m": 10_000_000}

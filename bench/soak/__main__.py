@@ -39,7 +39,7 @@ from glueline.local.compose import ComposeStack
 from glueline.local.runner.cloud import GLUE_SERVICE_ACCESS_KEY_ID
 from glueline.shared import layout
 from glueline.shared.audit import Status
-from glueline.shared.lifecycle import ACTIVE_RUN_STATES
+from glueline.shared.gluerun import ACTIVE_RUN_STATES
 
 from . import figures
 from .faults import COMPOSE_KINDS, EMBEDDED_KINDS, NOT_MADE, FaultInjector, FaultSchedule

@@ -19,9 +19,10 @@ from dataclasses import asdict, dataclass, field
 import psycopg
 from psycopg import sql
 
+from glueline.job import schema
 from glueline.local.faults import FaultUnavailable
 from glueline.shared.audit import Status
-from glueline.shared.lifecycle import ACTIVE_RUN_STATES
+from glueline.shared.gluerun import ACTIVE_RUN_STATES
 
 from .stack import SoakStack
 
@@ -190,7 +191,7 @@ class FaultInjector:
         return f"mid-load ({' and '.join(kinds)} running)" if kinds else None
 
     def _moving(self, conn) -> str | None:
-        table = self.stack.settings.table.identifier()
+        table = schema.identifier(self.stack.settings.table)
         recent = conn.execute(
             sql.SQL("SELECT DISTINCT file_id FROM {} WHERE loaded_at > now() - interval '60 seconds'").format(table)
         ).fetchall()

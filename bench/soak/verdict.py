@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 import psycopg
 from psycopg import sql
 
+from glueline.job import schema
 from glueline.shared import layout
 from glueline.shared.audit import AuditRecord, Status, file_id
 from glueline.shared.contract import FIELDS
@@ -158,7 +159,7 @@ def _judge_table(verdict, stack, uploads, records, started: float, ended: float)
         rows.itersize = 50_000
         rows.execute(
             sql.SQL("SELECT {}, dq_flags, file_id FROM {}").format(
-                sql.SQL(", ").join(map(sql.Identifier, FIELDS)), table.identifier()
+                sql.SQL(", ").join(map(sql.Identifier, FIELDS)), schema.identifier(table)
             )
         )
         for row in rows:

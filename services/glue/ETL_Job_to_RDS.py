@@ -28,12 +28,12 @@ from datetime import datetime, timezone
 from glueline.job.load import BatchLoader, recorded_load
 from glueline.job.read import LocalCopies, S3Snapshots
 from glueline.job.run import JobRun
-from glueline.job.schema import TableName
 from glueline.job.spark import use_sql_settings
 from glueline.job.warmup import warm_up  # noqa: F401  (the runner's hook)
 from glueline.shared.audit import AuditTable
 from glueline.shared.dbsecret import DbConnection, SecretReference
 from glueline.shared.lifecycle import Lifecycle
+from glueline.shared.tablename import TableName
 from glueline.shared.timeouts import JOB_BOUND_ARGUMENTS, DbBounds, aws_client
 
 try:  # the one allowed seam: on Glue (or the aws-glue-libs image) use Glue's own context

@@ -18,7 +18,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from glueline.job.schema import TableName
+from glueline.shared.tablename import TableName
 from glueline.shared.timeouts import DbBounds
 
 

@@ -349,8 +349,8 @@ def test_deploy_creates_a_private_database_only_glue_can_reach(account, tmp_path
 def test_status_filters_and_run_logs_on_an_account_by_profile(account, tmp_path):
     """The AWS path of `status --status/--since/--file` (DynamoDB) and `logs --run` (Glue, CloudWatch
     Logs), reached by `--profile` alone: a profile whose configuration names the endpoint."""
-    from glueline.ops.runlogs import OUTPUT_GROUP
     from glueline.shared.audit import AuditRecord, AuditTable, Status, table_spec
+    from glueline.shared.gluerun import OUTPUT_GROUP
 
     ddb = client(account, "dynamodb")
     ddb.create_table(**table_spec("S3_Audit_1"))

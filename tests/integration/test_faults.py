@@ -20,7 +20,7 @@ from glueline.polling import wait_for
 from glueline.shared import layout
 from glueline.shared.audit import Status, utc_now
 from glueline.shared.events import object_created_event, scheduled_event
-from glueline.shared.lifecycle import ACTIVE_RUN_STATES
+from glueline.shared.gluerun import ACTIVE_RUN_STATES
 from glueline.shared.timeouts import DB_CONNECT_SECONDS, DbBounds
 
 from .harness import SAMPLES, database_cut_off

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from glueline.artifacts import LAMBDA_RUNTIME
 from glueline.local.compose.images import (
     build_base,
     docker,
@@ -27,7 +28,6 @@ from glueline.local.compose.images import (
     stand_ins,
     wheelhouse,
 )
-from glueline.ops.deploy.desired import LAMBDA_RUNTIME
 from glueline.ops.packaging import lambda_zip
 
 pytestmark = pytest.mark.compose_only

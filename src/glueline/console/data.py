@@ -18,9 +18,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from glueline.console.plots import Plot, Point, plot
-from glueline.ops.runlogs import ERROR_GROUP, FINAL_STATES, OUTPUT_GROUP, RunLogReader
 from glueline.shared.audit import AuditQuery, AuditRecord, AuditTable, DailyTally, Status, to_timestamp
 from glueline.shared.counts import COUNT_NAMES, Counts
+from glueline.shared.gluerun import ERROR_GROUP, FINAL_RUN_STATES, OUTPUT_GROUP, RunLogReader
 
 SORTABLE = {
     "uploaded": lambda r: r.upload_timestamp,
@@ -268,7 +268,7 @@ class ConsoleData:
             files=self.audit.find(AuditQuery(glue_job_id=run_id)),
             output=output[OUTPUT_GROUP],
             errors=output[ERROR_GROUP],
-            active=run.get("JobRunState") not in FINAL_STATES,
+            active=run.get("JobRunState") not in FINAL_RUN_STATES,
         )
 
     def retry(self, fid: str) -> str:

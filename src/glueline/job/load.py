@@ -54,6 +54,7 @@ from glueline.shared.contract import COLUMNS, FIELDS
 from glueline.shared.counts import Counts
 from glueline.shared.dbsecret import DbConnection, SecretReference
 from glueline.shared.lifecycle import Outcome, RecordedLoad, TargetUnavailable
+from glueline.shared.tablename import TableName
 
 # The rejected-rows file: where the row was, why it was refused, its fields exactly as read.
 REJECTED_HEADER = ("line_number", "record_number", REASON, *COLUMNS.keys(), "raw_record")
@@ -135,7 +136,7 @@ class BatchLoader:
         self,
         spark: SparkSession,
         db: DbConnection,
-        table: schema.TableName,
+        table: TableName,
         run_date: date,
         source: S3Snapshots | LocalCopies,
         workdir: str | Path,
@@ -278,7 +279,7 @@ class BatchLoader:
                 conn.execute(statement)
 
 
-def recorded_load(db: DbConnection, table: schema.TableName, fid: str) -> RecordedLoad | None:
+def recorded_load(db: DbConnection, table: TableName, fid: str) -> RecordedLoad | None:
     """What the load ledger holds for a file (see glueline.job.schema), or None: no load of it committed.
     TargetUnavailable when the database cannot say."""
     try:

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-from dataclasses import dataclass
 
 from psycopg import sql
 
 from glueline.shared.contract import FIELDS
 from glueline.shared.counts import COUNT_NAMES, Counts
+from glueline.shared.tablename import TableName
 
 # (column, type, constraint) — the eleven data columns, then lineage.
 DATA_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -62,45 +61,26 @@ _STAGED_TYPES = {c: t for c, t, _ in DATA_COLUMNS + LINEAGE_COLUMNS} | {
 FLAG_CUSTOMER_ID_FILLED = "customerid_filled"
 FLAG_DATE_ORIGINAL = "transactiondate_original"
 
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+def identifier(table: TableName) -> sql.Identifier:
+    """The target table itself."""
+    return sql.Identifier(table.schema, table.table)
 
 
-@dataclass(frozen=True)
-class TableName:
-    """A schema-qualified table name taken from settings, validated before it reaches any SQL."""
+def staging(table: TableName, name: str) -> sql.Identifier:
+    """The staging table of one file, or (``b…``) of a batch: named after it, so a retry finds and
+    replaces it."""
+    return sql.Identifier(table.schema, f"_stage_{table.table[:30]}_{name[:16]}")
 
-    schema: str
-    table: str
 
-    @classmethod
-    def parse(cls, qualified: str) -> TableName:
-        schema, _, table = qualified.rpartition(".")
-        name = cls(schema or "public", table)
-        for part in (name.schema, name.table):
-            if not _IDENTIFIER.match(part):
-                raise ValueError(
-                    f"invalid table name {qualified!r}: use lower-case letters, digits and _ (schema.table)"
-                )
-        return name
+def rejects(table: TableName, name: str) -> sql.Identifier:
+    """The rejected rows of one file, or (``b…``) of a batch."""
+    return sql.Identifier(table.schema, f"_reject_{table.table[:30]}_{name[:16]}")
 
-    def identifier(self, table: str | None = None) -> sql.Identifier:
-        return sql.Identifier(self.schema, table or self.table)
 
-    def staging(self, name: str) -> sql.Identifier:
-        """The staging table of one file, or (``b…``) of a batch: named after it, so a retry finds and
-        replaces it."""
-        return self.identifier(f"_stage_{self.table[:30]}_{name[:16]}")
-
-    def rejects(self, name: str) -> sql.Identifier:
-        """The rejected rows of one file, or (``b…``) of a batch."""
-        return self.identifier(f"_reject_{self.table[:30]}_{name[:16]}")
-
-    def ledger(self) -> sql.Identifier:
-        """What each load committed: a file's counts, written in the transaction of its rows."""
-        return self.identifier(f"_loads_{self.table[:50]}")
-
-    def __str__(self) -> str:
-        return f"{self.schema}.{self.table}"
+def ledger(table: TableName) -> sql.Identifier:
+    """What each load committed: a file's counts, written in the transaction of its rows."""
+    return sql.Identifier(table.schema, f"_loads_{table.table[:50]}")
 
 
 def create_target(table: TableName) -> sql.Composed:
@@ -119,7 +99,7 @@ def create_target(table: TableName) -> sql.Composed:
         ).format(
             name=sql.Literal(f'"{table.schema}"."{table.table}"'),
             column=sql.Literal(c),
-            t=table.identifier(),
+            t=identifier(table),
             c=sql.Identifier(c),
             type=sql.SQL(t),
         )
@@ -127,14 +107,14 @@ def create_target(table: TableName) -> sql.Composed:
         if "NOT NULL" not in k
     ]
     create = sql.SQL("CREATE SCHEMA IF NOT EXISTS {schema}; CREATE TABLE IF NOT EXISTS {t} ({cols})").format(
-        schema=sql.Identifier(table.schema), t=table.identifier(), cols=sql.SQL(", ").join(columns)
+        schema=sql.Identifier(table.schema), t=identifier(table), cols=sql.SQL(", ").join(columns)
     )
     counts = sql.SQL(", ").join(sql.SQL("{} bigint NOT NULL").format(sql.Identifier(n)) for n in COUNT_NAMES)
-    ledger = sql.SQL(
+    create_ledger = sql.SQL(
         "CREATE TABLE IF NOT EXISTS {t} (file_id text PRIMARY KEY, run_id text NOT NULL, "
         "loaded_at timestamptz NOT NULL DEFAULT now(), {counts}, reject_reasons jsonb NOT NULL)"
-    ).format(t=table.ledger(), counts=counts)
-    return sql.SQL("; ").join([create, ledger, *added])
+    ).format(t=ledger(table), counts=counts)
+    return sql.SQL("; ").join([create, create_ledger, *added])
 
 
 def record_load(table: TableName, fid: str, run_id: str, counts: Counts, reasons: dict[str, int]) -> sql.Composed:
@@ -145,7 +125,7 @@ def record_load(table: TableName, fid: str, run_id: str, counts: Counts, reasons
         "ON CONFLICT (file_id) DO UPDATE SET run_id = EXCLUDED.run_id, loaded_at = now(), {updates}, "
         "reject_reasons = EXCLUDED.reject_reasons"
     ).format(
-        t=table.ledger(),
+        t=ledger(table),
         names=sql.SQL(", ").join(names),
         fid=sql.Literal(fid),
         run=sql.Literal(run_id),
@@ -157,7 +137,7 @@ def record_load(table: TableName, fid: str, run_id: str, counts: Counts, reasons
 
 def recorded_load(table: TableName, fid: str) -> sql.Composed:
     return sql.SQL("SELECT run_id, {names}, reject_reasons FROM {t} WHERE file_id = {fid}").format(
-        names=sql.SQL(", ").join(sql.Identifier(n) for n in COUNT_NAMES), t=table.ledger(), fid=sql.Literal(fid)
+        names=sql.SQL(", ").join(sql.Identifier(n) for n in COUNT_NAMES), t=ledger(table), fid=sql.Literal(fid)
     )
 
 
@@ -197,21 +177,21 @@ def create_batch_tables(table: TableName, batch: str, fids: list[str]) -> sql.Co
         sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL("integer" if c == FILE_COLUMN else "bigint"))
         for c in REJECT_LOCATION
     ]
-    rejects = location + [sql.SQL("{} text").format(sql.Identifier(c)) for c in REJECT_COLUMNS]
+    rejected = location + [sql.SQL("{} text").format(sql.Identifier(c)) for c in REJECT_COLUMNS]
     statements = [
         *(drop_file_tables(table, fid) for fid in fids),
         drop_batch_tables(table, batch),
         sql.SQL("CREATE TABLE {} ({}) PARTITION BY LIST ({})").format(
-            table.staging(batch), sql.SQL(", ").join(staged), sql.Identifier(FILE_COLUMN)
+            staging(table, batch), sql.SQL(", ").join(staged), sql.Identifier(FILE_COLUMN)
         ),
         sql.SQL("CREATE TABLE {} ({}) PARTITION BY LIST ({})").format(
-            table.rejects(batch), sql.SQL(", ").join(rejects), sql.Identifier(FILE_COLUMN)
+            rejects(table, batch), sql.SQL(", ").join(rejected), sql.Identifier(FILE_COLUMN)
         ),
     ]
     for index, fid in enumerate(fids):
         for partition, parent in (
-            (table.staging(fid), table.staging(batch)),
-            (table.rejects(fid), table.rejects(batch)),
+            (staging(table, fid), staging(table, batch)),
+            (rejects(table, fid), rejects(table, batch)),
         ):
             statements.append(
                 sql.SQL("CREATE UNLOGGED TABLE {} PARTITION OF {} FOR VALUES IN ({})").format(
@@ -222,26 +202,26 @@ def create_batch_tables(table: TableName, batch: str, fids: list[str]) -> sql.Co
 
 
 def empty_file_tables(table: TableName, fid: str) -> sql.Composed:
-    return sql.SQL("TRUNCATE {s}, {r}").format(s=table.staging(fid), r=table.rejects(fid))
+    return sql.SQL("TRUNCATE {s}, {r}").format(s=staging(table, fid), r=rejects(table, fid))
 
 
 def drop_file_tables(table: TableName, fid: str) -> sql.Composed:
-    return sql.SQL("DROP TABLE IF EXISTS {s}, {r}").format(s=table.staging(fid), r=table.rejects(fid))
+    return sql.SQL("DROP TABLE IF EXISTS {s}, {r}").format(s=staging(table, fid), r=rejects(table, fid))
 
 
 def drop_batch_tables(table: TableName, batch: str) -> sql.Composed:
     """The batch's tables, and with them the partitions of files not merged."""
-    return sql.SQL("DROP TABLE IF EXISTS {s}, {r}").format(s=table.staging(batch), r=table.rejects(batch))
+    return sql.SQL("DROP TABLE IF EXISTS {s}, {r}").format(s=staging(table, batch), r=rejects(table, batch))
 
 
 def copy_into_staging(table: TableName, batch: str) -> sql.Composed:
     return sql.SQL("COPY {s} ({cols}) FROM STDIN (FORMAT csv)").format(
-        s=table.staging(batch), cols=sql.SQL(", ").join(map(sql.Identifier, STAGED_COLUMNS))
+        s=staging(table, batch), cols=sql.SQL(", ").join(map(sql.Identifier, STAGED_COLUMNS))
     )
 
 
 def copy_into_rejects(table: TableName, batch: str) -> sql.Composed:
-    return sql.SQL("COPY {r} FROM STDIN (FORMAT csv)").format(r=table.rejects(batch))
+    return sql.SQL("COPY {r} FROM STDIN (FORMAT csv)").format(r=rejects(table, batch))
 
 
 def export_rejects(table: TableName, fid: str, offsets: list[tuple[int, int, int]]) -> sql.Composed:
@@ -253,7 +233,7 @@ def export_rejects(table: TableName, fid: str, offsets: list[tuple[int, int, int
         "COPY (SELECT 2 + o.lines_before + r.line, 1 + o.records_before + r.idx, {columns} "
         "FROM {r} AS r JOIN (VALUES {values}) AS o (split, records_before, lines_before) USING (split) "
         "ORDER BY r.split, r.idx) TO STDOUT (FORMAT csv)"
-    ).format(columns=columns, r=table.rejects(fid), values=values)
+    ).format(columns=columns, r=rejects(table, fid), values=values)
 
 
 def count_reject_reasons(table: TableName, fid: str) -> sql.Composed:
@@ -261,7 +241,7 @@ def count_reject_reasons(table: TableName, fid: str) -> sql.Composed:
     return sql.SQL(
         "SELECT code, count(*) FROM {r} AS r, unnest(string_to_array(r.reason, ';')) AS code "
         "GROUP BY code ORDER BY code"
-    ).format(r=table.rejects(fid))
+    ).format(r=rejects(table, fid))
 
 
 def _moved_columns() -> tuple[sql.Composable, tuple[str, ...]]:
@@ -277,12 +257,12 @@ def insert_staging(table: TableName, fid: str, source_file: str, uploaded: str) 
         "INSERT INTO {t} ({cols}, source_file, file_id, source_uploaded_at, loaded_at) "
         "SELECT {cols}, {source}, {fid}, {uploaded}::timestamptz, now() FROM {s}"
     ).format(
-        t=table.identifier(),
+        t=identifier(table),
         cols=cols,
         source=sql.Literal(source_file),
         fid=sql.Literal(fid),
         uploaded=sql.Literal(uploaded),
-        s=table.staging(fid),
+        s=staging(table, fid),
     )
 
 
@@ -313,9 +293,9 @@ def upsert_staging(table: TableName, fid: str, source_file: str, uploaded: str) 
         FROM upserted
         """
     ).format(
-        t=table.identifier(),
+        t=identifier(table),
         cols=cols,
-        s=table.staging(fid),
+        s=staging(table, fid),
         source=sql.Literal(source_file),
         fid=sql.Literal(fid),
         uploaded=sql.Literal(uploaded),

@@ -30,7 +30,7 @@ from glueline.local.runner.history import block_stop_signals, until_stopped
 from glueline.local.samples import write_file
 from glueline.local.spark_history import stack_history_server
 from glueline.local.stack import EmbeddedStack, StackError, StackInfo, termination_raises
-from glueline.ops import packaging, report, runlogs
+from glueline.ops import packaging, report
 from glueline.ops.deploy import cloudformation
 from glueline.ops.deploy.aws import BootstrapError
 from glueline.ops.deploy.executor import Executor, describe
@@ -40,6 +40,7 @@ from glueline.ops.deploy.sweeper import Sweeper
 from glueline.ops.environment import Environment, NoEnvironmentError, environment
 from glueline.ops.uploads import InputError, collect_files, count_rows, placeholder, upload, wait_for_outcomes
 from glueline.settings import Settings
+from glueline.shared import gluerun
 from glueline.shared.audit import AuditQuery, AuditTable, Status, to_timestamp
 from glueline.shared.dbsecret import DbConnection
 from glueline.shared.events import scheduled_event
@@ -401,17 +402,17 @@ def logs(
 
 def _run_logs(settings: Settings, run_id: str, follow: bool) -> None:
     def write(group: str, line: str) -> None:
-        (err if group == runlogs.ERROR_GROUP else out).print(
-            escape(line), style="red" if group == runlogs.ERROR_GROUP else None, soft_wrap=True, highlight=False
+        (err if group == gluerun.ERROR_GROUP else out).print(
+            escape(line), style="red" if group == gluerun.ERROR_GROUP else None, soft_wrap=True, highlight=False
         )
 
     with _environment(settings):
         session = boto3.Session()
         try:
-            state = runlogs.show_run_logs(
+            state = gluerun.show_run_logs(
                 aws_client("logs", session), aws_client("glue", session), settings.glue_job, run_id, follow, write
             )
-        except runlogs.RunNotFoundError as error:
+        except gluerun.RunNotFoundError as error:
             _fail(str(error))
     err.print(f"run {escape(run_id)}: {state}")
 

@@ -39,18 +39,17 @@ import sys
 import zipfile
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parents[1]  # .../glueline
+from glueline.artifacts import (
+    GLUE_PYTHON,
+    GLUE_SCRIPT,
+    LAMBDA_PYTHON,
+    PACKAGE_DIR,
+    PSYCOPG_REQUIREMENT,
+)
 
 LAMBDA_PACKAGES = ("shared", "intake")
 GLUE_PACKAGES = ("shared", "job")
-LAMBDA_HANDLER = "handler.lambda_handler"
-GLUE_SCRIPT = "ETL_Job_to_RDS.py"
-GLUE_LIBRARY = "glueline-lib.zip"
-GLUE_WHEELS = "wheels/"  # under scripts/
-PSYCOPG_REQUIREMENT = "psycopg[binary]==3.3.9"
-GLUE_PYTHON = {"4.0": "3.10", "5.0": "3.11", "5.1": "3.11"}  # AWS Glue version → its Python
 GLUE_PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_28_x86_64")  # Glue's workers: x86_64 Linux
-LAMBDA_PYTHON = "3.13"  # the Lambda runtime's (glueline.ops.deploy.desired.LAMBDA_RUNTIME)
 
 # Files that ship with the package from outside it: where they are in a source checkout.
 _CHECKOUT_PATHS = {"services": "services", "samples": "data/samples"}

@@ -17,11 +17,12 @@ from psycopg import sql
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from glueline.job.schema import TableName, statement_timeout
+from glueline.job.schema import identifier, statement_timeout
 from glueline.polling import wait_for
 from glueline.shared import layout
 from glueline.shared.audit import AuditRecord, AuditTable, Status, file_id, utc_now
 from glueline.shared.dbsecret import DbConnection
+from glueline.shared.tablename import TableName
 
 # Outcomes a run waits for: the two final places, and FAILED (the file stays in source/ for a retry).
 OUTCOMES = Status.FINAL | {Status.FAILED}
@@ -167,7 +168,7 @@ def count_rows(db: DbConnection | None, table: TableName) -> int | None:
     def count() -> None:
         with contextlib.suppress(psycopg.Error), psycopg.connect(**db.connect_kwargs()) as conn:
             conn.execute(statement_timeout(COUNT_ROWS_SECONDS))
-            counted.append(conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table.identifier())).fetchone()[0])
+            counted.append(conn.execute(sql.SQL("SELECT count(*) FROM {}").format(identifier(table))).fetchone()[0])
 
     # A stopped server still acknowledges at the TCP level: only giving up on the thread bounds that.
     worker = threading.Thread(target=count, name="count-rows", daemon=True)

@@ -56,10 +56,9 @@ from glueline.shared.audit import (
 )
 from glueline.shared.counts import Counts
 from glueline.shared.events import ObjectRef
+from glueline.shared.gluerun import ACTIVE_RUN_STATES
 from glueline.shared.integrity import IntegrityReport, SourceGone, sample_object
 
-# Glue run states in which a run may still write its claims (WAITING: queued, not yet started).
-ACTIVE_RUN_STATES = frozenset({"STARTING", "RUNNING", "STOPPING", "WAITING"})
 # A Lambda holds a claim only while it rejects a file; no Lambda invocation lives longer than 15 minutes.
 LAMBDA_CLAIM_TTL_SECONDS = 900
 # An object put under source/ this recently that no item knows yet is still being announced.

@@ -19,6 +19,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from rich.console import Console
 
+from glueline.job import schema
 from glueline.local.compose import ComposeInfo, ComposeStack, engine_answers
 from glueline.local.faults import StackFaults
 from glueline.local.stack import LOCAL_STACK_SETTINGS, EmbeddedStack, StackInfo, apply_aws_env
@@ -32,7 +33,7 @@ from glueline.shared import layout
 from glueline.shared.audit import AuditRecord, AuditTable
 from glueline.shared.dbsecret import DbConnection
 from glueline.shared.events import scheduled_event
-from glueline.shared.lifecycle import ACTIVE_RUN_STATES
+from glueline.shared.gluerun import ACTIVE_RUN_STATES
 
 STACKS = ("embedded", "compose")
 
@@ -106,7 +107,8 @@ class Pipeline:
     def rows(self) -> list[dict[str, Any]]:
         """Every row of the target table as a dict by column name, in TransactionID order."""
         with psycopg.connect(**self.db.connect_kwargs(), row_factory=dict_row) as conn:
-            statement = sql.SQL("SELECT * FROM {} ORDER BY transactionid").format(self.settings.table.identifier())
+            table = schema.identifier(self.settings.table)
+            statement = sql.SQL("SELECT * FROM {} ORDER BY transactionid").format(table)
             return conn.execute(statement).fetchall()
 
     def query(self, statement: str, *params: Any) -> list[tuple]:
@@ -231,10 +233,10 @@ class Pipeline:
                 ddb.delete_item(TableName=audit, Key={"FileID": item["FileID"]})
         table = self.settings.table
         with psycopg.connect(**self.db.connect_kwargs()) as conn:
-            conn.execute(sql.SQL("TRUNCATE {}").format(table.identifier()))
-            made = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [table.ledger().as_string(conn)]).fetchone()
+            conn.execute(sql.SQL("TRUNCATE {}").format(schema.identifier(table)))
+            made = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [schema.ledger(table).as_string(conn)]).fetchone()
             if made and made[0]:  # by the first load
-                conn.execute(sql.SQL("TRUNCATE {}").format(table.ledger()))
+                conn.execute(sql.SQL("TRUNCATE {}").format(schema.ledger(table)))
 
 
 def finished_run(glue: Any, job: str, run_id: str, timeout: float = 120, interval: float = 0.5) -> dict:

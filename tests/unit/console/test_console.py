@@ -12,9 +12,9 @@ import pytest
 
 from glueline.console.app import create_app
 from glueline.console.data import PAGE_SIZE, ActionRefused, ConsoleData, FileFilter, timeline
-from glueline.ops.runlogs import OUTPUT_GROUP
 from glueline.shared.audit import AuditRecord, Status, event, to_timestamp
 from glueline.shared.counts import Counts
+from glueline.shared.gluerun import OUTPUT_GROUP
 
 from ..conftest import BUCKET, JOB, TARGET
 

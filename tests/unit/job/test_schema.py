@@ -1,6 +1,6 @@
 import pytest
 
-from glueline.job.schema import TableName
+from glueline.shared.tablename import TableName
 
 
 @pytest.mark.parametrize("name", ["transactions; drop table x", "Public.T", "a.b.c", "1abc", ""])

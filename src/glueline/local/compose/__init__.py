@@ -31,11 +31,11 @@ from pathlib import Path
 
 import psycopg
 
+from glueline.artifacts import PACKAGE_DIR
 from glueline.job import schema
 from glueline.local.compose import images
 from glueline.local.inner_loop import DEBUG_PORT, SPARK_HISTORY_PORT, SPARK_UI_PORT, InnerLoop
 from glueline.local.stack import StackError, remembered_port, stack_aws_env, write_aws_profile
-from glueline.ops.packaging import PACKAGE_DIR
 from glueline.polling import wait_for
 from glueline.settings import Settings
 from glueline.shared.dbsecret import DbConnection

@@ -33,12 +33,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from glueline.ops.deploy.desired import LAMBDA_RUNTIME
-from glueline.ops.packaging import PSYCOPG_REQUIREMENT
+from glueline.artifacts import LAMBDA_PYTHON, PSYCOPG_REQUIREMENT
 
 DEBIAN_MIRROR = os.environ.get("GLUELINE_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 GLUE_PYTHON = "3.11"  # AWS Glue 5's
-LAMBDA_PYTHON = LAMBDA_RUNTIME.removeprefix("python")
 # The Debian release whose python3 is each version a stand-in needs.
 DEBIAN_SUITES = {"3.11": "bookworm", "3.13": "trixie"}
 # PyPI publishes these as source only; they are pure Python, so a wheel built on the host serves any platform.

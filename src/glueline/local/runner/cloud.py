@@ -26,9 +26,6 @@ from glueline.shared.timeouts import aws_client
 
 log = logging.getLogger("glueline.local.runner")
 
-LOG_GROUP = "/aws-glue/jobs"  # a run's LogGroupName; output and error streams live in the groups below
-OUTPUT_GROUP = f"{LOG_GROUP}/output"
-ERROR_GROUP = f"{LOG_GROUP}/error"
 STATE_CHANGE = "Glue Job State Change"
 RUN_STATUS = "Glue Job Run Status"  # a run still active after its NotificationProperty's NotifyDelayAfter
 # The runner signs its events with this key: the embedded stack's emulator lets it, as the Glue service,

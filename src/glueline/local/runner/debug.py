@@ -20,7 +20,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-DEBUG_ARGUMENT = "--glueline-debug"
+from glueline.artifacts import DEBUG_ARGUMENT
 
 
 def debug_address(arguments: dict[str, str]) -> str | None:

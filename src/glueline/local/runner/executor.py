@@ -18,6 +18,7 @@ from glueline.local.runner.launch import Launch
 from glueline.local.runner.models import JobRun
 from glueline.local.runner.processes import terminate
 from glueline.local.runner.warm import Standby, StandbyKeeper
+from glueline.shared.gluerun import ERROR_GROUP, OUTPUT_GROUP
 
 _EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Exit)\b.*)$")
 
@@ -56,7 +57,7 @@ class Executor:
         """The run's output files, shipped to CloudWatch Logs while the block runs."""
         outputs = self.outputs(run)
         outputs.directory.mkdir(parents=True, exist_ok=True)
-        shipper = cloud.LogShipper(run.id, {cloud.OUTPUT_GROUP: outputs.stdout, cloud.ERROR_GROUP: outputs.stderr})
+        shipper = cloud.LogShipper(run.id, {OUTPUT_GROUP: outputs.stdout, ERROR_GROUP: outputs.stderr})
         shipper.start()
         try:
             yield outputs

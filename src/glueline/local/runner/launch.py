@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from glueline.artifacts import DEBUG_ARGUMENT
 from glueline.local.inner_loop import SPARK_UI_PORT
 from glueline.local.runner import debug
 from glueline.local.runner.config import RunnerConfig, default_launcher
@@ -63,9 +64,7 @@ def prepare(config: RunnerConfig, job: dict, run_arguments: dict[str, str], run_
     script_path, library = str(script), py_files
     if address:
         if config.launcher != [sys.executable]:
-            raise ValueError(
-                f"{debug.DEBUG_ARGUMENT}: a debugger attaches to a Python driver, not to {config.launcher}"
-            )
+            raise ValueError(f"{DEBUG_ARGUMENT}: a debugger attaches to a Python driver, not to {config.launcher}")
         script_path, library = debug.lay_out(config.state_dir, script_path, py_files)
     env = environment(config, spark_ui)
     env["PYTHONPATH"] = os.pathsep.join(library + [p for p in [env.get("PYTHONPATH")] if p])

@@ -11,10 +11,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from glueline.local.runner.cloud import LOG_GROUP
 from glueline.local.runner.exceptions import InvalidInputException
 from glueline.local.runner.validation import DEFAULT_GLUE_VERSION, check_worker_pair, default_timeout
-from glueline.shared.lifecycle import ACTIVE_RUN_STATES as ACTIVE_STATES
+from glueline.shared.gluerun import ACTIVE_RUN_STATES as ACTIVE_STATES
+from glueline.shared.gluerun import LOG_GROUP
 
 # A run counts against MaxConcurrentRuns from STARTING until it ends; WAITING runs queue for a slot.
 RUNNING_STATES = ACTIVE_STATES - {"WAITING"}

@@ -25,6 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from glueline.artifacts import GLUE_LIBRARY, GLUE_SCRIPT, GLUE_WHEELS
 from glueline.ops import packaging
 from glueline.ops.deploy.desired import (
     ENDPOINT_SERVICES,
@@ -352,13 +353,13 @@ def write_artifacts(settings: Settings, directory: Path) -> list[str]:
     """The pipeline's code as the template reads it from ``ArtifactsBucket``: ``directory`` mirrors the
     bucket (``aws s3 sync DIR s3://BUCKET``). Returns the job's wheels' file names."""
     code = directory / ARTIFACTS_PREFIX
-    (code / packaging.GLUE_WHEELS).mkdir(parents=True, exist_ok=True)
+    (code / GLUE_WHEELS).mkdir(parents=True, exist_ok=True)
     (code / LAMBDA_ZIP).write_bytes(packaging.lambda_zip())
-    (code / packaging.GLUE_SCRIPT).write_bytes(packaging.glue_script())
-    (code / packaging.GLUE_LIBRARY).write_bytes(packaging.glue_library_zip())
+    (code / GLUE_SCRIPT).write_bytes(packaging.glue_script())
+    (code / GLUE_LIBRARY).write_bytes(packaging.glue_library_zip())
     wheels = packaging.glue_wheels(settings.glue_version)
     for wheel in wheels:
-        shutil.copyfile(wheel, code / packaging.GLUE_WHEELS / wheel.name)
+        shutil.copyfile(wheel, code / GLUE_WHEELS / wheel.name)
     return [wheel.name for wheel in wheels]
 
 

@@ -15,16 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from glueline.local.runner.debug import DEBUG_ARGUMENT
-from glueline.ops import packaging
+from glueline.artifacts import DEBUG_ARGUMENT, GLUE_LIBRARY, GLUE_SCRIPT, GLUE_WHEELS, LAMBDA_HANDLER, LAMBDA_RUNTIME
 from glueline.settings import Settings
 from glueline.shared import layout
 from glueline.shared.audit import table_spec
 from glueline.shared.lifecycle import NO_FILE_IDS
 
-# Supported by AWS Lambda until 2029-06-30 (AWS's runtime lifecycle, as cfn-lint's data carries it);
-# the function's code is the standard library and boto3, checked on it by the Lambda artifact's tests.
-LAMBDA_RUNTIME = "python3.13"
 LAMBDA_MEMORY_MB = 256
 LAMBDA_DESCRIPTION = "glueline: integrity check, audit and Glue start for new files"
 STACK_TAG = "glueline:stack"  # every resource deploy creates carries it; destroy finds them by it
@@ -94,7 +90,7 @@ class Environment:
 
     @property
     def wheel_urls(self) -> list[str]:
-        return [f"{self.code}{packaging.GLUE_WHEELS}{name}" for name in self.wheels]
+        return [f"{self.code}{GLUE_WHEELS}{name}" for name in self.wheels]
 
 
 @dataclass(frozen=True)
@@ -278,7 +274,7 @@ def roles(s: Settings, env: Environment) -> dict[str, Role]:
 
 
 def glue_job(s: Settings, env: Environment) -> dict[str, Any]:
-    script = env.code + packaging.GLUE_SCRIPT
+    script = env.code + GLUE_SCRIPT
     return {
         "Description": "glueline: clean, validate and load transaction files into PostgreSQL",
         "Role": env.arn("iam", f"role/{s.glue_role}"),
@@ -289,7 +285,7 @@ def glue_job(s: Settings, env: Environment) -> dict[str, Any]:
             "--job-language": "python",
             "--job-bookmark-option": "job-bookmark-enable",
             "--TempDir": f"s3://{env.bucket}/{layout.TEMP}",
-            "--extra-py-files": env.code + packaging.GLUE_LIBRARY,
+            "--extra-py-files": env.code + GLUE_LIBRARY,
             # Installed from the wheels deploy put beside the script: no internet egress needed.
             "--additional-python-modules": ",".join(env.wheel_urls),
             "--python-modules-installer-option": "--no-index",
@@ -374,7 +370,7 @@ def lambda_function(s: Settings, env: Environment) -> dict[str, Any]:
         variables["AWS_ENDPOINT_URL_GLUE"] = env.function_glue_endpoint
     return {
         "Role": env.arn("iam", f"role/{s.lambda_role}"),
-        "Handler": packaging.LAMBDA_HANDLER,
+        "Handler": LAMBDA_HANDLER,
         "Runtime": LAMBDA_RUNTIME,
         "Timeout": s.lambda_timeout_seconds,
         "MemorySize": LAMBDA_MEMORY_MB,

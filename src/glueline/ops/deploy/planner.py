@@ -37,6 +37,7 @@ from urllib.parse import unquote
 
 import boto3
 
+from glueline.artifacts import GLUE_LIBRARY, GLUE_SCRIPT, GLUE_WHEELS
 from glueline.ops import packaging
 from glueline.ops.deploy import tls
 from glueline.ops.deploy.aws import (
@@ -374,8 +375,8 @@ class Bootstrap:
 
     def plan_scripts(self) -> list[Change]:
         return [
-            self._plan_object(layout.SCRIPTS + packaging.GLUE_SCRIPT, packaging.glue_script()),
-            self._plan_object(layout.SCRIPTS + packaging.GLUE_LIBRARY, packaging.glue_library_zip()),
+            self._plan_object(layout.SCRIPTS + GLUE_SCRIPT, packaging.glue_script()),
+            self._plan_object(layout.SCRIPTS + GLUE_LIBRARY, packaging.glue_library_zip()),
             *(self._plan_object(key, wheel.read_bytes()) for key, wheel in self.wheels.items()),
             *([self._plan_object(layout.SCRIPTS + RDS_CA_BUNDLE, self._ca_bundle())] if self.db.sslrootcert else []),
         ]
@@ -383,7 +384,7 @@ class Bootstrap:
     @cached_property
     def wheels(self) -> dict[str, Path]:
         """S3 key → local wheel of each module the job installs from S3."""
-        prefix = layout.SCRIPTS + packaging.GLUE_WHEELS
+        prefix = layout.SCRIPTS + GLUE_WHEELS
         return {prefix + w.name: w for w in packaging.glue_wheels(self.settings.glue_version)}
 
     def _plan_object(self, key: str, body: bytes) -> Change:

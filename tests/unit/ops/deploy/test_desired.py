@@ -6,8 +6,8 @@ import json
 from datetime import date, timedelta
 from importlib import resources
 
-from glueline.local.runner.debug import DEBUG_ARGUMENT
-from glueline.ops.deploy.desired import LAMBDA_RUNTIME, RUN_ARGUMENT, Environment, desired_state
+from glueline.artifacts import DEBUG_ARGUMENT, LAMBDA_RUNTIME
+from glueline.ops.deploy.desired import RUN_ARGUMENT, Environment, desired_state
 from glueline.settings import Settings
 
 ENV = Environment(

@@ -7,7 +7,7 @@ import time
 import boto3
 import pytest
 
-from glueline.ops.runlogs import ERROR_GROUP, OUTPUT_GROUP, RunNotFoundError, show_run_logs
+from glueline.shared.gluerun import ERROR_GROUP, OUTPUT_GROUP, RunNotFoundError, show_run_logs
 
 RUN = "jr_0123456789abcdef"
 

@@ -1,5 +1,6 @@
-"""A Glue job run's log output, read where AWS Glue writes it: CloudWatch Logs, stdout in
-``/aws-glue/jobs/output`` and stderr in ``/aws-glue/jobs/error``, each in a stream named by the JobRunId.
+"""A Glue job run as its clients see it: its states, and its log output, read where AWS Glue writes it:
+CloudWatch Logs, stdout in ``/aws-glue/jobs/output`` and stderr in ``/aws-glue/jobs/error``, each in a
+stream named by the JobRunId.
 
 The local Glue runner writes there too (``glueline.local.runner.cloud``), so ``glueline logs --run`` reads
 a run the same way on the embedded stack, the compose stack and AWS. Following a run polls
@@ -13,9 +14,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from glueline.local.runner.cloud import ERROR_GROUP, OUTPUT_GROUP
+# Glue run states in which a run may still write its claims (WAITING: queued, not yet started).
+ACTIVE_RUN_STATES = frozenset({"STARTING", "RUNNING", "STOPPING", "WAITING"})
+FINAL_RUN_STATES = frozenset({"SUCCEEDED", "FAILED", "TIMEOUT", "STOPPED", "ERROR", "EXPIRED"})
 
-FINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "TIMEOUT", "STOPPED", "ERROR", "EXPIRED"})
+LOG_GROUP = "/aws-glue/jobs"  # a run's LogGroupName; output and error streams live in the groups below
+OUTPUT_GROUP = f"{LOG_GROUP}/output"
+ERROR_GROUP = f"{LOG_GROUP}/error"
 
 
 class RunNotFoundError(LookupError):
@@ -73,6 +78,6 @@ def show_run_logs(
         for group in (OUTPUT_GROUP, ERROR_GROUP):
             for line in reader.new_lines(group):
                 write(group, line)
-        if not follow or state in FINAL_STATES:
+        if not follow or state in FINAL_RUN_STATES:
             return state
         sleep(poll_seconds)
