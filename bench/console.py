@@ -26,8 +26,9 @@ from pathlib import Path
 
 import boto3
 
-from glueline.console import launch, stop
-from glueline.local.stack import EmbeddedStack, apply_aws_env
+from glueline.console.server import launch, stop
+from glueline.local.aws_config import apply_aws_env
+from glueline.local.embedded.stack import EmbeddedStack
 from glueline.settings import Settings
 from glueline.shared.audit import DAYS_ID, AuditRecord, DailyTally, Status, table_spec, to_timestamp
 from glueline.shared.counts import Counts
@@ -120,8 +121,8 @@ def main() -> None:
     console = None
     try:
         stack.clean()  # an empty audit table: what an earlier run filled goes
-        info = stack.start(with_postgres=False)
-        apply_aws_env(info)
+        running = stack.start(with_postgres=False)
+        apply_aws_env(running.aws_env())
         ddb = boto3.client("dynamodb")
         ddb.create_table(**table_spec(settings.audit_table))
         print(f"filling {settings.audit_table} with {args.items:,} items …", flush=True)

@@ -51,9 +51,11 @@ from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
+from glueline.local.embedded.stack import EmbeddedStack
+from glueline.local.processes import termination_raises
 from glueline.local.samples import write_file
-from glueline.local.stack import LOCAL_STACK_SETTINGS, EmbeddedStack, apply_aws_env, termination_raises
-from glueline.ops.deploy.planner import Bootstrap
+from glueline.ops.deploy.deployer import deployer_for
+from glueline.ops.target import resolve_target
 from glueline.ops.uploads import upload
 from glueline.polling import wait_for
 from glueline.settings import Settings
@@ -514,7 +516,7 @@ def main() -> None:
     data_dir = BENCH_DIR / "data"
     state_dir = BENCH_DIR / ".state"
     data_dir.mkdir(parents=True, exist_ok=True)
-    settings = Settings(state_dir=state_dir).model_copy(update=LOCAL_STACK_SETTINGS)
+    settings = Settings(state_dir=state_dir)
     stack = EmbeddedStack(settings)
     stack.stop()  # whatever an interrupted benchmark left
     results: dict = {
@@ -544,26 +546,25 @@ def main() -> None:
 def measure_all(stack, settings, options, sizes, references, data_dir, results) -> None:
     """Start the benchmark's own stack, measure, and stop the stack whatever happens."""
     try:
-        info = stack.start()
-        apply_aws_env(info)
-        db = info.db()
-        boot = Bootstrap(settings, db, log=lambda change: None)
-        boot.run()
-        import boto3
-
-        p = {
-            "db": db,
-            "pg": PostgresCpu(Path(info.postgres_dir) / "data"),
-            "s3": boto3.client("s3"),
-            "audit": AuditTable(boto3.client("dynamodb"), settings.audit_table),
-            "glue": boto3.client("glue"),
-            "job": settings.glue_job,
-            "bucket": boot.bucket,
-            "target": boot.target,
-            "runner_pid": info.pids["glue_runner"],
-            "runner_url": info.glue_url,
-        }
-        measure(p, options, sizes, references, data_dir, results)
+        running = stack.start()
+        with resolve_target(settings, stack=running) as target:
+            deployer = deployer_for(target)
+            deployer.deploy()
+            db = target.database.here
+            assert db is not None and running.record.postgres_dir is not None
+            p = {
+                "db": db,
+                "pg": PostgresCpu(Path(running.record.postgres_dir) / "data"),
+                "s3": target.client("s3"),
+                "audit": AuditTable(target.client("dynamodb"), settings.audit_table),
+                "glue": target.client("glue"),
+                "job": settings.glue_job,
+                "bucket": target.bucket,
+                "target": deployer.rows_target,
+                "runner_pid": running.record.pids["glue_runner"],
+                "runner_url": running.glue_url,
+            }
+            measure(p, options, sizes, references, data_dir, results)
     finally:
         stack.stop()
 

@@ -6,8 +6,8 @@ The target is chosen only by the standard AWS configuration:
     AWS_PROFILE=prod python infra/bootstrap.py --db-url postgresql://etl:…@mydb.xxxx.rds.amazonaws.com/bank
     python infra/bootstrap.py            # the running embedded stack (`glueline up -d`)
 
-It is `glueline bootstrap`; the logic lives in glueline.ops.deploy.planner. Run it twice: the second run reports
-every resource unchanged.
+It is `glueline bootstrap`, the walkthrough's name for `glueline deploy`; the logic lives in
+glueline.ops.deploy. Run it twice: the second run reports every resource unchanged.
 """
 
 import sys

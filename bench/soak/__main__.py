@@ -24,7 +24,6 @@ import os
 import platform
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,17 +34,18 @@ from pathlib import Path
 
 import psutil
 
-from glueline.local.compose import ComposeStack
 from glueline.local.runner.cloud import GLUE_SERVICE_ACCESS_KEY_ID
 from glueline.shared import layout
 from glueline.shared.audit import Status
 from glueline.shared.gluerun import ACTIVE_RUN_STATES
 
 from . import figures
-from .faults import COMPOSE_KINDS, EMBEDDED_KINDS, NOT_MADE, FaultInjector, FaultSchedule
+from .faults import FAULT_KINDS, NOT_MADE, FaultInjector, FaultSchedule
 from .stack import SOAK_ACCESS_KEY_ID, SoakStack, soak_stack
 from .traffic import PlannedUpload, TrafficPlan
 from .verdict import judge
+
+MEMORY_INTERVAL = {"embedded": 2.0, "compose": 10.0}  # seconds; docker stats takes seconds itself
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 SWEEP_EVERY_SECONDS = 20
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         uploads = plan.build()
         rows = sum(u.content.counts.rows_read for u in uploads if u.loads)
         log(f"traffic: {len(uploads)} uploads, {rows:,} rows, over {args.duration:.0f}s ({dict(_kinds(uploads))})")
-        with soak_stack(work, composed=args.stack == "compose") as stack:
+        with soak_stack(work, args.stack) as stack:
             log(f"{args.stack} stack up: bucket {stack.bucket}")
             result = soak(stack, uploads, args)
         out = (work if args.short else RESULTS) / f"soak-{args.stack}-{datetime.now(timezone.utc):%Y-%m-%d}.json"
@@ -101,14 +101,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def soak(stack: SoakStack, uploads: list[PlannedUpload], args) -> dict:
-    kinds = COMPOSE_KINDS if stack.composed else EMBEDDED_KINDS
-    not_made = dict(NOT_MADE.get("compose" if stack.composed else "embedded", {}))
-    if not stack.composed and not stack.disk_full_possible:
+    kinds = FAULT_KINDS[stack.kind]
+    not_made = dict(NOT_MADE.get(stack.kind, {}))
+    if "disk_full" in kinds and not stack.disk_full_possible:
         kinds = tuple(k for k in kinds if k != "disk_full")
         not_made["disk_full"] = "this process may not mount a filesystem of the database's own (root, CAP_SYS_ADMIN)"
     schedule = FaultSchedule.seeded(args.seed, kinds, args.min_each, args.duration, args.short)
     injector = FaultInjector(stack, schedule, args.seed, log)
-    memory = figures.MemoryWatch(lambda: _memory(stack), interval=10.0 if stack.composed else 2.0)
+    memory = figures.MemoryWatch(lambda: _memory(stack), interval=MEMORY_INTERVAL[stack.kind])
     traffic = Traffic(stack, uploads)
     started = time.time()
     threads = [
@@ -197,40 +197,7 @@ def drain(stack: SoakStack, timeout: float, short: bool) -> dict:
 
 
 def _memory(stack: SoakStack) -> dict[str, int]:
-    if stack.composed:
-        return _container_memory(stack.faults.stack)
-    info = stack.faults.info
-    return {
-        "emulator": figures.tree_rss([info.pids["emulator"]]),
-        "glue_runner_and_runs": figures.tree_rss([info.pids["glue_runner"]]),
-        "postgres": figures.tree_rss([stack.faults.postmaster().pid]),
-        "soak": psutil.Process().memory_info().rss,
-    }
-
-
-def _container_memory(compose: ComposeStack) -> dict[str, int]:
-    """Each service's container, as ``docker stats`` reports its memory."""
-    ids = compose.compose("ps", "--quiet").stdout.split()
-    stats = subprocess.run(
-        ["docker", "stats", "--no-stream", "--format", "{{.Name}}\t{{.MemUsage}}", *ids],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    ).stdout
-    usage = {}
-    for line in stats.splitlines():
-        name, _, used = line.partition("\t")
-        service = name.removeprefix(compose.project).strip("_-").rsplit("_", 1)[0].rsplit("-", 1)[0]
-        usage[service] = _bytes(used.split("/")[0].strip())
-    return usage
-
-
-def _bytes(text: str) -> int:
-    """``123.4MiB`` → bytes."""
-    units = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "kB": 1e3, "MB": 1e6, "GB": 1e9}
-    number = re.match(r"[0-9.]+", text)
-    unit = text[number.end() :] if number else "B"
-    return int(float(number[0]) * units.get(unit, 1)) if number else 0
+    return stack.running.memory() | {"soak": psutil.Process().memory_info().rss}
 
 
 def _kinds(uploads: list[PlannedUpload]) -> Counter:
@@ -250,7 +217,7 @@ def _figures(stack, uploads, injector, memory, verdict, drained, started, traffi
     sent = [u for u in uploads if u.etag]
     sweeps = drained["sweeps"]
     lambda_ms = figures.lambda_durations(stack.client("logs"), stack.settings.lambda_function)
-    if stack.composed:  # the upstream emulator images keep no request log
+    if stack.request_log is None:  # the upstream emulator images keep none
         cost = {"note": "priced by the embedded soak: the compose stack's emulator keeps no request log"}
     else:
         cost = figures.cost_model(

@@ -50,6 +50,7 @@ COMPOSE_KINDS = (
     "db_refuses",
     "glue_disconnect",  # docker network disconnect of the glue container
 )
+FAULT_KINDS = {"embedded": EMBEDDED_KINDS, "compose": COMPOSE_KINDS}
 # Why a kind is not made on a stack, said in the results.
 NOT_MADE = {
     "compose": {

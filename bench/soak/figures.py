@@ -26,8 +26,6 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-import psutil
-
 from glueline.ops.deploy.desired import LAMBDA_MEMORY_MB
 from glueline.shared.audit import AuditRecord, Status, from_timestamp
 
@@ -69,19 +67,6 @@ class MemoryWatch:
 
     def as_dict(self) -> dict[str, int]:
         return {part: round(rss / 2**20) for part, rss in sorted(self.peaks.items())}
-
-
-def tree_rss(pids: list[int]) -> int:
-    """Resident bytes of these processes and all their children."""
-    total = 0
-    for pid in pids:
-        try:
-            root = psutil.Process(pid)
-            for process in [root, *root.children(recursive=True)]:
-                total += process.memory_info().rss
-        except psutil.Error:
-            continue
-    return total
 
 
 def percentile(values: list[float], q: float) -> float | None:

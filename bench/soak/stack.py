@@ -1,7 +1,7 @@
 """The stack a soak runs on, started for it and stopped after, whatever happens in between.
 
 Embedded: MiniStack durable (a kill -9 loses nothing it acknowledged) and logging every request it
-answers, whose counts price the run (see glueline.local.stack.emulator); PostgreSQL on a filesystem of
+answers, whose counts price the run (see glueline.local.embedded.emulator); PostgreSQL on a filesystem of
 its own (a tmpfs, so that "disk full" fills only the database's disk, where this process may mount).
 Compose: the compose stack as ``make up STACK=compose`` starts it, in a project of its own, deleted with
 its volumes after.
@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import boto3
@@ -22,16 +23,13 @@ import psycopg
 from psycopg import sql
 
 from glueline.console.data import ConsoleData
-from glueline.local.compose import ComposeStack, engine_answers
+from glueline.local.embedded.stack import REQUEST_LOG_VARIABLE
 from glueline.local.faults import StackFaults, small_filesystem
-from glueline.local.stack import (
-    LOCAL_STACK_SETTINGS,
-    REQUEST_LOG_VARIABLE,
-    EmbeddedStack,
-    apply_aws_env,
-    termination_raises,
-)
-from glueline.ops.deploy.planner import Bootstrap
+from glueline.local.processes import termination_raises
+from glueline.local.running import RunningStack
+from glueline.local.stacks import local_stack
+from glueline.ops.deploy.deployer import deployer_for
+from glueline.ops.target import resolve_target
 from glueline.ops.uploads import count_rows
 from glueline.settings import Settings
 from glueline.shared.audit import AuditTable
@@ -48,13 +46,21 @@ PATIENT = botocore.config.Config(retries={"max_attempts": 20, "mode": "standard"
 @dataclass
 class SoakStack:
     settings: Settings
-    faults: StackFaults
+    running: RunningStack
     db: DbConnection  # as the soak reaches the database
     target: str  # the pipeline's target, as FileIDs name it
+    account: str
     bucket: str
     state_dir: Path
-    composed: bool
     disk_full_possible: bool
+
+    @property
+    def kind(self) -> str:
+        return self.running.kind
+
+    @cached_property
+    def faults(self) -> StackFaults:
+        return self.running.faults
 
     def client(self, service: str):
         """The soak's own clients (the bank's uploads, the operator, the verdict) sign with their own
@@ -70,7 +76,7 @@ class SoakStack:
         lam = self.client("lambda")
 
         def sweep() -> None:
-            event = scheduled_event("000000000000", self.settings.region, self.settings.schedule_rule)
+            event = scheduled_event(self.account, self.settings.region, self.settings.schedule_rule)
             lam.invoke(
                 FunctionName=self.settings.lambda_function, InvocationType="Event", Payload=json.dumps(event).encode()
             )
@@ -91,13 +97,15 @@ class SoakStack:
             return conn.execute(statement, params).fetchall()
 
     @property
-    def request_log(self) -> Path:
-        """Every request the emulator answered since the pipeline was deployed (embedded stack only)."""
-        return self.state_dir / "requests.jsonl"
+    def request_log(self) -> Path | None:
+        """Every request the emulator answered since the pipeline was deployed (the embedded stack's, which
+        keeps one for the soak), or None."""
+        log = self.state_dir / "requests.jsonl"
+        return log if log.exists() else None
 
 
 @contextmanager
-def soak_stack(work: Path, composed: bool, settings: Settings | None = None) -> Iterator[SoakStack]:
+def soak_stack(work: Path, kind: str, settings: Settings | None = None) -> Iterator[SoakStack]:
     """Start the stack, deploy the pipeline; stop and delete everything on the way out (also on SIGTERM
     and Ctrl-C)."""
     state_dir = work / "state"
@@ -107,48 +115,37 @@ def soak_stack(work: Path, composed: bool, settings: Settings | None = None) -> 
     saved_environment = dict(os.environ)
     with termination_raises(), ExitStack() as cleanup:
         cleanup.callback(lambda: (os.environ.clear(), os.environ.update(saved_environment)))
-        base = (settings or Settings()).model_copy(update={**LOCAL_STACK_SETTINGS, "state_dir": state_dir})
-        if composed:
-            yield _compose(base, cleanup)
-        else:
-            yield _embedded(base, cleanup)
-
-
-def _embedded(settings: Settings, cleanup: ExitStack) -> SoakStack:
-    settings = settings.model_copy(update={"emulator_durable": True})
-    state_dir = Path(settings.state_dir)
-    disk = cleanup.enter_context(small_filesystem(state_dir / "postgres", DATABASE_FILESYSTEM_MB))
-    os.environ[REQUEST_LOG_VARIABLE] = str(state_dir / "requests.jsonl")
-    stack = EmbeddedStack(settings)
-    cleanup.callback(stack.stop)
-    info = stack.start()
-    apply_aws_env(info)
-    db = info.db()
-    # As RDS does, a commit is answered once it is on disk: the embedded server's default (synchronous_commit
-    # off, for speed) would let a kill -9 take back a load the pipeline saw committed.
-    with psycopg.connect(**db.connect_kwargs(), autocommit=True) as conn:
-        conn.execute(sql.SQL("ALTER DATABASE {} SET synchronous_commit = on").format(sql.Identifier(db.dbname)))
-    boot = Bootstrap(settings, db, log=lambda change: None)
-    boot.run()
-    (state_dir / "requests.jsonl").write_text("")  # the pipeline's requests from here on, not deploy's
-    return SoakStack(
-        settings, StackFaults(stack, info, db), db, db.target(str(settings.table)), boot.bucket, state_dir, False, disk
-    )
-
-
-def _compose(settings: Settings, cleanup: ExitStack) -> SoakStack:
-    if not engine_answers():
-        raise SystemExit("STACK=compose needs a Docker engine (docker info fails)")
-    stack = ComposeStack(settings)
-    cleanup.callback(stack.clean)
-    info = stack.start(log=lambda message: None)
-    apply_aws_env(info)
-    boot = Bootstrap(
-        settings, info.deployed_db, log=lambda change: None, function_glue_endpoint=info.function_glue_endpoint
-    )
-    boot.run()
-    target = info.deployed_db.target(str(settings.table))
-    state_dir = Path(settings.state_dir)
-    return SoakStack(
-        settings, StackFaults(stack, info, info.db_here), info.db_here, target, boot.bucket, state_dir, True, False
-    )
+        settings = (settings or Settings()).model_copy(update={"state_dir": state_dir})
+        disk_full_possible = False
+        if kind == "embedded":
+            settings = settings.model_copy(update={"emulator_durable": True})
+            disk_full_possible = cleanup.enter_context(small_filesystem(state_dir / "postgres", DATABASE_FILESYSTEM_MB))
+            os.environ[REQUEST_LOG_VARIABLE] = str(state_dir / "requests.jsonl")
+        stack = local_stack(settings, kind)
+        why = stack.unavailable()
+        if why:
+            raise SystemExit(f"STACK={kind}: {why}")
+        cleanup.callback(stack.clean)
+        running = stack.start(log=lambda message: None)
+        target = cleanup.enter_context(resolve_target(settings, stack=running))
+        db = target.database.here
+        assert db is not None
+        if kind == "embedded":
+            # As RDS does, a commit is answered once it is on disk: the embedded server's default
+            # (synchronous_commit off, for speed) would let a kill -9 take back a load the pipeline saw committed.
+            with psycopg.connect(**db.connect_kwargs(), autocommit=True) as conn:
+                conn.execute(sql.SQL("ALTER DATABASE {} SET synchronous_commit = on").format(sql.Identifier(db.dbname)))
+        deployer = deployer_for(target)
+        deployer.deploy()
+        if kind == "embedded":
+            (state_dir / "requests.jsonl").write_text("")  # the pipeline's requests from here on, not deploy's
+        yield SoakStack(
+            target.settings,
+            running,
+            db,
+            deployer.rows_target,
+            target.account,
+            target.bucket,
+            state_dir,
+            disk_full_possible,
+        )

@@ -8,7 +8,6 @@ import json
 
 import pytest
 
-from glueline.ops.deploy.planner import Bootstrap
 from glueline.shared.audit import Status
 
 from ..access.iam import denied, ensure_simulator, iam_requests
@@ -38,13 +37,12 @@ def test_every_call_of_the_lambda_and_the_job_on_the_stack_is_allowed(glueline, 
     calls = [json.loads(line) for line in log.read_bytes()[start:].decode().splitlines()]
     roles = {"lambda": p.settings.lambda_role, "glue": p.settings.glue_role}
     assert {c["role"] for c in calls} == set(roles), "both the Lambda and the job were recorded"
-    boot = Bootstrap(p.settings, p.db, log=lambda change: None)
     requests, unknown = [], set()
     for call in calls:
         translated = iam_requests(
             roles[call["role"]],
-            boot.region,
-            boot.account,
+            p.target.region,
+            p.target.account,
             call["service"],
             call["operation"],
             call["params"],
@@ -55,6 +53,6 @@ def test_every_call_of_the_lambda_and_the_job_on_the_stack_is_allowed(glueline, 
         else:
             requests += translated
     assert unknown == set()
-    policies = {role: wanted.policy for role, wanted in boot.desired.roles.items()}
-    refused = denied(policies, boot.account, requests)
+    policies = {role: wanted.policy for role, wanted in p.deployer.desired().roles.items()}
+    refused = denied(policies, p.target.account, requests)
     assert refused == [], "IAM would refuse:\n" + "\n".join(refused)

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from glueline.local.compose import ComposeStack
+from glueline.local.compose.stack import ComposeStack
 from glueline.settings import Settings
 
 from .harness import GLUELINE, user_shell

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from glueline.console import launch, stop
-from glueline.local.stack import EmbeddedStack
+from glueline.console.server import launch, stop
+from glueline.local.embedded.stack import EmbeddedStack
 from glueline.settings import Settings
 from glueline.shared.audit import AuditRecord, Status
 from glueline.shared.counts import COUNT_NAMES

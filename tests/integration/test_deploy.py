@@ -15,7 +15,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from glueline.local.stack import free_port
+from glueline.local.ports import free_port
 from glueline.ops.deploy.desired import STACK_TAG
 
 pytestmark = pytest.mark.embedded_only  # deploy against moto, no stack

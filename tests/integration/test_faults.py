@@ -281,7 +281,7 @@ def test_duplicate_announcements_and_a_burst_of_twenty(glueline, tmp_path):
     started = time.time()
 
     def announce_again(upload):  # a re-sent S3 event and an early schedule, racing the real event
-        schedule = scheduled_event("000000000000", p.info.region, p.settings.schedule_rule)
+        schedule = scheduled_event(p.target.account, p.target.region, p.settings.schedule_rule)
         for payload in (object_created_event(p.bucket, upload.key), schedule):
             lam.invoke(FunctionName=p.settings.lambda_function, InvocationType="Event", Payload=json.dumps(payload))
 

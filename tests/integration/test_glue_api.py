@@ -21,7 +21,7 @@ import botocore.session
 import pytest
 from botocore.config import Config
 
-from glueline.local.stack import free_port
+from glueline.local.ports import free_port
 from glueline.polling import wait_for
 
 from .harness import finished

@@ -11,10 +11,10 @@ import urllib.request
 import boto3
 import pytest
 
+from glueline.local.ports import free_port
 from glueline.local.runner.backend import GlueBackend
 from glueline.local.runner.config import RunnerConfig
 from glueline.local.runner.server import make_server
-from glueline.local.stack import free_port
 from glueline.polling import wait_for
 
 from .harness import finished

@@ -15,8 +15,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from glueline.local.spark_history import stack_history_server
-from glueline.local.stack import free_port
+from glueline.local.ports import free_port
 from glueline.polling import wait_for
 
 from .dap import DapClient
@@ -33,11 +32,11 @@ def line_of(path: Path, text: str) -> int:
 
 def ports_here(glueline) -> int | None:
     """A free port for the embedded stack's tools (another may run here); compose has published its own."""
-    return None if glueline.composed else free_port()
+    return None if glueline.stack.kind == "compose" else free_port()
 
 
 def test_a_debugger_attaches_to_the_glue_run_and_its_breakpoints_hit(glueline, tmp_path):
-    loop = glueline.info.inner_loop(glueline.settings, debug_port=ports_here(glueline))
+    loop = glueline.stack.inner_loop(debug_port=ports_here(glueline))
     with glueline.deployed_with(glue_debug=loop.debug_listen):  # runs wait for no debugger after it
         upload = glueline.upload_bytes(tmp_path, "debugged.csv", f"{HEADER}\n{row(1)}\n".encode())
         debug_root = PurePosixPath(loop.debug_root)  # as the runner lays the run's code out
@@ -87,7 +86,7 @@ def test_runs_with_the_spark_ui_keep_an_event_log_the_history_server_shows(gluel
         upload = glueline.upload_bytes(tmp_path, "seen.csv", f"{HEADER}\n{row(1)}\n".encode())
         [record] = glueline.wait([upload])
     assert record.status == "COMPLETED"
-    with stack_history_server(glueline.settings, glueline.info, ports_here(glueline)) as url:
+    with glueline.stack.history_server(ports_here(glueline)) as url:
 
         def get(path: str):
             with urllib.request.urlopen(url + "/api/v1/applications" + path, timeout=10) as answer:
@@ -144,7 +143,7 @@ def test_watch_deploys_a_changed_job_and_runs_the_files_again_as_new_files(gluel
         if watcher.poll() is None:
             os.killpg(watcher.pid, signal.SIGKILL)
             watcher.wait()
-        glueline.bootstrap()  # the job's code as the repository has it
+        glueline.deploy()  # the job's code as the repository has it
 
 
 class JsonStream:

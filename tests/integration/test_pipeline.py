@@ -162,12 +162,12 @@ def test_glueline_run_cli_reports_json(glueline, tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["ok"] is True and report["totals"]["completed"] == len(SAMPLE_FILES)
-    assert report["target"] == p.target and report["target_table"] == "public.transactions"
+    assert report["target"] == p.rows_target and report["target_table"] == "public.transactions"
     assert report["table_rows"] == sum(e["rows_loaded"] for e in EXPECTED.values())
     for entry in report["files"]:
         assert {k: entry[k] for k in COUNT_NAMES} == EXPECTED[entry["file_name"]]
         assert entry["status"] == "COMPLETED" and entry["final_key"] == f"processed/{entry['file_name']}"
-        assert entry["target"] == p.target
+        assert entry["target"] == p.rows_target
     assert p.db.password not in result.stdout + result.stderr
 
 
@@ -186,7 +186,7 @@ def test_the_report_names_the_database_that_holds_the_rows(glueline):
     try:
         first = cli(p, "run", "--json")  # the samples, into the embedded database
         assert first.returncode == 0, first.stderr
-        assert json.loads(first.stdout)["target"] == p.target
+        assert json.loads(first.stdout)["target"] == p.rows_target
 
         elsewhere = cli(p, "run", "--db-url", fresh.url(with_password=True), "--json")
         assert elsewhere.returncode == 0, elsewhere.stderr
@@ -206,10 +206,10 @@ def test_the_report_names_the_database_that_holds_the_rows(glueline):
         assert len(p.glue_runs()) == runs  # a true redelivery: no Glue run, no row
 
         status = json.loads(cli(p, "status", "--json").stdout)
-        assert {f["target"] for f in status["files"]} == {p.target, fresh_target}
+        assert {f["target"] for f in status["files"]} == {p.rows_target, fresh_target}
         assert fresh.password not in elsewhere.stdout + elsewhere.stderr
     finally:
-        p.bootstrap()  # the stack's database again
+        p.deploy()  # the stack's database again
         with psycopg.connect(**p.db.connect_kwargs(), autocommit=True) as conn:
             conn.execute("DROP DATABASE IF EXISTS fresh_db")
 

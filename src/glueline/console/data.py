@@ -314,7 +314,9 @@ class ConsoleData:
         marked = reject_rate_outliers(files)
         per_day: dict[str, int] = {}
         for r in files:
-            per_day[r.upload_timestamp[:10]] = per_day.get(r.upload_timestamp[:10], 0) + r.counts.rows_loaded
+            per_day[r.upload_timestamp[:10]] = per_day.get(r.upload_timestamp[:10], 0) + (
+                r.counts.rows_loaded if r.counts else 0
+            )
 
         def rate(name: str) -> list[Point]:
             return [
@@ -411,7 +413,7 @@ def reject_rate_outliers(files: list[AuditRecord]) -> set[str]:
     (at least ``MIN_HISTORY`` of them)."""
     marked: set[str] = set()
     ordered = sorted(files, key=lambda r: r.upload_timestamp)
-    rates = [_share(r.counts.rows_rejected, r) for r in ordered]
+    rates = [_share(r.counts.rows_rejected if r.counts else 0, r) for r in ordered]
     for i, r in enumerate(ordered):
         history = rates[max(0, i - HISTORY) : i]
         if len(history) < MIN_HISTORY:
@@ -427,7 +429,7 @@ def _share(part: int, record: AuditRecord) -> float:
 
 
 def _label(record: AuditRecord, rows: int) -> str:
-    return f"{record.file_name}: {rows:,} of {record.counts.rows_read:,} rows"
+    return f"{record.file_name}: {rows:,} of {record.counts.rows_read if record.counts else 0:,} rows"
 
 
 def _moment(timestamp: str) -> datetime:
@@ -459,7 +461,7 @@ def _step_text(step: dict[str, Any]) -> str:
     if name == "admitted":
         return "admitted by the Lambda"
     if name == "claimed":
-        how = {Status.FAILED: "retried: ", Status.PROCESSING: "a dead claim taken over: "}.get(step.get("From"), "")
+        how = {Status.FAILED: "retried: ", Status.PROCESSING: "a dead claim taken over: "}.get(step.get("From", ""), "")
         return f"{how}claimed by Glue run {step.get('GlueJobID')} (attempt {step.get('Attempt')})"
     if name == "reopened":
         return "uploaded again after it was given up: PENDING, its attempts back"

@@ -1,6 +1,6 @@
 """Where the inner loop's tools meet a local stack's Glue runs: the debugger of ``glueline run --debug``,
 Spark's UI of ``--spark-ui`` and ``glueline spark-history``. Each stack answers for its own runner
-(``StackInfo.inner_loop``, ``ComposeInfo.inner_loop``), so the CLI and the tests ask once and print or use
+(``RunningStack.inner_loop``), so the CLI and the tests ask once and print or use
 what they get.
 
 On the embedded stack the runner is a process on this machine: a debugged run's driver listens on

@@ -9,42 +9,40 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
-import boto3
 import typer
 from botocore.config import Config
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from glueline.console import LOOPBACK, serve, serving
 from glueline.console.app import create_app
 from glueline.console.data import ConsoleData
-from glueline.local.compose import ComposeInfo, ComposeStack, engine_answers, images, project_dir, running_compose
-from glueline.local.runner.history import block_stop_signals, until_stopped
+from glueline.console.server import LOOPBACK, serve, serving
+from glueline.local.aws_config import AWS_CONFIG_FILE, AWS_PROFILE
+from glueline.local.compose import images
+from glueline.local.compose.stack import project_dir
+from glueline.local.processes import block_stop_signals, termination_raises, until_stopped
+from glueline.local.running import RunningStack, StackError
 from glueline.local.samples import write_file
-from glueline.local.spark_history import stack_history_server
-from glueline.local.stack import EmbeddedStack, StackError, StackInfo, termination_raises
+from glueline.local.stacks import CHOICES, local_stacks, running_stack, start_stack
 from glueline.ops import packaging, report
+from glueline.ops.database import NoDatabase, Origin, known_database
 from glueline.ops.deploy import cloudformation
-from glueline.ops.deploy.aws import BootstrapError
-from glueline.ops.deploy.executor import Executor, describe
-from glueline.ops.deploy.models import Change
-from glueline.ops.deploy.planner import Bootstrap, refusals
-from glueline.ops.deploy.sweeper import Sweeper
-from glueline.ops.environment import Environment, NoEnvironmentError, environment
+from glueline.ops.deploy.aws import DeployError
+from glueline.ops.deploy.deployer import Deployer, deployer_for, refusals
+from glueline.ops.deploy.executor import describe
+from glueline.ops.deploy.models import Action, Change
+from glueline.ops.target import NoTargetError, Target, resolve_target
 from glueline.ops.uploads import InputError, collect_files, count_rows, placeholder, upload, wait_for_outcomes
 from glueline.settings import Settings
 from glueline.shared import gluerun
 from glueline.shared.audit import AuditQuery, AuditTable, Status, to_timestamp
-from glueline.shared.dbsecret import DbConnection
 from glueline.shared.events import scheduled_event
-from glueline.shared.timeouts import aws_client
 
 app = typer.Typer(
     help="glueline: an S3 → Lambda → Glue → PostgreSQL batch ETL pipeline, the same code locally and on AWS.",
@@ -71,7 +69,7 @@ def _settings(db_url: str | None = None, create_database: bool = False) -> Setti
     return settings
 
 
-def _fail(message: str, code: int = 2) -> None:
+def _fail(message: str, code: int = 2) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code)
 
@@ -105,14 +103,14 @@ SparkUi = Annotated[
     ),
 ]
 _ACTION_COLOR = {
-    "create": "green",
-    "created": "green",
-    "update": "yellow",
-    "updated": "yellow",
-    "adopt": "magenta",
-    "adopted": "magenta",
-    "conflict": "bold red",
-    "deleted": "red",
+    Action.CREATE: "green",
+    Action.CREATED: "green",
+    Action.UPDATE: "yellow",
+    Action.UPDATED: "yellow",
+    Action.ADOPT: "magenta",
+    Action.ADOPTED: "magenta",
+    Action.CONFLICT: "bold red",
+    Action.DELETED: "red",
 }
 Adopt = Annotated[
     bool,
@@ -130,23 +128,6 @@ CreateDatabase = Annotated[
         help="create the database: RDS PostgreSQL, private, encrypted, deletion protection, password managed by RDS",
     ),
 ]
-
-
-def _database(settings: Settings, env, session: boto3.Session):
-    """The database to load into: --db-url, the embedded one, the one the deployed secret names, or
-    (None) the one deploy creates with --create-database."""
-    if env.db is not None:
-        return env.db
-    secrets = aws_client("secretsmanager", session)
-    try:
-        return DbConnection.from_secrets_manager(secrets, settings.db_secret_name)
-    except secrets.exceptions.ResourceNotFoundException:
-        if settings.create_database:
-            return None
-        _fail(
-            f"no database: pass --db-url once (it is stored in the secret {settings.db_secret_name}, "
-            "never printed), set GLUELINE_DB_URL, or let deploy create one (--create-database)"
-        )
 
 
 def _show_changes(changes: list[Change], title: str, as_json: bool, calls: bool = False) -> None:
@@ -182,58 +163,37 @@ def _progress(line: str) -> None:
     err.print(escape(line), highlight=False)
 
 
-def _deployer(
-    settings: Settings, env, log=lambda change: None, adopt: bool = False, account: str | None = None
-) -> Bootstrap:
-    """Deploy's planner for the environment (with what a local stack cannot do as AWS does); ``account``:
-    as ``_confirm_account`` found it, else looked up."""
-    session = boto3.Session()
-    settings = env.deploy_settings(settings)
-    database = _database(settings, env, session)
-    return Bootstrap(
-        settings,
-        database,
-        session,
-        log=log,
-        function_glue_endpoint=env.function_glue_endpoint,
-        adopt=adopt,
-        account=account,
-        progress=_progress,
-    )
+def _deployer(target: Target, adopt: bool = False) -> Deployer:
+    """The target's Deployer, telling a long step's progress on stderr."""
+    return deployer_for(target, adopt=adopt, progress=_progress)
 
 
-def _bootstrap(
-    settings: Settings, env, quiet: bool, account: str | None = None, as_json: bool = False, adopt: bool = False
-) -> Bootstrap:
-    changes: list[Change] = []
-    boot = _deployer(settings, env, changes.append, adopt, account)
-    boot.run()
+def _deploy(deployer: Deployer, quiet: bool, as_json: bool = False) -> list[Change]:
+    """Deploy; what was done as a table (``quiet``: one line of counts on stderr)."""
+    changes = deployer.deploy()
     if quiet:
         counts: dict[str, int] = {}
         for change in changes:
             counts[change.action] = counts.get(change.action, 0) + 1
-        err.print("bootstrap: " + ", ".join(f"{n} {a}" for a, n in sorted(counts.items())))
-        return boot
-    _show_changes(changes, f"deploy ({env.description})", as_json)
-    if not as_json and all(c.action == "unchanged" for c in changes):
+        err.print("deploy: " + ", ".join(f"{n} {a}" for a, n in sorted(counts.items())))
+        return changes
+    _show_changes(changes, f"deploy ({deployer.target.description})", as_json)
+    if not as_json and all(c.action == Action.UNCHANGED for c in changes):
         out.print("Nothing changed: every resource was already as wanted.")
-    return boot
+    return changes
 
 
 @contextmanager
-def _job_options(
-    settings: Settings, env, account: str | None, debug: bool, debug_port: int | None, spark_ui: bool
-) -> Iterator[Settings]:
+def _job_options(deployer: Deployer, debug: bool, debug_port: int | None, spark_ui: bool) -> Iterator[None]:
     """--debug and --spark-ui: the job deployed with them for the runs this command causes
     (glueline.local.runner.debug, Glue's --enable-spark-ui), and deployed back as it was when it ends, so
     a later upload's run neither waits for a debugger nor keeps a UI."""
     if not (debug or spark_ui):
-        yield settings
+        yield
         return
-    if not isinstance(env.stack, StackInfo | ComposeInfo):
-        _fail("--debug and --spark-ui serve runs of a local stack's Glue runner (glueline up -d)")
+    stack = _local_stack(deployer.target, "--debug and --spark-ui serve runs")
     try:
-        loop = env.stack.inner_loop(settings, debug_port=debug_port)
+        loop = stack.inner_loop(debug_port=debug_port)
     except StackError as error:
         _fail(str(error))
     options: dict[str, object] = {"spark_ui": spark_ui}
@@ -249,20 +209,24 @@ def _job_options(
             + (" (the next port when taken)" if loop.spark_ui_moves else "")
             + "; finished runs: glueline spark-history"
         )
-    _bootstrap(settings.model_copy(update=options), env, quiet=True, account=account)
-    try:
-        yield settings.model_copy(update=options)
-    finally:
-        _bootstrap(settings, env, quiet=True, account=account)
+    with deployer.deployed_with(**options):
+        yield
+
+
+def _local_stack(target: Target, what: str) -> RunningStack:
+    if target.stack is None:
+        _fail(f"{what} of a local stack's Glue runner (glueline up -d)")
+    return target.stack
 
 
 @contextmanager
-def _environment(settings: Settings) -> Iterator:
-    """The environment a command talks to; none configured and none running is a clear error (exit 2)."""
+def _target(settings: Settings, **options) -> Iterator[Target]:
+    """The target a command talks to (glueline.ops.target); none configured and none running is a clear
+    error (exit 2)."""
     try:
-        with environment(settings) as env:
-            yield env
-    except NoEnvironmentError as error:
+        with resolve_target(settings, **options) as target:
+            yield target
+    except NoTargetError as error:
         _fail(str(error))
 
 
@@ -272,23 +236,21 @@ def _use_profile(profile: str | None) -> None:
         os.environ["AWS_PROFILE"] = profile
 
 
-def _print_stack(env, settings: Settings) -> None:
-    info, state = env.stack, Path(settings.state_dir).absolute()
-    emulator = f"{info.emulator}, compose project {info.project}" if isinstance(info, ComposeInfo) else "MiniStack"
-    out.print(f"[bold]AWS emulator[/] ({emulator})  {info.emulator_url}")
-    out.print(f"[bold]Glue runner[/]  {info.glue_url}")
-    db = env.reachable_db
-    if db is not None:
+def _print_stack(target: Target) -> None:
+    stack, state = _local_stack(target, "endpoints"), Path(target.settings.state_dir).absolute()
+    out.print(f"[bold]AWS emulator[/] ({stack.emulator_name})  {stack.emulator_url}")
+    out.print(f"[bold]Glue runner[/]  {stack.glue_url}")
+    database = target.known_database
+    if database is not None and database.here is not None:
         # A local stack's password is a local, generated one; an external database's is a secret.
-        url = db.url(with_password=settings.db_url is None)
+        url = database.here.url(with_password=database.origin == Origin.LOCAL_STACK)
         out.print(f"[bold]PostgreSQL[/]   {escape(url)}")
-    if getattr(info, "postgres_dir", None):
-        out.print(f"[bold]PostgreSQL data[/] {info.postgres_dir}")
-    logs = "`glueline logs` (make logs)" if isinstance(info, ComposeInfo) else str(state / "logs")
-    out.print(f"[bold]logs[/]         {logs}")
+    if stack.database_files:
+        out.print(f"[bold]PostgreSQL data[/] {stack.database_files}")
+    out.print(f"[bold]logs[/]         {stack.logs_where}")
     out.print(
-        f"AWS CLI: [cyan]export AWS_CONFIG_FILE={state / 'aws-config'} AWS_PROFILE=glueline[/] then e.g. `aws s3 ls`, "
-        "`aws glue get-job-runs --job-name ETL_Job_to_RDS`"
+        f"AWS CLI: [cyan]export AWS_CONFIG_FILE={state / AWS_CONFIG_FILE} AWS_PROFILE={AWS_PROFILE}[/] then e.g. "
+        "`aws s3 ls`, `aws glue get-job-runs --job-name ETL_Job_to_RDS`"
     )
 
 
@@ -301,45 +263,39 @@ StackChoice = Annotated[
 ]
 
 
-def _start(settings: Settings, stack_choice: str):
-    """Start the chosen stack; the stack object (to stop it) and how to describe it."""
-    if stack_choice not in ("auto", "compose", "embedded"):
-        _fail("--stack is auto, compose or embedded")
-    if stack_choice == "compose" or (stack_choice == "auto" and engine_answers()):
-        stack = ComposeStack(settings)
-        stack.start(log=lambda message: err.print(f"[dim]{escape(message)}[/]"))
-        return stack
-    stack = EmbeddedStack(settings)
-    stack.start(with_postgres=settings.db_url is None)
-    return stack
-
-
 @app.command()
 def up(
     detach: Annotated[bool, typer.Option("--detach", "-d", help="start in the background and return")] = False,
-    deploy: Annotated[bool, typer.Option("--bootstrap/--no-bootstrap", help="deploy the pipeline onto it")] = True,
+    deploy: Annotated[bool, typer.Option("--deploy/--no-deploy", help="deploy the pipeline onto it")] = True,
     stack_choice: StackChoice = "auto",
 ) -> None:
     """Start a local stack (emulator, Glue runner, PostgreSQL) and deploy the pipeline onto it."""
     settings = _settings()
-    if running_compose(settings) or EmbeddedStack(settings).running():
+    if stack_choice not in CHOICES:
+        _fail(f"--stack is {', '.join(CHOICES)}")
+    if running_stack(settings):
         _fail(f"a stack of {settings.state_dir} is already running: `glueline down` stops it")
     try:
-        stack = _start(settings, stack_choice)
+        stack = start_stack(
+            settings,
+            stack_choice,
+            with_postgres=settings.db_url is None,
+            log=lambda message: err.print(f"[dim]{escape(message)}[/]"),
+        )
     except StackError as error:
         _fail(str(error))
     try:
-        with environment(settings) as env:
-            _print_stack(env, settings)
+        with resolve_target(settings, stack=stack) as target:
+            _print_stack(target)
             if deploy:
-                boot = _bootstrap(settings, env, quiet=True)
-                out.print(f"Pipeline deployed: drop CSV files into [cyan]s3://{boot.bucket}/source/[/]")
+                _deploy(_deployer(target), quiet=True)
+                out.print(f"Pipeline deployed: drop CSV files into [cyan]s3://{target.bucket}/source/[/]")
             if detach:
                 out.print("Console: `glueline console` (make console) shows its files, runs and data quality")
                 out.print("Running in the background: `glueline down` stops it.")
                 return
             block_stop_signals()  # before the console's thread starts
-            with serving(create_app(_console_data(settings, env), env.description)) as url:
+            with serving(create_app(_console_data(target), target.description)) as url:
                 out.print(f"Console: [cyan]{url}[/] (files, runs and data quality; 127.0.0.1 only)")
                 out.print("Running: press Ctrl-C to stop.")
                 until_stopped()
@@ -350,25 +306,17 @@ def up(
     out.print("Stopped.")
 
 
-def _stacks(settings: Settings) -> list:
-    """The state directory's stacks: the compose one where it has one, and the embedded one."""
-    stacks: list = [EmbeddedStack(settings)]
-    if (Path(settings.state_dir) / "compose.json").exists() or (Path(settings.state_dir) / "compose").exists():
-        stacks.insert(0, ComposeStack(settings))
-    return stacks
-
-
 @app.command()
 def down() -> None:
     """Stop the local stack (the database's data and the emulator's state stay for the next `up`)."""
-    stopped = [stack.stop() for stack in _stacks(_settings())]
+    stopped = [stack.stop() for stack in local_stacks(_settings())]
     out.print("Stopped." if any(stopped) else "No stack was running.")
 
 
 @app.command()
 def clean() -> None:
     """Stop the local stack and delete its state: emulator data, logs and the database."""
-    deleted = [str(path) for stack in _stacks(_settings()) for path in stack.clean()]
+    deleted = [path for stack in local_stacks(_settings()) for path in stack.clean()]
     out.print("Deleted " + ", ".join(deleted) if deleted else "Nothing to delete.")
 
 
@@ -390,14 +338,10 @@ def logs(
     if run_id:
         _run_logs(settings, run_id, bool(follow))
         return
-    follow = True if follow is None else follow
-    composed = running_compose(settings)
-    if composed is not None:
-        raise typer.Exit(ComposeStack(settings).logs(follow))
-    files = sorted((Path(settings.state_dir) / "logs").glob("*.log"))
-    if not files:
-        _fail(f"no logs in {Path(settings.state_dir) / 'logs'}: is a stack running (`glueline up -d`)?")
-    os.execvp("tail", ["tail", "-n", "100", *(["-F"] if follow else []), *map(str, files)])
+    stack = running_stack(settings)
+    if stack is None:
+        _fail(f"no local stack of {settings.state_dir} runs (`glueline up -d` starts one)")
+    raise typer.Exit(stack.follow_logs(True if follow is None else follow))
 
 
 def _run_logs(settings: Settings, run_id: str, follow: bool) -> None:
@@ -406,11 +350,10 @@ def _run_logs(settings: Settings, run_id: str, follow: bool) -> None:
             escape(line), style="red" if group == gluerun.ERROR_GROUP else None, soft_wrap=True, highlight=False
         )
 
-    with _environment(settings):
-        session = boto3.Session()
+    with _target(settings) as target:
         try:
             state = gluerun.show_run_logs(
-                aws_client("logs", session), aws_client("glue", session), settings.glue_job, run_id, follow, write
+                target.client("logs"), target.client("glue"), settings.glue_job, run_id, follow, write
             )
         except gluerun.RunNotFoundError as error:
             _fail(str(error))
@@ -430,17 +373,6 @@ def images_offline() -> None:
     out.print(f"recorded in {images.record_path()}: `up --stack compose` uses them; GLUELINE_* settings still win")
 
 
-@app.command("bootstrap")
-def bootstrap_command(db_url: DbUrl = None, yes: Yes = False, adopt: Adopt = False, profile: Profile = None) -> None:
-    """Create or converge every AWS resource (deploy by the walkthrough's name; idempotent). Asks first
-    on real AWS unless --yes."""
-    _use_profile(profile)
-    settings = _settings(db_url)
-    with _environment(settings) as env:
-        account = _confirm_account("bootstrap", yes)
-        _bootstrap(settings, env, quiet=False, account=account, adopt=adopt)
-
-
 @app.command()
 def plan(
     db_url: DbUrl = None,
@@ -453,9 +385,9 @@ def plan(
     must not touch (conflict); changes nothing."""
     _use_profile(profile)
     settings = _settings(db_url, create_database)
-    with _environment(settings) as env:
-        changes = _deployer(settings, env).plan()
-        _show_changes(changes, f"plan ({env.description})", as_json, calls)
+    with _target(settings) as target:
+        changes = _deployer(target).plan()
+        _show_changes(changes, f"plan ({target.description})", as_json, calls)
         refused = refusals(changes, adopt=False, stack=settings.stack)
         if refused and not as_json:
             err.print(f"[yellow]{escape(refused)}[/]")
@@ -474,9 +406,13 @@ def deploy(
     Refuses resources another stack tagged, and untagged ones of its names unless --adopt."""
     _use_profile(profile)
     settings = _settings(db_url, create_database)
-    with _environment(settings) as env:
-        account = _confirm_account("deploy to", yes)
-        _bootstrap(settings, env, quiet=False, account=account, as_json=as_json, adopt=adopt)
+    with _target(settings) as target:
+        _confirm_account(target, "deploy to", yes)
+        _deploy(_deployer(target, adopt), quiet=False, as_json=as_json)
+
+
+# The AWS console walkthrough's name for deploy (and infra/bootstrap.py's): the same command.
+app.command("bootstrap", help="The walkthrough's name for deploy: the same command.")(deploy)
 
 
 @app.command()
@@ -498,14 +434,12 @@ def package(
     settings = _settings(db_url)
     if settings.create_database:
         _fail("--create-database is not in the template yet: deploy creates the RDS instance (glueline deploy)")
-    if not settings.db_url:
+    database = known_database(settings, None, None)
+    if database is None:
         _fail("no database: pass --db-url (its password, if any, is left out: the template asks for DbPassword)")
-    db = replace(DbConnection.from_url(settings.db_url), password="")
     if artifacts is not None:
-        wheels = cloudformation.write_artifacts(settings, artifacts)
-    else:
-        wheels = [wheel.name for wheel in packaging.glue_wheels(settings.glue_version)]
-    text = cloudformation.dumps(cloudformation.template(settings, db, wheels))
+        cloudformation.write_artifacts(settings, database, artifacts)
+    text = cloudformation.dumps(cloudformation.template(settings, database))
     if out is None:
         sys.stdout.write(text)
     else:
@@ -531,50 +465,31 @@ def destroy(
     first and asked for (unless --yes); keeps what holds data unless --delete-data."""
     _use_profile(profile)
     settings = _settings()
-    with _environment(settings):
-        session = boto3.Session()
-        account, region, endpoint = _account(session, settings.region)
-        bucket = settings.bucket_name(account, region)
-        deletions = Sweeper(settings, session, account, region, bucket).plan_destroy()
+    with _target(settings) as target:
+        deployer = _deployer(target)
+        deletions = deployer.plan_destroy()
         listed = [Change(d.resource, d.type, d.action(delete_data), [], d.detail) for d in deletions]
-        where = f"account {account}, region {region}, endpoint {endpoint}"
-        doomed = [d for d in deletions if d.action(delete_data) == "delete"]
+        where = f"account {target.account}, region {target.region}, endpoint {target.endpoint}"
+        doomed = [d for d in deletions if d.action(delete_data) == Action.DELETE]
         if not as_json:
             _show_changes(listed, f"destroy would ({where})", as_json=False)
         if not doomed:
             err.print("nothing of this stack to delete")
         elif not yes and not typer.confirm(f"delete these {len(doomed)} resources?", err=True):
             raise typer.Exit(1)
-        executor = Executor(lambda service: aws_client(service, session, region_name=region), progress=_progress)
-        done = {"delete": "deleted", "keep": "kept", "left": "left"}
-        changes = []
-        for deletion in deletions:
-            action = deletion.action(delete_data)
-            if action == "delete":
-                executor.execute(deletion.steps)
-            changes.append(Change(deletion.resource, deletion.type, done[action], [], deletion.detail))
+        changes = deployer.destroy(deletions, delete_data)
         _show_changes(changes, f"destroy ({where})", as_json)
-        kept = [c.resource for c in changes if c.action == "kept"]
+        kept = [c.resource for c in changes if c.action == Action.KEPT]
         if kept and not as_json:
             out.print(f"Kept (they hold data; --delete-data removes them): {', '.join(kept)}")
 
 
-def _account(session: boto3.Session, default_region: str) -> tuple[str, str, str]:
-    """The account, region and endpoint the session reaches (its region, else ``default_region``)."""
-    sts = aws_client("sts", session)
-    return sts.get_caller_identity()["Account"], session.region_name or default_region, sts.meta.endpoint_url
-
-
-def _confirm_account(what: str, yes: bool) -> str:
+def _confirm_account(target: Target, what: str, yes: bool) -> None:
     """Say which account, region and endpoint; on AWS itself (no custom endpoint) ask unless --yes:
-    every command that writes to an account (deploy, bootstrap, run, trigger) calls this first, and
-    uses the account it returns."""
-    account, region, endpoint = _account(boto3.Session(), Settings().region)
-    err.print(f"account {account}, region {region}, endpoint {endpoint}")
-    on_aws = "amazonaws.com" in endpoint
-    if on_aws and not yes and not typer.confirm(f"{what} AWS account {account}?", err=True):
+    every command that writes to an account (deploy, bootstrap, run, trigger) calls this first."""
+    err.print(f"account {target.account}, region {target.region}, endpoint {target.endpoint}")
+    if target.on_aws and not yes and not typer.confirm(f"{what} AWS account {target.account}?", err=True):
         raise typer.Exit(1)
-    return account
 
 
 def _since(value: str | None) -> str | None:
@@ -610,18 +525,16 @@ def status(
         status=status_filter.upper() if status_filter else None, since=_since(since), name=file_name or None
     )
     settings = _settings(db_url)
-    with _environment(settings) as env:
-        session = boto3.Session()
-        records = AuditTable(aws_client("dynamodb", session), settings.audit_table).find(query)
-        account = aws_client("sts", session).get_caller_identity()["Account"]
-        bucket = settings.bucket_name(account, session.region_name or settings.region)
-        target = env.db.target(str(settings.table)) if env.db else None
-        rows = count_rows(env.reachable_db, settings.table)
-        result = report.build(records, bucket, target, str(settings.table), rows)
+    with _target(settings) as target:
+        records = AuditTable(target.client("dynamodb"), settings.audit_table).find(query)
+        database = target.known_database
+        rows = count_rows(database.here if database else None, settings.table)
+        where = database.target(settings.table) if database else None
+        result = report.build(records, target.bucket, where, str(settings.table), rows)
     if as_json:
         print(json.dumps(result, indent=2))
     else:
-        report.render(result, out, title=f"{settings.audit_table} ({env.description})")
+        report.render(result, out, title=f"{settings.audit_table} ({target.description})")
 
 
 @app.command()
@@ -644,29 +557,28 @@ def console(
             "pipeline's files and counts (the console has no login)"
         )
     settings = _settings(db_url)
-    with environment(settings, start_stack=True) as env:
-        announce = lambda url: out.print(f"glueline console on {url} ({env.description}); Ctrl-C stops it")  # noqa: E731
-        serve(create_app(_console_data(settings, env), env.description), host, port, announce)
+    with _target(settings, start_stack=True) as target:
+        announce = lambda url: out.print(f"glueline console on {url} ({target.description}); Ctrl-C stops it")  # noqa: E731
+        serve(create_app(_console_data(target), target.description), host, port, announce)
 
 
-def _console_data(settings: Settings, env: Environment) -> ConsoleData:
-    """What the console reads, from the environment ``env`` resolved (its clients, its database)."""
-    session = boto3.Session()
-    account, region, _ = _account(session, settings.region)
-    lam = aws_client("lambda", session)
+def _console_data(target: Target) -> ConsoleData:
+    """What the console reads, from the target (its clients, its database as this machine reaches it)."""
+    settings, lam = target.settings, target.client("lambda")
+    database = target.known_database
 
     def sweep() -> None:  # asynchronously, as EventBridge invokes it: the page does not wait for the run
-        event = scheduled_event(account, region, settings.schedule_rule)
+        event = scheduled_event(target.account, target.region, settings.schedule_rule)
         lam.invoke(FunctionName=settings.lambda_function, InvocationType="Event", Payload=json.dumps(event).encode())
 
     return ConsoleData(
-        AuditTable(aws_client("dynamodb", session), settings.audit_table),
-        aws_client("glue", session),
-        aws_client("s3", session),
-        aws_client("logs", session),
+        AuditTable(target.client("dynamodb"), settings.audit_table),
+        target.client("glue"),
+        target.client("s3"),
+        target.client("logs"),
         settings.glue_job,
         str(settings.table),
-        lambda: count_rows(env.reachable_db, settings.table),
+        lambda: count_rows(database.here if database else None, settings.table),
         sweep,
     )
 
@@ -685,14 +597,12 @@ def trigger(
     if not schedule:
         _fail("say what to send: --schedule")
     settings = _settings()
-    with _environment(settings) as env:
-        account = _confirm_account("invoke the Lambda in", yes)
-        session = boto3.Session()
-        region = session.region_name or settings.region
-        event = scheduled_event(account, region, settings.schedule_rule)
+    with _target(settings) as target:
+        _confirm_account(target, "invoke the Lambda in", yes)
+        event = scheduled_event(target.account, target.region, settings.schedule_rule)
         # A synchronous invocation answers when the function ends: read for longer than its timeout.
-        lam = aws_client("lambda", session, Config(read_timeout=settings.lambda_timeout_seconds + 30))
-        with _job_options(settings, env, account, debug, debug_port, spark_ui):
+        lam = target.client("lambda", Config(read_timeout=settings.lambda_timeout_seconds + 30))
+        with _job_options(_deployer(target), debug, debug_port, spark_ui):
             response = lam.invoke(FunctionName=settings.lambda_function, Payload=json.dumps(event).encode())
     payload = json.loads(response["Payload"].read() or b"null")
     print(json.dumps(payload, indent=2))
@@ -730,12 +640,13 @@ def run(
     except InputError as error:
         _fail(str(error))
     progress = err if as_json else out
-    with environment(settings, start_stack=True, keep_stack=keep_up) as env:
-        progress.print(f"environment: {env.description}")
-        account = _confirm_account("deploy to and run the pipeline in", yes)
-        with _job_options(settings, env, account, debug, debug_port, spark_ui) as deployed:
+    with _target(settings, start_stack=True, keep_stack=keep_up) as target:
+        progress.print(f"environment: {target.description}")
+        _confirm_account(target, "deploy to and run the pipeline in", yes)
+        deployer = _deployer(target)
+        with _job_options(deployer, debug, debug_port, spark_ui):
             code = packaging.glue_code_digest()  # before the deploy: a change made meanwhile is a change
-            run_files = partial(_run_files, deployed, env, account, files, timeout, progress, as_json)
+            run_files = partial(_run_files, deployer, files, timeout, progress, as_json)
             result = run_files()
             if watch:
                 with termination_raises():
@@ -745,9 +656,7 @@ def run(
 
 
 def _run_files(
-    settings: Settings,
-    env,
-    account: str,
+    deployer: Deployer,
     files: list[Path],
     timeout: float,
     progress: Console,
@@ -755,15 +664,16 @@ def _run_files(
     folder="",
 ) -> dict:
     """Deploy (what changed), upload the files under source/``folder``, wait for their outcomes, report."""
-    boot = _bootstrap(settings, env, quiet=True, account=account)
-    session = boto3.Session()
-    uploads = upload(aws_client("s3", session), boot.bucket, files, boot.target, folder)
-    progress.print(f"uploaded {len(uploads)} file(s) to s3://{boot.bucket}/source/{folder}")
-    audit = AuditTable(aws_client("dynamodb", session), settings.audit_table)
-    records = wait_for_outcomes(audit, uploads, timeout, progress)
-    records = [r if r is not None else placeholder(u) for r, u in zip(records, uploads, strict=True)]
-    table_rows = count_rows(env.reachable_db, settings.table)
-    result = report.build(records, boot.bucket, boot.target, str(settings.table), table_rows)
+    _deploy(deployer, quiet=True)
+    target, settings = deployer.target, deployer.settings
+    rows_target = deployer.rows_target
+    uploads = upload(target.client("s3"), target.bucket, files, rows_target, folder)
+    progress.print(f"uploaded {len(uploads)} file(s) to s3://{target.bucket}/source/{folder}")
+    audit = AuditTable(target.client("dynamodb"), settings.audit_table)
+    outcomes = wait_for_outcomes(audit, uploads, timeout, progress)
+    records = [r if r is not None else placeholder(u) for r, u in zip(outcomes, uploads, strict=True)]
+    table_rows = count_rows(target.database.here, settings.table)
+    result = report.build(records, target.bucket, rows_target, str(settings.table), table_rows)
     if as_json:
         print(json.dumps(result, indent=2), flush=True)
     else:
@@ -806,11 +716,10 @@ def spark_history(
 ) -> None:
     """Spark's history server over the event logs of the local stack's runs made with --spark-ui, until Ctrl-C."""
     settings = _settings()
-    with _environment(settings) as env:
-        if not isinstance(env.stack, StackInfo | ComposeInfo):
-            _fail("spark-history shows runs of a local stack's Glue runner (glueline up -d)")
+    with _target(settings) as target:
+        stack = _local_stack(target, "spark-history shows runs")
         try:
-            with stack_history_server(settings, env.stack, port) as url:
+            with stack.history_server(port) as url:
                 out.print(f"[bold]Spark history[/] {url}  (runs made with --spark-ui; Ctrl-C stops it)")
                 until_stopped()
         except StackError as error:
@@ -849,6 +758,6 @@ def _options(
 def main() -> None:  # pragma: no cover - console entry point
     try:
         app()
-    except (StackError, BootstrapError) as error:
+    except (StackError, DeployError, NoDatabase) as error:
         err.print(f"[bold red]error:[/] {error}")
         sys.exit(2)

@@ -40,8 +40,10 @@ import zipfile
 from pathlib import Path
 
 from glueline.artifacts import (
+    GLUE_LIBRARY,
     GLUE_PYTHON,
     GLUE_SCRIPT,
+    GLUE_WHEELS,
     LAMBDA_PYTHON,
     PACKAGE_DIR,
     PSYCOPG_REQUIREMENT,
@@ -110,6 +112,18 @@ def glue_library_zip() -> bytes:
 
 def glue_script() -> bytes:
     return (bundled("services") / "glue" / GLUE_SCRIPT).read_bytes()
+
+
+def job_code(name: str, glue_version: str) -> bytes:
+    """A file of the job's code by its name under the code prefix: the script, the library, a wheel."""
+    if name == GLUE_SCRIPT:
+        return glue_script()
+    if name == GLUE_LIBRARY:
+        return glue_library_zip()
+    wheels = {GLUE_WHEELS + wheel.name: wheel for wheel in glue_wheels(glue_version)}
+    if name in wheels:
+        return wheels[name].read_bytes()
+    raise KeyError(f"{name} is not a file of the job's code")
 
 
 def glue_code_digest() -> str:

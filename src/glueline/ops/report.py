@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.markup import escape
 from rich.table import Table
 
@@ -55,7 +55,7 @@ def file_entry(record: AuditRecord) -> dict[str, Any]:
 
 
 def build(
-    records: list[AuditRecord], bucket: str, target: str, target_table: str, table_rows: int | None
+    records: list[AuditRecord], bucket: str, target: str | None, target_table: str, table_rows: int | None
 ) -> dict[str, Any]:
     files = [file_entry(r) for r in records]
     totals = sum((r.counts for r in records if r.counts), Counts())
@@ -94,11 +94,12 @@ def _count(value: int | None) -> str:
 def render(report: dict[str, Any], console: Console, title: str = "glueline") -> None:
     several_targets = len({f["target"] for f in report["files"]}) > 1
     table = Table(title=title, title_justify="left", show_lines=False)
-    columns = [
+    target_column: list[tuple[str, JustifyMethod]] = [("Target", "left")] if several_targets else []
+    columns: list[tuple[str, JustifyMethod]] = [
         ("File", "left"),
         ("FileID", "left"),
         ("Status", "left"),
-        *([("Target", "left")] if several_targets else []),
+        *target_column,
         ("GlueJobID", "left"),
         ("Read", "right"),
         ("Loaded", "right"),

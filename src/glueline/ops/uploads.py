@@ -168,7 +168,8 @@ def count_rows(db: DbConnection | None, table: TableName) -> int | None:
     def count() -> None:
         with contextlib.suppress(psycopg.Error), psycopg.connect(**db.connect_kwargs()) as conn:
             conn.execute(statement_timeout(COUNT_ROWS_SECONDS))
-            counted.append(conn.execute(sql.SQL("SELECT count(*) FROM {}").format(identifier(table))).fetchone()[0])
+            row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(identifier(table))).fetchone()
+            counted.append(row[0] if row else 0)
 
     # A stopped server still acknowledges at the TCP level: only giving up on the thread bounds that.
     worker = threading.Thread(target=count, name="count-rows", daemon=True)

@@ -9,10 +9,10 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import boto3
 import botocore.config
 import psycopg
 from psycopg import sql
@@ -20,12 +20,12 @@ from psycopg.rows import dict_row
 from rich.console import Console
 
 from glueline.job import schema
-from glueline.local.compose import ComposeInfo, ComposeStack, engine_answers
 from glueline.local.faults import StackFaults
-from glueline.local.stack import LOCAL_STACK_SETTINGS, EmbeddedStack, StackInfo, apply_aws_env
-from glueline.local.stack.postgres import PostgresError, find_bin_dir
+from glueline.local.running import RunningStack
+from glueline.local.stacks import KINDS, local_stack
+from glueline.ops.deploy.deployer import Deployer, deployer_for
 from glueline.ops.deploy.models import Change
-from glueline.ops.deploy.planner import Bootstrap
+from glueline.ops.target import Target, resolve_target
 from glueline.ops.uploads import Upload, upload, wait_for_outcomes
 from glueline.polling import wait_for
 from glueline.settings import Settings
@@ -34,8 +34,6 @@ from glueline.shared.audit import AuditRecord, AuditTable
 from glueline.shared.dbsecret import DbConnection
 from glueline.shared.events import scheduled_event
 from glueline.shared.gluerun import ACTIVE_RUN_STATES
-
-STACKS = ("embedded", "compose")
 
 
 class StackUnavailable(RuntimeError):
@@ -47,27 +45,47 @@ class Pipeline:
     """The pipeline deployed on a running stack, reached with the standard AWS configuration (the
     stack's endpoints are in this process's environment while it runs) and PostgreSQL."""
 
-    settings: Settings
-    stack: EmbeddedStack | ComposeStack
-    info: StackInfo | ComposeInfo
-    db: DbConnection  # as this process reaches the database
-    deployed_db: DbConnection  # as the pipeline reaches it (the secret's value)
-    bucket: str
-    state_dir: Path
-    _faults: StackFaults | None = None
+    target: Target  # the stack as every command resolves it (glueline.ops.target)
+    deployer: Deployer
 
     @property
-    def composed(self) -> bool:
-        return isinstance(self.stack, ComposeStack)
+    def stack(self) -> RunningStack:
+        assert self.target.stack is not None
+        return self.target.stack
+
+    @property
+    def settings(self) -> Settings:
+        """As deployed now (``deployed_with`` changes them for a while)."""
+        return self.deployer.settings
+
+    @property
+    def bucket(self) -> str:
+        return self.target.bucket
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.settings.state_dir)
+
+    @property
+    def db(self) -> DbConnection:
+        """The database as this process reaches it."""
+        here = self.target.database.here
+        assert here is not None
+        return here
+
+    @property
+    def deployed_db(self) -> DbConnection:
+        """The database as the pipeline reaches it (the secret's value)."""
+        return self.target.database.connection
 
     def client(self, service: str) -> Any:
-        return boto3.client(service)
+        return self.target.client(service)
 
     # -- files in, outcomes out ----------------------------------------------------------------------
 
     def upload(self, *paths: Path) -> list[Upload]:
         """Put files under source/ as a bank would; each S3 event starts the pipeline."""
-        return upload(self.client("s3"), self.bucket, list(paths), self.target)
+        return upload(self.client("s3"), self.bucket, list(paths), self.rows_target)
 
     def upload_bytes(self, directory: Path, name: str, data: bytes) -> Upload:
         """Write ``data`` to ``directory/name`` and upload it (a test's file made on the spot)."""
@@ -100,9 +118,9 @@ class Pipeline:
     # -- the target table ----------------------------------------------------------------------------
 
     @property
-    def target(self) -> str:
+    def rows_target(self) -> str:
         """Where the pipeline loads: the stack's database's table, by the name the pipeline uses."""
-        return self.deployed_db.target(str(self.settings.table))
+        return self.deployer.rows_target
 
     def rows(self) -> list[dict[str, Any]]:
         """Every row of the target table as a dict by column name, in TransactionID order."""
@@ -133,8 +151,8 @@ class Pipeline:
         # A synchronous invocation answers when the function ends, which may be its timeout (it waits for
         # the single Glue slot): read for longer, as `glueline trigger` does.
         read_timeout = self.settings.lambda_timeout_seconds + 30
-        lam = boto3.client("lambda", config=botocore.config.Config(read_timeout=read_timeout))
-        event = scheduled_event("000000000000", self.info.region, self.settings.schedule_rule)
+        lam = self.target.client("lambda", botocore.config.Config(read_timeout=read_timeout))
+        event = scheduled_event(self.target.account, self.target.region, self.settings.schedule_rule)
         response = lam.invoke(FunctionName=self.settings.lambda_function, Payload=json.dumps(event).encode())
         assert "FunctionError" not in response, response["Payload"].read()
         return json.loads(response["Payload"].read())
@@ -156,54 +174,30 @@ class Pipeline:
 
     def log_texts(self) -> dict[str, str]:
         """Every log of the stack: its services' and every Glue run's output."""
-        if isinstance(self.stack, ComposeStack):
-            runs = "cat /home/hadoop/glue-runner/runs/*/*/*.log /home/hadoop/glue-runner/*.log 2>/dev/null"
-            return {
-                "compose logs": self.stack.compose("logs", "--no-color").stdout,
-                "glue run logs": self.stack.compose("exec", "-T", "glue", "sh", "-c", runs, check=False).stdout,
-            }
-        paths = [
-            *(self.state_dir / "logs").glob("*.log"),  # emulator, Glue runner
-            *(
-                Path(self.info.postgres_dir).glob("*.log")
-                if isinstance(self.info, StackInfo) and self.info.postgres_dir
-                else []
-            ),
-            *(self.state_dir / "glue-runner").rglob("*.log"),  # every job run's output
-        ]
-        return {str(path): path.read_text(errors="replace") for path in paths}
+        return self.stack.log_texts()
 
     # -- the stack -----------------------------------------------------------------------------------
 
-    def bootstrap(self, settings: Settings | None = None) -> list[Change]:
-        """Deploy (again) as ``glueline bootstrap`` does against this stack: a changed job script or
-        library is what the next run uses."""
-        return _bootstrap(settings or self.settings, self.deployed_db, self.info).run()
+    def deploy(self) -> list[Change]:
+        """Deploy (again) as ``glueline deploy`` does against this stack: a changed job script or library
+        is what the next run uses."""
+        return self.deployer.deploy()
 
     @contextmanager
     def deployed_with(self, **changes: Any) -> Iterator[Settings]:
         """The pipeline deployed with some settings changed (a shorter Timeout, other bounds on the
         database) within the block (``settings`` says so meanwhile: blocks nest), and as before after it."""
-        before = self.settings
-        self.settings = before.model_copy(update=changes)
-        try:
-            self.bootstrap()
-            yield self.settings
-        finally:
-            self.settings = before
-            self.bootstrap()
+        with self.deployer.deployed_with(**changes) as settings:
+            yield settings
 
-    @property
+    @cached_property
     def faults(self) -> StackFaults:
         """Break the stack's parts on purpose: kill or hang the database, restart the emulator, …"""
-        if self._faults is None:
-            self._faults = StackFaults(self.stack, self.info, self.db)
-        return self._faults
+        return self.stack.faults
 
     def restart_emulator(self) -> None:
         """Stop the emulator cleanly (it saves its state) and start it again."""
         self.faults.restart_emulator()
-        self.info = self.faults.info
 
     @contextmanager
     def open_transaction(self, statement: str) -> Iterator[psycopg.Connection]:
@@ -255,57 +249,25 @@ def running_pipeline(stack: str = "embedded", *, environment: Mapping[str, str] 
     the pipeline and yield its handle; afterwards stop it and delete all it made. While it
     runs, this process's environment points boto3 at it; ``environment`` is added too, and the stack's
     processes inherit it. Raises StackUnavailable when this machine cannot run ``stack``."""
-    if stack not in STACKS:
-        raise ValueError(f"stack: one of {', '.join(STACKS)}, not {stack!r}")
-    _check_can_run(stack)
+    if stack not in KINDS:
+        raise ValueError(f"stack: one of {', '.join(KINDS)}, not {stack!r}")
     saved_environment = dict(os.environ)
     state_dir = Path(tempfile.mkdtemp(prefix=f"glueline-test-{stack}-"))
     os.chmod(state_dir, 0o755)  # the PostgreSQL user must be able to enter it
-    settings = Settings(state_dir=state_dir).model_copy(update=LOCAL_STACK_SETTINGS)
+    local = local_stack(Settings(state_dir=state_dir), stack)
+    why = local.unavailable()
+    if why:
+        shutil.rmtree(state_dir, ignore_errors=True)
+        raise StackUnavailable(why)
     os.environ.update(environment or {})
     try:
-        if stack == "compose":
-            composed = ComposeStack(settings)
-            try:
-                info = composed.start(log=lambda message: None)
-                yield _deployed(settings, composed, info, info.db_here, info.deployed_db, state_dir)
-            finally:
-                composed.clean()  # its containers, network and volumes
-        else:
-            embedded = EmbeddedStack(settings)
-            started = embedded.start()
-            try:
-                db = started.db()
-                yield _deployed(settings, embedded, started, db, db, state_dir)
-            finally:
-                embedded.stop()
+        running = local.start(log=lambda message: None)
+        with resolve_target(Settings(state_dir=state_dir), stack=running) as target:
+            deployer = deployer_for(target)
+            deployer.deploy()
+            yield Pipeline(target, deployer)
     finally:
+        local.clean()  # its processes or containers, its state, its volumes
         os.environ.clear()
         os.environ.update(saved_environment)
         shutil.rmtree(state_dir, ignore_errors=True)
-
-
-def _check_can_run(stack: str) -> None:
-    if stack == "compose":
-        if not engine_answers():
-            raise StackUnavailable("the compose stack needs a Docker engine (docker info fails)")
-        return
-    if shutil.which("java") is None:
-        raise StackUnavailable("the embedded stack needs Java 17 to run Spark")
-    try:
-        find_bin_dir()
-    except PostgresError as error:
-        raise StackUnavailable(str(error)) from error
-
-
-def _bootstrap(settings: Settings, deployed_db: DbConnection, info: StackInfo | ComposeInfo) -> Bootstrap:
-    """``glueline bootstrap`` against the stack (on compose, the Lambda reaches Glue by the runner's name)."""
-    function_glue_endpoint = info.function_glue_endpoint if isinstance(info, ComposeInfo) else None
-    return Bootstrap(settings, deployed_db, log=lambda change: None, function_glue_endpoint=function_glue_endpoint)
-
-
-def _deployed(settings, stack, info, db, deployed_db, state_dir) -> Pipeline:
-    apply_aws_env(info)
-    boot = _bootstrap(settings, deployed_db, info)
-    boot.run()
-    return Pipeline(settings, stack, info, db, deployed_db, boot.bucket, state_dir)

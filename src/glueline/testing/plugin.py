@@ -36,7 +36,7 @@ def glueline_environment() -> dict[str, str]:
 def glueline_stack(request: pytest.FixtureRequest, glueline_environment: dict[str, str]) -> Iterator[Pipeline]:
     """The pipeline on a stack started once for the session (stopped and deleted after it, also when the
     session is interrupted or terminated)."""
-    from glueline.local.stack import termination_raises
+    from glueline.local.processes import termination_raises
     from glueline.testing import pipeline
 
     try:

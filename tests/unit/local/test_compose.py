@@ -5,9 +5,12 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from glueline.local.compose import EMULATORS, ComposeInfo, ComposeStack, images, project_dir
+from glueline.local.compose import images
+from glueline.local.compose.stack import EMULATORS, ComposeRecord, ComposeStack, RunningCompose, project_dir
+from glueline.local.embedded.stack import EmbeddedRecord, EmbeddedStack, RunningEmbedded
 from glueline.local.inner_loop import DEBUG_PORT
-from glueline.local.stack import StackError, StackInfo, free_port, remembered_port
+from glueline.local.ports import free_port, remembered_port
+from glueline.local.running import StackError
 from glueline.settings import Settings
 
 ROOT = project_dir()
@@ -91,14 +94,15 @@ def test_the_inner_loops_ports_are_the_usual_ones_where_free_and_remembered(tmp_
 
 
 def test_a_compose_stacks_debugger_listens_in_the_container_and_is_reached_through_its_published_port(tmp_path):
-    info = ComposeInfo("p", "ministack", "http://e", "http://g", 1, "us-east-1", "pw", 15678, 14040, 28080)
-    loop = info.inner_loop(Settings(state_dir=tmp_path))
+    record = ComposeRecord("p", "ministack", "http://e", "http://g", 1, "us-east-1", "pw", 15678, 14040, 28080)
+    info = RunningCompose(ComposeStack(Settings(state_dir=tmp_path)), record)
+    loop = info.inner_loop()
     assert (loop.debug_listen, loop.debug_attach) == ("0.0.0.0:5678", "127.0.0.1:15678")
     assert loop.debug_root == "/home/hadoop/glue-runner/debug"  # where .vscode/launch.json's compose entry maps
     assert (loop.spark_ui_url, loop.spark_history_port) == ("http://127.0.0.1:14040", 28080)
-    assert info.inner_loop(Settings(state_dir=tmp_path), debug_port=15678) == loop
+    assert info.inner_loop(debug_port=15678) == loop
     with pytest.raises(StackError, match="127.0.0.1:15678, not 5678.*GLUELINE_DEBUG_PORT"):
-        info.inner_loop(Settings(state_dir=tmp_path), debug_port=5678)
+        info.inner_loop(debug_port=5678)
 
 
 def test_launch_json_maps_the_repository_onto_where_each_stack_lays_a_debugged_run_out():
@@ -108,9 +112,12 @@ def test_launch_json_maps_the_repository_onto_where_each_stack_lays_a_debugged_r
     text = re.sub(r"^\s*//.*$", "", (ROOT / ".vscode" / "launch.json").read_text(), flags=re.MULTILINE)
     configurations = {c["name"]: c for c in json.loads(text)["configurations"]}
     settings = Settings(state_dir=ROOT / ".glueline")  # the default state directory, in the workspace
-    embedded = StackInfo("http://e", "http://g", "us-east-1", {}, None, None, 0.0)
-    compose = ComposeInfo("p", "ministack", "http://e", "http://g", 1, "us-east-1", "pw", DEBUG_PORT, 4040, 18080)
-    for loop in (embedded.inner_loop(settings), compose.inner_loop(settings)):
+    embedded = RunningEmbedded(
+        EmbeddedStack(settings), EmbeddedRecord("http://e", "http://g", "us-east-1", {}, None, None, 0.0)
+    )
+    record = ComposeRecord("p", "ministack", "http://e", "http://g", 1, "us-east-1", "pw", DEBUG_PORT, 4040, 18080)
+    compose = RunningCompose(ComposeStack(settings), record)
+    for loop in (embedded.inner_loop(), compose.inner_loop()):
         configuration = configurations[loop.launch_config]
         remote = {
             m["localRoot"]: m["remoteRoot"].replace("${workspaceFolder}", str(ROOT))

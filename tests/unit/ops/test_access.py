@@ -108,7 +108,8 @@ def account(monkeypatch):
     Glue job, secret) and the role policies bootstrap would attach."""
     from moto import mock_aws
 
-    from glueline.ops.deploy.planner import Bootstrap
+    from glueline.ops.deploy.deployer import deployer_for
+    from glueline.ops.target import resolve_target
 
     for name in [n for n in os.environ if n.startswith(("AWS_", "GLUELINE_"))]:
         monkeypatch.delenv(name)
@@ -116,20 +117,19 @@ def account(monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     with mock_aws():
         session = boto3.Session(region_name="eu-west-1")
-        settings = Settings(_env_file=None)
-        bootstrap = Bootstrap(settings, DB, session, log=lambda change: None)
+        settings = Settings(_env_file=None, db_url=DB.url(with_password=True))
+        with resolve_target(settings, session=session) as target:
+            deployer = deployer_for(target)
         session.client("s3").create_bucket(
-            Bucket=bootstrap.bucket, CreateBucketConfiguration={"LocationConstraint": bootstrap.region}
+            Bucket=target.bucket, CreateBucketConfiguration={"LocationConstraint": target.region}
         )
         session.client("dynamodb").create_table(**table_spec(settings.audit_table))
         session.client("glue").create_job(
             Name=settings.glue_job, Role="GlueServiceRole", Command={"Name": "glueetl", "ScriptLocation": "s3://x/y.py"}
         )
         session.client("secretsmanager").create_secret(Name=settings.db_secret_name, SecretString=DB.secret_string())
-        policies = {role: wanted.policy for role, wanted in bootstrap.desired.roles.items()}
-        yield Account(
-            session, bootstrap.region, bootstrap.account, bootstrap.bucket, settings, policies, bootstrap.target
-        )
+        policies = {role: wanted.policy for role, wanted in deployer.desired().roles.items()}
+        yield Account(session, target.region, target.account, target.bucket, settings, policies, deployer.rows_target)
 
 
 def test_every_call_of_the_lambda_and_the_job_is_allowed_by_its_role(account):

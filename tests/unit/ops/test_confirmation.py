@@ -19,24 +19,35 @@ EMULATOR = ("000000000000", "us-east-1", "http://127.0.0.1:4566")
 def account(monkeypatch):
     """The account the commands reach, and what they did after the question (nothing, if refused)."""
     done: list[str] = []
-
-    @contextmanager
-    def environment(settings, **kwargs):
-        yield SimpleNamespace(description="an account", db=None, reachable_db=None, function_glue_endpoint=None)
-
-    def bootstrap(*args, **kwargs):
-        done.append("deployed")
-        raise SystemExit(0)
+    where = {"account": AWS}
 
     def client(service, *args, **kwargs):
         done.append(f"called {service}")
         raise SystemExit(0)
 
-    monkeypatch.setattr(cli, "environment", environment)
-    monkeypatch.setattr(cli, "_bootstrap", bootstrap)
-    monkeypatch.setattr(cli, "aws_client", client)
-    where = {"account": AWS}
-    monkeypatch.setattr(cli, "_account", lambda session, region: where["account"])
+    @contextmanager
+    def resolve_target(settings, **kwargs):
+        account, region, endpoint = where["account"]
+        yield SimpleNamespace(
+            settings=settings,
+            account=account,
+            region=region,
+            endpoint=endpoint,
+            on_aws="amazonaws.com" in endpoint,
+            description="an account",
+            stack=None,
+            client=client,
+        )
+
+    def deployer_for(target, **kwargs):
+        def deploy():
+            done.append("deployed")
+            raise SystemExit(0)
+
+        return SimpleNamespace(target=target, settings=target.settings, deploy=deploy)
+
+    monkeypatch.setattr(cli, "resolve_target", resolve_target)
+    monkeypatch.setattr(cli, "deployer_for", deployer_for)
     return SimpleNamespace(done=done, where=where)
 
 

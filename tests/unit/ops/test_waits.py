@@ -8,8 +8,9 @@ import boto3
 import pytest
 from rich.console import Console
 
-from glueline.local.compose import StackError, bounded_run
-from glueline.ops.deploy.aws import BootstrapError, wait_until
+from glueline.local.compose.engine import bounded_run
+from glueline.local.running import StackError
+from glueline.ops.deploy.aws import DeployError, wait_until
 from glueline.ops.uploads import Upload, wait_for_outcomes
 from glueline.shared.audit import AuditRecord, Status
 
@@ -19,12 +20,12 @@ def test_a_deploy_waiter_that_runs_out_names_what_it_waited_for(aws):
     rds.create_db_instance(
         DBInstanceIdentifier="db1", DBInstanceClass="db.t3.micro", Engine="postgres", AllocatedStorage=20
     )
-    with pytest.raises(BootstrapError, match=r"^timed out after 2 s waiting for the RDS instance db1 to be deleted$"):
+    with pytest.raises(DeployError, match=r"^timed out after 2 s waiting for the RDS instance db1 to be deleted$"):
         wait_until(
             rds, "db_instance_deleted", "the RDS instance db1 to be deleted", 1, 2, {"DBInstanceIdentifier": "db1"}
         )
     # A state it will not leave fails at once, naming it too.
-    with pytest.raises(BootstrapError, match=r"^the RDS instance db2 to be available: .*DBInstanceNotFound"):
+    with pytest.raises(DeployError, match=r"^the RDS instance db2 to be available: .*DBInstanceNotFound"):
         wait_until(
             rds, "db_instance_available", "the RDS instance db2 to be available", 1, 60, {"DBInstanceIdentifier": "db2"}
         )

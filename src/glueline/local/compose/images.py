@@ -194,10 +194,12 @@ def build_base(python: str, log: Callable[[str], None] = print) -> str:
         if result.returncode != 0:
             raise ImageError(f"debootstrap failed:\n{result.stdout[-1500:]}{result.stderr[-1500:]}")
         tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
+        archive = tar.stdout
+        assert archive is not None  # a pipe, asked for above
         try:
-            docker("import", "-", image, stdin=tar.stdout)
+            docker("import", "-", image, stdin=archive)
         finally:
-            tar.stdout.close()
+            archive.close()
             tar.wait()
     return image
 

@@ -29,7 +29,7 @@ log = logging.getLogger("glueline.local.runner")
 STATE_CHANGE = "Glue Job State Change"
 RUN_STATUS = "Glue Job Run Status"  # a run still active after its NotificationProperty's NotifyDelayAfter
 # The runner signs its events with this key: the embedded stack's emulator lets it, as the Glue service,
-# put aws.glue events (see glueline.local.stack.emulator). Not a secret: emulators check no signatures.
+# put aws.glue events (see glueline.local.embedded.emulator). Not a secret: emulators check no signatures.
 GLUE_SERVICE_ACCESS_KEY_ID = "AKIAGLUELINEGLUERUNR"
 # Shorter than the pipeline's bounds (glueline.shared.timeouts): shipping a run's output must not hold it up.
 _CLIENT_CONFIG = Config(retries={"total_max_attempts": 3, "mode": "standard"}, connect_timeout=3, read_timeout=10)

@@ -11,12 +11,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from glueline.local.processes import terminate
 from glueline.local.runner import cloud, debug
 from glueline.local.runner import launch as launches
 from glueline.local.runner.config import RunnerConfig
 from glueline.local.runner.launch import Launch
 from glueline.local.runner.models import JobRun
-from glueline.local.runner.processes import terminate
 from glueline.local.runner.warm import Standby, StandbyKeeper
 from glueline.shared.gluerun import ERROR_GROUP, OUTPUT_GROUP
 

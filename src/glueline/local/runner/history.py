@@ -3,7 +3,7 @@
 A run's own UI lives only while the run does; its event log stays in the runner's state directory
 (``spark-events``, see glueline.local.runner.launch), and Spark's history server — started as
 ``spark-class`` runs it, from the image's Spark or PySpark's — shows finished runs from it. On the host
-``glueline spark-history`` starts it (glueline.local.spark_history); in the compose stack's glue container
+``glueline spark-history`` starts it (``RunningStack.history_server``); in the compose stack's glue container
 ``python -m glueline.local.runner.history serve`` does, until ``… stop``. Like the runner, this module needs
 only what the Glue image has.
 """
@@ -19,11 +19,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from glueline.local.inner_loop import SPARK_HISTORY_PORT
-from glueline.local.runner.processes import terminate
+from glueline.local.processes import block_stop_signals, terminate, until_stopped
 from glueline.polling import url_answers, wait_for
 
 HISTORY_SERVER = "org.apache.spark.deploy.history.HistoryServer"
-STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 STARTS_WITHIN_SECONDS = 60
 
 
@@ -62,18 +61,6 @@ def history_server(events: Path, port: int, log: Path, host: str = "127.0.0.1") 
         yield url
     finally:
         terminate(process)
-
-
-def block_stop_signals() -> None:
-    """Hold Ctrl-C and SIGTERM for until_stopped: neither interrupts a start or a cleanup, and threads
-    started after this inherit the mask, so the signal reaches the waiting thread alone."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-
-
-def until_stopped() -> None:
-    """Wait for Ctrl-C or SIGTERM (blocked first, if not already)."""
-    block_stop_signals()
-    signal.sigwait(STOP_SIGNALS)
 
 
 def main(argv: list[str] | None = None) -> None:

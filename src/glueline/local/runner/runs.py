@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from glueline.local.processes import STOP_GRACE_SECONDS, end_orphan, terminate
 from glueline.local.runner import cloud
 from glueline.local.runner.catalog import Catalog
 from glueline.local.runner.exceptions import (
@@ -25,7 +26,6 @@ from glueline.local.runner.exceptions import (
 )
 from glueline.local.runner.executor import Executor, Started, error_from_logs
 from glueline.local.runner.models import RUN_SETTINGS, RUNNING_STATES, JobRun, new_run_id, run_capacity
-from glueline.local.runner.processes import STOP_GRACE_SECONDS, end_orphan, terminate
 from glueline.local.runner.validation import check_flex
 
 

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from glueline.local.processes import terminate
 from glueline.local.runner import launch as launches
 from glueline.local.runner.config import RunnerConfig
 from glueline.local.runner.launch import Launch
-from glueline.local.runner.processes import terminate
 
 log = logging.getLogger("glueline.local.runner")
 STANDBY_SCRIPT = Path(__file__).with_name("standby.py")

@@ -1,11 +1,13 @@
-"""What deploy and destroy read from AWS's answers, and how they wait: tags in any of AWS's shapes,
-every page of a listing, bounded waiters."""
+"""What deploy and destroy read from AWS's answers, and how they wait: tags in any of AWS's shapes, policy
+documents in any of IAM's, every page of a listing, bounded waiters."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote
 
 import jmespath
 from botocore.exceptions import WaiterError
@@ -13,10 +15,12 @@ from botocore.exceptions import WaiterError
 # Where a waited resource's state is in its describe answer (JMESPath), for wait_until's progress.
 RDS_INSTANCE_STATE = "DBInstances[0].DBInstanceStatus"
 TABLE_STATE = "Table.TableStatus"
+# What SQS answers GetQueueUrl of a queue that does not exist (AWS, and emulators of older protocols).
+NO_SUCH_QUEUE = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
 
 
-class BootstrapError(RuntimeError):
-    pass
+class DeployError(RuntimeError):
+    """Deploy or destroy cannot go on: the message says why and what to do."""
 
 
 def wait_until(
@@ -30,7 +34,7 @@ def wait_until(
     progress: Callable[[str], None] = lambda line: None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
-    """A boto3 waiter, bounded by ``delay`` × ``attempts`` seconds; BootstrapError naming ``what`` when
+    """A boto3 waiter, bounded by ``delay`` × ``attempts`` seconds; DeployError naming ``what`` when
     that passes or the resource reaches a state it will not leave (an RDS instance ``failed``). The
     waiter is asked one attempt at a time, so that each state the resource passes through (``state``: a
     JMESPath into the waiter's describe answer) is told to ``progress`` as it changes: an RDS instance
@@ -42,14 +46,14 @@ def wait_until(
             return
         except WaiterError as err:
             if "Max attempts exceeded" not in str(err):
-                raise BootstrapError(f"{what}: {err}") from err
+                raise DeployError(f"{what}: {err}") from err
             current = jmespath.search(state, err.last_response or {}) if state else None
             if current is not None and current != seen:
                 progress(f"waiting for {what}: {current}")
                 seen = current
         if attempt < attempts - 1:
             sleep(delay)
-    raise BootstrapError(f"timed out after {delay * attempts} s waiting for {what}")
+    raise DeployError(f"timed out after {delay * attempts} s waiting for {what}")
 
 
 def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
@@ -92,3 +96,26 @@ def pages(call, key: str, token: str, next_token: str | None = None, **kwargs) -
 def endpoint_alive(endpoint: dict[str, Any]) -> bool:
     """AWS lists a deleted endpoint for a while (State deleted)."""
     return endpoint.get("State", "available").lower() not in ("deleted", "deleting", "failed", "rejected")
+
+
+def policy_document(value: Any) -> dict:
+    """IAM answers with policy documents as dicts, JSON or URL-encoded JSON depending on the service."""
+    if isinstance(value, str):
+        value = json.loads(unquote(value))
+    return value
+
+
+def normalized_policy(document: dict) -> dict:
+    """A policy document as compared: each statement's actions and resources as sorted lists."""
+
+    def listify(v):
+        return sorted(v) if isinstance(v, list) else [v]
+
+    statements = []
+    for s in document.get("Statement", []):
+        s = dict(s)
+        for key in ("Action", "Resource"):
+            if key in s:
+                s[key] = listify(s[key])
+        statements.append(s)
+    return {"Statement": statements}

@@ -1,14 +1,20 @@
 """The desired state as a CloudFormation template, for accounts that allow only CloudFormation and for
 reviews of infrastructure as code (``glueline package --format cloudformation``).
 
-The template is the same ``desired_state`` deploy converges to, computed from an ``Environment`` of
+The template is the same ``desired_state`` deploy converges to, computed from ``AccountFacts`` of
 CloudFormation references instead of an account's values: ``${AWS::AccountId}``, ``${AWS::Region}``,
 the parameters below, ``${GlueSecurityGroup.GroupId}``; every string holding one becomes an ``Fn::Sub``.
+Nothing but the desired state is read: ``tests/unit/ops/deploy/test_parity.py`` holds the template,
+rendered with what deploy finds in an account, against deploy's own calls there.
 
 What differs from ``glueline deploy``, and why:
-- The code (the Lambda's zip, the job's script, library and wheels) is read from ``ArtifactsBucket``
-  under ``glueline/``, where ``package --artifacts DIR`` writes it to be copied (``aws s3 sync``): a
-  function's code must exist before the stack that creates the pipeline's bucket.
+- The code (the Lambda's zip, the job's script, library and wheels, RDS's CA bundle where the job checks
+  against it) is read from ``ArtifactsBucket`` under ``glueline/``, where ``package --artifacts DIR``
+  writes it to be copied (``aws s3 sync``): a function's code must exist before the stack that creates
+  the pipeline's bucket.
+- The VPC's CIDR blocks are one list parameter (``VpcCidrBlocks``), each made an ingress rule of the
+  endpoints' group by ``Fn::ForEach``: the template needs the ``AWS::LanguageExtensions`` transform
+  (``--capabilities CAPABILITY_AUTO_EXPAND``).
 - The database password is the ``DbPassword`` parameter (NoEcho), substituted into the secret; the
   host, port, database and user come from ``--db-url`` as for deploy. ``--create-database`` is not in
   the template yet: deploy creates the RDS instance.
@@ -20,69 +26,90 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from glueline.artifacts import GLUE_LIBRARY, GLUE_SCRIPT, GLUE_WHEELS
 from glueline.ops import packaging
+from glueline.ops.database import Database
+from glueline.ops.deploy.account import code_file
 from glueline.ops.deploy.desired import (
-    ENDPOINT_SERVICES,
-    ENDPOINTS_SECURITY_GROUP,
-    ENDPOINTS_SECURITY_GROUP_DESCRIPTION,
-    GLUE_SECURITY_GROUP,
-    GLUE_SECURITY_GROUP_DESCRIPTION,
     LAMBDA_DESCRIPTION,
     PUBLIC_ACCESS_BLOCK,
+    ROLE_DESCRIPTION,
+    STACK_TAG,
+    AccountFacts,
     DesiredState,
-    Environment,
+    Network,
+    SecurityGroup,
     desired_state,
 )
 from glueline.settings import Settings
-from glueline.shared.dbsecret import DbConnection
 
 ARTIFACTS_PREFIX = "glueline/"
 LAMBDA_ZIP = "lambda.zip"
 RETAINED = {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
 # A password is substituted into the secret's JSON as it is: no quote or backslash, which would end it.
 PASSWORD_PATTERN = r'^[^"\\]+$'
+# The VPC's CIDR blocks are a list parameter: each becomes an ingress rule (Fn::ForEach).
+VPC_CIDRS = "${VpcCidrBlocks}"
+GROUPS = {"glueline-glue": "GlueSecurityGroup", "glueline-endpoints": "EndpointsSecurityGroup"}
 
 
-def template(settings: Settings, db: DbConnection, wheels: list[str]) -> dict[str, Any]:
-    """The whole stack as a template; ``db`` without its password (the DbPassword parameter), ``wheels``
-    the file names of the job's wheels as ``artifacts`` writes them."""
+def desired(settings: Settings, database: Database) -> DesiredState:
+    """The desired state with CloudFormation references for what deploy would find in an account;
+    ``database`` as deploy would store it, its password the DbPassword parameter."""
     s = settings
-    group_id = s.glue_security_group_id or "${GlueSecurityGroup.GroupId}"
-    env = Environment(
+    facts = AccountFacts(
         account="${AWS::AccountId}",
         region="${AWS::Region}",
+        partition="${AWS::Partition}",
         bucket=s.bucket_name("${AWS::AccountId}", "${AWS::Region}"),
-        target=db.target(str(s.table)),
-        db_secret_string=replace(db, password="${DbPassword}").secret_string(),
-        subnet_id="${GlueSubnetId}",
-        availability_zone="${GlueAvailabilityZone}",
-        security_group_id=group_id,
-        wheels=wheels,
+        db=replace(database.connection, password="${DbPassword}"),
+        rds_ca=database.rds_ca,
+        network=Network(
+            vpc_id="${VpcId}",
+            subnet_id="${GlueSubnetId}",
+            availability_zone="${GlueAvailabilityZone}",
+            route_table_id="${RouteTableId}",
+            cidrs=(VPC_CIDRS,),
+            glue_group=s.glue_security_group_id or "${GlueSecurityGroup.GroupId}",
+            endpoints_group="${EndpointsSecurityGroup.GroupId}",
+        ),
+        wheels=[wheel.name for wheel in packaging.glue_wheels(s.glue_version)],
         code_bucket="${ArtifactsBucket}",
         code_prefix=ARTIFACTS_PREFIX,
     )
-    desired = desired_state(s, env)
-    resources = {
-        **_storage(desired),
-        **_network(s, env, desired),
-        **_roles(desired),
-        **_compute(s, desired),
-    }
-    return {
-        "AWSTemplateFormatVersion": "2010-09-09",
-        "Description": f"glueline {s.stack}: S3 → EventBridge → Lambda → Glue → PostgreSQL batch ETL",
-        "Parameters": _parameters(s),
+    return desired_state(s, facts)
+
+
+def template(settings: Settings, database: Database) -> dict[str, Any]:
+    """The whole stack as a template, read from the desired state alone."""
+    state = desired(settings, database)
+    resources = {**_storage(state), **_network(state), **_roles(state), **_compute(state)}
+    document: dict[str, Any] = {"AWSTemplateFormatVersion": "2010-09-09"}
+    if any(logical.startswith("Fn::ForEach::") for logical in resources):
+        document["Transform"] = "AWS::LanguageExtensions"  # the VPC's CIDR blocks, a rule each
+    return document | {
+        "Description": f"glueline {state.tags[STACK_TAG]}: S3 → EventBridge → Lambda → Glue → PostgreSQL batch ETL",
+        "Parameters": _parameters(state),
         "Resources": _substituted(resources),
     }
 
 
-def _parameters(s: Settings) -> dict[str, Any]:
+def write_artifacts(settings: Settings, database: Database, directory: Path) -> list[str]:
+    """The pipeline's code as the template reads it from ``ArtifactsBucket``: ``directory`` mirrors the
+    bucket (``aws s3 sync DIR s3://BUCKET``): the Lambda's zip and each file of the job's code. What was
+    written, by key."""
+    keys = {ARTIFACTS_PREFIX + LAMBDA_ZIP: packaging.lambda_zip()}
+    keys |= {key: code_file(name, settings) for key, name in desired(settings, database).code_files.items()}
+    for key, body in keys.items():
+        (directory / key).parent.mkdir(parents=True, exist_ok=True)
+        (directory / key).write_bytes(body)
+    return sorted(keys)
+
+
+def _parameters(desired: DesiredState) -> dict[str, Any]:
     parameters: dict[str, Any] = {
         "ArtifactsBucket": {
             "Type": "String",
@@ -102,22 +129,22 @@ def _parameters(s: Settings) -> dict[str, Any]:
             "Description": "the availability zone of GlueSubnetId",
         },
     }
-    if s.vpc_endpoints:
+    if desired.vpc_endpoints:
         parameters["RouteTableId"] = {
             "Type": "String",
             "AllowedPattern": "rtb-[0-9a-f]+",
             "Description": "the route table of GlueSubnetId: the S3 and DynamoDB gateway endpoints route it only",
         }
-        parameters["VpcCidrBlock"] = {
-            "Type": "String",
-            "AllowedPattern": r"\d{1,3}(\.\d{1,3}){3}/\d{1,2}",
-            "Description": "the CIDR block of VpcId: the interface endpoints answer the whole VPC, so admit it",
+        parameters["VpcCidrBlocks"] = {
+            "Type": "CommaDelimitedList",
+            "Description": "every CIDR block associated with VpcId: the interface endpoints answer the whole VPC, "
+            "so their group admits each",
         }
     return parameters
 
 
-def _tags(desired: DesiredState) -> list[dict[str, str]]:
-    return [{"Key": k, "Value": v} for k, v in sorted(desired.tags.items())]
+def _tags(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
 
 
 def _logical_id(name: str) -> str:
@@ -150,7 +177,7 @@ def _storage(desired: DesiredState) -> dict[str, Any]:
                         for rule in desired.bucket_lifecycle["Rules"]
                     ]
                 },
-                "Tags": _tags(desired),
+                "Tags": _tags(desired.tags),
             },
         },
         **(
@@ -168,75 +195,77 @@ def _storage(desired: DesiredState) -> dict[str, Any]:
             **RETAINED,
             "Properties": {
                 **table,
-                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
-                "Tags": _tags(desired),
+                "PointInTimeRecoverySpecification": desired.audit_table_recovery,
+                "Tags": _tags(desired.tags),
             },
         },
         "DbSecret": {
             "Type": "AWS::SecretsManager::Secret",
             **RETAINED,
-            "Properties": {**desired.secret, "Tags": _tags(desired)},
+            "Properties": {**desired.secret, "Tags": _tags(desired.tags)},
         },
     }
 
 
-def _network(s: Settings, env: Environment, desired: DesiredState) -> dict[str, Any]:
-    tags = _tags(desired)
+def _network(desired: DesiredState) -> dict[str, Any]:
+    """The pipeline's security groups, each rule of theirs an ingress of its own (a group may admit
+    itself), the VPC's CIDR blocks one rule each; the VPC endpoints."""
     resources: dict[str, Any] = {}
-    if not s.glue_security_group_id:
-        resources["GlueSecurityGroup"] = _security_group(GLUE_SECURITY_GROUP, GLUE_SECURITY_GROUP_DESCRIPTION, tags)
-        resources["GlueSecurityGroupSelfIngress"] = {
-            "Type": "AWS::EC2::SecurityGroupIngress",
-            "Properties": {
-                "GroupId": {"Fn::GetAtt": ["GlueSecurityGroup", "GroupId"]},
-                "IpProtocol": "tcp",
-                "FromPort": 0,
-                "ToPort": 65535,
-                "SourceSecurityGroupId": {"Fn::GetAtt": ["GlueSecurityGroup", "GroupId"]},
-                "Description": "Glue's workers talk to each other",
-            },
-        }
-    if s.vpc_endpoints:
-        https = {
-            "IpProtocol": "tcp",
-            "FromPort": 443,
-            "ToPort": 443,
-            "CidrIp": {"Ref": "VpcCidrBlock"},
-            "Description": "HTTPS from the VPC",
-        }
-        resources["EndpointsSecurityGroup"] = _security_group(
-            ENDPOINTS_SECURITY_GROUP, ENDPOINTS_SECURITY_GROUP_DESCRIPTION, tags, SecurityGroupIngress=[https]
-        )
-        for service, kind in ENDPOINT_SERVICES.items():
-            properties: dict[str, Any] = {
-                "ServiceName": f"com.amazonaws.{env.region}.{service}",
-                "VpcEndpointType": kind,
-                "VpcId": {"Ref": "VpcId"},
-            }
-            if kind == "Gateway":
-                properties["RouteTableIds"] = [{"Ref": "RouteTableId"}]
-            else:
-                properties |= {
-                    "SubnetIds": [env.subnet_id],
-                    "SecurityGroupIds": [{"Fn::GetAtt": ["EndpointsSecurityGroup", "GroupId"]}],
-                    "PrivateDnsEnabled": True,
-                }
-            resources[f"{_logical_id(service)}Endpoint"] = {"Type": "AWS::EC2::VPCEndpoint", "Properties": properties}
+    for group in (desired.glue_security_group, desired.endpoints_security_group):
+        if group is not None:
+            resources |= _security_group(group, desired.tags)
+    for name, endpoint in desired.vpc_endpoints.items():
+        service = name.rsplit(".", 1)[1]
+        properties = {**endpoint, "Tags": _tags(desired.tags)}
+        resources[f"{_logical_id(service)}Endpoint"] = {"Type": "AWS::EC2::VPCEndpoint", "Properties": properties}
     return resources
 
 
-def _security_group(name: str, description: str, tags: list[dict[str, str]], **properties: Any) -> dict[str, Any]:
-    """A security group of the pipeline in VpcId."""
-    return {
-        "Type": "AWS::EC2::SecurityGroup",
-        "Properties": {
-            "GroupName": name,
-            "GroupDescription": description,
-            "VpcId": {"Ref": "VpcId"},
-            **properties,
-            "Tags": tags,
-        },
+def _security_group(group: SecurityGroup, tags: dict[str, str]) -> dict[str, Any]:
+    logical = GROUPS[group.name]
+    resources: dict[str, Any] = {
+        logical: {
+            "Type": "AWS::EC2::SecurityGroup",
+            "Properties": {
+                "GroupName": group.name,
+                "GroupDescription": group.description,
+                "VpcId": group.vpc_id,
+                "Tags": _tags(tags),
+            },
+        }
     }
+    for rule in group.ingress:
+        ports = {"IpProtocol": rule["IpProtocol"], "FromPort": rule["FromPort"], "ToPort": rule["ToPort"]}
+        for pair in rule.get("UserIdGroupPairs", []):
+            source = pair["GroupId"].removeprefix("${").split(".")[0] if pair["GroupId"].startswith("${") else "Group"
+            properties = {"GroupId": group.group_id, **ports, "SourceSecurityGroupId": pair["GroupId"]}
+            if pair.get("Description"):
+                properties["Description"] = pair["Description"]
+            resources[f"{logical}From{source}"] = {"Type": "AWS::EC2::SecurityGroupIngress", "Properties": properties}
+        for cidr in rule.get("IpRanges", []):
+            properties = {
+                "GroupId": group.group_id,
+                **ports,
+                "CidrIp": cidr["CidrIp"],
+                "Description": cidr["Description"],
+            }
+            if cidr["CidrIp"] != VPC_CIDRS:
+                resources[f"{logical}From{_logical_id(cidr['CidrIp'])}"] = {
+                    "Type": "AWS::EC2::SecurityGroupIngress",
+                    "Properties": properties,
+                }
+                continue
+            resources[f"Fn::ForEach::{logical}FromTheVpc"] = [
+                "Cidr",
+                {"Ref": "VpcCidrBlocks"},
+                {
+                    f"{logical}From&{{Cidr}}": {
+                        "Type": "AWS::EC2::SecurityGroupIngress",
+                        "Properties": {**properties, "CidrIp": {"Ref": "Cidr"}},
+                    }
+                },
+            ]
+    return resources
 
 
 def _roles(desired: DesiredState) -> dict[str, Any]:
@@ -245,17 +274,17 @@ def _roles(desired: DesiredState) -> dict[str, Any]:
             "Type": "AWS::IAM::Role",
             "Properties": {
                 "RoleName": name,
-                "Description": "glueline: least-privilege role of the batch ETL pipeline",
+                "Description": ROLE_DESCRIPTION,
                 "AssumeRolePolicyDocument": role.trust,
                 "Policies": [{"PolicyName": role.policy_name, "PolicyDocument": role.policy}],
-                "Tags": _tags(desired),
+                "Tags": _tags(desired.role_tags),
             },
         }
         for name, role in desired.roles.items()
     }
 
 
-def _compute(s: Settings, desired: DesiredState) -> dict[str, Any]:
+def _compute(desired: DesiredState) -> dict[str, Any]:
     connection = dict(desired.glue_connection)
     connection.pop("ConnectionProperties")  # none for a NETWORK connection
     resources: dict[str, Any] = {
@@ -265,14 +294,14 @@ def _compute(s: Settings, desired: DesiredState) -> dict[str, Any]:
         },
         "GlueJob": {
             "Type": "AWS::Glue::Job",
-            "DependsOn": [_logical_id(s.glue_role), "GlueConnection"],
-            "Properties": {"Name": s.glue_job, **desired.glue_job, "Tags": desired.tags},
+            "DependsOn": [_role(desired.glue_job["Role"]), "GlueConnection"],
+            "Properties": {"Name": desired.glue_job_name, **desired.glue_job, "Tags": desired.tags},
         },
         "Function": {
             "Type": "AWS::Lambda::Function",
-            "DependsOn": [_logical_id(s.lambda_role)],
+            "DependsOn": [_role(desired.lambda_function["Role"])],
             "Properties": {
-                "FunctionName": s.lambda_function,
+                "FunctionName": desired.lambda_function_name,
                 "Description": LAMBDA_DESCRIPTION,
                 "Code": {"S3Bucket": "${ArtifactsBucket}", "S3Key": ARTIFACTS_PREFIX + LAMBDA_ZIP},
                 **desired.lambda_function,
@@ -281,7 +310,7 @@ def _compute(s: Settings, desired: DesiredState) -> dict[str, Any]:
                     if desired.lambda_concurrency is not None
                     else {}
                 ),
-                "Tags": _tags(desired),
+                "Tags": _tags(desired.tags),
             },
         },
         "FunctionLogGroup": {
@@ -290,7 +319,7 @@ def _compute(s: Settings, desired: DesiredState) -> dict[str, Any]:
             "Properties": {
                 "LogGroupName": desired.lambda_log_group["logGroupName"],
                 "RetentionInDays": desired.lambda_log_group["retentionInDays"],
-                "Tags": _tags(desired),
+                "Tags": _tags(desired.tags),
             },
         },
         "FailureQueue": {
@@ -300,7 +329,7 @@ def _compute(s: Settings, desired: DesiredState) -> dict[str, Any]:
                 "QueueName": desired.failure_queue["QueueName"],
                 "MessageRetentionPeriod": int(desired.failure_queue["Attributes"]["MessageRetentionPeriod"]),
                 "SqsManagedSseEnabled": True,
-                "Tags": _tags(desired),
+                "Tags": _tags(desired.tags),
             },
         },
         "FunctionInvokeConfig": {
@@ -322,6 +351,7 @@ def _compute(s: Settings, desired: DesiredState) -> dict[str, Any]:
                 **rule,
                 "State": "ENABLED",
                 "Targets": [{"Id": "ETL_Lambda_Function", "Arn": {"Fn::GetAtt": ["Function", "Arn"]}}],
+                "Tags": _tags(desired.tags),
             },
         }
         resources[f"{logical}Permission"] = {
@@ -336,9 +366,19 @@ def _compute(s: Settings, desired: DesiredState) -> dict[str, Any]:
     return resources
 
 
+def _role(role_arn: str) -> str:
+    """The logical id of the role an ARN names."""
+    return _logical_id(role_arn.rsplit("/", 1)[1])
+
+
 def _substituted(value: Any) -> Any:
-    """Every string holding a ``${…}`` reference as ``Fn::Sub``; intrinsic functions left as they are."""
+    """Every string holding a ``${…}`` reference as ``Fn::Sub`` (one that is nothing but a reference as
+    ``Ref`` or ``Fn::GetAtt``); intrinsic functions left as they are."""
     if isinstance(value, str):
+        whole = re.fullmatch(r"\$\{([^}]+)\}", value)
+        if whole and "::" not in whole.group(1):
+            name, _, attribute = whole.group(1).partition(".")
+            return {"Fn::GetAtt": [name, attribute]} if attribute else {"Ref": name}
         return {"Fn::Sub": value} if "${" in value else value
     if isinstance(value, list):
         return [_substituted(v) for v in value]
@@ -347,20 +387,6 @@ def _substituted(value: Any) -> Any:
             return value
         return {k: _substituted(v) for k, v in value.items()}
     return value
-
-
-def write_artifacts(settings: Settings, directory: Path) -> list[str]:
-    """The pipeline's code as the template reads it from ``ArtifactsBucket``: ``directory`` mirrors the
-    bucket (``aws s3 sync DIR s3://BUCKET``). Returns the job's wheels' file names."""
-    code = directory / ARTIFACTS_PREFIX
-    (code / GLUE_WHEELS).mkdir(parents=True, exist_ok=True)
-    (code / LAMBDA_ZIP).write_bytes(packaging.lambda_zip())
-    (code / GLUE_SCRIPT).write_bytes(packaging.glue_script())
-    (code / GLUE_LIBRARY).write_bytes(packaging.glue_library_zip())
-    wheels = packaging.glue_wheels(settings.glue_version)
-    for wheel in wheels:
-        shutil.copyfile(wheel, code / GLUE_WHEELS / wheel.name)
-    return [wheel.name for wheel in wheels]
 
 
 def dumps(document: dict[str, Any]) -> str:

@@ -1,7 +1,8 @@
-"""The pipeline's resources as they should be: plain data computed from the settings and an
-``Environment``, with no AWS call. Deploy (``glueline.ops.deploy.planner``) resolves the environment against
-an account and converges the account to this; ``glueline package`` resolves it to CloudFormation
-references and writes the same data as a template. One definition of every name, policy and property.
+"""The pipeline's resources as they should be: plain data computed from the settings and the account's
+facts (``AccountFacts``), with no AWS call. Deploy (``glueline.ops.deploy.account``) finds the facts in an
+account and its plans converge the account to this; ``glueline package`` gives CloudFormation references
+as the facts and writes the same data as a template. One definition of every name, policy and property,
+the network's and the database's included.
 
 Least privilege instead of the FullAccess policies of the AWS console walkthrough glueline grew from (see
 the README): every statement names its actions and the pipeline's own resources (this bucket's prefixes,
@@ -12,17 +13,28 @@ which nothing would assume, is not created.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from glueline.artifacts import DEBUG_ARGUMENT, GLUE_LIBRARY, GLUE_SCRIPT, GLUE_WHEELS, LAMBDA_HANDLER, LAMBDA_RUNTIME
+from glueline.artifacts import (
+    DEBUG_ARGUMENT,
+    GLUE_LIBRARY,
+    GLUE_SCRIPT,
+    GLUE_WHEELS,
+    LAMBDA_HANDLER,
+    LAMBDA_RUNTIME,
+    RDS_CA_BUNDLE,
+)
+from glueline.ops.deploy.models import Ref
 from glueline.settings import Settings
 from glueline.shared import layout
 from glueline.shared.audit import table_spec
+from glueline.shared.dbsecret import DbConnection
 from glueline.shared.lifecycle import NO_FILE_IDS
 
 LAMBDA_MEMORY_MB = 256
 LAMBDA_DESCRIPTION = "glueline: integrity check, audit and Glue start for new files"
+ROLE_DESCRIPTION = "glueline: least-privilege role of the batch ETL pipeline"
 STACK_TAG = "glueline:stack"  # every resource deploy creates carries it; destroy finds them by it
 REGION_TAG = "glueline:region"  # IAM is global: a role also says which region's stack it serves
 GLUE_SECURITY_GROUP = "glueline-glue"
@@ -33,6 +45,7 @@ ENDPOINTS_SECURITY_GROUP = "glueline-endpoints"
 ENDPOINTS_SECURITY_GROUP_DESCRIPTION = "glueline: the interface endpoints of the pipeline, HTTPS from the VPC"
 DB_SECURITY_GROUP = "glueline-db"
 DB_SECURITY_GROUP_DESCRIPTION = "glueline: PostgreSQL, from the Glue workers only"
+DB_SUBNET_GROUP_DESCRIPTION = "glueline: the database's subnets"
 # What the job calls from its subnet, and how: S3 and DynamoDB have (free) gateway endpoints.
 ENDPOINT_SERVICES = {
     "s3": "Gateway",
@@ -53,35 +66,54 @@ PUBLIC_ACCESS_BLOCK = {
 # as the Glue role: Glue reads ``--scriptLocation`` and ``--extra-py-files`` from a run's arguments).
 RUN_ARGUMENT = "--FILE_IDS"
 
+GroupId = str | Ref  # a security group's id, or (deploy) the one it creates in the same stage
 
-def arn(service: str, region: str, account: str, resource: str) -> str:
+
+def arn(service: str, region: str, account: str, resource: str, partition: str = "aws") -> str:
     """An ARN as the service writes it: IAM's have no region, S3's neither region nor account."""
     region = "" if service in ("iam", "s3") else region
     account = "" if service == "s3" else account
-    return f"arn:aws:{service}:{region}:{account}:{resource}"
+    return f"arn:{partition}:{service}:{region}:{account}:{resource}"
 
 
 @dataclass(frozen=True)
-class Environment:
+class Network:
+    """Where Glue's workers run (and the database deploy creates): the subnet of the setting, else the
+    default VPC's first by availability zone."""
+
+    vpc_id: str
+    subnet_id: str
+    availability_zone: str
+    route_table_id: str = ""  # the Glue subnet's: the gateway endpoints route it (and it alone)
+    cidrs: tuple[str, ...] = ()  # the VPC's associated CIDR blocks: the interface endpoints answer all of them
+    subnet_ids: tuple[str, ...] = ()  # every subnet of the VPC: the created database's subnet group
+    # The pipeline's groups: the id of one that exists, else what names the one deploy creates.
+    glue_group: GroupId = Ref(GLUE_SECURITY_GROUP)
+    endpoints_group: GroupId = Ref(ENDPOINTS_SECURITY_GROUP)
+    db_group: GroupId = Ref(DB_SECURITY_GROUP)
+
+
+@dataclass(frozen=True)
+class AccountFacts:
     """What the desired state needs beyond the settings, decided once: by deploy from the account it
-    talks to, or as CloudFormation references by ``glueline package``."""
+    talks to (``glueline.ops.deploy.account``), or as CloudFormation references by ``glueline package``."""
 
     account: str
     region: str
     bucket: str
-    target: str  # where the rows go, part of every FileID (``DbConnection.target``)
-    db_secret_string: str  # the secret's value (the connection, with its password)
-    subnet_id: str
-    availability_zone: str
-    security_group_id: str | None  # None until deploy has created Glue's group
+    db: DbConnection  # as the pipeline reaches it, its TLS mode decided (``glueline.ops.database``)
+    network: Network
+    partition: str = "aws"
+    rds_ca: bool = False  # the job checks the database against RDS's CA bundle, shipped beside its code
+    creates_database: bool = False  # deploy made (or makes) the RDS instance
     wheels: list[str] = field(default_factory=list)  # file names of the job's wheels under the code prefix
     code_bucket: str | None = None  # where the job's code is; default: the pipeline's bucket
     code_prefix: str = layout.SCRIPTS
-    db_password_secret: str | None = None  # the secret RDS manages for a database deploy created
     function_glue_endpoint: str | None = None  # Glue's endpoint for the Lambda where Glue is not AWS's own
+    s3_over_tls: bool = True  # deploy reaches S3 over TLS (an emulator on plain HTTP does not)
 
     def arn(self, service: str, resource: str) -> str:
-        return arn(service, self.region, self.account, resource)
+        return arn(service, self.region, self.account, resource, self.partition)
 
     @property
     def code(self) -> str:
@@ -91,6 +123,11 @@ class Environment:
     @property
     def wheel_urls(self) -> list[str]:
         return [f"{self.code}{GLUE_WHEELS}{name}" for name in self.wheels]
+
+    @property
+    def stored_db(self) -> DbConnection:
+        """The secret's value: the RDS CA bundle, where the job checks against it, beside the code."""
+        return replace(self.db, sslrootcert=f"{self.code}{RDS_CA_BUNDLE}") if self.rds_ca else self.db
 
 
 @dataclass(frozen=True)
@@ -106,23 +143,58 @@ class Role:
 
 
 @dataclass(frozen=True)
+class SecurityGroup:
+    name: str
+    description: str
+    vpc_id: str
+    group_id: GroupId  # its id once it exists
+    ingress: list[dict[str, Any]]  # AuthorizeSecurityGroupIngress's IpPermissions (groups by id or Ref)
+
+
+@dataclass(frozen=True)
+class CreatedDatabase:
+    """RDS PostgreSQL as deploy creates it (``--create-database``): private, encrypted, deletion
+    protection on, the master password managed by RDS in Secrets Manager (never seen by glueline),
+    reachable on 5432 from Glue's security group only."""
+
+    security_group: SecurityGroup
+    subnet_group: dict[str, Any]  # CreateDBSubnetGroup's arguments but Tags
+    instance: dict[str, Any]  # CreateDBInstance's arguments but Tags
+    guarded: dict[str, bool]  # what an existing instance must still be (modified in place where it can)
+
+
+@dataclass(frozen=True)
 class DesiredState:
     tags: dict[str, str]
     role_tags: dict[str, str]  # the tags and the region: two regions' stacks must not share a role
+    region: str
     bucket: str
-    bucket_policy: dict[str, Any] | None  # TLS only; None: not wanted (settings.bucket_tls_only)
+    bucket_policy: dict[str, Any] | None  # TLS only; None: not wanted, or deploy speaks to S3 without TLS
     bucket_lifecycle: dict[str, Any]  # PutBucketLifecycleConfiguration's LifecycleConfiguration
+    code_files: dict[str, str]  # S3 key → name of each file of the job's code (script, library, wheels, RDS's CA)
+    code_bucket: str
     audit_table: dict[str, Any]  # CreateTable's arguments
+    audit_table_recovery: dict[str, bool]  # UpdateContinuousBackups' PointInTimeRecoverySpecification
     lambda_log_group: dict[str, Any]  # the Lambda's log group: logGroupName, retentionInDays
     roles: dict[str, Role]
     secret: dict[str, str]  # CreateSecret's Name, Description and SecretString
+    glue_group: GroupId  # Glue's workers' group: given by the settings, or the pipeline's own
+    glue_security_group: SecurityGroup | None  # the pipeline's own; None: given (GLUELINE_GLUE_SECURITY_GROUP_ID)
+    endpoints_security_group: SecurityGroup | None  # None: no VPC endpoints (settings.vpc_endpoints)
+    vpc_endpoints: dict[str, dict[str, Any]]  # service name → CreateVpcEndpoint's arguments but Tags
+    database: CreatedDatabase | None  # None: the database is not deploy's to create
     glue_connection: dict[str, Any]  # ConnectionInput
+    glue_connection_arn: str
+    glue_job_name: str
     glue_job: dict[str, Any]  # CreateJob's arguments but Name and Tags
+    glue_job_arn: str
+    lambda_function_name: str
     lambda_function: dict[str, Any]  # CreateFunction's configuration but FunctionName, Code and Tags
     lambda_concurrency: int | None  # reserved concurrent executions; None: none reserved
     lambda_invoke_config: dict[str, Any]  # PutFunctionEventInvokeConfig's arguments but FunctionName
     failure_queue: dict[str, Any]  # CreateQueue's QueueName and Attributes
     rules: dict[str, dict[str, Any]]  # rule name → PutRule's arguments but Name, State and Tags
+    rule_arns: dict[str, str]
     lambda_arn: str
 
 
@@ -137,75 +209,184 @@ def policy(*statements: tuple[list[str], list[str]] | tuple[list[str], list[str]
     return {"Version": "2012-10-17", "Statement": body}
 
 
-def desired_state(settings: Settings, env: Environment) -> DesiredState:
+def desired_state(settings: Settings, facts: AccountFacts) -> DesiredState:
     s = settings
-    lambda_arn = env.arn("lambda", f"function:{s.lambda_function}")
+    lambda_arn = facts.arn("lambda", f"function:{s.lambda_function}")
     return DesiredState(
         tags={STACK_TAG: s.stack},
-        role_tags={STACK_TAG: s.stack, REGION_TAG: env.region},
-        bucket=env.bucket,
-        bucket_policy=bucket_policy(env) if s.bucket_tls_only else None,
+        role_tags={STACK_TAG: s.stack, REGION_TAG: facts.region},
+        region=facts.region,
+        bucket=facts.bucket,
+        bucket_policy=bucket_policy(facts) if s.bucket_tls_only and facts.s3_over_tls else None,
         bucket_lifecycle=bucket_lifecycle(s),
+        code_files=code_files(facts),
+        code_bucket=facts.code_bucket or facts.bucket,
         audit_table=table_spec(s.audit_table),
+        # The audit table is the pipeline's memory (what was loaded, what was given up): restorable to any
+        # second of the last 35 days.
+        audit_table_recovery={"PointInTimeRecoveryEnabled": True},
         lambda_log_group={
             "logGroupName": f"/aws/lambda/{s.lambda_function}",
             "retentionInDays": s.log_retention_days,
         },
-        roles=roles(s, env),
+        roles=roles(s, facts),
         secret={
             "Name": s.db_secret_name,
             "Description": "glueline: PostgreSQL connection",
-            "SecretString": env.db_secret_string,
+            "SecretString": facts.stored_db.secret_string(),
         },
+        glue_group=facts.network.glue_group,
+        glue_security_group=None if s.glue_security_group_id else glue_security_group(facts.network),
+        endpoints_security_group=endpoints_security_group(facts.network) if s.vpc_endpoints else None,
+        vpc_endpoints=vpc_endpoints(facts) if s.vpc_endpoints else {},
+        database=created_database(s, facts.network) if facts.creates_database else None,
         glue_connection={
             "Name": s.glue_connection,
             "Description": "glueline: Glue's workers in the database's network",
             "ConnectionType": "NETWORK",
             "ConnectionProperties": {},
             "PhysicalConnectionRequirements": {
-                "SubnetId": env.subnet_id,
-                "SecurityGroupIdList": [env.security_group_id],
-                "AvailabilityZone": env.availability_zone,
+                "SubnetId": facts.network.subnet_id,
+                "SecurityGroupIdList": [facts.network.glue_group],
+                "AvailabilityZone": facts.network.availability_zone,
             },
         },
-        glue_job=glue_job(s, env),
-        lambda_function=lambda_function(s, env),
+        glue_connection_arn=facts.arn("glue", f"connection/{s.glue_connection}"),
+        glue_job_name=s.glue_job,
+        glue_job=glue_job(s, facts),
+        glue_job_arn=facts.arn("glue", f"job/{s.glue_job}"),
+        lambda_function_name=s.lambda_function,
+        lambda_function=lambda_function(s, facts),
         lambda_concurrency=s.lambda_reserved_concurrency or None,
         lambda_invoke_config={
             # EventBridge invokes asynchronously: two retries, then the event is kept in the queue
             "MaximumRetryAttempts": 2,
             "MaximumEventAgeInSeconds": 6 * 3600,
-            "DestinationConfig": {"OnFailure": {"Destination": env.arn("sqs", s.lambda_failure_queue)}},
+            "DestinationConfig": {"OnFailure": {"Destination": facts.arn("sqs", s.lambda_failure_queue)}},
         },
         failure_queue={
             "QueueName": s.lambda_failure_queue,
             "Attributes": {"MessageRetentionPeriod": str(14 * 24 * 3600), "SqsManagedSseEnabled": "true"},
         },
-        rules=rules(s, env),
+        rules=rules(s, facts),
+        rule_arns={rule: facts.arn("events", f"rule/{rule}") for rule in (s.schedule_rule, s.s3_rule)},
         lambda_arn=lambda_arn,
     )
 
 
-def roles(s: Settings, env: Environment) -> dict[str, Role]:
-    bucket = env.arn("s3", env.bucket)
+def code_files(facts: AccountFacts) -> dict[str, str]:
+    """Under the code prefix: the script, the library, the wheels and, where the job checks the database
+    against it, RDS's CA bundle."""
+    names = [GLUE_SCRIPT, GLUE_LIBRARY, *(GLUE_WHEELS + wheel for wheel in facts.wheels)]
+    return {facts.code_prefix + name: name for name in names + ([RDS_CA_BUNDLE] if facts.rds_ca else [])}
+
+
+def glue_security_group(network: Network) -> SecurityGroup:
+    """Glue's workers talk to each other on every TCP port: a rule that admits the group itself."""
+    itself = {
+        "IpProtocol": "tcp",
+        "FromPort": 0,
+        "ToPort": 65535,
+        "UserIdGroupPairs": [{"GroupId": network.glue_group}],
+    }
+    return SecurityGroup(
+        GLUE_SECURITY_GROUP, GLUE_SECURITY_GROUP_DESCRIPTION, network.vpc_id, network.glue_group, [itself]
+    )
+
+
+def endpoints_security_group(network: Network) -> SecurityGroup:
+    """The interface endpoints' group: HTTPS from every CIDR block of the VPC (an interface endpoint with
+    private DNS answers for its service in the whole VPC, so whoever resolves the service's name to it
+    must be able to reach it)."""
+    ranges = [{"CidrIp": cidr, "Description": "HTTPS from the VPC"} for cidr in network.cidrs]
+    https = {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": ranges}
+    return SecurityGroup(
+        ENDPOINTS_SECURITY_GROUP,
+        ENDPOINTS_SECURITY_GROUP_DESCRIPTION,
+        network.vpc_id,
+        network.endpoints_group,
+        [https],
+    )
+
+
+def vpc_endpoints(facts: AccountFacts) -> dict[str, dict[str, Any]]:
+    """What the job calls, reachable from a subnet without internet: S3 and DynamoDB through gateway
+    endpoints routing the Glue subnet's route table only, Secrets Manager, CloudWatch Logs, STS and Glue
+    through interface endpoints in the Glue subnet, with private DNS."""
+    network = facts.network
+    endpoints = {}
+    for service, kind in ENDPOINT_SERVICES.items():
+        name = f"com.amazonaws.{facts.region}.{service}"
+        endpoint: dict[str, Any] = {"VpcEndpointType": kind, "VpcId": network.vpc_id, "ServiceName": name}
+        if kind == "Gateway":
+            endpoint["RouteTableIds"] = [network.route_table_id]
+        else:
+            endpoint |= {
+                "SubnetIds": [network.subnet_id],
+                "SecurityGroupIds": [network.endpoints_group],
+                "PrivateDnsEnabled": True,
+            }
+        endpoints[name] = endpoint
+    return endpoints
+
+
+def created_database(s: Settings, network: Network) -> CreatedDatabase:
+    from_glue = {
+        "IpProtocol": "tcp",
+        "FromPort": 5432,
+        "ToPort": 5432,
+        "UserIdGroupPairs": [{"GroupId": network.glue_group, "Description": "Glue's workers"}],
+    }
+    guarded = {"PubliclyAccessible": False, "StorageEncrypted": True, "DeletionProtection": True}
+    return CreatedDatabase(
+        security_group=SecurityGroup(
+            DB_SECURITY_GROUP, DB_SECURITY_GROUP_DESCRIPTION, network.vpc_id, network.db_group, [from_glue]
+        ),
+        subnet_group={
+            "DBSubnetGroupName": s.db_instance,
+            "DBSubnetGroupDescription": DB_SUBNET_GROUP_DESCRIPTION,
+            "SubnetIds": list(network.subnet_ids),
+        },
+        instance={
+            "DBInstanceIdentifier": s.db_instance,
+            "Engine": "postgres",
+            "EngineVersion": s.db_engine_version,
+            "DBInstanceClass": s.db_instance_class,
+            "AllocatedStorage": s.db_allocated_storage_gb,
+            "DBName": s.db_name,
+            "MasterUsername": s.db_username,
+            "ManageMasterUserPassword": True,
+            **guarded,
+            "VpcSecurityGroupIds": [network.db_group],
+            "DBSubnetGroupName": s.db_instance,
+            "BackupRetentionPeriod": 7,
+            "CopyTagsToSnapshot": True,
+        },
+        guarded=guarded,
+    )
+
+
+def roles(s: Settings, facts: AccountFacts) -> dict[str, Role]:
+    bucket = facts.arn("s3", facts.bucket)
     objects = lambda prefix: f"{bucket}/{prefix}*"  # noqa: E731
-    code = env.arn("s3", f"{env.code_bucket or env.bucket}/{env.code_prefix}*")
-    table = env.arn("dynamodb", f"table/{s.audit_table}")
+    code = facts.arn("s3", f"{facts.code_bucket or facts.bucket}/{facts.code_prefix}*")
+    table = facts.arn("dynamodb", f"table/{s.audit_table}")
     index = f"{table}/index/*"
-    lambda_logs = env.arn("logs", f"log-group:/aws/lambda/{s.lambda_function}")
-    glue_logs = env.arn("logs", "log-group:/aws-glue/*")
-    secret = env.arn("secretsmanager", f"secret:{s.db_secret_name}-??????")
+    lambda_logs = facts.arn("logs", f"log-group:/aws/lambda/{s.lambda_function}")
+    glue_logs = facts.arn("logs", "log-group:/aws-glue/*")
+    secret = facts.arn("secretsmanager", f"secret:{s.db_secret_name}-??????")
     # A database deploy created keeps its password in the secret RDS manages for it.
-    secrets = [secret] + ([env.db_password_secret] if env.db_password_secret else [])
+    secrets = [secret] + ([facts.db.password_secret] if facts.db.password_secret else [])
     # Where files are and go: a move reads its destination first (layout.move_object), and S3 answers
     # a read of a missing key with 404 only to a caller allowed s3:ListBucket on the bucket, else 403;
     # that check carries no s3:prefix, so the grant is the bucket's, unconditioned (listing reveals
     # only the pipeline's own key names).
     placed = (layout.SOURCE, layout.PROCESSED, layout.REJECTED)
-    ec2 = f"arn:aws:ec2:{env.region}:{env.account}"
-    eni, subnet = f"{ec2}:network-interface/*", f"{ec2}:subnet/{env.subnet_id}"
-    group = f"{ec2}:security-group/{env.security_group_id or '*'}"  # known once deploy has created it
-    job = env.arn("glue", f"job/{s.glue_job}")
+    eni, subnet = facts.arn("ec2", "network-interface/*"), facts.arn("ec2", f"subnet/{facts.network.subnet_id}")
+    # Known once deploy has created it (deploy plans the roles after the groups).
+    glue_group = facts.network.glue_group
+    group = facts.arn("ec2", f"security-group/{glue_group if isinstance(glue_group, str) else '*'}")
+    job = facts.arn("glue", f"job/{s.glue_job}")
     return {
         s.lambda_role: Role(
             "lambda.amazonaws.com",
@@ -221,7 +402,7 @@ def roles(s: Settings, env: Environment) -> dict[str, Role]:
                 (["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], [table]),
                 (["dynamodb:Query"], [index]),
                 (["glue:StartJobRun", "glue:GetJobRun"], [job]),
-                (["sqs:SendMessage"], [env.arn("sqs", s.lambda_failure_queue)]),  # its on-failure destination
+                (["sqs:SendMessage"], [facts.arn("sqs", s.lambda_failure_queue)]),  # its on-failure destination
             ),
         ),
         s.glue_role: Role(
@@ -242,7 +423,7 @@ def roles(s: Settings, env: Environment) -> dict[str, Role]:
                 (["glue:GetJobRun"], [job]),
                 (
                     ["glue:GetConnection"],
-                    [env.arn("glue", "catalog"), env.arn("glue", f"connection/{s.glue_connection}")],
+                    [facts.arn("glue", "catalog"), facts.arn("glue", f"connection/{s.glue_connection}")],
                 ),
                 (
                     ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
@@ -273,27 +454,27 @@ def roles(s: Settings, env: Environment) -> dict[str, Role]:
     }
 
 
-def glue_job(s: Settings, env: Environment) -> dict[str, Any]:
-    script = env.code + GLUE_SCRIPT
+def glue_job(s: Settings, facts: AccountFacts) -> dict[str, Any]:
+    script = facts.code + GLUE_SCRIPT
     return {
         "Description": "glueline: clean, validate and load transaction files into PostgreSQL",
-        "Role": env.arn("iam", f"role/{s.glue_role}"),
+        "Role": facts.arn("iam", f"role/{s.glue_role}"),
         "Command": {"Name": "glueetl", "ScriptLocation": script, "PythonVersion": "3"},
-        "DefaultArguments": {RUN_ARGUMENT: NO_FILE_IDS, **_inner_loop_arguments(s, env)},
+        "DefaultArguments": {RUN_ARGUMENT: NO_FILE_IDS, **_inner_loop_arguments(s, facts)},
         "NonOverridableArguments": {
             "--scriptLocation": script,
             "--job-language": "python",
             "--job-bookmark-option": "job-bookmark-enable",
-            "--TempDir": f"s3://{env.bucket}/{layout.TEMP}",
-            "--extra-py-files": env.code + GLUE_LIBRARY,
+            "--TempDir": f"s3://{facts.bucket}/{layout.TEMP}",
+            "--extra-py-files": facts.code + GLUE_LIBRARY,
             # Installed from the wheels deploy put beside the script: no internet egress needed.
-            "--additional-python-modules": ",".join(env.wheel_urls),
+            "--additional-python-modules": ",".join(facts.wheel_urls),
             "--python-modules-installer-option": "--no-index",
             "--enable-continuous-cloudwatch-log": "true",
             "--AUDIT_TABLE": s.audit_table,
             "--DB_SECRET_ID": s.db_secret_name,
             "--TARGET_TABLE": str(s.table),
-            "--TARGET": env.target,
+            "--TARGET": facts.db.target(str(s.table)),
             "--MAX_ATTEMPTS": str(s.max_attempts),
             **s.db_bounds.job_arguments(),
         },
@@ -307,21 +488,21 @@ def glue_job(s: Settings, env: Environment) -> dict[str, Any]:
     }
 
 
-def _inner_loop_arguments(s: Settings, env: Environment) -> dict[str, str]:
+def _inner_loop_arguments(s: Settings, facts: AccountFacts) -> dict[str, str]:
     """Spark's UI and event log (Glue's own arguments), and where a run waits for a debugger (the local
     runner's: glueline.local.runner.debug)."""
     arguments = {}
     if s.spark_ui:
         arguments["--enable-spark-ui"] = "true"
-        arguments["--spark-event-logs-path"] = f"s3://{env.bucket}/{layout.SPARK_EVENTS}"
+        arguments["--spark-event-logs-path"] = f"s3://{facts.bucket}/{layout.SPARK_EVENTS}"
     if s.glue_debug:
         arguments[DEBUG_ARGUMENT] = s.glue_debug
     return arguments
 
 
-def bucket_policy(env: Environment) -> dict[str, Any]:
+def bucket_policy(facts: AccountFacts) -> dict[str, Any]:
     """Refuse every request that does not use TLS (the AWS Security Hub control S3.5)."""
-    bucket = env.arn("s3", env.bucket)
+    bucket = facts.arn("s3", facts.bucket)
     deny = {
         "Sid": "TLSOnly",
         "Effect": "Deny",
@@ -356,20 +537,20 @@ def bucket_lifecycle(s: Settings) -> dict[str, Any]:
     }
 
 
-def lambda_function(s: Settings, env: Environment) -> dict[str, Any]:
+def lambda_function(s: Settings, facts: AccountFacts) -> dict[str, Any]:
     variables = {
         "AUDIT_TABLE": s.audit_table,
         "GLUE_JOB_NAME": s.glue_job,
-        "SOURCE_BUCKET": env.bucket,
+        "SOURCE_BUCKET": facts.bucket,
         "MAX_ATTEMPTS": str(s.max_attempts),
-        "TARGET": env.target,
+        "TARGET": facts.db.target(str(s.table)),
     }
     # Where Glue is not AWS's own (the local runner), the function is told through the standard
     # variable; on AWS nothing is added.
-    if env.function_glue_endpoint:
-        variables["AWS_ENDPOINT_URL_GLUE"] = env.function_glue_endpoint
+    if facts.function_glue_endpoint:
+        variables["AWS_ENDPOINT_URL_GLUE"] = facts.function_glue_endpoint
     return {
-        "Role": env.arn("iam", f"role/{s.lambda_role}"),
+        "Role": facts.arn("iam", f"role/{s.lambda_role}"),
         "Handler": LAMBDA_HANDLER,
         "Runtime": LAMBDA_RUNTIME,
         "Timeout": s.lambda_timeout_seconds,
@@ -378,7 +559,7 @@ def lambda_function(s: Settings, env: Environment) -> dict[str, Any]:
     }
 
 
-def rules(s: Settings, env: Environment) -> dict[str, dict[str, Any]]:
+def rules(s: Settings, facts: AccountFacts) -> dict[str, dict[str, Any]]:
     return {
         s.schedule_rule: {
             "ScheduleExpression": s.schedule_expression,
@@ -388,7 +569,7 @@ def rules(s: Settings, env: Environment) -> dict[str, dict[str, Any]]:
             "EventPattern": {
                 "source": ["aws.s3"],
                 "detail-type": ["Object Created"],
-                "detail": {"bucket": {"name": [env.bucket]}, "object": {"key": [{"prefix": layout.SOURCE}]}},
+                "detail": {"bucket": {"name": [facts.bucket]}, "object": {"key": [{"prefix": layout.SOURCE}]}},
             },
             "Description": "glueline: a new file under source/",
         },

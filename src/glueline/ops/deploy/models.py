@@ -1,6 +1,7 @@
-"""What a plan is made of: resources (``Change``, ``Deletion``) and the declared steps that converge or
-remove them (``APICall``, ``Wait``, ``EmptyBucket``). Plain data: a planner returns it, the executor runs
-it, ``plan`` shows it, and unit tests compare it, with no AWS in between.
+"""What a plan is made of: resources (``Change``, ``Deletion``), what is done to each (``Action``), and the
+declared steps that converge or remove them (``APICall``, ``Wait``, ``EmptyBucket``). Plain data: a plan
+(``plans/``) returns it, the executor runs it, ``plan`` shows it, and unit tests compare it, with no AWS
+in between.
 
 A value an earlier call returns (the id of a security group just created) is named by ``APICall.store``
 and used by later calls as ``Ref(name)``: the plan stays data although the id exists only at run time.
@@ -9,6 +10,7 @@ and used by later calls as ``Ref(name)``: the plan stays data although the id ex
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 
@@ -60,6 +62,37 @@ class EmptyBucket:
 Step = APICall | Wait | EmptyBucket
 
 
+class Action(StrEnum):
+    """What a plan does to a resource, and (``done``) what was done once applied."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    UNCHANGED = "unchanged"
+    ADOPT = "adopt"  # ours by name, tagged by no stack: taken over when asked (deploy --adopt)
+    CONFLICT = "conflict"  # another stack's, or not what the pipeline can use: never touched
+    DELETE = "delete"
+    KEEP = "keep"  # holds data: destroy keeps it unless asked
+    LEAVE = "left"  # our name, not our tag: destroy leaves it
+    CREATED = "created"
+    UPDATED = "updated"
+    ADOPTED = "adopted"
+    DELETED = "deleted"
+    KEPT = "kept"
+
+    @property
+    def done(self) -> Action:
+        return _DONE.get(self, self)
+
+
+_DONE = {
+    Action.CREATE: Action.CREATED,
+    Action.UPDATE: Action.UPDATED,
+    Action.ADOPT: Action.ADOPTED,
+    Action.DELETE: Action.DELETED,
+    Action.KEEP: Action.KEPT,
+}
+
+
 @dataclass
 class Change:
     """One resource: what a plan would do (create, update with the ``changed`` attributes, unchanged),
@@ -68,7 +101,7 @@ class Change:
 
     resource: str
     type: str
-    action: str
+    action: Action
     changed: list[str] = field(default_factory=list)
     detail: str = ""
     steps: list[Step] = field(default_factory=list, repr=False, compare=False)
@@ -95,7 +128,7 @@ class Deletion:
     ours: bool = True  # False: our name without our tag; left as it is
     detail: str = ""
 
-    def action(self, delete_data: bool) -> str:
+    def action(self, delete_data: bool) -> Action:
         if not self.ours:
-            return "left"
-        return "delete" if delete_data or not self.holds_data else "keep"
+            return Action.LEAVE
+        return Action.DELETE if delete_data or not self.holds_data else Action.KEEP

@@ -17,8 +17,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import boto3
-
 from glueline.ops.deploy.aws import RDS_INSTANCE_STATE, endpoint_alive, pages, read_tags, tag_dict
 from glueline.ops.deploy.desired import (
     DB_SECURITY_GROUP,
@@ -29,27 +27,24 @@ from glueline.ops.deploy.desired import (
     arn,
 )
 from glueline.ops.deploy.models import APICall, Deletion, EmptyBucket, Step, Wait
+from glueline.ops.target import Target
 from glueline.settings import Settings
-from glueline.shared.timeouts import aws_client
 
 OUR_GROUPS = (GLUE_SECURITY_GROUP, DB_SECURITY_GROUP, ENDPOINTS_SECURITY_GROUP)
 
 
 class Sweeper:
-    """Reads the account (``session``) for the resources ``settings`` name; writes nothing."""
+    """Reads the target's account for the resources ``settings`` name; writes nothing."""
 
-    def __init__(self, settings: Settings, session: boto3.Session, account: str, region: str, bucket: str):
+    def __init__(self, settings: Settings, target: Target):
         self.settings = settings
-        self.session = session
-        self.account = account
-        self.region = region
-        self.bucket = bucket
-
-    def client(self, service: str):
-        return aws_client(service, self.session, region_name=self.region)
+        self.client = target.client
+        self.region = target.region
+        self.bucket = target.bucket
+        self.account, self.partition = target.account, target.partition
 
     def arn(self, service: str, resource: str) -> str:
-        return arn(service, self.region, self.account, resource)
+        return arn(service, self.region, self.account, resource, self.partition)
 
     def ours(self, tags: dict[str, str]) -> bool:
         return tags.get(STACK_TAG) == self.settings.stack

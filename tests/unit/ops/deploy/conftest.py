@@ -1,5 +1,5 @@
 """An AWS account in moto, in this process: the account states deploy's and destroy's plans are
-tested against."""
+tested against, through the same target resolution and Deployer the commands use."""
 
 from __future__ import annotations
 
@@ -9,7 +9,24 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from glueline.ops.deploy.deployer import Deployer, deployer_for
+from glueline.ops.target import Target, resolve_target
+from glueline.settings import Settings
+
 REGION = "eu-west-1"
+DB_URL = "postgresql://etl:secret@db.example:5432/bank"
+
+
+def target_of(session, settings: Settings) -> Target:
+    """The target of ``settings`` in the moto account (a session given: nothing to start or stop)."""
+    with resolve_target(settings, session=session) as target:
+        return target
+
+
+def deployer_in(session, adopt: bool = False, **settings) -> Deployer:
+    """The Deployer of these settings (the database of DB_URL unless they say otherwise) in the moto account."""
+    target = target_of(session, Settings(_env_file=None, **{"db_url": DB_URL, **settings}))
+    return deployer_for(target, adopt=adopt, sleep=lambda seconds: None)
 
 
 @pytest.fixture

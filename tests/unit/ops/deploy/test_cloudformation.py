@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from cfnlint.api import ManualArgs, lint
 
+from glueline.ops.database import Database, Origin
 from glueline.ops.deploy import cloudformation
 from glueline.ops.deploy.desired import DB_SECURITY_GROUP_DESCRIPTION, GLUE_SECURITY_GROUP_DESCRIPTION
 from glueline.settings import Settings
@@ -18,7 +19,7 @@ from glueline.shared.dbsecret import DbConnection
 
 GLUELINE = str(Path(sys.executable).with_name("glueline"))
 DB = DbConnection.from_url("postgresql://glueline@db.example.internal:5432/bank")
-WHEELS = ["psycopg-3.3.9-py3-none-any.whl"]
+DATABASE = Database(Origin.GIVEN, DB, DB)
 REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"]
 
 
@@ -33,7 +34,7 @@ def findings(template: dict) -> list[str]:
 )
 def test_the_template_passes_cfn_lint(overrides):
     settings = Settings(_env_file=None, **overrides)
-    assert findings(cloudformation.template(settings, DB, WHEELS)) == []
+    assert findings(cloudformation.template(settings, DATABASE)) == []
 
 
 def test_security_group_descriptions_are_what_ec2_accepts():
@@ -48,13 +49,13 @@ def test_security_group_descriptions_are_what_ec2_accepts():
 
 
 def test_the_template_is_the_desired_state_deploy_converges_to():
-    template = cloudformation.template(Settings(_env_file=None), DB, WHEELS)
+    template = cloudformation.template(Settings(_env_file=None), DATABASE)
     resources = template["Resources"]
     job = resources["GlueJob"]["Properties"]
     assert set(job["DefaultArguments"]) == {"--FILE_IDS"}
     assert job["NonOverridableArguments"]["--TARGET"] == "db.example.internal:5432/bank/public.transactions"
     assert resources["Function"]["Properties"]["Runtime"] == "python3.13"
-    assert {r["Type"] for r in resources.values()} >= {
+    assert {r["Type"] for logical, r in resources.items() if not logical.startswith("Fn::ForEach::")} >= {
         "AWS::S3::Bucket",
         "AWS::DynamoDB::Table",
         "AWS::SecretsManager::Secret",

@@ -1,24 +1,23 @@
-"""The desired state is data computed from the settings and an environment, with no AWS call."""
+"""The desired state is data computed from the settings and the account's facts, with no AWS call."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date, timedelta
 from importlib import resources
 
 from glueline.artifacts import DEBUG_ARGUMENT, LAMBDA_RUNTIME
-from glueline.ops.deploy.desired import RUN_ARGUMENT, Environment, desired_state
+from glueline.ops.deploy.desired import RUN_ARGUMENT, AccountFacts, Network, desired_state
 from glueline.settings import Settings
+from glueline.shared.dbsecret import DbConnection
 
-ENV = Environment(
+ENV = AccountFacts(
     account="123456789012",
     region="eu-west-1",
     bucket="glueline-123456789012-eu-west-1",
-    target="db.example:5432/bank/public.transactions",
-    db_secret_string='{"password": "not-in-the-state-but-here"}',
-    subnet_id="subnet-1",
-    availability_zone="eu-west-1a",
-    security_group_id="sg-1",
+    db=DbConnection(host="db.example", port=5432, dbname="bank", username="etl", password="not-in-the-state"),
+    network=Network(vpc_id="vpc-1", subnet_id="subnet-1", availability_zone="eu-west-1a", glue_group="sg-1"),
     wheels=["psycopg-3.3.9-py3-none-any.whl"],
 )
 
@@ -64,7 +63,7 @@ def test_the_lambda_runtime_is_supported_for_a_year_at_least():
 
 
 def test_the_glue_role_reads_the_code_where_it_is_kept():
-    env = Environment(**{**ENV.__dict__, "code_bucket": "artifacts", "code_prefix": "glueline/"})
+    env = replace(ENV, code_bucket="artifacts", code_prefix="glueline/")
     desired = desired_state(Settings(_env_file=None), env)
     reads = next(s for s in desired.roles["GlueServiceRole"].policy["Statement"] if s["Action"] == ["s3:GetObject"])
     assert "arn:aws:s3:::artifacts/glueline/*" in reads["Resource"]
@@ -75,7 +74,7 @@ def test_the_function_is_told_of_a_glue_that_is_not_aws_only():
     settings = Settings(_env_file=None)
     on_aws = desired_state(settings, ENV).lambda_function["Environment"]["Variables"]
     assert "AWS_ENDPOINT_URL_GLUE" not in on_aws
-    local = Environment(**{**ENV.__dict__, "function_glue_endpoint": "http://glue:4567"})
+    local = replace(ENV, function_glue_endpoint="http://glue:4567")
     assert desired_state(settings, local).lambda_function["Environment"]["Variables"]["AWS_ENDPOINT_URL_GLUE"] == (
         "http://glue:4567"
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import botocore.exceptions
 import pytest
 
-from glueline.ops.deploy.aws import RDS_INSTANCE_STATE, BootstrapError
+from glueline.ops.deploy.aws import RDS_INSTANCE_STATE, DeployError
 from glueline.ops.deploy.executor import Executor, describe
 from glueline.ops.deploy.models import APICall, Ref, Wait
 
@@ -98,7 +98,7 @@ def test_a_wait_tells_each_state_change_once_and_sleeps_between_attempts():
 
 
 def test_a_wait_ends_at_a_state_it_will_not_leave_or_after_its_bound():
-    with pytest.raises(BootstrapError, match="the RDS instance: .*terminal failure"):
+    with pytest.raises(DeployError, match="the RDS instance: .*terminal failure"):
         Executor(lambda service: slow_instance("creating", "failed"), lambda s: None).execute([available()])
-    with pytest.raises(BootstrapError, match="timed out after 90 s waiting for the RDS instance"):
+    with pytest.raises(DeployError, match="timed out after 90 s waiting for the RDS instance"):
         Executor(lambda service: slow_instance(*["creating"] * 3), lambda s: None).execute([available(3)])

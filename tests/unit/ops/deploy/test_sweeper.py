@@ -11,7 +11,7 @@ from glueline.ops.deploy.models import APICall, EmptyBucket
 from glueline.ops.deploy.sweeper import Sweeper
 from glueline.settings import Settings
 
-from .conftest import REGION
+from .conftest import REGION, target_of
 
 TRUST = json.dumps(
     {
@@ -27,8 +27,7 @@ OURS = [{"Key": STACK_TAG, "Value": "glueline"}]
 
 def sweeper(session) -> Sweeper:
     settings = Settings(_env_file=None)
-    account = session.client("sts").get_caller_identity()["Account"]
-    return Sweeper(settings, session, account, REGION, settings.bucket_name(account, REGION))
+    return Sweeper(settings, target_of(session, settings))
 
 
 def test_our_name_without_our_tag_is_left_and_our_tag_on_another_name_is_not_looked_at(session):

@@ -9,17 +9,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from glueline.ops.deploy.aws import BootstrapError
+from glueline.ops.deploy.aws import DeployError
 from glueline.ops.deploy.desired import GLUE_SECURITY_GROUP, REGION_TAG, STACK_TAG
 from glueline.ops.deploy.models import APICall, Ref, Wait
-from glueline.ops.deploy.planner import Bootstrap
-from glueline.settings import Settings
+from glueline.ops.deploy.plans import database
+from glueline.ops.deploy.plans.base import Planning
 from glueline.shared.audit import table_spec
-from glueline.shared.dbsecret import DbConnection
 
-from .conftest import REGION
+from .conftest import REGION, deployer_in
 
-DB = DbConnection(host="db.example", port=5432, dbname="bank", username="etl", password="secret")
 TRUST = json.dumps(
     {
         "Version": "2012-10-17",
@@ -31,11 +29,10 @@ FULL_ACCESS = json.dumps(
 )
 
 
-def deployer(session, adopt: bool = False, tls_only: bool = False) -> Bootstrap:
+def deployer(session, adopt: bool = False, tls_only: bool = False):
     """moto denies every request once a bucket has a policy that denies on a condition, the condition
     not evaluated (AWS denies only requests without TLS): the TLS-only policy is only planned here."""
-    settings = Settings(_env_file=None, bucket_tls_only=tls_only)
-    return Bootstrap(settings, DB, session, log=lambda change: None, adopt=adopt, sleep=lambda s: None)
+    return deployer_in(session, adopt, bucket_tls_only=tls_only)
 
 
 def by_resource(changes) -> dict:
@@ -83,12 +80,12 @@ def test_a_new_account_is_planned_as_declared_calls_and_plan_writes_nothing(sess
 
 
 def test_deploy_applies_the_plan_and_the_next_plan_has_nothing_to_do(session):
-    applied = deployer(session).run()
+    applied = deployer(session).deploy()
     assert {c.action for c in applied} == {"created"}
-    planner = deployer(session)
-    left = [(c.resource, c.changed) for c in planner.plan() if c.action != "unchanged"]
+    deploying = deployer(session)
+    left = [(c.resource, c.changed) for c in deploying.plan() if c.action != "unchanged"]
     # moto 5.2 does not answer a bucket's EventBridgeConfiguration back (AWS and the emulators do).
-    assert left == [(f"s3://{planner.bucket}", ["EventBridge notifications"])]
+    assert left == [(f"s3://{deploying.bucket}", ["EventBridge notifications"])]
     ec2 = session.client("ec2")
     (group,) = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [GLUE_SECURITY_GROUP]}])[
         "SecurityGroups"
@@ -116,12 +113,12 @@ def test_a_role_nobody_tagged_is_adopted_only_when_asked_and_loses_its_full_acce
     assert "managed policy AmazonS3FullAccess detached" in role.changed
     assert "inline policy console removed" in role.changed
 
-    with pytest.raises(BootstrapError, match=r"not made by this stack.*iam role GlueServiceRole.*--adopt"):
-        deployer(session).run()
+    with pytest.raises(DeployError, match=r"not made by this stack.*iam role GlueServiceRole.*--adopt"):
+        deployer(session).deploy()
     assert iam.list_attached_role_policies(RoleName="GlueServiceRole")["AttachedPolicies"] != []
     assert session.client("s3").list_buckets()["Buckets"] == []  # refused before anything was made
 
-    adopted = by_resource(deployer(session, adopt=True).run())["iam role GlueServiceRole"]
+    adopted = by_resource(deployer(session, adopt=True).deploy())["iam role GlueServiceRole"]
     assert adopted.action == "adopted"
     assert iam.list_attached_role_policies(RoleName="GlueServiceRole")["AttachedPolicies"] == []
     assert iam.list_role_policies(RoleName="GlueServiceRole")["PolicyNames"] == ["GlueServiceRolePolicy"]
@@ -140,8 +137,8 @@ def test_a_role_of_another_stack_or_region_is_a_conflict_that_even_adopt_leaves_
     iam.create_role(RoleName="GlueServiceRole", AssumeRolePolicyDocument=TRUST, Tags=tags)
     role = by_resource(deployer(session).plan())["iam role GlueServiceRole"]
     assert (role.action, role.steps) == ("conflict", [])
-    with pytest.raises(BootstrapError, match="another stack's"):
-        deployer(session, adopt=True).run()
+    with pytest.raises(DeployError, match="another stack's"):
+        deployer(session, adopt=True).deploy()
     assert iam.list_role_policies(RoleName="GlueServiceRole")["PolicyNames"] == []
 
 
@@ -167,7 +164,7 @@ def test_an_audit_table_with_another_key_is_a_conflict_and_a_missing_index_is_ad
     assert (table.action, table.changed) == ("update", ["point-in-time recovery", *(f"index {n}" for n in names)])
     updates = [s for s in table.steps if getattr(s, "method", None) == "update_table"]
     assert [len(u.params["GlobalSecondaryIndexUpdates"]) for u in updates] == [1, 1]  # AWS adds one per call
-    deployer(session).run()
+    deployer(session).deploy()
     indexes = ddb.describe_table(TableName="S3_Audit_1")["Table"]["GlobalSecondaryIndexes"]
     assert sorted(i["IndexName"] for i in indexes) == sorted(names)
     assert by_resource(deployer(session).plan())["dynamodb S3_Audit_1"].action == "unchanged"
@@ -182,7 +179,8 @@ def _rds_answering(instance: dict) -> SimpleNamespace:
 
 
 def test_a_database_still_being_created_is_waited_for_not_created_again(session):
-    planner = deployer(session)
+    desired = deployer_in(session, create_database=True).desired()
+    assert desired.database is not None
     creating = {
         "DBInstanceStatus": "creating",
         "DBInstanceArn": "arn:aws:rds:eu-west-1:123456789012:db:glueline",
@@ -191,19 +189,21 @@ def test_a_database_still_being_created_is_waited_for_not_created_again(session)
         "DeletionProtection": True,
         "TagList": [{"Key": STACK_TAG, "Value": "glueline"}],
     }
-    change = planner._plan_instance(_rds_answering(creating), "sg-1")
+    planning = Planning(desired, lambda service: _rds_answering(creating))
+    change = database._instance(planning, desired.database)
     assert change.action == "update" and change.changed == ["status creating"]
     assert isinstance(change.steps[0], Wait) and change.steps[0].waiter == "db_instance_available"
     assert not any(isinstance(s, APICall) and s.method == "create_db_instance" for s in change.steps)
 
-    deleting = by_resource([planner._plan_instance(_rds_answering(creating | {"DBInstanceStatus": "deleting"}), "")])
+    planning = Planning(desired, lambda service: _rds_answering(creating | {"DBInstanceStatus": "deleting"}))
+    deleting = by_resource([database._instance(planning, desired.database)])
     assert [c.action for c in deleting.values()] == ["conflict"]
 
 
 def test_endpoints_in_a_shared_vpc_admit_the_vpc_route_only_glues_subnet_and_reuse_what_exists(session):
     ec2 = session.client("ec2")
-    planner = deployer(session)
-    net = planner.network
+    deploying = deployer(session)
+    net = deploying.facts().network
     (vpc,) = ec2.describe_vpcs(VpcIds=[net.vpc_id])["Vpcs"]
     # Another workload's route table and its own Secrets Manager endpoint, made before glueline came.
     theirs = ec2.create_route_table(VpcId=net.vpc_id)["RouteTable"]["RouteTableId"]
@@ -218,7 +218,7 @@ def test_endpoints_in_a_shared_vpc_admit_the_vpc_route_only_glues_subnet_and_reu
         PrivateDnsEnabled=True,
     )["VpcEndpoint"]["VpcEndpointId"]
 
-    changes = by_resource(planner.plan())
+    changes = by_resource(deploying.plan())
     group = changes["security group glueline-endpoints"]
     https = group.steps[1].params["IpPermissions"][0]
     assert (https["FromPort"], [r["CidrIp"] for r in https["IpRanges"]]) == (443, [vpc["CidrBlock"]])
@@ -231,6 +231,6 @@ def test_endpoints_in_a_shared_vpc_admit_the_vpc_route_only_glues_subnet_and_reu
     assert reused.action == "update" and "reused, left by destroy" in reused.detail
     assert [(s.method, s.params["VpcEndpointId"]) for s in reused.steps] == [("modify_vpc_endpoint", their_endpoint)]
 
-    planner.run()
+    deploying.deploy()
     endpoints = ec2.describe_vpc_endpoints(Filters=[{"Name": "service-name", "Values": [secretsmanager]}])
     assert [e["VpcEndpointId"] for e in endpoints["VpcEndpoints"]] == [their_endpoint]  # reused, not doubled

@@ -1,4 +1,4 @@
-"""MiniStack as the embedded stack runs it: ``python -m glueline.local.stack.emulator`` is
+"""MiniStack as the embedded stack runs it: ``python -m glueline.local.embedded.emulator`` is
 ``python -m ministack`` with one thing added that AWS has and an emulator without Glue cannot: the Glue
 service's own events.
 
@@ -37,8 +37,8 @@ from ministack.app import main
 from ministack.core import persistence
 from ministack.services import eventbridge
 
+from glueline.local.embedded.stack import DURABLE_VARIABLE, REQUEST_LOG_VARIABLE
 from glueline.local.runner.cloud import GLUE_SERVICE_ACCESS_KEY_ID, RUN_STATUS, STATE_CHANGE
-from glueline.local.stack import DURABLE_VARIABLE, REQUEST_LOG_VARIABLE
 
 _handle_request = eventbridge.handle_request
 GLUE_EVENTS = (STATE_CHANGE, RUN_STATUS)  # what the Glue service emits about job runs

@@ -1,4 +1,4 @@
-"""Bootstrap converges and repeats as a no-op; policies are least privilege; the stack CLI starts/stops."""
+"""Deploy converges and repeats as a no-op; policies are least privilege; the stack CLI starts/stops."""
 
 from __future__ import annotations
 
@@ -15,21 +15,19 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from glueline.ops.deploy.planner import Bootstrap
 from glueline.shared.dbsecret import DbConnection
 
 from .harness import GLUELINE, user_shell
 
 
-def test_a_second_bootstrap_changes_nothing(glueline_stack):
-    changes = glueline_stack.bootstrap()
+def test_a_second_deploy_changes_nothing(glueline_stack):
+    changes = glueline_stack.deploy()
     assert changes and {c.action for c in changes} == {"unchanged"}, [c for c in changes if c.action != "unchanged"]
 
 
 def test_roles_are_least_privilege(glueline_stack):
     iam = glueline_stack.client("iam")
-    boot = Bootstrap(glueline_stack.settings, glueline_stack.deployed_db, log=lambda change: None)
-    net = boot.network
+    net = glueline_stack.deployer.facts().network
     owned = (
         glueline_stack.bucket,
         "S3_Audit_1",
@@ -42,7 +40,7 @@ def test_roles_are_least_privilege(glueline_stack):
         ":glueline-lambda-failures",  # the Lambda's on-failure destination
         ":network-interface/*",  # Glue's workers' interfaces (created by Glue, tagged aws-glue-service-resource)
         f":subnet/{net.subnet_id}",
-        f":security-group/{net.security_group_id}",
+        f":security-group/{net.glue_group}",
     )
     for role in ("LambdaS3ExecutionRole", "GlueServiceRole"):
         assert iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"] == []
@@ -145,7 +143,7 @@ def test_a_state_directory_postgresql_cannot_enter_still_works(tmp_path):
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("CREATE TABLE kept (x int)")
         assert run("down").returncode == 0
-        again = run("up", "-d", "--no-bootstrap", "--stack", "embedded")
+        again = run("up", "-d", "--no-deploy", "--stack", "embedded")
         assert again.returncode == 0, again.stdout + again.stderr
         url = next(word for word in again.stdout.split() if word.startswith("postgresql://"))
         with psycopg.connect(url) as conn:
@@ -250,16 +248,17 @@ def test_a_durable_emulator_keeps_what_it_acknowledged_across_a_kill(tmp_path, m
     """The soak's emulator (GLUELINE_EMULATOR_DURABLE): kill -9, and the audit item written just before,
     the bucket's EventBridge notification (without it no upload raises an event again; found by the soak)
     and the objects are all there. MiniStack alone saves them only on a clean shutdown."""
-    from glueline.local.stack import EmbeddedStack, apply_aws_env
+    from glueline.local.aws_config import apply_aws_env
+    from glueline.local.embedded.stack import EmbeddedStack
     from glueline.settings import Settings
 
     stack = EmbeddedStack(Settings(state_dir=tmp_path, emulator_durable=True))
-    info = stack.start(with_postgres=False)
+    running = stack.start(with_postgres=False)
     try:
         for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_GLUE"):
             monkeypatch.delenv(name, raising=False)
         environ = dict(os.environ)
-        apply_aws_env(info, environ)
+        apply_aws_env(running.aws_env(), environ)
         for name, value in environ.items():
             monkeypatch.setenv(name, value)
         import boto3
@@ -277,7 +276,7 @@ def test_a_durable_emulator_keeps_what_it_acknowledged_across_a_kill(tmp_path, m
             BillingMode="PAY_PER_REQUEST",
         )
         ddb.put_item(TableName="kept", Item={"k": {"S": "last"}})
-        stack.restart_emulator(kill=True)
+        running.restart_emulator(kill=True)
         assert ddb.get_item(TableName="kept", Key={"k": {"S": "last"}}).get("Item") == {"k": {"S": "last"}}
         assert "EventBridgeConfiguration" in s3.get_bucket_notification_configuration(Bucket="kept")
         assert [o["Key"] for o in s3.list_objects_v2(Bucket="kept")["Contents"]] == ["source/a.csv"]

@@ -40,8 +40,9 @@ def find_bin_dir(configured: Path | None = None) -> Path:
         out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
         if out.returncode == 0:
             candidates.append(Path(out.stdout.strip()))
-    if shutil.which("initdb"):
-        candidates.append(Path(shutil.which("initdb")).parent)
+    initdb = shutil.which("initdb")
+    if initdb:
+        candidates.append(Path(initdb).parent)
     try:
         import pgserver  # optional: PostgreSQL binaries from PyPI
 
@@ -102,6 +103,13 @@ class PostgresServer:
         """``fast`` rolls back open transactions and shuts down cleanly; ``immediate`` is a crash."""
         if (self.data_dir / "postmaster.pid").exists():
             self._pg_ctl("stop", "-m", mode, "-w", "-t", "60", check=False)
+
+    def postmaster_pid(self) -> int | None:
+        """The server's process (its backends are its children), while it runs."""
+        try:
+            return int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
 
     def is_running(self) -> bool:
         result = self._pg_ctl("status", check=False)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from glueline.ops.deploy import tls
+from glueline.ops import tls
 
 
 def serve(answer: bytes, certificate: Path | None = None) -> tuple[int, threading.Thread]:
@@ -95,7 +95,7 @@ def test_nobody_listening_is_unreachable():
 
 def test_deploy_stores_the_strictest_mode_the_server_allows(monkeypatch):
     """prefer (libpq's default) becomes verify-full or require; a mode given in the URL stays."""
-    from glueline.ops.deploy.planner import strictest_tls
+    from glueline.ops.database import strictest_tls
     from glueline.shared.dbsecret import DbConnection
 
     db = DbConnection(host="db.example.com", port=5432, dbname="bank", username="etl")
@@ -106,7 +106,10 @@ def test_deploy_stores_the_strictest_mode_the_server_allows(monkeypatch):
         (tls.UNREACHABLE, ("prefer", "")),
     ]:
         monkeypatch.setattr(tls, "probe", lambda host, port, offered=offered: offered)
-        stored, said = strictest_tls(db, "bucket")
-        assert (stored.sslmode, stored.sslrootcert, said) == (*expected, offered)
+        stored, rds_ca, said = strictest_tls(db)
+        assert (stored.sslmode, stored.sslrootcert, rds_ca, said) == (*expected, False, offered)
     given = DbConnection(host="db.example.com", port=5432, dbname="bank", username="etl", sslmode="disable")
-    assert strictest_tls(given, "bucket") == (given, "")
+    assert strictest_tls(given) == (given, False, "")
+    rds = DbConnection(host="bank.c0ffee.eu-west-1.rds.amazonaws.com", port=5432, dbname="bank", username="etl")
+    stored, rds_ca, said = strictest_tls(rds)  # no probe: RDS's CA, shipped with the job's code
+    assert (stored.sslmode, stored.sslrootcert, rds_ca, said) == ("verify-full", "", True, "")

@@ -1,0 +1,119 @@
+"""The database the pipeline loads into, decided once (``glueline.ops.target`` asks here), first of:
+
+    given             --db-url / GLUELINE_DB_URL
+    the local stack's  the embedded stack's on this machine; the compose stack's by name in its network
+    deployed          the one the deployed secret names (a deploy stored it there)
+    created by deploy --create-database: RDS PostgreSQL, its endpoint known once RDS has made it
+
+and the TLS mode the job connects with, since it then connects from AWS with nobody watching: what a URL
+says, else the strictest mode that works (``glueline.ops.tls``): an RDS database ``verify-full`` against
+RDS's CA bundle, which deploy ships beside the job's code; another by what the server offers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from glueline.artifacts import RDS_CA_BUNDLE
+from glueline.ops import tls
+from glueline.settings import Settings
+from glueline.shared.dbsecret import DbConnection
+from glueline.shared.tablename import TableName
+
+
+class Origin(StrEnum):
+    GIVEN = "given"
+    LOCAL_STACK = "the local stack's"
+    DEPLOYED = "the deployed secret's"
+    CREATED = "created by deploy"
+
+
+class NoDatabase(RuntimeError):
+    """None of the four: the message says how to name one."""
+
+
+@dataclass(frozen=True)
+class Database:
+    origin: Origin
+    connection: DbConnection  # as the pipeline reaches it, its TLS mode decided (the RDS CA's place aside)
+    here: DbConnection | None  # as this machine reaches it; None: not known to (a private RDS)
+    rds_ca: bool = False  # the job checks the server against RDS's CA bundle, shipped beside its code
+    tls_offered: str = ""  # what the server offered when asked (glueline.ops.tls); "": not asked
+
+    def target(self, table: TableName) -> str:
+        """Where the rows go, part of every FileID (``DbConnection.target``)."""
+        return self.connection.target(str(table))
+
+    def stored(self, code: str) -> DbConnection:
+        """The secret's value, the job's code being at the S3 URL prefix ``code``."""
+        return replace(self.connection, sslrootcert=f"{code}{RDS_CA_BUNDLE}") if self.rds_ca else self.connection
+
+
+def known_database(settings: Settings, local: DbConnection | None, local_here: DbConnection | None) -> Database | None:
+    """The database decided without asking the account: the given URL, else the local stack's (``local``
+    as the pipeline reaches it, ``local_here`` from here)."""
+    if settings.db_url:
+        given = DbConnection.from_url(settings.db_url)
+        return _decided(Origin.GIVEN, given, here=given)
+    if local is not None:
+        return _decided(Origin.LOCAL_STACK, local, here=local_here or local)
+    return None
+
+
+def deployed_database(settings: Settings, secrets, rds) -> Database:
+    """The database the deployed secret names, else the one deploy creates (``create_database``); else
+    NoDatabase. ``secrets``, ``rds``: the account's clients."""
+    try:
+        stored = DbConnection.from_secrets_manager(secrets, settings.db_secret_name)
+    except secrets.exceptions.ResourceNotFoundException:
+        if settings.create_database:
+            return created_database(settings, rds)
+        raise NoDatabase(
+            f"no database: pass --db-url once (it is stored in the secret {settings.db_secret_name}, never "
+            "printed), set GLUELINE_DB_URL, or let deploy create one (--create-database)"
+        ) from None
+    if stored.sslrootcert.endswith("/" + RDS_CA_BUNDLE):  # shipped by an earlier deploy: it goes where the code is
+        return Database(Origin.DEPLOYED, replace(stored, sslrootcert=""), None, rds_ca=True)
+    return _decided(Origin.DEPLOYED, stored, here=None)
+
+
+def created_database(settings: Settings, rds) -> Database:
+    """The RDS instance deploy creates, as a connection (its password in the secret RDS manages); before
+    RDS has made it, one that names it."""
+    s = settings
+    try:
+        instance = rds.describe_db_instances(DBInstanceIdentifier=s.db_instance)["DBInstances"][0]
+    except rds.exceptions.DBInstanceNotFoundFault:
+        instance = {}
+    endpoint = instance.get("Endpoint")  # none until the instance is first available
+    connection = DbConnection(
+        host=endpoint["Address"] if endpoint else f"{s.db_instance}.(created by deploy)",
+        port=int(endpoint["Port"]) if endpoint else 5432,
+        dbname=instance.get("DBName") or s.db_name,
+        username=instance.get("MasterUsername", s.db_username),
+        sslmode="verify-full",
+        password_secret=instance.get("MasterUserSecret", {}).get("SecretArn", ""),
+    )
+    return Database(Origin.CREATED, connection, None, rds_ca=True)
+
+
+def _decided(origin: Origin, db: DbConnection, here: DbConnection | None) -> Database:
+    connection, rds_ca, offered = strictest_tls(db)
+    return Database(origin, connection, here, rds_ca, offered)
+
+
+def strictest_tls(db: DbConnection) -> tuple[DbConnection, bool, str]:
+    """A database left at libpq's default sslmode (``prefer``: encrypted if offered, the certificate not
+    checked), with the strictest mode that works; whether that is RDS's CA (an RDS host); what the server
+    offered ("" when not asked). An sslmode given in the URL is kept."""
+    if db.sslmode != "prefer":
+        return db, False, ""
+    if db.host.endswith(".rds.amazonaws.com"):
+        return replace(db, sslmode="verify-full"), True, ""
+    offered = tls.probe(db.host, db.port)
+    if offered == tls.VERIFIED:
+        return replace(db, sslmode="verify-full", sslrootcert="system"), False, offered
+    if offered == tls.UNVERIFIED:
+        return replace(db, sslmode="require"), False, offered
+    return db, False, offered

@@ -1,0 +1,130 @@
+"""The account as deploy finds it: what the desired state needs that only the account knows. Its network
+(the Glue subnet, its VPC's CIDR blocks and route table, the pipeline's security groups that exist), where
+the function reaches Glue, whether deploy speaks to S3 over TLS; and the code's files (RDS's CA bundle
+among them, downloaded once). Read afresh for each stage of a deploy: a stage may create what the next
+one names (a group, the database)."""
+
+from __future__ import annotations
+
+import os
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from glueline.artifacts import RDS_CA_BUNDLE
+from glueline.ops import packaging
+from glueline.ops.database import Database
+from glueline.ops.deploy.aws import DeployError
+from glueline.ops.deploy.desired import (
+    DB_SECURITY_GROUP,
+    ENDPOINTS_SECURITY_GROUP,
+    GLUE_SECURITY_GROUP,
+    AccountFacts,
+    GroupId,
+    Network,
+)
+from glueline.ops.deploy.models import Ref
+from glueline.ops.target import Target
+from glueline.settings import Settings
+
+RDS_CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+
+
+def account_facts(target: Target, settings: Settings, database: Database) -> AccountFacts:
+    creates_database = settings.create_database or bool(database.connection.password_secret)
+    return AccountFacts(
+        account=target.account,
+        region=target.region,
+        partition=target.partition,
+        bucket=target.bucket,
+        db=database.connection,
+        rds_ca=database.rds_ca,
+        creates_database=creates_database,
+        network=find_network(target.client("ec2"), settings, creates_database),
+        wheels=[wheel.name for wheel in packaging.glue_wheels(settings.glue_version)],
+        function_glue_endpoint=target.function_glue_endpoint,
+        s3_over_tls=target.client("s3").meta.endpoint_url.startswith("https://"),
+    )
+
+
+def find_network(ec2, settings: Settings, creates_database: bool) -> Network:
+    """The subnet (setting, else the default VPC's first by availability zone) and what deploy places
+    beside it: the route table and CIDR blocks the endpoints need, the VPC's subnets a created database
+    needs, the pipeline's groups (their ids once they exist)."""
+    s = settings
+    if s.glue_subnet_id:
+        subnet = ec2.describe_subnets(SubnetIds=[s.glue_subnet_id])["Subnets"][0]
+    else:
+        vpcs = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"]
+        if not vpcs:
+            raise DeployError(
+                "this account and region have no default VPC: set GLUELINE_GLUE_SUBNET_ID to the subnet "
+                "Glue's workers should use (one that reaches the database)"
+            )
+        subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpcs[0]["VpcId"]]}])["Subnets"]
+        subnet = sorted(subnets, key=lambda n: (n["AvailabilityZone"], n["SubnetId"]))[0]
+    vpc_id, subnet_id = subnet["VpcId"], subnet["SubnetId"]
+    network: dict[str, Any] = {
+        "glue_group": s.glue_security_group_id or _group(ec2, vpc_id, GLUE_SECURITY_GROUP),
+    }
+    if s.vpc_endpoints:
+        (vpc,) = ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"]
+        associated = [
+            block["CidrBlock"]
+            for block in vpc.get("CidrBlockAssociationSet", [])
+            if block.get("CidrBlockState", {}).get("State", "associated") == "associated"
+        ]
+        network["cidrs"] = tuple(associated or [vpc["CidrBlock"]])
+        network["route_table_id"] = _route_table(ec2, vpc_id, subnet_id)
+        network["endpoints_group"] = _group(ec2, vpc_id, ENDPOINTS_SECURITY_GROUP)
+    if creates_database:
+        subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Subnets"]
+        network["subnet_ids"] = tuple(n["SubnetId"] for n in subnets)
+        network["db_group"] = _group(ec2, vpc_id, DB_SECURITY_GROUP)
+    return Network(vpc_id, subnet_id, subnet["AvailabilityZone"], **network)
+
+
+def _group(ec2, vpc_id: str, name: str) -> GroupId:
+    """The id of the pipeline's group of that name in the VPC, or what names the one deploy creates."""
+    groups = ec2.describe_security_groups(
+        Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "group-name", "Values": [name]}]
+    )["SecurityGroups"]
+    return groups[0]["GroupId"] if groups else Ref(name)
+
+
+def _route_table(ec2, vpc_id: str, subnet_id: str) -> str:
+    """The Glue subnet's route table: the one associated with it, else the VPC's main table."""
+    for filters in (
+        [{"Name": "association.subnet-id", "Values": [subnet_id]}],
+        [{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "association.main", "Values": ["true"]}],
+    ):
+        tables = ec2.describe_route_tables(Filters=filters)["RouteTables"]
+        if tables:
+            return tables[0]["RouteTableId"]
+    raise DeployError(f"no route table for {subnet_id} in {vpc_id}")
+
+
+def code_file(name: str, settings: Settings) -> bytes:
+    """A file of the job's code by its name under the code prefix (``DesiredState.code_files``)."""
+    if name == RDS_CA_BUNDLE:
+        return rds_ca_bundle(settings)
+    return packaging.job_code(name, settings.glue_version)
+
+
+def rds_ca_bundle(settings: Settings) -> bytes:
+    """The bundle of GLUELINE_DB_CA_BUNDLE, else AWS's global RDS bundle, downloaded once into the cache."""
+    if settings.db_ca_bundle:
+        return Path(settings.db_ca_bundle).read_bytes()
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "glueline" / RDS_CA_BUNDLE
+    if not cache.exists():
+        try:
+            with urllib.request.urlopen(RDS_CA_BUNDLE_URL, timeout=30) as response:
+                data = response.read()
+        except OSError as err:
+            raise DeployError(
+                f"could not download the RDS CA bundle ({RDS_CA_BUNDLE_URL}): {err}; "
+                "set GLUELINE_DB_CA_BUNDLE to a copy of it"
+            ) from err
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_bytes(data)
+    return cache.read_bytes()

@@ -1,0 +1,138 @@
+"""The database's side of deploy: the secret that names it to the job, and, where deploy creates it
+(``--create-database``), the RDS instance with its subnet group and security group."""
+
+from __future__ import annotations
+
+from glueline.ops import tls
+from glueline.ops.deploy.aws import RDS_INSTANCE_STATE, read_tags, tag_dict, tag_drift, tag_list
+from glueline.ops.deploy.desired import CreatedDatabase
+from glueline.ops.deploy.models import Action, APICall, Change, Step, Wait
+from glueline.ops.deploy.plans.base import Planning, group_id, missing_ingress
+from glueline.shared.dbsecret import DbConnection
+
+
+def instance(p: Planning) -> list[Change]:
+    """The security group (5432 from Glue's workers, never from an address range), the subnet group and
+    the instance, in that order."""
+    database = p.desired.database
+    if database is None:
+        return []
+    return [_security_group(p, database), _subnet_group(p, database), _instance(p, database)]
+
+
+def _security_group(p: Planning, database: CreatedDatabase) -> Change:
+    group = database.security_group
+    resource = f"security group {group.name}"
+    existing = group_id(group.group_id)
+    if existing is None:
+        return p.change(resource, "security group", None, p.create_group(group))
+    current = p.client("ec2").describe_security_groups(GroupIds=[existing])["SecurityGroups"][0]
+    tags = tag_dict(current.get("Tags", []))
+    changed = tag_drift(tags, p.tags)
+    steps: list[Step] = [APICall("ec2", "create_tags", {"Resources": [existing], "Tags": tag_list(p.tags)})]
+    for permission in current.get("IpPermissions", []):
+        if permission.get("IpRanges"):  # never an address range, least of all 0.0.0.0/0
+            ranges_only = {k: v for k, v in permission.items() if k != "UserIdGroupPairs"}
+            steps.append(
+                APICall("ec2", "revoke_security_group_ingress", {"GroupId": existing, "IpPermissions": [ranges_only]})
+            )
+            if "ingress from addresses" not in changed:
+                changed.append("ingress from addresses")
+    missing = missing_ingress(current, group.ingress)
+    if missing:
+        changed.append("ingress from Glue")
+        steps.append(
+            APICall("ec2", "authorize_security_group_ingress", {"GroupId": existing, "IpPermissions": missing})
+        )
+    sources = [pair["GroupId"] for rule in group.ingress for pair in rule["UserIdGroupPairs"]]
+    detail = f"{existing}: 5432 from {', '.join(map(str, sources))}"
+    return p.change(resource, "security group", changed, steps, detail, tags=tags)
+
+
+def _subnet_group(p: Planning, database: CreatedDatabase) -> Change:
+    rds = p.client("rds")
+    wanted = database.subnet_group
+    name = wanted["DBSubnetGroupName"]
+    resource = f"db subnet group {name}"
+    try:
+        current = rds.describe_db_subnet_groups(DBSubnetGroupName=name)["DBSubnetGroups"][0]
+    except rds.exceptions.DBSubnetGroupNotFoundFault:
+        create = APICall("rds", "create_db_subnet_group", {**wanted, "Tags": tag_list(p.tags)})
+        return p.change(resource, "db subnet group", None, [create])
+    tags = read_tags(rds.list_tags_for_resource, ResourceName=current["DBSubnetGroupArn"])
+    tag = {"ResourceName": current["DBSubnetGroupArn"], "Tags": tag_list(p.tags)}
+    return p.change(
+        resource, "db subnet group", tag_drift(tags, p.tags), [APICall("rds", "add_tags_to_resource", tag)], tags=tags
+    )
+
+
+def _instance(p: Planning, database: CreatedDatabase) -> Change:
+    """An instance still being created (a deploy interrupted while it was) is waited for, not made again;
+    one being deleted is refused."""
+    rds = p.client("rds")
+    wanted = database.instance
+    name = wanted["DBInstanceIdentifier"]
+    resource = f"rds instance {name}"
+    detail = f"PostgreSQL {wanted['EngineVersion']}, {wanted['DBInstanceClass']}, private, encrypted"
+    available = Wait(
+        "rds",
+        "db_instance_available",
+        f"the RDS instance {name} to be available",
+        30,
+        80,
+        {"DBInstanceIdentifier": name},
+        RDS_INSTANCE_STATE,
+    )
+    try:
+        current = rds.describe_db_instances(DBInstanceIdentifier=name)["DBInstances"][0]
+    except rds.exceptions.DBInstanceNotFoundFault:
+        create = APICall("rds", "create_db_instance", {**wanted, "Tags": tag_list(p.tags)})
+        return p.change(resource, "rds instance", None, [create, available], detail)
+    status = current.get("DBInstanceStatus", "available")
+    if status == "deleting":
+        return Change(resource, "rds instance", Action.CONFLICT, [], "being deleted: deploy again once it is gone")
+    tags = tag_dict(current.get("TagList", []))
+    changed = [k for k, v in database.guarded.items() if current.get(k) != v]
+    changed += tag_drift(tags, p.tags)
+    steps: list[Step] = []
+    if status != "available":
+        changed.append(f"status {status}")
+        steps.append(available)
+    modifiable = {k: v for k, v in database.guarded.items() if k != "StorageEncrypted"}
+    if set(modifiable) & set(changed):
+        steps.append(
+            APICall("rds", "modify_db_instance", {"DBInstanceIdentifier": name, **modifiable, "ApplyImmediately": True})
+        )
+    steps.append(
+        APICall("rds", "add_tags_to_resource", {"ResourceName": current["DBInstanceArn"], "Tags": tag_list(p.tags)})
+    )
+    # Encryption cannot be turned on in place; plan shows it, deploy cannot fix it.
+    return p.change(resource, "rds instance", changed, steps, detail, tags=tags)
+
+
+def secret(p: Planning, shown: str) -> list[Change]:
+    """The secret the job reads its connection from (``shown``: the connection as a plan may say it)."""
+    sm = p.client("secretsmanager")
+    wanted = p.desired.secret
+    name, value = wanted["Name"], wanted["SecretString"]
+    resource = f"secret {name}"
+    try:
+        described = sm.describe_secret(SecretId=name)
+    except sm.exceptions.ResourceNotFoundException:
+        create = APICall("secretsmanager", "create_secret", {**wanted, "Tags": tag_list(p.tags)})
+        return [p.change(resource, "secret", None, [create], shown)]
+    tags = tag_dict(described.get("Tags", []))
+    changed = tag_drift(tags, p.tags)
+    steps: list[Step] = [APICall("secretsmanager", "tag_resource", {"SecretId": name, "Tags": tag_list(p.tags)})]
+    if sm.get_secret_value(SecretId=name)["SecretString"] != value:
+        changed.append("value")
+        steps.append(APICall("secretsmanager", "put_secret_value", {"SecretId": name, "SecretString": value}))
+    return [p.change(resource, "secret", changed, steps, shown, tags=tags)]
+
+
+def shown(db: DbConnection, tls_offered: str) -> str:
+    """The stored connection as a plan says it: no password; what the server offered from here, where
+    that leaves the job's connection unverified."""
+    said = f"{db.url(with_password=False)}, sslmode={db.sslmode}"
+    unverified = tls_offered in (tls.UNVERIFIED, tls.NO_TLS, tls.UNREACHABLE)
+    return said + (f" (the server: {tls_offered} from here)" if unverified else "")
