@@ -94,10 +94,11 @@ soak-short: $(STAMP)  ## CI's soak: 3 minutes, every fault kind once, figures ke
 
 LINTED := src services infra tests bench
 
-lint: $(STAMP)  ## ruff (rules and formatting) and mypy on the packages that type-check clean ([tool.mypy] files)
+lint: $(STAMP)  ## ruff (rules and formatting), mypy on all of src/, the layers' import contracts (import-linter)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 
 docs: $(STAMP)  ## the guide (docs/) with MkDocs into build/docs; --strict: a broken link or anchor fails
 	$(BIN)/mkdocs build --strict
