@@ -24,11 +24,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import boto3
-
 from glueline.console.server import launch, stop
-from glueline.local.aws_config import apply_aws_env
+from glueline.local.aws_config import environment_restored
 from glueline.local.embedded.stack import EmbeddedStack
+from glueline.ops.target import resolve_target
 from glueline.settings import Settings
 from glueline.shared.audit import DAYS_ID, AuditRecord, DailyTally, Status, table_spec, to_timestamp
 from glueline.shared.counts import Counts
@@ -117,16 +116,15 @@ def main() -> None:
     state_dir = ROOT / ".state-console"
     settings = Settings(state_dir=state_dir)
     stack = EmbeddedStack(settings)
-    saved = dict(os.environ)
     console = None
     try:
         stack.clean()  # an empty audit table: what an earlier run filled goes
         running = stack.start(with_postgres=False)
-        apply_aws_env(running.aws_env())
-        ddb = boto3.client("dynamodb")
-        ddb.create_table(**table_spec(settings.audit_table))
-        print(f"filling {settings.audit_table} with {args.items:,} items …", flush=True)
-        fill_seconds = fill(ddb, settings.audit_table, args.items)
+        with environment_restored(), resolve_target(settings, stack=running) as target:
+            ddb = target.client("dynamodb")
+            ddb.create_table(**table_spec(settings.audit_table))
+            print(f"filling {settings.audit_table} with {args.items:,} items …", flush=True)
+            fill_seconds = fill(ddb, settings.audit_table, args.items)
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | {"GLUELINE_STATE_DIR": str(state_dir)}
         console, base = launch(env, state_dir / "console.log")
         timed(base, 2, "")  # warm: the first request imports the templates
@@ -138,8 +136,6 @@ def main() -> None:
         if console is not None:
             stop(console)
         stack.stop()
-        os.environ.clear()
-        os.environ.update(saved)
     report = {
         "date": datetime.now(timezone.utc).date().isoformat(),
         "machine": f"{os.cpu_count()} CPU ({platform.machine()}), Python {platform.python_version()}",

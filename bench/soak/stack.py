@@ -23,6 +23,7 @@ import psycopg
 from psycopg import sql
 
 from glueline.console.data import ConsoleData
+from glueline.local.aws_config import environment_restored
 from glueline.local.embedded.stack import REQUEST_LOG_VARIABLE
 from glueline.local.faults import StackFaults, small_filesystem
 from glueline.local.processes import termination_raises
@@ -112,9 +113,8 @@ def soak_stack(work: Path, kind: str, settings: Settings | None = None) -> Itera
     state_dir.mkdir(parents=True)
     os.chmod(work, 0o755)
     os.chmod(state_dir, 0o755)  # PostgreSQL's user must be able to enter it
-    saved_environment = dict(os.environ)
     with termination_raises(), ExitStack() as cleanup:
-        cleanup.callback(lambda: (os.environ.clear(), os.environ.update(saved_environment)))
+        cleanup.enter_context(environment_restored())
         settings = (settings or Settings()).model_copy(update={"state_dir": state_dir})
         disk_full_possible = False
         if kind == "embedded":
@@ -125,7 +125,10 @@ def soak_stack(work: Path, kind: str, settings: Settings | None = None) -> Itera
         why = stack.unavailable()
         if why:
             raise SystemExit(f"STACK={kind}: {why}")
-        cleanup.callback(stack.clean)
+        # Stopped on the way out. The compose project's volumes, outside the work directory, go too; the
+        # embedded stack's state is the work directory's (kept with --keep, with its logs) and its database
+        # may sit on a filesystem still mounted there.
+        cleanup.callback(stack.clean if kind == "compose" else stack.stop)
         running = stack.start(log=lambda message: None)
         target = cleanup.enter_context(resolve_target(settings, stack=running))
         db = target.database.here

@@ -83,7 +83,7 @@ def main(argv: list[str]) -> None:
     if db.target(str(table)) != args["TARGET"]:
         raise SystemExit(
             f"the secret {args['DB_SECRET_ID']} points at {db.target(str(table))}, but this job was deployed for "
-            f"{args['TARGET']}: deploy again (glueline bootstrap) so the Lambda and the job agree"
+            f"{args['TARGET']}: deploy again (glueline deploy) so the Lambda and the job agree"
         )
     s3 = aws_client("s3")
     lifecycle = Lifecycle(

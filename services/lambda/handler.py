@@ -1,7 +1,7 @@
 """ETL_Lambda_Function: triggered by S3 "Object Created" events (via EventBridge) and the daily schedule.
 
 Wiring only; what it decides is in ``glueline.intake`` and ``glueline.shared.lifecycle``. Configuration
-comes from the function's environment, set by bootstrap:
+comes from the function's environment, set by deploy:
     AUDIT_TABLE     the DynamoDB audit table (S3_Audit_1)
     GLUE_JOB_NAME   the Glue job to start (ETL_Job_to_RDS)
     SOURCE_BUCKET   the bucket whose source/ prefix the scheduled sweep lists

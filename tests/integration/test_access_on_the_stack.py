@@ -1,6 +1,6 @@
 """The AWS calls the real Lambda and Glue job make on the embedded stack — recorded in their own
-processes (tests/access/record/sitecustomize.py) — evaluated against the role policies bootstrap
-deploys, as IAM would (tests/access/iam.py): the emulator enforces no IAM, this test does."""
+processes (tests/access/record/sitecustomize.py) — evaluated against the role policies deploy
+makes, as IAM would (tests/access/iam.py): the emulator enforces no IAM, this test does."""
 
 from __future__ import annotations
 

@@ -5,7 +5,8 @@ process's clients get the variables (``apply_aws_env``); a user's AWS CLI gets t
 from __future__ import annotations
 
 import os
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 from pathlib import Path
 
 EMULATOR_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
@@ -31,6 +32,17 @@ def apply_aws_env(aws_env: dict[str, str], environ: MutableMapping[str, str] = o
     for name in CONFLICTING_AWS_VARIABLES:
         environ.pop(name, None)
     environ.update(aws_env)
+
+
+@contextmanager
+def environment_restored() -> Iterator[None]:
+    """This process's environment, after the block, as it was before it (a stack's variables gone)."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def write_aws_profile(state_dir: Path, emulator_url: str, glue_url: str, region: str) -> Path:

@@ -16,6 +16,11 @@ KINDS = ("embedded", "compose")
 CHOICES = ("auto", *KINDS)  # auto: compose where a Docker engine answers
 
 
+def check_choice(choice: str) -> None:
+    if choice not in CHOICES:
+        raise StackError("--stack is auto, compose or embedded")
+
+
 def local_stack(settings: Settings, kind: str) -> LocalStack:
     if kind not in KINDS:
         raise StackError(f"a local stack is {' or '.join(KINDS)}, not {kind!r}")
@@ -39,11 +44,19 @@ def running_stack(settings: Settings) -> RunningStack | None:
     return None
 
 
+def logs_of(settings: Settings, follow: bool) -> int:
+    """The running stack's logs; else the embedded stack's log files, which outlive it (a crash, a
+    ``down``): where an operator looks after one."""
+    running = running_stack(settings)
+    if running is not None:
+        return running.follow_logs(follow)
+    return EmbeddedStack(settings).follow_logs(follow)
+
+
 def start_stack(
     settings: Settings, choice: str = "embedded", *, with_postgres: bool = True, log: Callable[[str], None] = print
 ) -> RunningStack:
     """Start the stack ``choice`` names (``auto``: compose where a Docker engine answers, else embedded)."""
-    if choice not in CHOICES:
-        raise StackError(f"--stack is {', '.join(CHOICES[:-1])} or {CHOICES[-1]}, not {choice!r}")
+    check_choice(choice)
     kind = "compose" if choice == "compose" or (choice == "auto" and engine_answers()) else "embedded"
     return local_stack(settings, kind).start(with_postgres=with_postgres, log=log)

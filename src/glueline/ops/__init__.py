@@ -1,2 +1,3 @@
-"""The operator's tools: the ``glueline`` CLI, deploying (bootstrap and the deployable artifacts), which
-environment a command talks to, uploading and watching files, the report. Never deployed."""
+"""The operator's side: the ``glueline`` CLI, the target a command talks to (resolved once), the database
+decided once, deploying (the deployable artifacts, ``deploy/``), uploading and watching files, the
+report. Never deployed."""

@@ -29,7 +29,7 @@ from glueline.local.compose.stack import project_dir
 from glueline.local.processes import block_stop_signals, termination_raises, until_stopped
 from glueline.local.running import RunningStack, StackError
 from glueline.local.samples import write_file
-from glueline.local.stacks import CHOICES, local_stacks, running_stack, start_stack
+from glueline.local.stacks import check_choice, local_stacks, logs_of, running_stack, start_stack
 from glueline.ops import packaging, report
 from glueline.ops.database import NoDatabase, Origin, known_database
 from glueline.ops.deploy import cloudformation
@@ -163,24 +163,25 @@ def _progress(line: str) -> None:
     err.print(escape(line), highlight=False)
 
 
-def _deployer(target: Target, adopt: bool = False) -> Deployer:
-    """The target's Deployer, telling a long step's progress on stderr."""
-    return deployer_for(target, adopt=adopt, progress=_progress)
+def _deployer(target: Target, adopt: bool = False, quiet: bool = False) -> Deployer:
+    """The target's Deployer, telling a long step's progress on stderr; ``quiet``: each deploy's changes
+    as one line of counts on stderr (the commands that deploy on the way to something else)."""
+    return deployer_for(target, adopt=adopt, progress=_progress, announce=_counts if quiet else lambda changes: None)
 
 
-def _deploy(deployer: Deployer, quiet: bool, as_json: bool = False) -> list[Change]:
-    """Deploy; what was done as a table (``quiet``: one line of counts on stderr)."""
+def _counts(changes: list[Change]) -> None:
+    counts: dict[str, int] = {}
+    for change in changes:
+        counts[change.action] = counts.get(change.action, 0) + 1
+    err.print("deploy: " + ", ".join(f"{n} {a}" for a, n in sorted(counts.items())))
+
+
+def _deploy(deployer: Deployer, as_json: bool = False) -> None:
+    """Deploy, and show what was done as a table (or JSON)."""
     changes = deployer.deploy()
-    if quiet:
-        counts: dict[str, int] = {}
-        for change in changes:
-            counts[change.action] = counts.get(change.action, 0) + 1
-        err.print("deploy: " + ", ".join(f"{n} {a}" for a, n in sorted(counts.items())))
-        return changes
     _show_changes(changes, f"deploy ({deployer.target.description})", as_json)
     if not as_json and all(c.action == Action.UNCHANGED for c in changes):
         out.print("Nothing changed: every resource was already as wanted.")
-    return changes
 
 
 @contextmanager
@@ -271,8 +272,10 @@ def up(
 ) -> None:
     """Start a local stack (emulator, Glue runner, PostgreSQL) and deploy the pipeline onto it."""
     settings = _settings()
-    if stack_choice not in CHOICES:
-        _fail(f"--stack is {', '.join(CHOICES)}")
+    try:
+        check_choice(stack_choice)
+    except StackError as error:
+        _fail(str(error))
     if running_stack(settings):
         _fail(f"a stack of {settings.state_dir} is already running: `glueline down` stops it")
     try:
@@ -288,7 +291,7 @@ def up(
         with resolve_target(settings, stack=stack) as target:
             _print_stack(target)
             if deploy:
-                _deploy(_deployer(target), quiet=True)
+                _deployer(target, quiet=True).deploy()
                 out.print(f"Pipeline deployed: drop CSV files into [cyan]s3://{target.bucket}/source/[/]")
             if detach:
                 out.print("Console: `glueline console` (make console) shows its files, runs and data quality")
@@ -338,10 +341,10 @@ def logs(
     if run_id:
         _run_logs(settings, run_id, bool(follow))
         return
-    stack = running_stack(settings)
-    if stack is None:
-        _fail(f"no local stack of {settings.state_dir} runs (`glueline up -d` starts one)")
-    raise typer.Exit(stack.follow_logs(True if follow is None else follow))
+    try:
+        raise typer.Exit(logs_of(settings, True if follow is None else follow))
+    except StackError as error:
+        _fail(str(error))
 
 
 def _run_logs(settings: Settings, run_id: str, follow: bool) -> None:
@@ -408,7 +411,7 @@ def deploy(
     settings = _settings(db_url, create_database)
     with _target(settings) as target:
         _confirm_account(target, "deploy to", yes)
-        _deploy(_deployer(target, adopt), quiet=False, as_json=as_json)
+        _deploy(_deployer(target, adopt), as_json=as_json)
 
 
 # The AWS console walkthrough's name for deploy (and infra/bootstrap.py's): the same command.
@@ -602,7 +605,7 @@ def trigger(
         event = scheduled_event(target.account, target.region, settings.schedule_rule)
         # A synchronous invocation answers when the function ends: read for longer than its timeout.
         lam = target.client("lambda", Config(read_timeout=settings.lambda_timeout_seconds + 30))
-        with _job_options(_deployer(target), debug, debug_port, spark_ui):
+        with _job_options(_deployer(target, quiet=True), debug, debug_port, spark_ui):
             response = lam.invoke(FunctionName=settings.lambda_function, Payload=json.dumps(event).encode())
     payload = json.loads(response["Payload"].read() or b"null")
     print(json.dumps(payload, indent=2))
@@ -643,7 +646,7 @@ def run(
     with _target(settings, start_stack=True, keep_stack=keep_up) as target:
         progress.print(f"environment: {target.description}")
         _confirm_account(target, "deploy to and run the pipeline in", yes)
-        deployer = _deployer(target)
+        deployer = _deployer(target, quiet=True)
         with _job_options(deployer, debug, debug_port, spark_ui):
             code = packaging.glue_code_digest()  # before the deploy: a change made meanwhile is a change
             run_files = partial(_run_files, deployer, files, timeout, progress, as_json)
@@ -664,7 +667,7 @@ def _run_files(
     folder="",
 ) -> dict:
     """Deploy (what changed), upload the files under source/``folder``, wait for their outcomes, report."""
-    _deploy(deployer, quiet=True)
+    deployer.deploy()
     target, settings = deployer.target, deployer.settings
     rows_target = deployer.rows_target
     uploads = upload(target.client("s3"), target.bucket, files, rows_target, folder)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from functools import cached_property
 
 from glueline.artifacts import RDS_CA_BUNDLE
 from glueline.ops import tls
@@ -33,21 +34,41 @@ class NoDatabase(RuntimeError):
     """None of the four: the message says how to name one."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class Database:
+    """The database and its TLS mode: decided on first use of ``connection`` (asking a server that leaves
+    it to libpq's default what it offers), so a command that only names the database or counts its rows
+    asks nothing."""
+
     origin: Origin
-    connection: DbConnection  # as the pipeline reaches it, its TLS mode decided (the RDS CA's place aside)
+    given: DbConnection  # as given or found
     here: DbConnection | None  # as this machine reaches it; None: not known to (a private RDS)
-    rds_ca: bool = False  # the job checks the server against RDS's CA bundle, shipped beside its code
-    tls_offered: str = ""  # what the server offered when asked (glueline.ops.tls); "": not asked
+    checked_against_rds_ca: bool = False  # known already: RDS's CA bundle, shipped beside the job's code
 
     def target(self, table: TableName) -> str:
         """Where the rows go, part of every FileID (``DbConnection.target``)."""
-        return self.connection.target(str(table))
+        return self.given.target(str(table))
 
-    def stored(self, code: str) -> DbConnection:
-        """The secret's value, the job's code being at the S3 URL prefix ``code``."""
-        return replace(self.connection, sslrootcert=f"{code}{RDS_CA_BUNDLE}") if self.rds_ca else self.connection
+    @cached_property
+    def _tls(self) -> tuple[DbConnection, bool, str]:
+        if self.checked_against_rds_ca:
+            return replace(self.given, sslmode="verify-full", sslrootcert=""), True, ""
+        return strictest_tls(self.given)
+
+    @property
+    def connection(self) -> DbConnection:
+        """As the pipeline reaches it, its TLS mode decided (where RDS's CA bundle is aside: ``rds_ca``)."""
+        return self._tls[0]
+
+    @property
+    def rds_ca(self) -> bool:
+        """The job checks the server against RDS's CA bundle, shipped beside its code."""
+        return self._tls[1]
+
+    @property
+    def tls_offered(self) -> str:
+        """What the server offered when asked (glueline.ops.tls); "": not asked."""
+        return self._tls[2]
 
 
 def known_database(settings: Settings, local: DbConnection | None, local_here: DbConnection | None) -> Database | None:
@@ -55,9 +76,9 @@ def known_database(settings: Settings, local: DbConnection | None, local_here: D
     as the pipeline reaches it, ``local_here`` from here)."""
     if settings.db_url:
         given = DbConnection.from_url(settings.db_url)
-        return _decided(Origin.GIVEN, given, here=given)
+        return Database(Origin.GIVEN, given, here=given)
     if local is not None:
-        return _decided(Origin.LOCAL_STACK, local, here=local_here or local)
+        return Database(Origin.LOCAL_STACK, local, here=local_here or local)
     return None
 
 
@@ -73,9 +94,9 @@ def deployed_database(settings: Settings, secrets, rds) -> Database:
             f"no database: pass --db-url once (it is stored in the secret {settings.db_secret_name}, never "
             "printed), set GLUELINE_DB_URL, or let deploy create one (--create-database)"
         ) from None
-    if stored.sslrootcert.endswith("/" + RDS_CA_BUNDLE):  # shipped by an earlier deploy: it goes where the code is
-        return Database(Origin.DEPLOYED, replace(stored, sslrootcert=""), None, rds_ca=True)
-    return _decided(Origin.DEPLOYED, stored, here=None)
+    # RDS's CA bundle an earlier deploy shipped goes where the code is now.
+    shipped = stored.sslrootcert.endswith("/" + RDS_CA_BUNDLE)
+    return Database(Origin.DEPLOYED, stored, None, checked_against_rds_ca=shipped)
 
 
 def created_database(settings: Settings, rds) -> Database:
@@ -95,12 +116,7 @@ def created_database(settings: Settings, rds) -> Database:
         sslmode="verify-full",
         password_secret=instance.get("MasterUserSecret", {}).get("SecretArn", ""),
     )
-    return Database(Origin.CREATED, connection, None, rds_ca=True)
-
-
-def _decided(origin: Origin, db: DbConnection, here: DbConnection | None) -> Database:
-    connection, rds_ca, offered = strictest_tls(db)
-    return Database(origin, connection, here, rds_ca, offered)
+    return Database(Origin.CREATED, connection, None, checked_against_rds_ca=True)
 
 
 def strictest_tls(db: DbConnection) -> tuple[DbConnection, bool, str]:

@@ -17,7 +17,7 @@ list: ``shared`` may use only the standard library and boto3 (both runtimes have
 same (the Lambda runtime), ``job`` also what Glue 5 provides (pyspark, numpy, pyarrow) and psycopg (from
 ``--additional-python-modules``). Nothing else of glueline (CLI, settings, the local stack) is shipped;
 ``tests/unit/test_packaging.py`` imports each artifact in an interpreter that has only its runtime's
-modules. Identical inputs give byte-identical zips, so bootstrap compares hashes and leaves a deployed
+modules. Identical inputs give byte-identical zips, so deploy compares hashes and leaves a deployed
 artifact alone when nothing changed.
 
 The wheels are downloaded once per Glue Python version into the user's cache (``~/.cache/glueline``),

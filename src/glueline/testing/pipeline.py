@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -20,6 +20,7 @@ from psycopg.rows import dict_row
 from rich.console import Console
 
 from glueline.job import schema
+from glueline.local.aws_config import environment_restored
 from glueline.local.faults import StackFaults
 from glueline.local.running import RunningStack
 from glueline.local.stacks import KINDS, local_stack
@@ -251,23 +252,20 @@ def running_pipeline(stack: str = "embedded", *, environment: Mapping[str, str] 
     processes inherit it. Raises StackUnavailable when this machine cannot run ``stack``."""
     if stack not in KINDS:
         raise ValueError(f"stack: one of {', '.join(KINDS)}, not {stack!r}")
-    saved_environment = dict(os.environ)
-    state_dir = Path(tempfile.mkdtemp(prefix=f"glueline-test-{stack}-"))
-    os.chmod(state_dir, 0o755)  # the PostgreSQL user must be able to enter it
-    local = local_stack(Settings(state_dir=state_dir), stack)
-    why = local.unavailable()
-    if why:
-        shutil.rmtree(state_dir, ignore_errors=True)
-        raise StackUnavailable(why)
-    os.environ.update(environment or {})
-    try:
+    with ExitStack() as cleanup:
+        state_dir = Path(tempfile.mkdtemp(prefix=f"glueline-test-{stack}-"))
+        cleanup.callback(shutil.rmtree, state_dir, ignore_errors=True)
+        os.chmod(state_dir, 0o755)  # the PostgreSQL user must be able to enter it
+        settings = Settings(state_dir=state_dir)
+        local = local_stack(settings, stack)
+        why = local.unavailable()
+        if why:
+            raise StackUnavailable(why)
+        cleanup.enter_context(environment_restored())
+        os.environ.update(environment or {})
+        cleanup.callback(local.clean)  # its processes or containers, its state, its volumes
         running = local.start(log=lambda message: None)
-        with resolve_target(Settings(state_dir=state_dir), stack=running) as target:
-            deployer = deployer_for(target)
-            deployer.deploy()
-            yield Pipeline(target, deployer)
-    finally:
-        local.clean()  # its processes or containers, its state, its volumes
-        os.environ.clear()
-        os.environ.update(saved_environment)
-        shutil.rmtree(state_dir, ignore_errors=True)
+        target = cleanup.enter_context(resolve_target(settings, stack=running))
+        deployer = deployer_for(target)
+        deployer.deploy()
+        yield Pipeline(target, deployer)

@@ -1,7 +1,7 @@
 """Would IAM allow what the Lambda and the Glue job do? Emulators enforce no IAM, so this test records
 every AWS call each side makes while it handles files — a new file, a refused one, the sweep, loads, a
 failure given up, a redelivery, a retry — (real boto3 clients against moto) and has the IAM requests
-they need evaluated against the role policies bootstrap deploys (``tests/access/iam.py``). On AWS, Spark
+they need evaluated against the role policies deploy makes (``tests/access/iam.py``). On AWS, Spark
 reads the claimed object through Glue's S3 filesystem, outside boto3: its requests (``s3:GetObject`` on
 the key, ``s3:ListBucket`` for the key's prefix) are added for the job.
 """
@@ -104,8 +104,8 @@ class Account:
 
 @pytest.fixture
 def account(monkeypatch):
-    """An account in moto with what bootstrap would create for the pipeline's data (bucket, audit table,
-    Glue job, secret) and the role policies bootstrap would attach."""
+    """An account in moto with what deploy would create for the pipeline's data (bucket, audit table,
+    Glue job, secret) and the role policies deploy would attach."""
     from moto import mock_aws
 
     from glueline.ops.deploy.deployer import deployer_for

@@ -47,3 +47,14 @@ def test_shell_completion_completes_commands_and_options():
     command = f'"{GLUELINE}" --show-completion; exit $?'
     shown = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60)
     assert "_GLUELINE_COMPLETE=complete_bash" in shown.stdout
+
+
+def test_logs_reads_the_embedded_stacks_log_files_when_no_stack_runs(tmp_path):
+    """After a crash or a `down`, where an operator looks: the log files outlive the stack."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | {"GLUELINE_STATE_DIR": str(tmp_path)}
+    none = subprocess.run([GLUELINE, "logs", "--no-follow"], capture_output=True, text=True, env=env, timeout=60)
+    assert none.returncode == 2 and "no logs in" in none.stderr and "Traceback" not in none.stderr
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "emulator.log").write_text("the emulator's last words\n")
+    shown = subprocess.run([GLUELINE, "logs", "--no-follow"], capture_output=True, text=True, env=env, timeout=60)
+    assert shown.returncode == 0 and "the emulator's last words" in shown.stdout

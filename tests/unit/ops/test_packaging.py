@@ -35,7 +35,7 @@ def test_each_artifact_is_its_packages_and_nothing_else():
     glue_files = names(packaging.glue_library_zip())
     assert {f.split("/")[1] for f in glue_files if f.count("/") > 1} == {"shared", "job"}
     assert "glueline/shared/lifecycle.py" in lambda_files and "glueline/shared/lifecycle.py" in glue_files
-    assert packaging.lambda_zip() == packaging.lambda_zip()  # reproducible: bootstrap compares hashes
+    assert packaging.lambda_zip() == packaging.lambda_zip()  # reproducible: deploy compares hashes
 
 
 def runtime_path(tmp_path: Path, distributions: list[str]) -> Path:

@@ -113,3 +113,22 @@ def test_deploy_stores_the_strictest_mode_the_server_allows(monkeypatch):
     rds = DbConnection(host="bank.c0ffee.eu-west-1.rds.amazonaws.com", port=5432, dbname="bank", username="etl")
     stored, rds_ca, said = strictest_tls(rds)  # no probe: RDS's CA, shipped with the job's code
     assert (stored.sslmode, stored.sslrootcert, rds_ca, said) == ("verify-full", "", True, "")
+
+
+def test_the_tls_mode_is_decided_on_first_use_only(monkeypatch):
+    """A command that names the database or counts its rows (status, console) asks the server nothing;
+    deploy, which stores the mode, asks once."""
+    from glueline.ops.database import known_database
+    from glueline.settings import Settings
+
+    asked: list[str] = []
+    monkeypatch.setattr(tls, "probe", lambda host, port: asked.append(host) or tls.UNVERIFIED)
+    database = known_database(Settings(_env_file=None, db_url="postgresql://etl@db.example.com/bank"), None, None)
+    assert database is not None
+    assert database.target("public.transactions") == "db.example.com:5432/bank/public.transactions"
+    assert database.here is not None and database.here.sslmode == "prefer" and asked == []
+    assert (database.connection.sslmode, database.connection.sslmode, asked) == (
+        "require",
+        "require",
+        ["db.example.com"],
+    )

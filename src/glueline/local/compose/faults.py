@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from typing import Protocol
 
 from glueline.local.compose.engine import ENGINE_CALL_SECONDS, bounded_run
-from glueline.local.faults import PRIVILEGED, StackFaults
+from glueline.local.faults import PRIVILEGED, FaultUnavailable, StackFaults
 from glueline.shared.dbsecret import DbConnection
 
 # Where the Glue runner keeps its runs in its container (see docker-compose.yml).
@@ -61,6 +61,11 @@ class ComposeFaults(StackFaults):
     def _pid(self, service: str) -> str:
         inspect = ["docker", "inspect", "--format", "{{.State.Pid}}", self._container(service)]
         return bounded_run(inspect, ENGINE_CALL_SECONDS, capture_output=True, text=True).stdout.strip()
+
+    @contextmanager
+    def disk_full(self) -> Iterator[None]:
+        raise FaultUnavailable("the compose database's disk is the Docker engine's: not filled here")
+        yield
 
     def restart_emulator(self, kill: bool = False) -> None:
         self.compose.restart_service("aws", kill=kill)

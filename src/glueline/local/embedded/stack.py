@@ -117,11 +117,7 @@ class RunningEmbedded(RecordedEndpoints):
         return str(self.stack.log_dir)
 
     def follow_logs(self, follow: bool) -> int:
-        files = sorted(self.stack.log_dir.glob("*.log"))
-        try:
-            return subprocess.run(["tail", "-n", "100", *(["-F"] if follow else []), *map(str, files)]).returncode
-        except KeyboardInterrupt:
-            return 0
+        return self.stack.follow_logs(follow)
 
     def log_texts(self) -> dict[str, str]:
         paths = [
@@ -176,6 +172,11 @@ class RunningEmbedded(RecordedEndpoints):
         self._restart("glue_runner", kill, lambda: self.stack.start_glue_runner(self.record))
 
     def _restart(self, name: str, kill: bool, start: Callable[[], int]) -> None:
+        """As the state directory records the stack now (another handle may have restarted a part)."""
+        current = self.stack.running()
+        if current is None:
+            raise StackError(f"no running stack to restart the {name} of")
+        self.record = current.record
         (kill_group if kill else terminate_group)(self.record.pids[name])
         self.record.pids[name] = start()
         self.stack.save(self.record)
@@ -201,6 +202,16 @@ class EmbeddedStack:
         except PostgresError as error:
             return str(error)
         return None
+
+    def follow_logs(self, follow: bool) -> int:
+        """Its log files' last lines (and, with ``follow``, what comes), running or not."""
+        files = sorted(self.log_dir.glob("*.log"))
+        if not files:
+            raise StackError(f"no logs in {self.log_dir}: is a stack running (`glueline up -d`)?")
+        try:
+            return subprocess.run(["tail", "-n", "100", *(["-F"] if follow else []), *map(str, files)]).returncode
+        except KeyboardInterrupt:
+            return 0
 
     def _recorded(self) -> EmbeddedRecord | None:
         if not self.state_file.exists():

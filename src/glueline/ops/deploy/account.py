@@ -31,7 +31,7 @@ RDS_CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bund
 
 
 def account_facts(target: Target, settings: Settings, database: Database) -> AccountFacts:
-    creates_database = settings.create_database or bool(database.connection.password_secret)
+    creates_database = settings.create_database or bool(database.given.password_secret)
     return AccountFacts(
         account=target.account,
         region=target.region,

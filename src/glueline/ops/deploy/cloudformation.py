@@ -35,7 +35,6 @@ from glueline.ops.database import Database
 from glueline.ops.deploy.account import code_file
 from glueline.ops.deploy.desired import (
     LAMBDA_DESCRIPTION,
-    PUBLIC_ACCESS_BLOCK,
     ROLE_DESCRIPTION,
     STACK_TAG,
     AccountFacts,
@@ -159,7 +158,7 @@ def _storage(desired: DesiredState) -> dict[str, Any]:
             **RETAINED,
             "Properties": {
                 "BucketName": desired.bucket,
-                "PublicAccessBlockConfiguration": PUBLIC_ACCESS_BLOCK,
+                "PublicAccessBlockConfiguration": desired.bucket_public_access_block,
                 "NotificationConfiguration": {"EventBridgeConfiguration": {"EventBridgeEnabled": True}},
                 "LifecycleConfiguration": {
                     "Rules": [
@@ -237,11 +236,16 @@ def _security_group(group: SecurityGroup, tags: dict[str, str]) -> dict[str, Any
     for rule in group.ingress:
         ports = {"IpProtocol": rule["IpProtocol"], "FromPort": rule["FromPort"], "ToPort": rule["ToPort"]}
         for pair in rule.get("UserIdGroupPairs", []):
-            source = pair["GroupId"].removeprefix("${").split(".")[0] if pair["GroupId"].startswith("${") else "Group"
             properties = {"GroupId": group.group_id, **ports, "SourceSecurityGroupId": pair["GroupId"]}
             if pair.get("Description"):
                 properties["Description"] = pair["Description"]
-            resources[f"{logical}From{source}"] = {"Type": "AWS::EC2::SecurityGroupIngress", "Properties": properties}
+            # The logical id templates have had for the group admitting itself: an update keeps the rule.
+            name = (
+                f"{logical}SelfIngress"
+                if pair["GroupId"] == group.group_id
+                else f"{logical}From{_logical_id(pair['GroupId'])}"
+            )
+            resources[name] = {"Type": "AWS::EC2::SecurityGroupIngress", "Properties": properties}
         for cidr in rule.get("IpRanges", []):
             properties = {
                 "GroupId": group.group_id,

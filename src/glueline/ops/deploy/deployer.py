@@ -44,20 +44,22 @@ Stage = Callable[[Planning], list[Change]]
 
 class Deployer:
     """The pipeline's resources in one target. ``adopt``: take over resources of our names that no stack
-    tagged; ``progress`` hears each state a waited resource passes through; ``sleep`` is injected for
-    tests."""
+    tagged; ``progress`` hears each state a waited resource passes through; ``announce`` hears what each
+    deploy did; ``sleep`` is injected for tests."""
 
     def __init__(
         self,
         target: Target,
         adopt: bool,
         progress: Callable[[str], None],
+        announce: Callable[[list[Change]], None],
         sleep: Callable[[float], None],
     ):
         self.target = target
         self.settings = target.settings  # what deploy deploys; deployed_with changes it for a while
         self.adopt = adopt
         self.progress = progress
+        self.announce = announce
         self.sleep = sleep
 
     @property
@@ -108,21 +110,32 @@ class Deployer:
 
     def plan(self) -> list[Change]:
         """What deploy would do; writes nothing."""
-        planning = Planning(self.desired(), self.target.client)
+        return self._plan(self.desired())
+
+    def _plan(self, desired: DesiredState) -> list[Change]:
+        planning = Planning(desired, self.target.client)
         return [change for stage in self.stages() for change in stage(planning)]
 
     def deploy(self) -> list[Change]:
-        """Refuse what must not be touched, then apply each stage's plan and plan the next: what was done."""
-        refused = refusals(self.plan(), self.adopt, self.settings.stack)
+        """Refuse what must not be touched, then apply each stage's plan and plan the next, against the
+        account as the stages before left it (read again after a stage that changed something): what was
+        done."""
+        desired = self.desired()
+        refused = refusals(self._plan(desired), self.adopt, self.settings.stack)
         if refused:
             raise DeployError(refused)
         executor = Executor(self.target.client, self.sleep, self.progress)
-        done = []
+        done: list[Change] = []
+        changed = False
         for stage in self.stages():
-            for change in stage(Planning(self.desired(), self.target.client)):
+            if changed:
+                desired, changed = self.desired(), False
+            for change in stage(Planning(desired, self.target.client)):
                 executor.execute(change.steps)
+                changed = changed or change.action != Action.UNCHANGED
                 change.action = change.action.done
                 done.append(change)
+        self.announce(done)
         return done
 
     @contextmanager
@@ -162,10 +175,11 @@ def deployer_for(
     *,
     adopt: bool = False,
     progress: Callable[[str], None] = lambda line: None,
+    announce: Callable[[list[Change]], None] = lambda changes: None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Deployer:
     """The Deployer of ``target`` (``glueline.ops.target.resolve_target``)."""
-    return Deployer(target, adopt, progress, sleep)
+    return Deployer(target, adopt, progress, announce, sleep)
 
 
 def refusals(changes: list[Change], adopt: bool, stack: str) -> str:

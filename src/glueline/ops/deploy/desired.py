@@ -169,6 +169,8 @@ class DesiredState:
     role_tags: dict[str, str]  # the tags and the region: two regions' stacks must not share a role
     region: str
     bucket: str
+    bucket_prefixes: tuple[str, ...]  # the empty markers deploy writes (S3 has no folders; no template resource)
+    bucket_public_access_block: dict[str, bool]  # PutPublicAccessBlock's configuration
     bucket_policy: dict[str, Any] | None  # TLS only; None: not wanted, or deploy speaks to S3 without TLS
     bucket_lifecycle: dict[str, Any]  # PutBucketLifecycleConfiguration's LifecycleConfiguration
     code_files: dict[str, str]  # S3 key → name of each file of the job's code (script, library, wheels, RDS's CA)
@@ -217,6 +219,8 @@ def desired_state(settings: Settings, facts: AccountFacts) -> DesiredState:
         role_tags={STACK_TAG: s.stack, REGION_TAG: facts.region},
         region=facts.region,
         bucket=facts.bucket,
+        bucket_prefixes=layout.ALL_PREFIXES,
+        bucket_public_access_block=PUBLIC_ACCESS_BLOCK,
         bucket_policy=bucket_policy(facts) if s.bucket_tls_only and facts.s3_over_tls else None,
         bucket_lifecycle=bucket_lifecycle(s),
         code_files=code_files(facts),
@@ -287,7 +291,7 @@ def glue_security_group(network: Network) -> SecurityGroup:
         "IpProtocol": "tcp",
         "FromPort": 0,
         "ToPort": 65535,
-        "UserIdGroupPairs": [{"GroupId": network.glue_group}],
+        "UserIdGroupPairs": [{"GroupId": network.glue_group, "Description": "Glue's workers talk to each other"}],
     }
     return SecurityGroup(
         GLUE_SECURITY_GROUP, GLUE_SECURITY_GROUP_DESCRIPTION, network.vpc_id, network.glue_group, [itself]

@@ -47,7 +47,8 @@ def test_a_new_account_is_planned_as_declared_calls_and_plan_writes_nothing(sess
     assert (create.method, create.store) == ("create_security_group", (GLUE_SECURITY_GROUP, "GroupId"))
     # The group's id exists only once created: the self-referencing rule names it by reference.
     assert ingress.params["GroupId"] == Ref(GLUE_SECURITY_GROUP)
-    assert ingress.params["IpPermissions"][0]["UserIdGroupPairs"] == [{"GroupId": Ref(GLUE_SECURITY_GROUP)}]
+    (pair,) = ingress.params["IpPermissions"][0]["UserIdGroupPairs"]
+    assert pair["GroupId"] == Ref(GLUE_SECURITY_GROUP)
     # Only roles something assumes: EventBridge invokes the Lambda through its resource policy.
     assert {r for r, c in changes.items() if c.type == "iam role"} == {
         "iam role LambdaS3ExecutionRole",
@@ -67,6 +68,10 @@ def test_a_new_account_is_planned_as_declared_calls_and_plan_writes_nothing(sess
     }
     assert rules["glueline-rejected-rows"]["Filter"] == {"Prefix": "rejected/rows/"}
     assert "Expiration" not in rules["glueline-incomplete-uploads"]  # the bank's files never expire
+    # The secret says where it points, without its password, and what the server offered from here.
+    assert changes["secret glueline/rds"].detail == (
+        "postgresql://etl@db.example:5432/bank, sslmode=prefer (the server: unreachable from here)"
+    )
     table = changes["dynamodb S3_Audit_1"].steps
     assert table[-1].method == "update_continuous_backups"
     assert [s.method for s in changes["log group /aws/lambda/ETL_Lambda_Function"].steps] == [

@@ -64,12 +64,6 @@ class Planning:
             ),
         ]
 
-    def find_group(self, vpc_id: str, name: str) -> dict[str, Any] | None:
-        groups = self.client("ec2").describe_security_groups(
-            Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "group-name", "Values": [name]}]
-        )["SecurityGroups"]
-        return groups[0] if groups else None
-
 
 def missing_ingress(current: dict[str, Any], wanted: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The parts of the ``wanted`` rules a group's ``current`` rules do not already admit: each source

@@ -110,12 +110,14 @@ def _instance(p: Planning, database: CreatedDatabase) -> Change:
     return p.change(resource, "rds instance", changed, steps, detail, tags=tags)
 
 
-def secret(p: Planning, shown: str) -> list[Change]:
-    """The secret the job reads its connection from (``shown``: the connection as a plan may say it)."""
+def secret(p: Planning, tls_offered: str) -> list[Change]:
+    """The secret the job reads its connection from (``tls_offered``: what the server offered when asked
+    from here, said where it leaves the connection unverified)."""
     sm = p.client("secretsmanager")
     wanted = p.desired.secret
     name, value = wanted["Name"], wanted["SecretString"]
     resource = f"secret {name}"
+    shown = _shown(DbConnection.from_secret(value), tls_offered)
     try:
         described = sm.describe_secret(SecretId=name)
     except sm.exceptions.ResourceNotFoundException:
@@ -130,7 +132,7 @@ def secret(p: Planning, shown: str) -> list[Change]:
     return [p.change(resource, "secret", changed, steps, shown, tags=tags)]
 
 
-def shown(db: DbConnection, tls_offered: str) -> str:
+def _shown(db: DbConnection, tls_offered: str) -> str:
     """The stored connection as a plan says it: no password; what the server offered from here, where
     that leaves the job's connection unverified."""
     said = f"{db.url(with_password=False)}, sslmode={db.sslmode}"

@@ -8,10 +8,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from glueline.ops.deploy.aws import TABLE_STATE, normalized_policy, policy_document, read_tags, tag_drift, tag_list
-from glueline.ops.deploy.desired import PUBLIC_ACCESS_BLOCK
 from glueline.ops.deploy.models import Action, APICall, Change, Step, Wait
 from glueline.ops.deploy.plans.base import Planning
-from glueline.shared import layout
 
 
 def bucket(p: Planning) -> list[Change]:
@@ -23,7 +21,7 @@ def bucket(p: Planning) -> list[Change]:
         create: dict[str, Any] = {"Bucket": name}
         if p.desired.region != "us-east-1":
             create["CreateBucketConfiguration"] = {"LocationConstraint": p.desired.region}
-        steps = [APICall("s3", "create_bucket", create), *_bucket_settings(p, layout.ALL_PREFIXES)]
+        steps = [APICall("s3", "create_bucket", create), *_bucket_settings(p, p.desired.bucket_prefixes)]
         return [p.change(resource, "s3 bucket", None, steps)]
     tags = read_tags(s3.get_bucket_tagging, Bucket=name)
     changed = tag_drift(tags, p.tags)
@@ -31,7 +29,7 @@ def bucket(p: Planning) -> list[Change]:
         block = s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"]
     except s3.exceptions.ClientError:
         block = {}
-    if block != PUBLIC_ACCESS_BLOCK:
+    if block != p.desired.bucket_public_access_block:
         changed.append("public access block")
     if "EventBridgeConfiguration" not in s3.get_bucket_notification_configuration(Bucket=name):
         changed.append("EventBridge notifications")
@@ -50,7 +48,7 @@ def bucket(p: Planning) -> list[Change]:
     if sorted(rules, key=by_id) != sorted(p.desired.bucket_lifecycle["Rules"], key=by_id):
         changed.append("lifecycle rules")
     missing = []
-    for prefix in layout.ALL_PREFIXES:
+    for prefix in p.desired.bucket_prefixes:
         try:
             s3.head_object(Bucket=name, Key=prefix)
         except s3.exceptions.ClientError:
@@ -65,7 +63,9 @@ def _bucket_settings(p: Planning, prefixes: Sequence[str]) -> list[Step]:
     return [
         APICall("s3", "put_bucket_tagging", {"Bucket": name, "Tagging": {"TagSet": tag_list(p.tags)}}),
         APICall(
-            "s3", "put_public_access_block", {"Bucket": name, "PublicAccessBlockConfiguration": PUBLIC_ACCESS_BLOCK}
+            "s3",
+            "put_public_access_block",
+            {"Bucket": name, "PublicAccessBlockConfiguration": p.desired.bucket_public_access_block},
         ),
         APICall(
             "s3",
