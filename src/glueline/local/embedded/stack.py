@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 
 import psutil
@@ -90,8 +90,9 @@ class RunningEmbedded(RecordedEndpoints):
 
     emulator_name = "MiniStack"
 
-    @property
+    @cached_property
     def postgres(self) -> PostgresServer | None:
+        """Its server (once: finding its binaries and its system user asks the machine)."""
         record = self.record
         if record.postgres_dir is None or record.postgres_port is None:
             return None

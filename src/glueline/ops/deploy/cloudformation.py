@@ -33,6 +33,7 @@ from typing import Any
 from glueline.ops import packaging
 from glueline.ops.database import Database
 from glueline.ops.deploy.account import code_file
+from glueline.ops.deploy.aws import tag_list
 from glueline.ops.deploy.desired import (
     LAMBDA_DESCRIPTION,
     ROLE_DESCRIPTION,
@@ -142,10 +143,6 @@ def _parameters(desired: DesiredState) -> dict[str, Any]:
     return parameters
 
 
-def _tags(tags: dict[str, str]) -> list[dict[str, str]]:
-    return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
-
-
 def _logical_id(name: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", name) if part)
 
@@ -176,7 +173,7 @@ def _storage(desired: DesiredState) -> dict[str, Any]:
                         for rule in desired.bucket_lifecycle["Rules"]
                     ]
                 },
-                "Tags": _tags(desired.tags),
+                "Tags": tag_list(desired.tags),
             },
         },
         **(
@@ -195,13 +192,13 @@ def _storage(desired: DesiredState) -> dict[str, Any]:
             "Properties": {
                 **table,
                 "PointInTimeRecoverySpecification": desired.audit_table_recovery,
-                "Tags": _tags(desired.tags),
+                "Tags": tag_list(desired.tags),
             },
         },
         "DbSecret": {
             "Type": "AWS::SecretsManager::Secret",
             **RETAINED,
-            "Properties": {**desired.secret, "Tags": _tags(desired.tags)},
+            "Properties": {**desired.secret, "Tags": tag_list(desired.tags)},
         },
     }
 
@@ -215,7 +212,7 @@ def _network(desired: DesiredState) -> dict[str, Any]:
             resources |= _security_group(group, desired.tags)
     for name, endpoint in desired.vpc_endpoints.items():
         service = name.rsplit(".", 1)[1]
-        properties = {**endpoint, "Tags": _tags(desired.tags)}
+        properties = {**endpoint, "Tags": tag_list(desired.tags)}
         resources[f"{_logical_id(service)}Endpoint"] = {"Type": "AWS::EC2::VPCEndpoint", "Properties": properties}
     return resources
 
@@ -229,7 +226,7 @@ def _security_group(group: SecurityGroup, tags: dict[str, str]) -> dict[str, Any
                 "GroupName": group.name,
                 "GroupDescription": group.description,
                 "VpcId": group.vpc_id,
-                "Tags": _tags(tags),
+                "Tags": tag_list(tags),
             },
         }
     }
@@ -281,7 +278,7 @@ def _roles(desired: DesiredState) -> dict[str, Any]:
                 "Description": ROLE_DESCRIPTION,
                 "AssumeRolePolicyDocument": role.trust,
                 "Policies": [{"PolicyName": role.policy_name, "PolicyDocument": role.policy}],
-                "Tags": _tags(desired.role_tags),
+                "Tags": tag_list(desired.role_tags),
             },
         }
         for name, role in desired.roles.items()
@@ -314,7 +311,7 @@ def _compute(desired: DesiredState) -> dict[str, Any]:
                     if desired.lambda_concurrency is not None
                     else {}
                 ),
-                "Tags": _tags(desired.tags),
+                "Tags": tag_list(desired.tags),
             },
         },
         "FunctionLogGroup": {
@@ -323,7 +320,7 @@ def _compute(desired: DesiredState) -> dict[str, Any]:
             "Properties": {
                 "LogGroupName": desired.lambda_log_group["logGroupName"],
                 "RetentionInDays": desired.lambda_log_group["retentionInDays"],
-                "Tags": _tags(desired.tags),
+                "Tags": tag_list(desired.tags),
             },
         },
         "FailureQueue": {
@@ -333,7 +330,7 @@ def _compute(desired: DesiredState) -> dict[str, Any]:
                 "QueueName": desired.failure_queue["QueueName"],
                 "MessageRetentionPeriod": int(desired.failure_queue["Attributes"]["MessageRetentionPeriod"]),
                 "SqsManagedSseEnabled": True,
-                "Tags": _tags(desired.tags),
+                "Tags": tag_list(desired.tags),
             },
         },
         "FunctionInvokeConfig": {
@@ -355,7 +352,7 @@ def _compute(desired: DesiredState) -> dict[str, Any]:
                 **rule,
                 "State": "ENABLED",
                 "Targets": [{"Id": "ETL_Lambda_Function", "Arn": {"Fn::GetAtt": ["Function", "Arn"]}}],
-                "Tags": _tags(desired.tags),
+                "Tags": tag_list(desired.tags),
             },
         }
         resources[f"{logical}Permission"] = {

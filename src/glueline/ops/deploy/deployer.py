@@ -110,29 +110,33 @@ class Deployer:
 
     def plan(self) -> list[Change]:
         """What deploy would do; writes nothing."""
-        return self._plan(self.desired())
+        return [change for changes in self._planned(self.stages()) for change in changes]
 
-    def _plan(self, desired: DesiredState) -> list[Change]:
-        planning = Planning(desired, self.target.client)
-        return [change for stage in self.stages() for change in stage(planning)]
+    def _planned(self, stages: list[Stage]) -> list[list[Change]]:
+        """Each stage's changes, planned against the account as it is now."""
+        planning = Planning(self.desired(), self.target.client)
+        return [stage(planning) for stage in stages]
 
     def deploy(self) -> list[Change]:
-        """Refuse what must not be touched, then apply each stage's plan and plan the next, against the
-        account as the stages before left it (read again after a stage that changed something): what was
-        done."""
-        desired = self.desired()
-        refused = refusals(self._plan(desired), self.adopt, self.settings.stack)
+        """Refuse what must not be touched, then apply each stage's plan; once a stage has changed
+        something, plan each next stage again against the account as it is then: what was done."""
+        stages = self.stages()
+        planned = self._planned(stages)
+        refused = refusals([change for changes in planned for change in changes], self.adopt, self.settings.stack)
         if refused:
             raise DeployError(refused)
         executor = Executor(self.target.client, self.sleep, self.progress)
         done: list[Change] = []
-        changed = False
-        for stage in self.stages():
-            if changed:
-                desired, changed = self.desired(), False
-            for change in stage(Planning(desired, self.target.client)):
+        since: DesiredState | None = None  # as the account is since a stage changed it (None: as planned)
+        stale = False  # the last stage changed the account: read it again
+        for stage, changes in zip(stages, planned, strict=True):
+            if stale:
+                since, stale = self.desired(), False
+            if since is not None:
+                changes = stage(Planning(since, self.target.client))
+            for change in changes:
                 executor.execute(change.steps)
-                changed = changed or change.action != Action.UNCHANGED
+                stale = stale or change.action != Action.UNCHANGED
                 change.action = change.action.done
                 done.append(change)
         self.announce(done)
