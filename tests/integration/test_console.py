@@ -72,6 +72,13 @@ def browser():
             chromium.close()
 
 
+def follow(page, selector: str) -> None:
+    """Click what leads to another page and wait until that page has loaded: what is counted or read
+    next is on it (``count()`` does not wait; a half-parsed page once counted 0 rows on a loaded CI)."""
+    with page.expect_navigation():
+        page.click(selector)
+
+
 def test_the_console_shows_the_samples_files_counts_and_rejected_rows(glueline, tmp_path, console_url, browser):
     p = glueline
     hostile = p.upload_bytes(tmp_path, HOSTILE, b"not,a,header\n1,2,3\n")
@@ -94,13 +101,13 @@ def test_the_console_shows_the_samples_files_counts_and_rejected_rows(glueline, 
     if SCREENSHOT:
         page.screenshot(path=str(SCREENSHOT), full_page=True)
 
-    page.click("header nav >> text=Files")
+    follow(page, "header nav >> text=Files")
     assert page.locator("#files tbody tr").count() == 4
     page.fill("input[name=name]", "2024-07-13")
-    page.click("form.filters button[type=submit]")
+    follow(page, "form.filters button[type=submit]")
     assert page.locator("#files tbody tr").count() == 1
 
-    page.click("#files .file-link")
+    follow(page, "#files .file-link")
     assert page.locator("#file-name").inner_text() == "transactions_2024-07-13.csv"
     expected = EXPECTED["transactions_2024-07-13.csv"]
     for name in COUNT_NAMES:
@@ -125,13 +132,13 @@ def test_the_console_shows_the_samples_files_counts_and_rejected_rows(glueline, 
     }
     assert shown == {code: f"{rows:,}" for code, rows in reasons.items()}
 
-    page.click("#run-link")  # the run that loaded it: its output, from CloudWatch Logs
+    follow(page, "#run-link")  # the run that loaded it: its output, from CloudWatch Logs
     assert page.locator("#run-id").inner_text() == loaded.glue_job_id
     output = page.locator("#output").inner_text()
     assert f"transactions_2024-07-13.csv: COMPLETED read={expected['rows_read']}" in output
     assert "transactions_2024-07-13.csv" in page.locator("#run-files").inner_text()
 
-    page.click("header nav >> text=Data quality")
+    follow(page, "header nav >> text=Data quality")
     runs = len(p.glue_runs())
     plotted = {
         key: page.locator(f"#plot-{key} circle.point").count()
@@ -154,7 +161,7 @@ def test_the_console_shows_the_samples_files_counts_and_rejected_rows(glueline, 
         page.screenshot(path=str(SCREENSHOT.with_name("console-quality.png")), full_page=True)
 
     page.goto(console_url + "files?status=REJECTED")
-    page.click("#files .file-link")
+    follow(page, "#files .file-link")
     assert page.locator("#file-name").inner_text() == HOSTILE  # shown as text
     assert page.locator("img[onerror]").count() == 0 and alerts == []
 
@@ -170,9 +177,9 @@ def test_retry_in_the_console_runs_a_failed_file_again_and_brings_a_given_up_one
 
     def retry(fid: str) -> str:
         page.goto(f"{console_url}files/{fid}")
-        page.click("#retry")
+        follow(page, "#retry")
         assert page.locator("h1").inner_text() == f"Retry {sample.name}?"
-        page.click("#confirm")
+        follow(page, "#confirm")
         return page.locator(".flash").inner_text()
 
     def settled(fid: str, done) -> AuditRecord:
