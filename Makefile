@@ -5,8 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 IAM_SIMULATOR := tests/access/node_modules/.package-lock.json
 AWS_CLI := tests/awscli/.venv/bin/aws
+SCANNERS := scanners/.venv/.installed-stamp
 
-.PHONY: install run test test-unit test-compose up down logs console console-screenshot status images-offline plan deploy destroy bench bench-console soak soak-short lint docs clean
+.PHONY: install run test test-unit test-compose up down logs console console-screenshot status images-offline plan deploy destroy bench bench-console soak soak-short lint audit docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +25,12 @@ $(AWS_CLI): tests/awscli/requirements.txt
 	$(PYTHON) -m venv tests/awscli/.venv
 	tests/awscli/.venv/bin/python -m pip install --quiet -r tests/awscli/requirements.txt
 	touch $(AWS_CLI)
+
+# The security scanners (bandit, checkov, pip-audit), pinned by scanners/requirements.txt, beside ours.
+$(SCANNERS): scanners/requirements.txt
+	$(PYTHON) -m venv scanners/.venv
+	scanners/.venv/bin/python -m pip install --quiet -r scanners/requirements.txt
+	touch $(SCANNERS)
 
 install: $(STAMP)  ## create .venv with glueline and its pinned dependencies
 
@@ -94,11 +101,20 @@ soak-short: $(STAMP)  ## CI's soak: 3 minutes, every fault kind once, figures ke
 
 LINTED := src services infra tests bench
 
-lint: $(STAMP)  ## ruff (rules and formatting), mypy on all of src/, the layers' import contracts (import-linter)
+lint: $(STAMP) $(SCANNERS)  ## ruff, mypy on all of src/, the layers' import contracts, bandit, checkov on the template
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-logo
+	scanners/.venv/bin/bandit --recursive src services --severity-level medium --quiet
+	mkdir -p build/scan
+	$(BIN)/glueline package --db-url postgresql://glueline@db.example.internal:5432/bank --out build/scan/template.json
+	scanners/.venv/bin/checkov --file build/scan/template.json --framework cloudformation --quiet --compact
+
+audit: $(STAMP) $(SCANNERS)  ## pip-audit on glueline's pinned dependencies (needs PyPI's JSON API or OSV; fails when it cannot audit)
+	mkdir -p build/scan
+	$(BIN)/python -m pip freeze --exclude-editable > build/scan/requirements.txt
+	scanners/.venv/bin/pip-audit --strict --no-deps --disable-pip --requirement build/scan/requirements.txt
 
 docs: $(STAMP)  ## the guide (docs/) with MkDocs into build/docs; --strict: a broken link or anchor fails
 	$(BIN)/mkdocs build --strict

@@ -4,9 +4,10 @@ and the benchmark."""
 from __future__ import annotations
 
 import time
-import urllib.request
 from collections.abc import Callable
 from typing import TypeVar
+
+import urllib3
 
 T = TypeVar("T")
 
@@ -25,9 +26,8 @@ def wait_for(condition: Callable[[], T | None], timeout: float, what: str, inter
 
 
 def url_answers(url: str) -> bool:
-    """Does an HTTP server answer ``url`` with 200 (within 2 s)?"""
+    """Does an HTTP server answer ``url`` with 200 (within 2 s)? (urllib3: http and https only)"""
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
+        return urllib3.request("GET", url, timeout=2, retries=False).status == 200
+    except urllib3.exceptions.HTTPError:
         return False

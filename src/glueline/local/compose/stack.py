@@ -46,7 +46,7 @@ from glueline.local.compose.engine import (
     engine_answers,
 )
 from glueline.local.compose.faults import ComposeFaults
-from glueline.local.inner_loop import DEBUG_PORT, SPARK_HISTORY_PORT, SPARK_UI_PORT, InnerLoop
+from glueline.local.inner_loop import DEBUG_PORT, EVERY_INTERFACE, SPARK_HISTORY_PORT, SPARK_UI_PORT, InnerLoop
 from glueline.local.ports import remembered_port
 from glueline.local.processes import wait_healthy
 from glueline.local.running import RecordedEndpoints, StackError
@@ -147,7 +147,7 @@ class RunningCompose(RecordedEndpoints):
                     f"({setting} chooses it when the stack starts)"
                 )
         return InnerLoop(
-            debug_listen=f"0.0.0.0:{DEBUG_PORT}",
+            debug_listen=f"{EVERY_INTERFACE}:{DEBUG_PORT}",
             debug_attach=f"127.0.0.1:{record.debug_port}",
             debug_root=f"{RUNNER_STATE}/debug",
             launch_config="glueline: attach to the Glue run (compose)",

@@ -15,6 +15,7 @@ import signal
 import threading
 from pathlib import Path
 
+from glueline.local.inner_loop import EVERY_INTERFACE
 from glueline.local.runner.backend import GlueBackend
 from glueline.local.runner.config import RunnerConfig, default_launcher
 from glueline.local.runner.server import make_server
@@ -37,8 +38,8 @@ def main() -> None:
         parser.error("--standby keeps a PySpark process of this Python warm; it cannot use --launcher")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
 
-    # Jobs reach the runner on this machine (or container): 0.0.0.0 is where it listens, not an address.
-    url = f"http://{'127.0.0.1' if options.host == '0.0.0.0' else options.host}:{options.port}"
+    # Jobs reach the runner on this machine (or container): every interface is where it listens, not an address.
+    url = f"http://{'127.0.0.1' if options.host == EVERY_INTERFACE else options.host}:{options.port}"
     launcher = shlex.split(options.launcher) if options.launcher else default_launcher()
     options.state_dir.mkdir(parents=True, exist_ok=True)
     backend = GlueBackend(

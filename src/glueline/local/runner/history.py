@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from glueline.local.inner_loop import SPARK_HISTORY_PORT
+from glueline.local.inner_loop import EVERY_INTERFACE, SPARK_HISTORY_PORT
 from glueline.local.processes import block_stop_signals, terminate, until_stopped
 from glueline.polling import url_answers, wait_for
 
@@ -46,7 +46,7 @@ def history_server(events: Path, port: int, log: Path, host: str = "127.0.0.1") 
         "spark.history.fs.update.interval": "2s",  # a run that just ended shows up soon
     }
     env = {**os.environ, "SPARK_HISTORY_OPTS": " ".join(f"-D{k}={v}" for k, v in options.items())}
-    if host != "0.0.0.0":
+    if host != EVERY_INTERFACE:
         env["SPARK_LOCAL_IP"] = host  # its UI binds there (else to every interface)
     with open(log, "ab") as output:
         process = subprocess.Popen(
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     pid_file.write_text(str(os.getpid()))
     events, log = options.state_dir / "spark-events", options.state_dir / "logs" / "spark-history.log"
     try:
-        with history_server(events, SPARK_HISTORY_PORT, log, host="0.0.0.0"):
+        with history_server(events, SPARK_HISTORY_PORT, log, host=EVERY_INTERFACE):
             until_stopped()
     finally:
         pid_file.unlink(missing_ok=True)

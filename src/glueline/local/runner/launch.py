@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from glueline.artifacts import DEBUG_ARGUMENT
-from glueline.local.inner_loop import SPARK_UI_PORT
+from glueline.local.inner_loop import EVERY_INTERFACE, SPARK_UI_PORT
 from glueline.local.runner import debug
 from glueline.local.runner.config import RunnerConfig, default_launcher
 from glueline.shared.timeouts import aws_client
@@ -85,7 +85,7 @@ def environment(config: RunnerConfig, spark_ui: bool = False) -> dict[str, str]:
                 f"--conf spark.eventLog.enabled=true --conf spark.eventLog.dir={events.absolute().as_uri()} "
             )
             env["PYSPARK_SUBMIT_ARGS"] = env["PYSPARK_SUBMIT_ARGS"].replace("--conf spark.ui.enabled=false ", on)
-            if config.host != "0.0.0.0":  # in the runner's container, compose publishes the UI port
+            if config.host != EVERY_INTERFACE:  # in the runner's container, compose publishes the UI port
                 env["SPARK_LOCAL_IP"] = config.host  # the UI binds to it (else to every interface)
     return env
 

@@ -7,9 +7,10 @@ one names (a group, the database)."""
 from __future__ import annotations
 
 import os
-import urllib.request
 from pathlib import Path
 from typing import Any
+
+import urllib3
 
 from glueline.artifacts import RDS_CA_BUNDLE
 from glueline.ops import packaging
@@ -118,13 +119,15 @@ def rds_ca_bundle(settings: Settings) -> bytes:
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "glueline" / RDS_CA_BUNDLE
     if not cache.exists():
         try:
-            with urllib.request.urlopen(RDS_CA_BUNDLE_URL, timeout=30) as response:
-                data = response.read()
-        except OSError as err:
+            response = urllib3.request("GET", RDS_CA_BUNDLE_URL, timeout=30)
+            if response.status != 200:
+                raise urllib3.exceptions.HTTPError(f"HTTP {response.status}")
+        except urllib3.exceptions.HTTPError as err:
             raise DeployError(
                 f"could not download the RDS CA bundle ({RDS_CA_BUNDLE_URL}): {err}; "
                 "set GLUELINE_DB_CA_BUNDLE to a copy of it"
             ) from err
+        data = response.data
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_bytes(data)
     return cache.read_bytes()

@@ -96,7 +96,8 @@ def code(p: Planning, content: Callable[[str], bytes]) -> list[Change]:
             current = s3.head_object(Bucket=bucket_name, Key=key)["ETag"].strip('"')
         except s3.exceptions.ClientError:
             current = None
-        changed = None if current is None else ([] if current == hashlib.md5(body).hexdigest() else ["content"])
+        etag = hashlib.md5(body, usedforsecurity=False).hexdigest()  # S3's ETag of a single-part upload
+        changed = None if current is None else ([] if current == etag else ["content"])
         put = APICall("s3", "put_object", {"Bucket": bucket_name, "Key": key, "Body": body})
         changes.append(p.change(f"s3://{bucket_name}/{key}", "s3 object", changed, [put]))
     return changes
