@@ -19,6 +19,8 @@ Everything it starts it stops, also on Ctrl-C or SIGTERM (the stack, the tmpfs, 
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import json
 import os
 import platform
@@ -36,7 +38,7 @@ import psutil
 
 from glueline.local.runner.cloud import GLUE_SERVICE_ACCESS_KEY_ID
 from glueline.shared import layout
-from glueline.shared.audit import Status
+from glueline.shared.audit import Status, content_identity
 from glueline.shared.gluerun import ACTIVE_RUN_STATES
 
 from . import figures
@@ -152,8 +154,13 @@ class Traffic:
             body = planned.content.path.read_bytes()
             for _ in range(60):
                 try:
-                    answer = s3.put_object(Bucket=self.stack.bucket, Key=planned.key, Body=body)
-                    planned.etag, planned.uploaded_at = answer["ETag"], time.time()
+                    # S3 keeps its SHA-256, the FileID's content identity (computed here: see ops.uploads).
+                    checksum = base64.b64encode(hashlib.sha256(body).digest()).decode()
+                    answer = s3.put_object(
+                        Bucket=self.stack.bucket, Key=planned.key, Body=body, ChecksumAlgorithm="SHA256"
+                    )
+                    sent = {"ETag": answer["ETag"], "ChecksumSHA256": checksum, "ChecksumType": "FULL_OBJECT"}
+                    planned.identity, planned.uploaded_at = content_identity(sent, len(body)), time.time()
                     self.sent += 1
                     break
                 except Exception as err:
@@ -214,7 +221,7 @@ def _figures(stack, uploads, injector, memory, verdict, drained, started, traffi
         (figures.epoch(r.processing_end_timestamp) for r in completed if r.processing_end_timestamp), default=ended
     )
     minutes = max(1e-9, (last - started) / 60)
-    sent = [u for u in uploads if u.etag]
+    sent = [u for u in uploads if u.identity]
     sweeps = drained["sweeps"]
     lambda_ms = figures.lambda_durations(stack.client("logs"), stack.settings.lambda_function)
     if stack.request_log is None:  # the upstream emulator images keep none

@@ -121,7 +121,7 @@ class PlannedUpload:
     contested: bool = False  # its rows come in another file too: loaded or duplicate may go either way
     repeats: PlannedUpload | None = None  # the upload whose content or rows this one repeats
     # filled in when it is uploaded
-    etag: str | None = None
+    identity: str | None = None  # its content's (glueline.shared.audit.content_identity): in its FileID
     uploaded_at: float | None = None
 
     @property

@@ -43,14 +43,14 @@ def judge(stack: SoakStack, uploads: list[PlannedUpload], faults: list[dict], st
     records = {r.file_id: r for r in stack.audit.all()}
     s3 = stack.client("s3")
     objects = _objects(s3, stack.bucket)
-    sent = [u for u in uploads if u.etag is not None]
+    sent = [u for u in uploads if u.identity is not None]
     verdict.checked.update(uploads=len(sent), items=len(records), objects=len(objects))
-    verdict.problem("planned uploads never sent", [u.key for u in uploads if u.etag is None])
+    verdict.problem("planned uploads never sent", [u.key for u in uploads if u.identity is None])
 
     # Every upload: its item, in an expected status, with its file in exactly one final place.
     by_fid: dict[str, list[PlannedUpload]] = {}
     for u in sent:
-        by_fid.setdefault(file_id(stack.bucket, u.key, u.etag, stack.target), []).append(u)
+        by_fid.setdefault(file_id(stack.bucket, u.key, u.identity, stack.target), []).append(u)
     missing, wrong_status, misplaced, wrong_counts, unreconciled, stuck, final_keys = [], [], [], [], [], [], Counter()
     for fid, group in by_fid.items():
         record, name = records.get(fid), group[0].key

@@ -14,11 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 import psutil
 import pytest
 
-from glueline.job.load import connect
+from glueline.job.load import connect, recorded_load
 from glueline.local.samples import write_file
 from glueline.polling import wait_for
 from glueline.shared import layout
 from glueline.shared.audit import Status, utc_now
+from glueline.shared.contract import COLUMNS
 from glueline.shared.events import object_created_event, scheduled_event
 from glueline.shared.gluerun import ACTIVE_RUN_STATES
 from glueline.shared.timeouts import DB_CONNECT_SECONDS, DbBounds
@@ -378,6 +379,41 @@ def test_a_file_that_keeps_failing_is_given_up_after_max_attempts(glueline):
     summary = p.invoke_schedule()
     assert summary["work"] == 0 and summary["glue_job_run_id"] is None  # REJECTED is final
     assert p.audit.tallies_disagree() == {}
+
+
+def rows(first_id: int, count: int, amount: str = "1.00") -> bytes:
+    return b"".join(
+        b"%d,ACC1,7,2024-07-13,deposit,%s,USD,2.00,3,4,row\n" % (i, amount.encode())
+        for i in range(first_id, first_id + count)
+    )
+
+
+def test_a_file_overwritten_after_its_load_and_before_its_move_keeps_its_loaded_bytes(glueline, tmp_path):
+    """A file's rows are committed, then new content is uploaded under its key before the run moves it:
+    the loaded version still ends in processed/ (from the run's own copy of it), COMPLETED, and the new
+    upload is a file of its own. The window is held open: the run loads a second file with it, whose
+    merge waits for a row this test keeps locked, and files are settled once the batch is merged."""
+    p = glueline
+    header = (",".join(COLUMNS) + "\n").encode()
+    (held,) = p.wait([p.upload_bytes(tmp_path, "held.csv", header + rows(90_000_000, 1))])
+    assert held.status == Status.COMPLETED, held.error_message
+    loaded = header + rows(91_000_000, 50)
+    with p.open_transaction("SELECT 1 FROM transactions WHERE transactionid = 90000000 FOR UPDATE"):
+        first = p.upload_bytes(tmp_path, "first.csv", loaded)  # merged first (uploaded first, or by name)
+        waiting = p.upload_bytes(tmp_path, "waiting.csv", header + rows(90_000_000, 1, amount="2.00"))
+        wait_for(lambda: recorded_load(p.db, p.settings.table, first.file_id), LOADING_STARTS_WITHIN, "first's load")
+        newer = p.upload_bytes(tmp_path, "first.csv", header + rows(92_000_000, 50))  # before its move
+    first_record, newer_record, waiting_record = p.wait([first, newer, waiting])
+    # One batch, so first.csv was settled once waiting.csv's merge could go on: after the new upload.
+    assert first_record.glue_job_id == waiting_record.glue_job_id and waiting_record.timings["batch_files"] == 2
+    assert first_record.status == Status.COMPLETED, (first_record.status, first_record.error_message)
+    assert first_record.final_key == "processed/first.csv" and first_record.counts.rows_loaded == 50
+    body = p.client("s3").get_object(Bucket=p.bucket, Key="processed/first.csv")["Body"].read()
+    assert body == loaded  # the bytes its rows came from
+    assert newer_record.status == Status.COMPLETED and newer_record.file_id != first_record.file_id
+    assert newer_record.final_key == layout.disambiguated_key("processed/first.csv", newer_record.file_id)
+    assert waiting_record.status == Status.COMPLETED and p.keys("source/") == []
+    assert p.query("SELECT count(*) FROM transactions WHERE transactionid >= 91000000")[0][0] == 100
 
 
 def test_a_move_takes_only_its_version_and_leaves_a_replacement_in_place(glueline_stack):

@@ -14,7 +14,8 @@ import psycopg
 import pytest
 
 from glueline.job.load import recorded_load
-from glueline.shared.audit import Status, utc_now
+from glueline.ops.uploads import Upload
+from glueline.shared.audit import Status, content_identity, file_id, utc_now
 from glueline.shared.contract import COLUMNS
 from glueline.shared.counts import COUNT_NAMES, Counts
 from glueline.shared.lifecycle import RecordedLoad
@@ -99,6 +100,49 @@ def test_running_the_same_files_again_adds_no_rows(glueline):
     )
     assert p.keys("source/") == [] and len(p.glue_runs()) == runs
     assert p.keys("processed/") == [f"processed/{f.name}" for f in SAMPLE_FILES]
+
+
+MIB = 1024 * 1024
+
+
+def multipart_put(s3, bucket: str, key: str, body: bytes, part_size: int) -> None:
+    """Upload in parts with a full-object CRC64NVME checksum, as the AWS CLI and SDKs do by default."""
+    full_object = {"ChecksumAlgorithm": "CRC64NVME", "ChecksumType": "FULL_OBJECT"}
+    upload = s3.create_multipart_upload(Bucket=bucket, Key=key, **full_object)["UploadId"]
+    parts = []
+    for number, start in enumerate(range(0, len(body), part_size), start=1):
+        chunk = body[start : start + part_size]
+        answer = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=number, Body=chunk)
+        parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+    s3.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}, ChecksumType="FULL_OBJECT"
+    )
+
+
+@pytest.mark.embedded_only  # the compose stack's upstream MiniStack gives multipart uploads no full-object checksum
+def test_the_same_bytes_uploaded_with_other_parts_are_one_file(glueline, tmp_path):
+    """Another part size gives the same bytes another ETag, not another full-object checksum (what the
+    FileID rests on): uploaded again, an 11 MiB file is a redelivery — one item, one copy in processed/,
+    no second run."""
+    p = glueline
+    s3 = p.client("s3")
+    row = ",ACC1,7,2024-07-13,deposit,1.00,USD,2.00,3,4," + "x" * 200 + "\n"
+    body = (",".join(COLUMNS) + "\n").encode() + b"".join(b"%d%s" % (i, row.encode()) for i in range(1, 44_000))
+    assert 10 * MIB < len(body) < 11 * MIB
+    key = "source/big.csv"
+    multipart_put(s3, p.bucket, key, body, 5 * MIB)
+    head = s3.head_object(Bucket=p.bucket, Key=key, ChecksumMode="ENABLED")
+    assert head["ETag"].endswith('-3"') and head["ChecksumType"] == "FULL_OBJECT"
+    fid = file_id(p.bucket, key, content_identity(head, len(body)), p.rows_target)
+    (first,) = p.wait([Upload(tmp_path / "big.csv", key, fid, p.rows_target, utc_now())])
+    assert first.status == Status.COMPLETED, first.error_message
+    runs = len(p.glue_runs())
+    sent_at = utc_now()
+    multipart_put(s3, p.bucket, key, body, 6 * MIB)
+    (second,) = p.wait([Upload(tmp_path / "big.csv", key, fid, p.rows_target, sent_at)])
+    assert (second.status, second.redeliveries, second.counts) == (Status.COMPLETED, 1, first.counts)
+    assert [r.file_id for r in p.audit.all() if r.source_key == key] == [fid]
+    assert p.keys("source/") == [] and p.keys("processed/") == ["processed/big.csv"] and len(p.glue_runs()) == runs
 
 
 @pytest.mark.embedded_only  # the Lambda's and the job's rules: the same code on both stacks

@@ -177,10 +177,20 @@ class BatchLoader:
         try:
             # One connection for the driver's statements: each file's tables, then each file's transaction.
             with self._prepare(batch, files) as conn:
-                return self._load(conn, batch, files, lineage, timings)
-        finally:
+                results = self._load(conn, batch, files, lineage, timings)
+        except BaseException:
             for path in paths:
                 self.source.discard(path)
+            raise
+        for f in files:
+            if isinstance(outcome := results[f.file_id], Outcome):
+                outcome.snapshot = f.path  # kept until the move has the file (JobRun discards it)
+            else:
+                self.source.discard(f.path)
+        return results
+
+    def discard(self, snapshot: str) -> None:
+        self.source.discard(snapshot)
 
     def _prepare(self, batch: str, files: list[InputFile]) -> psycopg.Connection:
         """The driver's connection, with the target and the batch's tables ready. Until then a database

@@ -177,7 +177,8 @@ class S3Snapshots:
     Spark reads an object in ranges, from many tasks: an object replaced meanwhile could give a run the
     new bytes, or a mix of both versions, under the old FileID. A server-side copy conditional on the
     claimed ETag is atomic and immutable; a file replaced before it is copied fails the copy
-    (PreconditionFailed) and stays for its own FileID."""
+    (PreconditionFailed) and stays for its own FileID. A loaded file's copy is kept until its move: a file
+    replaced after its load is moved from it (``layout.move_object``)."""
 
     def __init__(self, s3):
         self.s3 = s3
@@ -197,7 +198,8 @@ class S3Snapshots:
 
 
 class LocalCopies:
-    """Spark reads a downloaded copy of exactly the claimed version (plain PySpark has no S3 filesystem)."""
+    """Spark reads a downloaded copy of exactly the claimed version (plain PySpark has no S3 filesystem),
+    kept, once loaded, until the file's move, as ``S3Snapshots`` keeps theirs."""
 
     def __init__(self, s3, directory: str | Path):
         self.s3 = s3

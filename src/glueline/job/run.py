@@ -52,6 +52,9 @@ class Loader(Protocol):
         """Per FileID the outcome, or the error that kept the file out of the target. Raises when the
         pass failed as a whole (then no file of the batch has a row in the target)."""
 
+    def discard(self, snapshot: str) -> None:
+        """Delete the copy of a loaded file its outcome names (``Outcome.snapshot``): settled now."""
+
 
 class JobRun:
     def __init__(
@@ -75,6 +78,7 @@ class JobRun:
         self.failures: list[str] = []
         self._loader: Loader | None = None
         self._taken: set[str] = set()
+        self._taken_versions: set[tuple[str, str]] = set()  # their (source key, ETag): see arriving
 
     def run(self) -> list[str]:
         """Process work until none is left; the failures, one line per file."""
@@ -98,7 +102,7 @@ class JobRun:
         candidates = self._work()
         deadline = time.monotonic() + GATHER_MAX_SECONDS
         while candidates and len(candidates) < BATCH_FILES and time.monotonic() < deadline:
-            known = self._taken | {c.file_id for c in candidates}
+            known = self._taken_versions | {(c.source_key, c.etag) for c in candidates}
             if not self.lifecycle.arriving(candidates[0].bucket, known):
                 break
             self.sleep(GATHER_SECONDS)
@@ -106,6 +110,7 @@ class JobRun:
         # None where the item changed since it was read: another run took it, or a Lambda noted a run.
         claimed = [r for r in pool.map(lambda seen: self.lifecycle.claim(seen, self.run_id), candidates) if r]
         self._taken.update(r.file_id for r in claimed)
+        self._taken_versions.update((r.source_key, r.etag) for r in claimed)
         return claimed
 
     def _work(self) -> list[AuditRecord]:
@@ -194,6 +199,9 @@ class JobRun:
         except Exception as err:  # the rows are committed; a retry's upsert changes nothing
             self._fail(record, err)
             return
+        finally:
+            if result.snapshot and self._loader is not None:
+                self._loader.discard(result.snapshot)
         c = result.counts
         self.log(
             f"{record.file_name}: COMPLETED read={c.rows_read} loaded={c.rows_loaded} rejected={c.rows_rejected} "

@@ -7,7 +7,9 @@ the audit items of the files it uploaded until each reaches an outcome.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from glueline.job.schema import identifier, statement_timeout
 from glueline.polling import wait_for
 from glueline.shared import layout
-from glueline.shared.audit import AuditRecord, AuditTable, Status, file_id, utc_now
+from glueline.shared.audit import AuditRecord, AuditTable, Status, content_identity, file_id, utc_now
 from glueline.shared.dbsecret import DbConnection
 from glueline.shared.tablename import TableName
 
@@ -69,15 +71,21 @@ def upload(s3, bucket: str, files: list[Path], target: str, folder: str = "") ->
     for path in files:
         key = layout.SOURCE + folder + path.name
         sent_at = utc_now()
-        if path.stat().st_size <= SINGLE_PUT_MAX_BYTES:
-            # The ETag comes with the answer: by the time a HEAD could ask, the Lambda may already have
-            # moved the object (a redelivery takes no Glue run).
+        size = path.stat().st_size
+        if size <= SINGLE_PUT_MAX_BYTES:
+            # The FileID's content identity is the SHA-256 S3 is asked to keep, computed here, not read
+            # back: by the time a HEAD could ask, the Lambda may already have moved the object (a
+            # redelivery takes no Glue run), and not every emulator answers a PutObject with it.
             with open(path, "rb") as body:
-                etag = s3.put_object(Bucket=bucket, Key=key, Body=body)["ETag"]
+                checksum = base64.b64encode(hashlib.file_digest(body, "sha256").digest()).decode()
+                body.seek(0)
+                etag = s3.put_object(Bucket=bucket, Key=key, Body=body, ChecksumAlgorithm="SHA256")["ETag"]
+            answer = {"ETag": etag, "ChecksumSHA256": checksum, "ChecksumType": "FULL_OBJECT"}
         else:
             s3.upload_file(str(path), bucket, key)
-            etag = s3.head_object(Bucket=bucket, Key=key)["ETag"]
-        uploads.append(Upload(path, key, file_id(bucket, key, etag, target), target, sent_at))
+            answer = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+        identity = content_identity(answer, size)
+        uploads.append(Upload(path, key, file_id(bucket, key, identity, target), target, sent_at))
     return uploads
 
 

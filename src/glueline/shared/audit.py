@@ -44,6 +44,10 @@ DAY_INDEX = "UploadDay-UploadTimestamp-index"
 DAYS_ID = "#days"
 # The FileID of the tally item of one upload day (``DailyTally``): not a file's (those are 32 hex digits).
 DAILY_PREFIX = "#daily#"
+# The FileID of the item naming the file (``File``: its FileID) that one uploaded version of an object
+# (bucket, key, ETag) was admitted as, for one target: a version that is gone (moved, overwritten) has
+# no checksum left to read, so a late or repeated event for it is matched to its file through this.
+VERSION_PREFIX = "#version#"
 # A transaction that met another on the same tally is tried again, this many times in all.
 CONFLICT_TRIES = 8
 
@@ -60,12 +64,55 @@ class AuditQuery:
     day: str | None = None  # uploaded on this day, YYYY-MM-DD UTC (a query of the day index)
 
 
-def file_id(bucket: str, key: str, etag: str, target: str) -> str:
-    """The audit item's key: one version of one object, loaded into one target (see
-    ``DbConnection.target``). The same bytes under the same key give the same FileID however often they
-    are announced; new content under the same key, or another target database, gets a new one."""
-    digest = hashlib.sha256(f"s3://{bucket}/{key}#{quoted_etag(etag)}>{target}".encode()).hexdigest()
+def file_id(bucket: str, key: str, identity: str, target: str) -> str:
+    """The audit item's key: one content (``content_identity``) of one object, loaded into one target
+    (see ``DbConnection.target``). The same bytes under the same key give the same FileID however often
+    they are announced or uploaded; new content under the same key, or another target database, gets a
+    new one."""
+    digest = hashlib.sha256(f"s3://{bucket}/{key}#{identity}>{target}".encode()).hexdigest()
     return digest[:32]
+
+
+# Checksums S3 may hold for an object (one: the algorithm its upload chose; S3 computes CRC64NVME for an
+# upload that chose none), cryptographic ones first.
+CHECKSUM_ALGORITHMS = ("SHA256", "SHA1", "CRC64NVME", "CRC32C", "CRC32")
+
+
+def content_identity(answer: dict[str, Any], size: int) -> str:
+    """What a file's FileID says about its content, from a HeadObject answer (``ChecksumMode='ENABLED'``)
+    or a PutObject answer: the same bytes give the same identity however they were uploaded, where S3
+    can tell. An ETag cannot: a multipart upload's is "<md5 of the parts' md5s>-<parts>" (another part
+    size, another ETag) and an SSE-KMS object's is no MD5 at all. In order:
+
+    * a full-object checksum (``ChecksumType`` FULL_OBJECT, or a single-part object's), with the size;
+    * else the ETag where it is the MD5 of the bytes: one part, not encrypted with KMS or a customer key;
+    * else the ETag itself (a multipart upload with a composite checksum — "<checksum>-<parts>", which
+      depends on the part size too — or an SSE-KMS object without a checksum): the same bytes uploaded
+      so again are another file, loaded again (an upsert: no row doubled) and kept apart in processed/.
+      Hashing the bytes instead would read the whole object in the Lambda, and still not match a
+      checksummed upload of the same bytes.
+
+    A CRC is no cryptographic hash: other bytes with the same CRC, size and key would pass for the same
+    file, but only someone who may write to source/ could make them, and such a writer can upload
+    anything anyway."""
+    etag = quoted_etag(answer["ETag"])
+    single_part = "-" not in etag
+    kind = answer.get("ChecksumType")
+    if kind == "FULL_OBJECT" or (kind is None and single_part):
+        for algorithm in CHECKSUM_ALGORITHMS:
+            value = answer.get(f"Checksum{algorithm}")
+            if value and "-" not in value:
+                return f"{algorithm}:{value}:{size}"
+    plain = answer.get("ServerSideEncryption", "AES256") == "AES256" and "SSECustomerAlgorithm" not in answer
+    if single_part and plain:
+        md5 = etag.strip('"')
+        return f"MD5:{md5}:{size}"
+    return f"ETag:{etag}"
+
+
+def _version_key(bucket: str, key: str, etag: str, target: str) -> str:
+    digest = hashlib.sha256(f"s3://{bucket}/{key}#{quoted_etag(etag)}>{target}".encode()).hexdigest()
+    return VERSION_PREFIX + digest[:32]
 
 
 def quoted_etag(etag: str) -> str:
@@ -416,6 +463,22 @@ class AuditTable:
                     raise
             self.sleep(random.uniform(0, 0.05 * 2**attempt))
         raise AssertionError("unreachable")
+
+    def remember_version(self, bucket: str, key: str, etag: str, target: str, fid: str) -> None:
+        """Note that version ``etag`` of ``key`` is file ``fid`` (for ``version_file``)."""
+        self.client.update_item(
+            TableName=self.table_name,
+            Key={"FileID": {"S": _version_key(bucket, key, etag, target)}},
+            UpdateExpression="SET #file = :fid",
+            ExpressionAttributeNames={"#file": "File"},
+            ExpressionAttributeValues={":fid": {"S": fid}},
+        )
+
+    def version_file(self, bucket: str, key: str, etag: str, target: str) -> str | None:
+        """The FileID version ``etag`` of ``key`` was admitted as for ``target``; None if it never was."""
+        key_ = {"FileID": {"S": _version_key(bucket, key, etag, target)}}
+        item = self.client.get_item(TableName=self.table_name, Key=key_, ConsistentRead=True).get("Item")
+        return item["File"]["S"] if item else None
 
     def _register_day(self, day: str) -> None:
         """Name ``day`` among the upload days with files, before its first file is written (a day named

@@ -25,6 +25,19 @@ class SourceGone(Exception):
     content, which has its own FileID)."""
 
 
+def head_version(s3, bucket: str, key: str, etag: str | None = None) -> dict | None:
+    """The object under ``key`` (exactly version ``etag`` when given) as HeadObject answers with its
+    checksums (``audit.content_identity``); None when it is not there. Read by its key, never found
+    through a listing, which may not show an object written a moment ago."""
+    pinned = {"IfMatch": etag} if etag else {}
+    try:
+        return s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED", **pinned)
+    except s3.exceptions.ClientError as err:
+        if err.response.get("Error", {}).get("Code") in _GONE:
+            return None
+        raise
+
+
 def sample_object(s3, bucket: str, key: str, etag: str, size: int) -> IntegrityReport:
     """Read at most SAMPLE_BYTES of exactly this version of the object and check them."""
     try:

@@ -78,9 +78,15 @@ def made_for(head: dict | None, fid: str, etag: str) -> TypeGuard[dict]:
     return head.get("Metadata", {}).get(FILE_ID_METADATA) == fid or head["ETag"] == etag
 
 
-def move_object(s3, bucket: str, source_key: str, etag: str, size: int, prefix: str, fid: str) -> str:
+def move_object(
+    s3, bucket: str, source_key: str, etag: str, size: int, prefix: str, fid: str, snapshot: str | None = None
+) -> str:
     """Move exactly the version ``etag`` of ``source_key`` under ``prefix`` (copy, then delete) and return
     its final key. The copy carries ``fid`` in its metadata.
+
+    A version replaced or deleted before it is copied is not lost when its bytes are in a ``snapshot``
+    (the run's own copy of the version it loaded: ``s3://bucket/key`` or a local file): the copy is made
+    from that, and the new upload stays in source/ as a file of its own.
 
     Safe to repeat after a crash between copy and delete: the copy an earlier attempt made is found by
     its metadata and not made again, whatever its ETag. The copy and the delete are conditional on the
@@ -96,27 +102,45 @@ def move_object(s3, bucket: str, source_key: str, etag: str, size: int, prefix: 
         dest = disambiguated_key(dest, fid)
         existing = copy_of(s3, bucket, dest)
     if not made_for(existing, fid, etag):
-        # The source's metadata, content type and the FileID, from exactly this version.
-        source_head = s3.head_object(Bucket=bucket, Key=source_key, IfMatch=etag)
-        copied = {
-            "MetadataDirective": "REPLACE",
-            "Metadata": {**source_head.get("Metadata", {}), FILE_ID_METADATA: fid},
-            "ContentType": source_head.get("ContentType", "binary/octet-stream"),
-            "CopySourceIfMatch": etag,
-        }
-        source = {"Bucket": bucket, "Key": source_key}
-        if size > SINGLE_COPY_MAX_BYTES:
-            s3.copy(source, bucket, dest, ExtraArgs={k: v for k, v in copied.items() if k != "MetadataDirective"})
-        else:
-            # Another writer taking a free name meanwhile makes the copy fail.
-            condition = {"IfNoneMatch": "*"} if existing is None else {}
-            s3.copy_object(Bucket=bucket, Key=dest, CopySource=source, **copied, **condition)
+        try:
+            # The source's metadata, content type and the FileID, from exactly this version.
+            source_head = s3.head_object(Bucket=bucket, Key=source_key, IfMatch=etag)
+            copied = {
+                "Metadata": {**source_head.get("Metadata", {}), FILE_ID_METADATA: fid},
+                "ContentType": source_head.get("ContentType", "binary/octet-stream"),
+                "CopySourceIfMatch": etag,
+            }
+            _copy(s3, {"Bucket": bucket, "Key": source_key}, size, bucket, dest, copied, free=existing is None)
+        except s3.exceptions.ClientError as err:
+            if snapshot is None or _error_code(err) not in _VERSION_GONE:
+                raise
+            copied = {"Metadata": {FILE_ID_METADATA: fid}, "ContentType": "text/csv"}
+            if snapshot.startswith("s3://"):
+                held_bucket, held_key = snapshot.removeprefix("s3://").split("/", 1)
+                _copy(s3, {"Bucket": held_bucket, "Key": held_key}, size, bucket, dest, copied, free=existing is None)
+            else:
+                s3.upload_file(snapshot, bucket, dest, ExtraArgs=copied)
+            return dest  # what is under source_key now is another file's
     try:
         s3.delete_object(Bucket=bucket, Key=source_key, IfMatch=etag)
     except s3.exceptions.ClientError as err:
         if _error_code(err) not in ("404", "NoSuchKey", "412", "PreconditionFailed"):
             raise  # gone already, or replaced by a new version that is processed under its own FileID
     return dest
+
+
+# What S3 answers a request conditional on a version that is no longer there.
+_VERSION_GONE = frozenset({"404", "NoSuchKey", "NotFound", "412", "PreconditionFailed"})
+
+
+def _copy(s3, source: dict, size: int, bucket: str, dest: str, copied: dict, free: bool) -> None:
+    """A server-side copy of ``source`` to ``dest`` with the ``copied`` arguments (metadata replaced)."""
+    if size > SINGLE_COPY_MAX_BYTES:
+        s3.copy(source, bucket, dest, ExtraArgs=copied)
+    else:
+        # Another writer taking a free name meanwhile makes the copy fail.
+        condition = {"IfNoneMatch": "*"} if free else {}
+        s3.copy_object(Bucket=bucket, Key=dest, CopySource=source, MetadataDirective="REPLACE", **copied, **condition)
 
 
 def _error_code(err) -> str:

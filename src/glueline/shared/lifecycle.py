@@ -47,6 +47,7 @@ from glueline.shared.audit import (
     Status,
     age_seconds,
     attribute,
+    content_identity,
     count_attributes,
     event,
     file_id,
@@ -57,7 +58,7 @@ from glueline.shared.audit import (
 from glueline.shared.counts import Counts
 from glueline.shared.events import ObjectRef
 from glueline.shared.gluerun import ACTIVE_RUN_STATES
-from glueline.shared.integrity import IntegrityReport, SourceGone, sample_object
+from glueline.shared.integrity import IntegrityReport, SourceGone, head_version, sample_object
 
 # A Lambda holds a claim only while it rejects a file; no Lambda invocation lives longer than 15 minutes.
 LAMBDA_CLAIM_TTL_SECONDS = 900
@@ -108,6 +109,9 @@ class Outcome:
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     reasons: dict[str, int] = field(default_factory=dict)  # rejected rows per reason code (contract.RowReason)
+    # The loaded version's bytes as the run read them (s3://… or a local path), kept until the move has
+    # them: the source may be replaced between the load and the move (``layout.move_object``).
+    snapshot: str | None = None
 
 
 @dataclass(frozen=True)
@@ -158,16 +162,17 @@ class Lifecycle:
             key=lambda r: (r.upload_timestamp, r.file_name),
         )
 
-    def arriving(self, bucket: str, known: set[str]) -> int:
+    def arriving(self, bucket: str, known: set[tuple[str, str]]) -> int:
         """How many objects put under source/ in the last ARRIVAL_SECONDS are not among the ``known``
-        FileIDs of this target: their S3 events are still on the way to the Lambda."""
+        versions (source key, ETag) of this target's files: their S3 events are still on the way to the
+        Lambda. (A listing shows no checksums, so versions are compared, not FileIDs.)"""
         now = datetime.now(timezone.utc)
         count = 0
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=layout.SOURCE):
             for obj in page.get("Contents", []):
                 recent = (now - obj["LastModified"]).total_seconds() <= ARRIVAL_SECONDS
                 if recent and layout.is_source_key(obj["Key"]):
-                    count += file_id(bucket, obj["Key"], obj["ETag"], self.target) not in known
+                    count += (obj["Key"], quoted_etag(obj["ETag"])) not in known
         return count
 
     def unclaimed(self, fids: Iterable[str]) -> set[str]:
@@ -178,24 +183,30 @@ class Lifecycle:
     # -- the Lambda's side --------------------------------------------------------------------------
 
     def admit(self, ref: ObjectRef) -> tuple[str | None, str]:
-        """Record one announced object; returns (FileID, its status after this call, or what happened)."""
+        """Record one announced object; returns (FileID, its status after this call, or what happened).
+        The announced version is read by its key (``head_version``): its FileID needs its checksum,
+        which no event carries (``content_identity``)."""
         if not layout.is_source_key(ref.key):
             return None, IGNORED
-        etag, size, uploaded = ref.etag, ref.size, ref.uploaded
-        if etag is None or size is None or uploaded is None:
-            try:
-                head = self.s3.head_object(Bucket=ref.bucket, Key=ref.key)
-            except self.s3.exceptions.ClientError:
-                return None, GONE
-            etag, size, uploaded = head["ETag"], head["ContentLength"], to_timestamp(head["LastModified"])
-        etag = quoted_etag(etag)
-        fid = file_id(ref.bucket, ref.key, etag, self.target)
+        head = head_version(self.s3, ref.bucket, ref.key, quoted_etag(ref.etag) if ref.etag else None)
+        if head is not None:
+            etag, size = quoted_etag(head["ETag"]), head["ContentLength"]
+            uploaded = ref.uploaded or to_timestamp(head["LastModified"])
+            fid = file_id(ref.bucket, ref.key, content_identity(head, size), self.target)
+            self.audit.remember_version(ref.bucket, ref.key, etag, self.target, fid)
+        elif ref.etag is None or ref.size is None or ref.uploaded is None:
+            return None, GONE
+        else:  # gone already: the file it was admitted as (a late or repeated event), else recorded below
+            etag, size, uploaded = quoted_etag(ref.etag), ref.size, ref.uploaded
+            fid = self.audit.version_file(ref.bucket, ref.key, etag, self.target) or file_id(
+                ref.bucket, ref.key, content_identity({"ETag": etag}, size), self.target
+            )
         existing = self.audit.get(fid)
         if existing is not None:
             if existing.status in Status.FINAL and self._in_source(ref.bucket, ref.key, etag):
                 if existing.status == Status.REJECTED and existing.gave_up:
-                    return fid, self._reopen(existing)
-                return fid, self._redeliver(existing)
+                    return fid, self._reopen(existing, etag)
+                return fid, self._redeliver(existing, etag)
             return fid, existing.status
         report: IntegrityReport | None
         try:
@@ -245,11 +256,10 @@ class Lifecycle:
         for fid in fids:
             self.audit.update(fid, {"GlueJobID": run_id}, expect={"Status": Status.PENDING})
 
-    def _redeliver(self, existing: AuditRecord) -> str:
+    def _redeliver(self, existing: AuditRecord, etag: str) -> str:
+        """The same content again (``etag``: this upload's, which may not be the first one's)."""
         prefix = layout.PROCESSED if existing.status == Status.COMPLETED else layout.REJECTED
-        layout.move_object(
-            self.s3, existing.bucket, existing.source_key, existing.etag, existing.size, prefix, existing.file_id
-        )
+        layout.move_object(self.s3, existing.bucket, existing.source_key, etag, existing.size, prefix, existing.file_id)
         self.audit.update(
             existing.file_id,
             {"LastRedeliveryTimestamp": utc_now()},
@@ -258,13 +268,18 @@ class Lifecycle:
         )
         return REDELIVERED
 
-    def _reopen(self, existing: AuditRecord) -> str:
+    def _reopen(self, existing: AuditRecord, etag: str) -> str:
         """A file given up (its attempts ran out — an outage, a bug since fixed — not its content
         refused), uploaded again: the operator's retry. It is PENDING with its attempts back, and the
-        copy the give-up left in rejected/ goes: the new upload is the file now."""
+        copy the give-up left in rejected/ goes: the new upload (``etag``) is the file now."""
         reopened = self.audit.update(
             existing.file_id,
-            {"Status": Status.PENDING, attribute("attempts"): 0, "LastRedeliveryTimestamp": utc_now()},
+            {
+                "Status": Status.PENDING,
+                attribute("attempts"): 0,
+                attribute("etag"): etag,
+                "LastRedeliveryTimestamp": utc_now(),
+            },
             expect={"Status": Status.REJECTED, "UpdatedAt": existing.updated_at},
             increment=("Redeliveries",),
             remove=("GaveUp", "FinalKey", "GlueJobID", "ProcessingStartTimestamp", "ProcessingEndTimestamp"),
@@ -308,8 +323,33 @@ class Lifecycle:
         )
 
     def inspect(self, record: AuditRecord) -> IntegrityReport:
-        """Check the claimed version again, as the Lambda did (raises SourceGone when it left source/)."""
+        """Check the claimed version again, as the Lambda did (raises SourceGone when it left source/).
+        The same content uploaded again under its key meanwhile (another ETag: other parts, SSE-KMS) is
+        the same file, so the claim follows that upload (``_follow_upload``) rather than losing it."""
+        try:
+            return sample_object(self.s3, record.bucket, record.source_key, record.etag, record.size)
+        except SourceGone:
+            if not self._follow_upload(record):
+                raise
         return sample_object(self.s3, record.bucket, record.source_key, record.etag, record.size)
+
+    def _follow_upload(self, record: AuditRecord) -> bool:
+        """Does the object now under the claimed file's key have its FileID (the same content, uploaded
+        again)? Then the item's and ``record``'s ETag become that upload's — the version the run loads
+        and moves — while ``record``'s run holds the claim."""
+        head = head_version(self.s3, record.bucket, record.source_key)
+        if head is None:
+            return False
+        identity = content_identity(head, head["ContentLength"])
+        if file_id(record.bucket, record.source_key, identity, record.target) != record.file_id:
+            return False
+        etag = quoted_etag(head["ETag"])
+        expect = {"Status": Status.PROCESSING, "GlueJobID": record.glue_job_id}
+        if self.audit.update(record.file_id, {attribute("etag"): etag}, expect=expect) is None:
+            return False
+        record.etag = etag
+        self.audit.remember_version(record.bucket, record.source_key, etag, record.target, record.file_id)
+        return True
 
     def moved_by_an_earlier_attempt(self, record: AuditRecord) -> str | None:
         """Where an earlier attempt moved exactly this version after committing its rows, when it stopped
@@ -355,7 +395,14 @@ class Lifecycle:
             rejected_rows_key = layout.rejected_rows_key(record.source_key, run_id)
             self.s3.upload_file(outcome.rejected_rows_file, record.bucket, rejected_rows_key)
         final_key = layout.move_object(
-            self.s3, record.bucket, record.source_key, record.etag, record.size, layout.PROCESSED, record.file_id
+            self.s3,
+            record.bucket,
+            record.source_key,
+            record.etag,
+            record.size,
+            layout.PROCESSED,
+            record.file_id,
+            snapshot=outcome.snapshot,
         )
         timings = {**outcome.timings, "move": time.perf_counter() - started}
         changes: dict[str, Any] = {

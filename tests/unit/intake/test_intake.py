@@ -9,7 +9,7 @@ from glueline.intake.intake import AdmitError, Intake
 from glueline.shared.audit import Status
 from glueline.shared.events import object_created_event, scheduled_event
 
-from ..conftest import BUCKET, GOOD_CSV, FakeGlue
+from ..conftest import BUCKET, GOOD_CSV, TARGET, FakeGlue
 
 SCHEDULE = scheduled_event("000000000000", "us-east-1", "ETL_Daily_Schedule")
 
@@ -69,6 +69,62 @@ def test_a_lagging_status_index_costs_no_file_its_run(aws, monkeypatch, trigger)
     (record,) = aws.audit.all()
     assert aws.audit.with_status(Status.PENDING) == []  # the index indeed lags
     assert result["glue_job_run_id"] == "jr_1" and glue.arguments == [{"--FILE_IDS": record.file_id}]
+
+
+def lagging_listings(aws, monkeypatch, key: str) -> None:
+    """Make every listing of the bucket lack ``key``, as a listing or an index that lags may."""
+
+    def without(page: dict) -> dict:
+        return {**page, "Contents": [o for o in page.get("Contents", []) if o["Key"] != key]}
+
+    get_paginator, list_objects_v2 = aws.s3.get_paginator, aws.s3.list_objects_v2
+
+    class Paginator:
+        def __init__(self, name):
+            self.pages = get_paginator(name)
+
+        def paginate(self, **kwargs):
+            return (without(page) for page in self.pages.paginate(**kwargs))
+
+    monkeypatch.setattr(aws.s3, "get_paginator", Paginator)
+    monkeypatch.setattr(aws.s3, "list_objects_v2", lambda **kwargs: without(list_objects_v2(**kwargs)))
+
+
+@pytest.mark.parametrize("details", [True, False])
+def test_an_announced_file_is_read_by_its_key_not_found_through_a_listing(aws, monkeypatch, details):
+    """An S3 event names its file: it is read by key (HeadObject, GetItem), so a listing of source/ and a
+    status index that do not show it yet cost it neither its item nor its run."""
+    from glueline.job.run import JobRun
+    from glueline.shared.lifecycle import Lifecycle
+
+    from ..job.harness import ScriptedLoader
+
+    aws.put("source/a.csv", GOOD_CSV)
+    aws.lag_index(monkeypatch)
+    lagging_listings(aws, monkeypatch, "source/a.csv")
+    assert aws.keys() == []  # the listing indeed lacks it
+    event = object_created_event(BUCKET, "source/a.csv")
+    if details:  # as EventBridge sends it
+        head = aws.s3.head_object(Bucket=BUCKET, Key="source/a.csv")
+        event["detail"]["object"].update(etag=head["ETag"].strip('"'), size=head["ContentLength"])
+    glue = FakeGlue()
+    result = intake(aws, glue).handle(event, lambda: 60_000)
+    (record,) = aws.audit.all()
+    assert result["files"] == {"source/a.csv": Status.PENDING} and result["glue_job_run_id"] == "jr_1"
+    loader = ScriptedLoader()
+    announced = Lifecycle.announced(glue.arguments[0]["--FILE_IDS"])
+    assert JobRun(aws.lifecycle(glue), "jr_1", lambda: loader, announced, log=lambda m: None).run() == []
+    assert loader.batches == [["a.csv"]] and aws.audit.get(record.file_id).status == Status.COMPLETED
+
+
+def test_the_file_id_glueline_upload_waits_for_is_the_one_the_lambda_admits(aws, tmp_path):
+    from glueline.ops.uploads import upload
+
+    path = tmp_path / "a.csv"
+    path.write_bytes(GOOD_CSV)
+    (sent,) = upload(aws.s3, BUCKET, [path], TARGET)
+    intake(aws, FakeGlue()).handle(object_created_event(BUCKET, sent.key), lambda: 60_000)
+    assert [r.file_id for r in aws.audit.all()] == [sent.file_id]
 
 
 def test_busy_glue_waits_until_the_active_run_claims_the_file(aws):

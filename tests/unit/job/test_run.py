@@ -98,6 +98,29 @@ def test_files_that_fail_the_check_at_claim_time_are_rejected_before_the_load(aw
     assert aws.keys() == ["processed/good.csv", "rejected/bad.csv", "source/replaced.csv"]
 
 
+def test_a_loaded_files_copy_is_kept_until_its_move(aws, tmp_path):
+    """The run's copy of a loaded file outlives the load: the move needs it when the source was replaced
+    meanwhile (glueline.shared.layout.move_object). It goes once the file is settled."""
+    upload(aws, "a.csv")
+    snapshot = str(tmp_path / "a.csv")
+
+    class Keeping(ScriptedLoader):
+        discarded: list[tuple[str, list[str]]] = []
+
+        def load(self, files):
+            results = super().load(files)
+            for outcome in results.values():
+                outcome.snapshot = snapshot
+            return results
+
+        def discard(self, path):
+            self.discarded.append((path, aws.keys()))
+
+    loader = Keeping()
+    run(aws, loader)
+    assert loader.discarded == [(snapshot, ["processed/a.csv"])]  # after the move
+
+
 def test_files_announced_during_the_run_are_taken_too(aws):
     upload(aws, "a.csv")
     loader = ScriptedLoader(during=lambda: upload(aws, "b.csv"))

@@ -1,18 +1,42 @@
 import pytest
 
-from glueline.shared.audit import AuditQuery, AuditRecord, Status, count_attributes, file_id
+from glueline.shared.audit import AuditQuery, AuditRecord, Status, content_identity, count_attributes, file_id
 from glueline.shared.counts import Counts
 
 from ..conftest import TARGET
 
 
-def test_file_id_names_one_version_for_one_target_and_ignores_etag_quoting():
-    a = file_id("b", "source/x.csv", '"abc"', TARGET)
-    assert a == file_id("b", "source/x.csv", "abc", TARGET)
-    assert a != file_id("b", "source/x.csv", "abd", TARGET)
-    assert a != file_id("b", "source/y.csv", "abc", TARGET)
-    assert a != file_id("b", "source/x.csv", "abc", "other:5432/db/public.transactions")
+def test_file_id_names_one_content_for_one_target():
+    a = file_id("b", "source/x.csv", "CRC64NVME:abc:10", TARGET)
+    assert a != file_id("b", "source/x.csv", "CRC64NVME:abd:10", TARGET)
+    assert a != file_id("b", "source/y.csv", "CRC64NVME:abc:10", TARGET)
+    assert a != file_id("b", "source/x.csv", "CRC64NVME:abc:10", "other:5432/db/public.transactions")
     assert len(a) == 32
+
+
+MD5 = "900150983cd24fb0d6963f7d28e17f72"
+
+
+@pytest.mark.parametrize(
+    "answer, identity",
+    [
+        # a full-object checksum, whatever the ETag: part size and encryption do not change it
+        ({"ETag": '"aa-3"', "ChecksumCRC64NVME": "y3/Psw==", "ChecksumType": "FULL_OBJECT"}, "CRC64NVME:y3/Psw==:7"),
+        ({"ETag": '"bb-2"', "ChecksumCRC64NVME": "y3/Psw==", "ChecksumType": "FULL_OBJECT"}, "CRC64NVME:y3/Psw==:7"),
+        ({"ETag": '"cc"', "ChecksumCRC64NVME": "y3/Psw==", "ServerSideEncryption": "aws:kms"}, "CRC64NVME:y3/Psw==:7"),
+        ({"ETag": '"cc"', "ChecksumSHA256": "q8w=", "ChecksumType": "FULL_OBJECT"}, "SHA256:q8w=:7"),
+        # a single-part MD5 ETag, quoted or not, where there is no checksum
+        ({"ETag": f'"{MD5}"'}, f"MD5:{MD5}:7"),
+        ({"ETag": MD5, "ServerSideEncryption": "AES256"}, f"MD5:{MD5}:7"),
+        # neither: a composite checksum depends on the part size; a KMS object's ETag is no MD5
+        ({"ETag": '"aa-3"', "ChecksumCRC32": "a5FEdQ==-3", "ChecksumType": "COMPOSITE"}, 'ETag:"aa-3"'),
+        ({"ETag": '"aa-3"', "ChecksumCRC32": "a5FEdQ=="}, 'ETag:"aa-3"'),
+        ({"ETag": f'"{MD5}"', "ServerSideEncryption": "aws:kms"}, f'ETag:"{MD5}"'),
+        ({"ETag": f'"{MD5}"', "SSECustomerAlgorithm": "AES256"}, f'ETag:"{MD5}"'),
+    ],
+)
+def test_content_identity_does_not_depend_on_how_the_bytes_were_uploaded_where_s3_can_tell(answer, identity):
+    assert content_identity(answer, 7) == identity
 
 
 def test_a_record_round_trips_through_dynamodb(aws):

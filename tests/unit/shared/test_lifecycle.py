@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from glueline.shared.audit import AuditRecord, Status, file_id, to_timestamp
+from glueline.shared.audit import AuditRecord, Status, content_identity, file_id, to_timestamp
 from glueline.shared.counts import Counts
 from glueline.shared.events import ObjectRef
 from glueline.shared.lifecycle import GONE, IGNORED, REDELIVERED, Outcome
@@ -26,7 +26,8 @@ def test_a_new_file_becomes_pending_for_its_target(aws):
     ref = announce(aws, "source/a.csv")
     fid, status = lifecycle.admit(ref)
     record = aws.audit.get(fid)
-    assert status == Status.PENDING and fid == file_id(BUCKET, "source/a.csv", ref.etag, TARGET)
+    head = aws.s3.head_object(Bucket=BUCKET, Key="source/a.csv", ChecksumMode="ENABLED")
+    assert status == Status.PENDING and fid == file_id(BUCKET, "source/a.csv", content_identity(head, ref.size), TARGET)
     assert (record.status, record.target, record.file_name, record.size) == (
         Status.PENDING,
         TARGET,
@@ -272,26 +273,72 @@ def test_objects_just_put_under_source_without_an_item_are_still_arriving(aws, m
     import glueline.shared.lifecycle as lifecycle_module
 
     lifecycle = aws.lifecycle()
-    fid, _ = lifecycle.admit(announce(aws, "source/a.csv"))
+    known = {("source/a.csv", announce(aws, "source/a.csv").etag)}  # a file of this target
     aws.put("source/b.csv", GOOD_CSV + b"2,ACC,1,2024-07-13,deposit,1.00,USD,2.00,3,4,y\n")  # no event yet
     aws.put("processed/c.csv", GOOD_CSV)  # not in source/
-    assert lifecycle.arriving(BUCKET, {fid}) == 1
+    assert lifecycle.arriving(BUCKET, known) == 1
     other = aws.lifecycle(target="other.example:5432/db/public.transactions")
     assert other.arriving(BUCKET, set()) == 2  # another target knows none of them
     monkeypatch.setattr(lifecycle_module, "ARRIVAL_SECONDS", -1.0)
-    assert lifecycle.arriving(BUCKET, {fid}) == 0  # an object this old lost its event: the sweep's work
+    assert lifecycle.arriving(BUCKET, known) == 0  # an object this old lost its event: the sweep's work
 
 
-def multipart_put(aws, key: str, body: bytes) -> str:
-    """Upload as the AWS CLI does above 8 MB: in parts, so the ETag is "<md5 of part md5s>-<parts>"."""
-    upload = aws.s3.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
-    half = 5 * 1024 * 1024  # S3's smallest part but the last
+MIB = 1024 * 1024
+
+
+def multipart_put(aws, key: str, body: bytes, part_size: int = 5 * MIB) -> str:
+    """Upload as the AWS CLI and SDKs do above 8 MB: in parts, so the ETag is "<md5 of part md5s>-<parts>"
+    (it depends on the part size), with a full-object CRC64NVME checksum (it does not)."""
+    full_object = {"ChecksumAlgorithm": "CRC64NVME", "ChecksumType": "FULL_OBJECT"}
+    upload = aws.s3.create_multipart_upload(Bucket=BUCKET, Key=key, **full_object)["UploadId"]
     parts = []
-    for number, chunk in enumerate((body[:half], body[half:]), start=1):
+    for number, start in enumerate(range(0, len(body), part_size), start=1):
+        chunk = body[start : start + part_size]
         answer = aws.s3.upload_part(Bucket=BUCKET, Key=key, UploadId=upload, PartNumber=number, Body=chunk)
         parts.append({"PartNumber": number, "ETag": answer["ETag"]})
-    aws.s3.complete_multipart_upload(Bucket=BUCKET, Key=key, UploadId=upload, MultipartUpload={"Parts": parts})
+    aws.s3.complete_multipart_upload(
+        Bucket=BUCKET, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}, ChecksumType="FULL_OBJECT"
+    )
     return aws.s3.head_object(Bucket=BUCKET, Key=key)["ETag"]
+
+
+def eleven_mib() -> bytes:
+    """A good file of about 11 MiB: two parts of 6 MiB or three of 5 MiB."""
+    rows = b"".join(b"%d,ACC,1,2024-07-13,deposit,1.00,USD,2.00,3,4,x\n" % i for i in range(2, 250_000))
+    return (GOOD_CSV + rows)[: 11 * MIB - 100].rsplit(b"\n", 1)[0] + b"\n"
+
+
+def test_the_same_bytes_uploaded_with_other_parts_are_one_file(aws):
+    """Another part size gives the same bytes another ETag, not another full-object checksum: uploaded
+    again after its outcome, the file is a redelivery, not a second item and a second copy in processed/."""
+    body = eleven_mib()
+    lifecycle = aws.lifecycle()
+    first = multipart_put(aws, "source/big.csv", body, 5 * MIB)
+    fid, _ = lifecycle.admit(ObjectRef(BUCKET, "source/big.csv", first, len(body), "2024-07-13T08:00:00.000Z"))
+    lifecycle.complete(lifecycle.claim(aws.audit.get(fid), "jr_1"), "jr_1", Outcome(Counts(1, 1, 0, 0, 0, 0)))
+    second = multipart_put(aws, "source/big.csv", body, 6 * MIB)
+    assert (first[-3:], second[-3:]) == ('-3"', '-2"')
+    assert lifecycle.admit(ObjectRef(BUCKET, "source/big.csv", second, len(body), "2024-07-13T09:00:00.000Z")) == (
+        fid,
+        REDELIVERED,
+    )
+    assert [r.file_id for r in aws.audit.all()] == [fid] and aws.audit.get(fid).redeliveries == 1
+    assert aws.keys() == ["processed/big.csv"]
+
+
+def test_the_same_bytes_uploaded_again_while_the_file_waits_are_the_version_it_loads(aws):
+    """Re-uploaded with other parts before its run: one item, which follows the upload now in source/
+    (the one it had is gone), so the run loads and moves that one instead of rejecting the file as gone."""
+    body = eleven_mib()
+    lifecycle = aws.lifecycle()
+    first = multipart_put(aws, "source/big.csv", body, 5 * MIB)
+    fid, _ = lifecycle.admit(ObjectRef(BUCKET, "source/big.csv", first, len(body), "2024-07-13T08:00:00.000Z"))
+    second = multipart_put(aws, "source/big.csv", body, 6 * MIB)
+    assert lifecycle.admit(ObjectRef(BUCKET, "source/big.csv", second)) == (fid, Status.PENDING)
+    record = lifecycle.claim(aws.audit.get(fid), "jr_1")
+    assert lifecycle.inspect(record).ok and record.etag == aws.audit.get(fid).etag == second
+    lifecycle.complete(record, "jr_1", Outcome(Counts(1, 1, 0, 0, 0, 0)))
+    assert [r.status for r in aws.audit.all()] == [Status.COMPLETED] and aws.keys() == ["processed/big.csv"]
 
 
 def test_a_multipart_upload_copied_before_a_crash_is_recognized_by_its_file_id_not_its_etag(aws, monkeypatch):
@@ -317,3 +364,21 @@ def test_a_multipart_upload_copied_before_a_crash_is_recognized_by_its_file_id_n
     # Moving again (a redelivery, a retried move) deletes the source and makes no second copy.
     assert lifecycle.complete(record, "jr_1", Outcome(Counts(1, 1, 0, 0, 0, 0), None, [], {})) == "processed/big.csv"
     assert aws.keys() == ["processed/big.csv"]
+
+
+def test_a_file_replaced_after_its_load_is_moved_from_the_runs_copy_of_it(aws, tmp_path: Path):
+    """New content under the key between the load and the move: the loaded bytes still end in
+    processed/ (from the run's copy of them), and the new upload stays in source/ for its own FileID."""
+    lifecycle = aws.lifecycle()
+    fid, _ = lifecycle.admit(announce(aws, "source/a.csv"))
+    record = lifecycle.claim(aws.audit.get(fid), "jr_1")
+    snapshot = tmp_path / "a.csv"
+    snapshot.write_bytes(GOOD_CSV)  # what the run loaded
+    newer = GOOD_CSV + b"2,ACC,1,2024-07-13,deposit,1.00,USD,2.00,3,4,y\n"
+    aws.put("source/a.csv", newer)
+    outcome = Outcome(Counts(1, 1, 0, 0, 1, 1), snapshot=str(snapshot))
+    assert lifecycle.complete(record, "jr_1", outcome) == "processed/a.csv"
+    assert aws.s3.get_object(Bucket=BUCKET, Key="processed/a.csv")["Body"].read() == GOOD_CSV
+    assert aws.s3.get_object(Bucket=BUCKET, Key="source/a.csv")["Body"].read() == newer
+    assert aws.audit.get(fid).status == Status.COMPLETED
+    assert lifecycle.moved_by_an_earlier_attempt(record) == "processed/a.csv"  # its copy, by its metadata
