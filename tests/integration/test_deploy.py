@@ -62,6 +62,18 @@ def delete_glue_connections(monkeypatch) -> None:
     monkeypatch.setattr(GlueResponse, "delete_connection", delete_connection, raising=False)
 
 
+def answer_lambda_account_settings(monkeypatch) -> None:
+    """moto 5.2.5 has no Lambda GetAccountSettings, which plan reads before it reserves concurrency: add
+    it, as Lambda answers it for an account of AWS's default limit (1000)."""
+    from moto.awslambda import urls
+
+    def account_settings(request, full_url, headers):
+        limit = {"ConcurrentExecutions": 1000, "UnreservedConcurrentExecutions": 1000}
+        return 200, {"Content-Type": "application/json"}, json.dumps({"AccountLimit": limit})
+
+    monkeypatch.setitem(urls.url_paths, r"{0}/(?P<api_version>[^/]+)/account-settings/?$", account_settings)
+
+
 @pytest.fixture
 def account(tmp_path, monkeypatch):
     """An empty account in a moto server of its own; the environment a user's shell would have."""
@@ -69,6 +81,7 @@ def account(tmp_path, monkeypatch):
 
     report_eventbridge_notifications(monkeypatch)
     delete_glue_connections(monkeypatch)
+    answer_lambda_account_settings(monkeypatch)
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

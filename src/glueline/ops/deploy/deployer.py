@@ -97,7 +97,7 @@ class Deployer:
             storage.audit_table,
             compute.failure_queue,
             network.glue_group,
-            network.endpoints,
+            lambda p: network.endpoints(p, self.target.on_aws),
             database.instance,
             iam.roles,
             lambda p: database.secret(p, tls_offered),
@@ -193,12 +193,13 @@ def refusals(changes: list[Change], adopt: bool, stack: str) -> str:
     conflicts = [c for c in changes if c.action == Action.CONFLICT]
     if conflicts:
         listed = "; ".join(f"{c.resource} ({c.detail})" for c in conflicts)
-        reasons.append(f"deploy leaves these alone and cannot go on: {listed}. Give this stack other names")
+        reasons.append(f"deploy leaves these alone and cannot go on: {listed}")
     untagged = [c.resource for c in changes if c.action == Action.ADOPT]
     if untagged and not adopt:
         reasons.append(
             f"these exist but were not made by this stack (no tag {STACK_TAG}={stack}): {', '.join(untagged)}. "
             "deploy --adopt takes them over (roles get this stack's trust policy and inline policy, managed "
-            "policies attached to them are detached: `glueline plan` lists each)"
+            "policies attached to them are detached; an endpoint gets the route table or group it lacks and "
+            "stays theirs: `glueline plan` lists each)"
         )
     return "\n".join(reasons)

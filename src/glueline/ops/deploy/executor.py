@@ -70,10 +70,15 @@ class Executor:
             try:
                 return getattr(service_client, step.method)(**params)
             except service_client.exceptions.ClientError as err:
-                code = err.response.get("Error", {}).get("Code")
+                code, message = (err.response.get("Error", {}).get(key) for key in ("Code", "Message"))
                 if step.ignore is not None and code == step.ignore:
                     return {}
-                if step.retry_while is None or code != step.retry_while or attempt == attempts - 1:
+                not_yet = (
+                    step.retry_while is not None
+                    and code == step.retry_while
+                    and (not step.retry_messages or any(m in (message or "") for m in step.retry_messages))
+                )
+                if not not_yet or attempt == attempts - 1:
                     raise
                 self.sleep(15)
         raise AssertionError("unreachable")

@@ -27,8 +27,9 @@ class APICall:
 
     ``store``: (name, key) keeps ``response[key]`` for later ``Ref(name)``s. ``retry_while``: an error
     code that means "not yet" (a role Lambda cannot assume yet, a security group whose network interfaces
-    AWS is still removing). ``ignore``: an error code that means "already done" (a permission granted
-    meanwhile)."""
+    AWS is still removing), or, where the code also means other things, only with one of
+    ``retry_messages`` in its message. ``ignore``: an error code that means "already done" (a permission
+    granted meanwhile)."""
 
     service: str
     method: str
@@ -36,6 +37,7 @@ class APICall:
     retry_while: str | None = None
     ignore: str | None = None
     store: tuple[str, str] | None = None
+    retry_messages: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ function, the job, the roles…) *and* it carries ``glueline:stack=<stack>``. A 
 without the tag is left and listed as such; a tagged resource of another name is not looked at. What
 holds data (the bucket, the audit table, the secret, a database deploy created with its subnet and
 security groups) is kept unless ``delete_data``; only then is the database's deletion protection lifted,
-and a final snapshot is kept.
+and a final snapshot is kept; the secret stays restorable for SECRET_RECOVERY_DAYS.
 
     settings ─► names ─► describe each ─► tagged ours? ─► Deletion(steps) ─► shown, confirmed ─► execute
 """
@@ -31,6 +31,9 @@ from glueline.ops.target import Target
 from glueline.settings import Settings
 
 OUR_GROUPS = (GLUE_SECURITY_GROUP, DB_SECURITY_GROUP, ENDPOINTS_SECURITY_GROUP)
+# A deleted secret stays restorable this many days (Secrets Manager's minimum): the database's password
+# may live nowhere else.
+SECRET_RECOVERY_DAYS = 7
 
 
 class Sweeper:
@@ -272,15 +275,17 @@ class Sweeper:
             pass
         try:
             secret = sm.describe_secret(SecretId=s.db_secret_name)
-            steps = [
-                APICall(
-                    "secretsmanager", "delete_secret", {"SecretId": secret["ARN"], "ForceDeleteWithoutRecovery": True}
-                )
-            ]
-            tags = tag_dict(secret.get("Tags", []))
-            found.append(self._found(f"secret {s.db_secret_name}", "secret", tags, steps, holds_data=True))
         except sm.exceptions.ResourceNotFoundException:
-            pass
+            secret = None
+        if secret is not None and "DeletedDate" not in secret:  # one scheduled for deletion is deleted already
+            delete = {"SecretId": secret["ARN"], "RecoveryWindowInDays": SECRET_RECOVERY_DAYS}
+            restore = f"aws secretsmanager restore-secret --secret-id {s.db_secret_name}"
+            detail = f"once deleted, restorable for {SECRET_RECOVERY_DAYS} days: {restore} (or a deploy)"
+            steps = [APICall("secretsmanager", "delete_secret", delete)]
+            tags = tag_dict(secret.get("Tags", []))
+            found.append(
+                self._found(f"secret {s.db_secret_name}", "secret", tags, steps, holds_data=True, detail=detail)
+            )
         return found + self.failure_queue() + self.lambda_log_group()
 
     def lambda_log_group(self) -> list[Deletion]:

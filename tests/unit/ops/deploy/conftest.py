@@ -4,6 +4,7 @@ tested against, through the same target resolution and Deployer the commands use
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 
 import boto3
 import pytest
@@ -36,4 +37,12 @@ def session(monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     with mock_aws():
-        yield boto3.Session(region_name=REGION)
+        session = boto3.Session(region_name=REGION)
+        session.events.register("before-call.lambda.GetAccountSettings", _account_settings)
+        yield session
+
+
+def _account_settings(**kwargs):
+    """moto does not answer Lambda's GetAccountSettings: an account of AWS's default limit, 1000."""
+    limit = {"ConcurrentExecutions": 1000, "UnreservedConcurrentExecutions": 1000}
+    return SimpleNamespace(status_code=200, headers={}), {"AccountLimit": limit}

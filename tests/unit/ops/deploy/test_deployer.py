@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
+import botocore.exceptions
 import pytest
 
 from glueline.ops.deploy.aws import DeployError
 from glueline.ops.deploy.desired import GLUE_SECURITY_GROUP, REGION_TAG, STACK_TAG
+from glueline.ops.deploy.executor import Executor
 from glueline.ops.deploy.models import APICall, Ref, Wait
-from glueline.ops.deploy.plans import database
+from glueline.ops.deploy.plans import compute, database
 from glueline.ops.deploy.plans.base import Planning
 from glueline.shared.audit import table_spec
 
@@ -233,9 +235,152 @@ def test_endpoints_in_a_shared_vpc_admit_the_vpc_route_only_glues_subnet_and_reu
     (create_logs,) = changes[f"vpc endpoint com.amazonaws.{REGION}.logs"].steps
     assert create_logs.params["SecurityGroupIds"] == [Ref("glueline-endpoints")]
     reused = changes[f"vpc endpoint {secretsmanager}"]
-    assert reused.action == "update" and "reused, left by destroy" in reused.detail
+    assert reused.action == "adopt" and "reused, left by destroy" in reused.detail
     assert [(s.method, s.params["VpcEndpointId"]) for s in reused.steps] == [("modify_vpc_endpoint", their_endpoint)]
 
-    deploying.deploy()
+    # Another workload's endpoint is changed only when asked (--adopt), as every resource not ours.
+    with pytest.raises(DeployError, match=f"not made by this stack.*vpc endpoint {secretsmanager}"):
+        deploying.deploy()
+    (endpoint,) = ec2.describe_vpc_endpoints(VpcEndpointIds=[their_endpoint])["VpcEndpoints"]
+    assert [g["GroupId"] for g in endpoint["Groups"]] == [their_group]
+    deployer(session, adopt=True).deploy()
     endpoints = ec2.describe_vpc_endpoints(Filters=[{"Name": "service-name", "Values": [secretsmanager]}])
     assert [e["VpcEndpointId"] for e in endpoints["VpcEndpoints"]] == [their_endpoint]  # reused, not doubled
+
+
+def test_private_dns_on_a_vpc_without_dns_hostnames_is_refused_by_plan_before_anything_is_made(session):
+    ec2 = session.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.1.0.0/24", AvailabilityZone=f"{REGION}a")["Subnet"]
+    # A VPC made without the console's defaults: AWS refuses an endpoint's private DNS there (moto does not).
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": False})
+    changes = by_resource(deployer_in(session, glue_subnet_id=subnet["SubnetId"]).plan())
+    refused = changes[f"vpc {vpc}"]
+    assert refused.action == "conflict" and "enableDnsHostnames off" in refused.detail
+    with pytest.raises(DeployError, match=f"vpc {vpc} .*enableDnsHostnames"):
+        deployer_in(session, glue_subnet_id=subnet["SubnetId"]).deploy()
+    assert session.client("s3").list_buckets()["Buckets"] == []
+    assert ec2.describe_vpc_endpoints()["VpcEndpoints"] == []
+
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+    changes = by_resource(deployer_in(session, glue_subnet_id=subnet["SubnetId"]).plan())
+    assert f"vpc {vpc}" not in changes
+
+
+def _stubbed(service: str):
+    """A real boto3 client of ``service`` (its real models) answered by botocore's Stubber."""
+    import boto3
+    from botocore.stub import Stubber
+
+    client = boto3.client(service, region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    stubber = Stubber(client)
+    stubber.activate()
+    return client, stubber
+
+
+def _step(change, method: str) -> APICall:
+    return next(s for s in change.steps if isinstance(s, APICall) and s.method == method)
+
+
+def test_point_in_time_recovery_right_after_create_table_is_retried_while_aws_says_unavailable(session):
+    table = by_resource(deployer(session).plan())["dynamodb S3_Audit_1"]
+    recovery = _step(table, "update_continuous_backups")
+    ddb, stubber = _stubbed("dynamodb")
+    stubber.add_client_error("update_continuous_backups", "ContinuousBackupsUnavailableException")
+    stubber.add_response("update_continuous_backups", {}, recovery.params)
+    slept: list[float] = []
+    Executor(lambda service: ddb, slept.append).execute([recovery])
+    stubber.assert_no_pending_responses()
+    assert slept == [15]
+
+
+def test_create_function_waits_for_the_role_only_and_fails_at_once_on_any_other_invalid_parameter(session):
+    create = _step(by_resource(deployer(session).plan())["lambda ETL_Lambda_Function"], "create_function")
+    lam, stubber = _stubbed("lambda")
+    stubber.add_client_error(
+        "create_function",
+        "InvalidParameterValueException",
+        "The role defined for the function cannot be assumed by Lambda.",
+    )
+    stubber.add_response("create_function", {})
+    slept: list[float] = []
+    Executor(lambda service: lam, slept.append).execute([create])
+    assert slept == [15]
+    stubber.add_client_error(
+        "create_function", "InvalidParameterValueException", "Unzipped size must be smaller than 262144000 bytes"
+    )
+    stubber.add_response("create_function", {})
+    with pytest.raises(botocore.exceptions.ClientError, match="Unzipped size"):
+        Executor(lambda service: lam, slept.append).execute([create])
+    assert slept == [15]
+
+
+def test_reserved_concurrency_that_would_leave_the_account_less_than_ten_unreserved_is_a_conflict(session):
+    desired = deployer(session).desired()
+    planned = {}
+    for unreserved in (11, 12):
+        lam, stubber = _stubbed("lambda")
+        stubber.add_client_error("get_function", "ResourceNotFoundException")
+        limit = {"ConcurrentExecutions": 12, "UnreservedConcurrentExecutions": unreserved}
+        stubber.add_response("get_account_settings", {"AccountLimit": limit})
+        (planned[unreserved],) = compute.lambda_function(Planning(desired, lambda service, lam=lam: lam), b"PK")
+        stubber.assert_no_pending_responses()
+    assert (planned[11].action, planned[11].steps) == ("conflict", [])
+    assert "would leave the account 9 unreserved" in planned[11].detail
+    assert planned[12].action == "create"
+
+
+def test_a_bucket_keeps_the_notifications_lifecycle_rules_and_tags_another_tool_gave_it(session):
+    s3, sqs = session.client("s3"), session.client("sqs")
+    name = deployer(session).bucket
+    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_bucket_tagging(
+        Bucket=name, Tagging={"TagSet": [{"Key": STACK_TAG, "Value": "glueline"}, {"Key": "team", "Value": "payments"}]}
+    )
+    queue = sqs.create_queue(QueueName="payments-uploads")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    theirs = {"Id": "payments", "QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"]}
+    s3.put_bucket_notification_configuration(Bucket=name, NotificationConfiguration={"QueueConfigurations": [theirs]})
+    archive = {
+        "ID": "payments-archive",
+        "Filter": {"Prefix": "archive/"},
+        "Status": "Enabled",
+        "Expiration": {"Days": 400},
+    }
+    s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": [archive]})
+
+    for _ in range(2):
+        deployer(session).deploy()
+        queues = s3.get_bucket_notification_configuration(Bucket=name)["QueueConfigurations"]
+        assert [(q["Id"], q["QueueArn"]) for q in queues] == [("payments", queue_arn)]
+        rules = {r["ID"] for r in s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]}
+        assert rules == {"payments-archive", "glueline-rejected-rows", "glueline-temp", "glueline-incomplete-uploads"}
+        tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=name)["TagSet"]}
+        assert tags == {STACK_TAG: "glueline", "team": "payments"}
+    bucket = by_resource(deployer(session).plan())[f"s3://{name}"]
+    assert "lifecycle rules" not in bucket.changed
+    # Their policy statements too (the TLS-only policy is only planned here: see ``deployer``).
+    read = {"Sid": "payments-read", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"}}
+    read |= {"Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{name}/archive/*"}
+    s3.put_bucket_policy(Bucket=name, Policy=json.dumps({"Version": "2012-10-17", "Statement": [read]}))
+    bucket = by_resource(deployer(session, tls_only=True).plan())[f"s3://{name}"]
+    statements = json.loads(_step(bucket, "put_bucket_policy").params["Policy"])["Statement"]
+    assert [st["Sid"] for st in statements] == ["payments-read", "TLSOnly"]
+
+
+def test_a_deleted_secret_is_recoverable_for_seven_days_and_a_deploy_within_them_restores_it(session):
+    deployer(session).deploy()
+    sm = session.client("secretsmanager")
+    destroying = deployer(session)
+    # moto deletes no Glue connection: the secret's deletion alone, as destroy --delete-data runs it
+    deletions = [d for d in destroying.plan_destroy() if d.resource == "secret glueline/rds"]
+    (secret,) = destroying.destroy(deletions, delete_data=True)
+    assert secret.action == "deleted" and "restore-secret --secret-id glueline/rds" in secret.detail
+    assert "DeletedDate" in sm.describe_secret(SecretId="glueline/rds")  # scheduled, not gone
+    assert "secret glueline/rds" not in by_resource(deployer(session).plan_destroy())  # nothing left to delete
+
+    planned = by_resource(deployer(session).plan())["secret glueline/rds"]
+    assert planned.action == "update" and planned.changed[0] == "restored from its scheduled deletion"
+    deployer(session).deploy()
+    assert "DeletedDate" not in sm.describe_secret(SecretId="glueline/rds")
+    assert "etl" in sm.get_secret_value(SecretId="glueline/rds")["SecretString"]

@@ -43,7 +43,8 @@ class Planning:
             others = {k: v for k, v in wanted.items() if tags.get(k, v) != v}
             if others:
                 owner = ", ".join(f"{k}={tags[k]}" for k in others)
-                return Change(resource, type_, Action.CONFLICT, [], f"tagged {owner}: another stack's")
+                why = f"tagged {owner}: another stack's (give this stack other names)"
+                return Change(resource, type_, Action.CONFLICT, [], why)
         if changed:
             return Change(resource, type_, Action.UPDATE, changed, detail, list(steps))
         return Change(resource, type_, Action.UNCHANGED, [], detail)

@@ -10,8 +10,14 @@ from typing import Any
 
 from glueline.ops.deploy.aws import NO_SUCH_QUEUE, read_tags, tag_drift, tag_list
 from glueline.ops.deploy.desired import LAMBDA_DESCRIPTION
-from glueline.ops.deploy.models import APICall, Change, Step, Wait
+from glueline.ops.deploy.models import Action, APICall, Change, Step, Wait
 from glueline.ops.deploy.plans.base import Planning
+
+# What Lambda answers CreateFunction while a role just made (or its policy) has not reached it yet: IAM is
+# eventually consistent. Any other InvalidParameterValueException is a mistake, failed at once.
+ROLE_NOT_YET = ("cannot be assumed by Lambda", "The provided execution role does not have permissions")
+# Lambda refuses a reservation that leaves the account fewer unreserved concurrent executions.
+UNRESERVED_MINIMUM = 10
 
 
 def failure_queue(p: Planning) -> list[Change]:
@@ -122,6 +128,12 @@ def lambda_function(p: Planning, code: bytes) -> list[Change]:
     try:
         found = lam.get_function(FunctionName=function)
     except lam.exceptions.ResourceNotFoundException:
+        found = None
+    reserved = (found or {}).get("Concurrency", {}).get("ReservedConcurrentExecutions")
+    unreservable = _unreservable(p, lam, reserved or 0) if reserved != p.desired.lambda_concurrency else ""
+    if unreservable:
+        return [Change(resource, "lambda function", Action.CONFLICT, [], unreservable)]
+    if found is None:
         create = {
             "FunctionName": function,
             "Code": {"ZipFile": code},
@@ -131,7 +143,13 @@ def lambda_function(p: Planning, code: bytes) -> list[Change]:
         }
         # A new IAM role takes seconds to become assumable by Lambda on AWS.
         steps: list[Step] = [
-            APICall("lambda", "create_function", create, retry_while="InvalidParameterValueException"),
+            APICall(
+                "lambda",
+                "create_function",
+                create,
+                retry_while="InvalidParameterValueException",
+                retry_messages=ROLE_NOT_YET,
+            ),
             ready("function_active_v2"),
             *_concurrency(p),
             _invoke_config(p),
@@ -141,7 +159,6 @@ def lambda_function(p: Planning, code: bytes) -> list[Change]:
     tags = lam.list_tags(Resource=current["FunctionArn"]).get("Tags", {})
     changed = [k for k, v in config.items() if current.get(k) != v] + tag_drift(tags, p.tags)
     steps = []
-    reserved = found.get("Concurrency", {}).get("ReservedConcurrentExecutions")
     if reserved != p.desired.lambda_concurrency:
         changed.append("reserved concurrency")
         steps += _concurrency(p)
@@ -165,6 +182,22 @@ def lambda_function(p: Planning, code: bytes) -> list[Change]:
         ]
     steps.append(APICall("lambda", "tag_resource", {"Resource": current["FunctionArn"], "Tags": p.tags}))
     return [p.change(resource, "lambda function", changed, steps, tags=tags)]
+
+
+def _unreservable(p: Planning, lam, reserved: int) -> str:
+    """Why Lambda would refuse the function's reservation ("" if it would not), ``reserved`` its
+    reservation now: what the account leaves unreserved must stay at least UNRESERVED_MINIMUM, and an
+    account of AWS's starting limit (10) leaves none to reserve."""
+    wanted = p.desired.lambda_concurrency
+    if wanted is None:
+        return ""
+    left = lam.get_account_settings()["AccountLimit"]["UnreservedConcurrentExecutions"] + reserved - wanted
+    if left >= UNRESERVED_MINIMUM:
+        return ""
+    return (
+        f"reserving {wanted} concurrent executions would leave the account {left} unreserved; Lambda keeps "
+        f"{UNRESERVED_MINIMUM}: GLUELINE_LAMBDA_RESERVED_CONCURRENCY=0 reserves none (or ask AWS for a higher limit)"
+    )
 
 
 def _concurrency(p: Planning) -> list[Step]:

@@ -126,9 +126,15 @@ def secret(p: Planning, tls_offered: str) -> list[Change]:
     tags = tag_dict(described.get("Tags", []))
     changed = tag_drift(tags, p.tags)
     steps: list[Step] = [APICall("secretsmanager", "tag_resource", {"SecretId": name, "Tags": tag_list(p.tags)})]
-    if sm.get_secret_value(SecretId=name)["SecretString"] != value:
+    put_value = APICall("secretsmanager", "put_secret_value", {"SecretId": name, "SecretString": value})
+    if "DeletedDate" in described:
+        # destroy --delete-data scheduled its deletion: restored first (AWS refuses every other call, a
+        # new secret of its name too), its value, which cannot be read meanwhile, put again.
+        changed.insert(0, "restored from its scheduled deletion")
+        steps = [APICall("secretsmanager", "restore_secret", {"SecretId": name}), *steps, put_value]
+    elif sm.get_secret_value(SecretId=name)["SecretString"] != value:
         changed.append("value")
-        steps.append(APICall("secretsmanager", "put_secret_value", {"SecretId": name, "SecretString": value}))
+        steps.append(put_value)
     return [p.change(resource, "secret", changed, steps, shown, tags=tags)]
 
 

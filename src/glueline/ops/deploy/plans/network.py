@@ -23,13 +23,15 @@ def glue_group(p: Planning) -> list[Change]:
     return [_converged(p, group, existing, "self-referencing ingress", f"{existing} in {group.vpc_id}")]
 
 
-def endpoints(p: Planning) -> list[Change]:
+def endpoints(p: Planning, on_aws: bool) -> list[Change]:
     """The endpoints' group, then each endpoint. The VPC may be shared (often the default one): an
     interface endpoint with private DNS answers for its service in the whole VPC, so its group admits
     HTTPS from every CIDR block of the VPC, not only from Glue; a gateway endpoint routes only the Glue
     subnet's route table; an endpoint that already exists for a service is reused (checked, never
-    replaced), and one that is not this stack's is never deleted by destroy. ``plan`` says each of
-    these in its detail."""
+    replaced; another's is changed only by deploy --adopt), and one that is not this stack's is never
+    deleted by destroy. ``plan`` says each of these in its detail; ``on_aws``, a VPC where AWS would
+    refuse the private DNS of the endpoints to create is a conflict (emulators accept it; MiniStack
+    answers DNS hostnames off for its default VPC, which AWS's has on)."""
     group = p.desired.endpoints_security_group
     if group is None:
         return []
@@ -48,10 +50,43 @@ def endpoints(p: Planning) -> list[Change]:
         for e in ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [group.vpc_id]}])["VpcEndpoints"]
         if endpoint_alive(e)
     }
+    private_dns = [
+        name.rsplit(".", 1)[1]
+        for name, wanted in p.desired.vpc_endpoints.items()
+        if wanted.get("PrivateDnsEnabled") and name not in existing
+    ]
+    if on_aws and private_dns:
+        changes += _dns_conflict(ec2, group.vpc_id, private_dns)
     glue_group_id = group_id(p.desired.glue_group)
     for name, wanted in p.desired.vpc_endpoints.items():
         changes.append(_endpoint(p, name, wanted, existing.get(name), cidrs, glue_group_id))
     return changes
+
+
+# The VPC attributes private DNS needs: as DescribeVpcAttribute names them, answers them, the AWS CLI sets them.
+DNS_ATTRIBUTES = {
+    "enableDnsSupport": ("EnableDnsSupport", "--enable-dns-support"),
+    "enableDnsHostnames": ("EnableDnsHostnames", "--enable-dns-hostnames"),
+}
+
+
+def _dns_conflict(ec2, vpc_id: str, services: list[str]) -> list[Change]:
+    """AWS refuses private DNS on an interface endpoint unless its VPC resolves names and gives
+    hostnames; a VPC not made as the default one (or by the console's wizard) starts without hostnames."""
+    off = [
+        (name, option)
+        for name, (key, option) in DNS_ATTRIBUTES.items()
+        if not ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=name)[key]["Value"]
+    ]
+    if not off:
+        return []
+    turn_on = "; ".join(f"aws ec2 modify-vpc-attribute --vpc-id {vpc_id} {option} Value=true" for _, option in off)
+    why = (
+        f"{' and '.join(f'{name} off' for name, _ in off)}: AWS refuses the private DNS of the endpoints of "
+        f"{', '.join(services)} unless both {' and '.join(DNS_ATTRIBUTES)} are on ({turn_on}); or "
+        "GLUELINE_VPC_ENDPOINTS=false where the subnet has a NAT gateway"
+    )
+    return [Change(f"vpc {vpc_id}", "vpc", Action.CONFLICT, [], why)]
 
 
 def _endpoint(
@@ -73,7 +108,8 @@ def _endpoint(
     if endpoint.get("VpcEndpointType", kind) != kind:
         why = f"{endpoint_id} is a {endpoint['VpcEndpointType']} endpoint; the pipeline needs {kind}"
         return Change(resource, "vpc endpoint", Action.CONFLICT, [], why)
-    ours = tag_dict(endpoint.get("Tags", [])).get(STACK_TAG) == p.desired.tags[STACK_TAG]
+    tags = tag_dict(endpoint.get("Tags", []))
+    ours = tags.get(STACK_TAG) == p.desired.tags[STACK_TAG]
     changed: list[str] = []
     modify: dict[str, Any] = {"VpcEndpointId": endpoint_id}
     if kind == "Gateway" and table not in endpoint.get("RouteTableIds", []):
@@ -91,7 +127,11 @@ def _endpoint(
             modify["RemoveSecurityGroupIds"] = [glue_group]
     owner = "" if ours else ", not this stack's: reused, left by destroy"
     steps = [APICall("ec2", "modify_vpc_endpoint", modify)] if changed else []
-    return p.change(resource, "vpc endpoint", changed, steps, f"{endpoint_id}{owner}; {detail}")
+    # Reused as it is, whoever's; another's that lacks something is changed only when adopted (and stays
+    # theirs, untagged: the VPC's other workloads use it), another stack's never.
+    return p.change(
+        resource, "vpc endpoint", changed, steps, f"{endpoint_id}{owner}; {detail}", tags=tags if changed else None
+    )
 
 
 def _converged(p: Planning, group: SecurityGroup, existing: str, label: str, detail: str) -> Change:

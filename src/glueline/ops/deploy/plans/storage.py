@@ -13,6 +13,9 @@ from glueline.ops.deploy.plans.base import Planning
 
 
 def bucket(p: Planning) -> list[Change]:
+    """A bucket may be shared with other tools: what it has of theirs (a notification to their queue,
+    their lifecycle rules, tags, policy statements) is read and kept; only the pipeline's own (EventBridge
+    notifications, its rules by ID, its tags by key, its statements by Sid) are added or replaced."""
     s3, name = p.client("s3"), p.desired.bucket
     resource = f"s3://{name}"
     try:
@@ -31,21 +34,25 @@ def bucket(p: Planning) -> list[Change]:
         block = {}
     if block != p.desired.bucket_public_access_block:
         changed.append("public access block")
-    if "EventBridgeConfiguration" not in s3.get_bucket_notification_configuration(Bucket=name):
+    notifications = s3.get_bucket_notification_configuration(Bucket=name)
+    notifications.pop("ResponseMetadata", None)
+    if "EventBridgeConfiguration" not in notifications:
         changed.append("EventBridge notifications")
+    policy: dict[str, Any] = {}
     if p.desired.bucket_policy is not None:
         try:
             policy = policy_document(s3.get_bucket_policy(Bucket=name)["Policy"])
         except s3.exceptions.ClientError:
-            policy = {}
-        if normalized_policy(policy) != normalized_policy(p.desired.bucket_policy):
+            pass
+        present = normalized_policy({"Statement": _statements(policy)})["Statement"]
+        if any(st not in present for st in normalized_policy(p.desired.bucket_policy)["Statement"]):
             changed.append("TLS-only policy")
     try:
-        rules = s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]
+        lifecycle = s3.get_bucket_lifecycle_configuration(Bucket=name)
     except s3.exceptions.ClientError:
-        rules = []
-    by_id = lambda rule: rule["ID"]  # noqa: E731
-    if sorted(rules, key=by_id) != sorted(p.desired.bucket_lifecycle["Rules"], key=by_id):
+        lifecycle = {}
+    rules = {rule["ID"]: rule for rule in lifecycle.get("Rules", [])}
+    if any(rules.get(rule["ID"]) != rule for rule in p.desired.bucket_lifecycle["Rules"]):
         changed.append("lifecycle rules")
     missing = []
     for prefix in p.desired.bucket_prefixes:
@@ -54,14 +61,29 @@ def bucket(p: Planning) -> list[Change]:
         except s3.exceptions.ClientError:
             missing.append(prefix)
     changed += missing
-    return [p.change(resource, "s3 bucket", changed, _bucket_settings(p, missing), tags=tags)]
+    steps = _bucket_settings(p, missing, tags, notifications, policy, lifecycle)
+    return [p.change(resource, "s3 bucket", changed, steps, tags=tags)]
 
 
-def _bucket_settings(p: Planning, prefixes: Sequence[str]) -> list[Step]:
-    """Everything a bucket of the pipeline's has, and the empty markers of ``prefixes``."""
+def _bucket_settings(
+    p: Planning,
+    prefixes: Sequence[str],
+    tags: dict[str, str] | None = None,
+    notifications: dict[str, Any] | None = None,
+    policy: dict[str, Any] | None = None,
+    lifecycle: dict[str, Any] | None = None,
+) -> list[Step]:
+    """Everything a bucket of the pipeline's has, merged into what it has (each as read; None: nothing,
+    a new bucket): S3 replaces a bucket's tags, notifications, policy and lifecycle rules as a whole. And
+    the empty markers of ``prefixes``."""
     name, desired = p.desired.bucket, p.desired
+    ours = desired.bucket_lifecycle["Rules"]
+    rules = [r for r in (lifecycle or {}).get("Rules", []) if r["ID"] not in {o["ID"] for o in ours}] + ours
+    put_lifecycle: dict[str, Any] = {"Bucket": name, "LifecycleConfiguration": {"Rules": rules}}
+    if lifecycle and "TransitionDefaultMinimumObjectSize" in lifecycle:
+        put_lifecycle["TransitionDefaultMinimumObjectSize"] = lifecycle["TransitionDefaultMinimumObjectSize"]
     return [
-        APICall("s3", "put_bucket_tagging", {"Bucket": name, "Tagging": {"TagSet": tag_list(p.tags)}}),
+        APICall("s3", "put_bucket_tagging", {"Bucket": name, "Tagging": {"TagSet": tag_list((tags or {}) | p.tags)}}),
         APICall(
             "s3",
             "put_public_access_block",
@@ -70,20 +92,35 @@ def _bucket_settings(p: Planning, prefixes: Sequence[str]) -> list[Step]:
         APICall(
             "s3",
             "put_bucket_notification_configuration",
-            {"Bucket": name, "NotificationConfiguration": {"EventBridgeConfiguration": {}}},
+            {"Bucket": name, "NotificationConfiguration": (notifications or {}) | {"EventBridgeConfiguration": {}}},
         ),
         *(
-            [APICall("s3", "put_bucket_policy", {"Bucket": name, "Policy": json.dumps(desired.bucket_policy)})]
+            [
+                APICall(
+                    "s3",
+                    "put_bucket_policy",
+                    {"Bucket": name, "Policy": json.dumps(_policy(desired.bucket_policy, policy or {}))},
+                )
+            ]
             if desired.bucket_policy is not None
             else []
         ),
-        APICall(
-            "s3",
-            "put_bucket_lifecycle_configuration",
-            {"Bucket": name, "LifecycleConfiguration": desired.bucket_lifecycle},
-        ),
+        APICall("s3", "put_bucket_lifecycle_configuration", put_lifecycle),
         *(APICall("s3", "put_object", {"Bucket": name, "Key": prefix, "Body": b""}) for prefix in prefixes),
     ]
+
+
+def _statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
+    """A policy's statements as a list (IAM also takes a single statement as an object)."""
+    statements = policy.get("Statement", [])
+    return [statements] if isinstance(statements, dict) else statements
+
+
+def _policy(ours: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """The bucket's policy with our statements put in, replacing those of our statements' Sids."""
+    sids = {statement["Sid"] for statement in ours["Statement"]}
+    theirs = [statement for statement in _statements(current) if statement.get("Sid") not in sids]
+    return {**ours, **current, "Statement": theirs + ours["Statement"]}
 
 
 def code(p: Planning, content: Callable[[str], bytes]) -> list[Change]:
@@ -110,10 +147,12 @@ def audit_table(p: Planning) -> list[Change]:
     wanted = p.desired.audit_table
     name = wanted["TableName"]
     resource = f"dynamodb {name}"
+    # Right after CreateTable, AWS may answer that continuous backups are not available yet.
     recovery = APICall(
         "dynamodb",
         "update_continuous_backups",
         {"TableName": name, "PointInTimeRecoverySpecification": p.desired.audit_table_recovery},
+        retry_while="ContinuousBackupsUnavailableException",
     )
     try:
         table = ddb.describe_table(TableName=name)["Table"]
