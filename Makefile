@@ -109,7 +109,7 @@ lint: $(STAMP) $(SCANNERS)  ## ruff, mypy on all of src/, the layers' import con
 	scanners/.venv/bin/bandit --recursive src services --severity-level medium --quiet
 	mkdir -p build/scan
 	$(BIN)/glueline package --db-url postgresql://glueline@db.example.internal:5432/bank --out build/scan/template.json
-	scanners/.venv/bin/checkov --file build/scan/template.json --framework cloudformation --quiet --compact
+	scanners/.venv/bin/checkov --file build/scan/template.json --framework cloudformation --quiet --compact --skip-download
 
 audit: $(STAMP) $(SCANNERS)  ## pip-audit on glueline's pinned dependencies (needs PyPI's JSON API or OSV; fails when it cannot audit)
 	mkdir -p build/scan

@@ -6,11 +6,14 @@ script."""
 from __future__ import annotations
 
 import hmac
+import io
 import secrets
+from dataclasses import dataclass
 
-from flask import Flask, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Flask, Response, abort, flash, redirect, render_template, request, send_file, url_for
 
 from glueline.console.data import SORTABLE, ActionRefused, ConsoleData, FileFilter, counts_table, timeline
+from glueline.console.server import LOOPBACK
 from glueline.shared.audit import Status
 
 SECURITY_HEADERS = {
@@ -19,22 +22,50 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",  # "no-referrer" would make a form's Origin "null"
     "X-Frame-Options": "DENY",
 }
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+ACTIONS = frozenset({"confirm_retry", "retry", "confirm_sweep", "sweep"})  # their endpoints
 
 
-def create_app(data: ConsoleData, where: str) -> Flask:
-    """``where``: the environment the console reads, shown on every page.
+@dataclass(frozen=True)
+class Environment:
+    """What the console reads and acts on, named on every page: a retry lands in this account."""
+
+    description: str
+    account: str
+    region: str
+    profile: str | None  # None: no AWS profile (a local stack's clients use its variables)
+
+
+def create_app(data: ConsoleData, where: Environment, host: str = LOOPBACK, read_only: str | None = None) -> Flask:
+    """``host``: the address the console listens on; ``read_only``: why the actions are refused (None:
+    they are offered).
+
+    A request must name this console in ``Host``: a loopback name or ``host``. Another name is a page
+    that had its own name resolve to this machine (DNS rebinding) to read the console with the
+    browser's leave: 400. (Flask's TRUSTED_HOSTS cannot name an IPv6 address in werkzeug 3.1.)
 
     The two actions (retry a file, run the sweep) are a confirmation page (GET) and its form (POST).
-    A POST must carry the token this process made at start and put in its own pages, which another
-    site's page cannot read, and must not come from another site by the browser's own word
-    (``Sec-Fetch-Site``, ``Origin``): a cross-site request is refused with 403."""
+    A read-only console refuses both with 403 and says why. A POST must carry the token this process
+    made at start and put in its own pages, which another site's page cannot read, and must not come
+    from another site by the browser's own word (``Sec-Fetch-Site``, ``Origin``): else 403."""
     app = Flask(__name__)
     app.secret_key = secrets.token_bytes(32)  # signs the flash messages' cookie; new with each start
     csrf_token = secrets.token_urlsafe(32)
+    host_names = LOOPBACK_NAMES | {host.strip("[]").lower()}
 
     @app.context_processor
     def everywhere() -> dict:
-        return {"where": where, "statuses": sorted(Status.ALL), "csrf_token": csrf_token}
+        return {"where": where, "read_only": read_only, "statuses": sorted(Status.ALL), "csrf_token": csrf_token}
+
+    @app.before_request
+    def named_as_this_console_only() -> None:
+        if _host_name(request.host) not in host_names:
+            abort(400, description="this console answers only to its own address (127.0.0.1, localhost)")
+
+    @app.before_request
+    def actions_only_when_allowed() -> None:
+        if read_only is not None and request.endpoint in ACTIONS:
+            abort(403, description=read_only)
 
     @app.before_request
     def same_site_posts_only() -> None:
@@ -78,11 +109,9 @@ def create_app(data: ConsoleData, where: str) -> Flask:
         if body is None:
             abort(404)
         name = record.file_name.rsplit(".", 1)[0]
-        return Response(
-            body,
-            mimetype="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="{_header_safe(name)}-rejected-rows.csv"'},
-        )
+        # send_file names a file beyond Latin-1 as RFC 5987 says (filename*): a raw header cannot be sent.
+        download_name = f"{_header_safe(name)}-rejected-rows.csv"
+        return send_file(io.BytesIO(body), "text/csv", as_attachment=True, download_name=download_name)
 
     @app.get("/files/<fid>/retry")
     def confirm_retry(fid: str):
@@ -123,6 +152,12 @@ def create_app(data: ConsoleData, where: str) -> Flask:
         return render_template("run.html", run=data.run(run_id) or abort(404))
 
     return app
+
+
+def _host_name(host: str) -> str:
+    """The name in ``Host`` (werkzeug has checked its characters; "" when invalid), without its port."""
+    name = host[1 : host.find("]")] if host.startswith("[") else host.partition(":")[0]
+    return name.lower()
 
 
 def _header_safe(name: str) -> str:

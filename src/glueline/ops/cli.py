@@ -16,11 +16,12 @@ from typing import Annotated, NoReturn
 
 import typer
 from botocore.config import Config
+from flask import Flask
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from glueline.console.app import create_app
+from glueline.console.app import Environment, create_app
 from glueline.console.data import ConsoleData
 from glueline.console.server import LOOPBACK, serve, serving
 from glueline.local.aws_config import AWS_CONFIG_FILE, AWS_PROFILE
@@ -298,7 +299,7 @@ def up(
                 out.print("Running in the background: `glueline down` stops it.")
                 return
             block_stop_signals()  # before the console's thread starts
-            with serving(create_app(_console_data(target), target.description)) as url:
+            with serving(_console_app(target)) as url:
                 out.print(f"Console: [cyan]{url}[/] (files, runs and data quality; 127.0.0.1 only)")
                 out.print("Running: press Ctrl-C to stop.")
                 until_stopped()
@@ -489,7 +490,8 @@ def destroy(
 
 def _confirm_account(target: Target, what: str, yes: bool) -> None:
     """Say which account, region and endpoint; on AWS itself (no custom endpoint) ask unless --yes:
-    every command that writes to an account (deploy, bootstrap, run, trigger) calls this first."""
+    every command that writes to an account (deploy, bootstrap, run, trigger, console --allow-actions)
+    calls this first."""
     err.print(f"account {target.account}, region {target.region}, endpoint {target.endpoint}")
     if target.on_aws and not yes and not typer.confirm(f"{what} AWS account {target.account}?", err=True):
         raise typer.Exit(1)
@@ -548,11 +550,20 @@ def console(
     port: Annotated[int, typer.Option("--port", help="the port (default: a free one, printed)")] = 0,
     db_url: DbUrl = None,
     profile: Profile = None,
+    allow_actions: Annotated[
+        bool,
+        typer.Option(
+            "--allow-actions",
+            help="on real AWS, offer the actions (retry a file, run the sweep): asks first, naming the account, "
+            "unless --yes; without it the console there only reads (a local stack: always offered)",
+        ),
+    ] = False,
+    yes: Yes = False,
 ) -> None:
     """A web page of what the pipeline records: files by status, each file's lifecycle, counts and
-    rejected rows, the Glue runs; two actions, each confirmed: retry a file, run the sweep. Ctrl-C stops it.
-    With no stack running and no AWS configured, it starts the embedded stack (its state: what the last
-    `glueline run` left) and stops it on exit."""
+    rejected rows, the Glue runs; two actions, each confirmed: retry a file, run the sweep (on real AWS
+    only with --allow-actions). Ctrl-C stops it. With no stack running and no AWS configured, it starts
+    the embedded stack (its state: what the last `glueline run` left) and stops it on exit."""
     _use_profile(profile)
     if host != LOOPBACK:
         err.print(
@@ -561,8 +572,23 @@ def console(
         )
     settings = _settings(db_url)
     with _target(settings, start_stack=True) as target:
+        read_only = None
+        if allow_actions:
+            _confirm_account(target, "retry files and run the sweep from the console in", yes)
+        elif target.on_aws:
+            read_only = (
+                f"read-only: this console reads AWS account {target.account} and acts on it (retry, sweep) only "
+                "when started with --allow-actions"
+            )
+            err.print(f"[bold yellow]{escape(read_only)}[/]")
         announce = lambda url: out.print(f"glueline console on {url} ({target.description}); Ctrl-C stops it")  # noqa: E731
-        serve(create_app(_console_data(target), target.description), host, port, announce)
+        serve(_console_app(target, host, read_only), host, port, announce)
+
+
+def _console_app(target: Target, host: str = LOOPBACK, read_only: str | None = None) -> Flask:
+    """The console of the target, naming its account, region and AWS profile on every page."""
+    where = Environment(target.description, target.account, target.region, os.environ.get("AWS_PROFILE"))
+    return create_app(_console_data(target), where, host, read_only)
 
 
 def _console_data(target: Target) -> ConsoleData:
@@ -571,7 +597,7 @@ def _console_data(target: Target) -> ConsoleData:
     database = target.known_database
 
     def sweep() -> None:  # asynchronously, as EventBridge invokes it: the page does not wait for the run
-        event = scheduled_event(target.account, target.region, settings.schedule_rule)
+        event = scheduled_event(target.account, target.region, settings.schedule_rule, partition=target.partition)
         lam.invoke(FunctionName=settings.lambda_function, InvocationType="Event", Payload=json.dumps(event).encode())
 
     return ConsoleData(
@@ -602,7 +628,7 @@ def trigger(
     settings = _settings()
     with _target(settings) as target:
         _confirm_account(target, "invoke the Lambda in", yes)
-        event = scheduled_event(target.account, target.region, settings.schedule_rule)
+        event = scheduled_event(target.account, target.region, settings.schedule_rule, partition=target.partition)
         # A synchronous invocation answers when the function ends: read for longer than its timeout.
         lam = target.client("lambda", Config(read_timeout=settings.lambda_timeout_seconds + 30))
         with _job_options(_deployer(target, quiet=True), debug, debug_port, spark_ui):

@@ -31,8 +31,8 @@ class ObjectRef:
     uploaded: str | None = None
 
 
-def scheduled_event(account: str, region: str, rule: str) -> dict[str, Any]:
-    """The event an EventBridge schedule rule sends."""
+def scheduled_event(account: str, region: str, rule: str, *, partition: str = "aws") -> dict[str, Any]:
+    """The event an EventBridge schedule rule sends (its rule's ARN in the account's partition)."""
     return {
         "version": "0",
         "id": str(uuid.uuid4()),
@@ -41,12 +41,12 @@ def scheduled_event(account: str, region: str, rule: str) -> dict[str, Any]:
         "account": account,
         "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "region": region,
-        "resources": [f"arn:aws:events:{region}:{account}:rule/{rule}"],
+        "resources": [f"arn:{partition}:events:{region}:{account}:rule/{rule}"],
         "detail": {},
     }
 
 
-def object_created_event(bucket: str, key: str) -> dict[str, Any]:
+def object_created_event(bucket: str, key: str, *, partition: str = "aws") -> dict[str, Any]:
     """An S3 "Object Created" event as EventBridge delivers it, without the optional object details
     (as a re-sent or hand-made event may lack them)."""
     return {
@@ -55,7 +55,7 @@ def object_created_event(bucket: str, key: str) -> dict[str, Any]:
         "detail-type": OBJECT_CREATED,
         "source": "aws.s3",
         "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "resources": [f"arn:aws:s3:::{bucket}"],
+        "resources": [f"arn:{partition}:s3:::{bucket}"],
         "detail": {"bucket": {"name": bucket}, "object": {"key": key}},
     }
 

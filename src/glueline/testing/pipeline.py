@@ -153,7 +153,9 @@ class Pipeline:
         # the single Glue slot): read for longer, as `glueline trigger` does.
         read_timeout = self.settings.lambda_timeout_seconds + 30
         lam = self.target.client("lambda", botocore.config.Config(read_timeout=read_timeout))
-        event = scheduled_event(self.target.account, self.target.region, self.settings.schedule_rule)
+        event = scheduled_event(
+            self.target.account, self.target.region, self.settings.schedule_rule, partition=self.target.partition
+        )
         response = lam.invoke(FunctionName=self.settings.lambda_function, Payload=json.dumps(event).encode())
         assert "FunctionError" not in response, response["Payload"].read()
         return json.loads(response["Payload"].read())

@@ -1,17 +1,20 @@
 """The console's data layer and pages against moto (the real boto3 clients, moto's models): what each
-page reads, filters, sorts and pages, the download of rejected rows, and that a file's name or error is
-shown as text, never as markup."""
+page reads, filters, sorts and pages, the download of rejected rows, that a file's name or error is
+shown as text, never as markup, and whom the console answers (its own names) and when it acts (not on
+a real account it was not let act on)."""
 
 from __future__ import annotations
 
 import re
+import urllib.request
 from datetime import datetime, timedelta, timezone
 
 import boto3
 import pytest
 
-from glueline.console.app import create_app
+from glueline.console.app import Environment, create_app
 from glueline.console.data import PAGE_SIZE, ActionRefused, ConsoleData, FileFilter, timeline
+from glueline.console.server import serving
 from glueline.shared.audit import AuditRecord, Status, event, to_timestamp
 from glueline.shared.counts import Counts
 from glueline.shared.gluerun import OUTPUT_GROUP
@@ -20,6 +23,8 @@ from ..conftest import BUCKET, JOB, TARGET
 
 NOW = datetime.now(timezone.utc)
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>.csv'
+MOTO = Environment("moto", "123456789012", "us-east-1", None)
+ON_AWS = Environment("configured AWS environment (prod)", "210987654321", "eu-west-1", "prod")
 
 
 def record(fid: str, name: str, uploaded: datetime, status: str = Status.COMPLETED, **fields) -> AuditRecord:
@@ -139,20 +144,20 @@ def test_a_file_page_shows_its_lifecycle_counts_and_its_rejected_rows(console):
         "FAILED (no history recorded for this item)",
     ]
 
-    web = create_app(data, "moto").test_client()
+    web = create_app(data, MOTO).test_client()
     page = web.get("/files/a").get_data(as_text=True)
     assert 'data-count="rows_rejected">5<' in page and "retried: claimed by Glue run jr_2 (attempt 2)" in page
     assert 'data-reason="bad_transaction_amount">5<' in page
     download = web.get("/files/a/rejected-rows.csv")
     assert download.status_code == 200 and download.data == rows
-    assert download.headers["Content-Disposition"] == 'attachment; filename="a-rejected-rows.csv"'
+    assert download.headers["Content-Disposition"] == "attachment; filename=a-rejected-rows.csv"
     assert web.get("/files/nope").status_code == 404
 
 
 def test_a_hostile_file_name_and_error_render_as_text(console):
     data, aws = console
     aws.audit.create(record("h", HOSTILE, NOW, Status.REJECTED, error_message="<b>bad</b> header"))
-    web = create_app(data, "moto").test_client()
+    web = create_app(data, MOTO).test_client()
     for path in ("/", "/files", "/files/h", f"/files?name={HOSTILE[:8]}"):
         response = web.get(path)
         page = response.get_data(as_text=True)
@@ -178,7 +183,7 @@ def test_a_runs_page_shows_its_arguments_but_no_secret_its_files_and_its_output(
     run = data.run(run_id)
     assert run.arguments == {"--FILE_IDS": "a", "--TARGET": TARGET, "--db_password": "(hidden)"}
     assert [r.file_id for r in run.files] == ["a"] and run.output == lines and run.errors == []
-    web = create_app(data, "moto").test_client()
+    web = create_app(data, MOTO).test_client()
     page = web.get(f"/runs/{run_id}").get_data(as_text=True)
     assert "hunter2" not in page and "a.csv: COMPLETED read=3 loaded=3" in page
     assert ('http-equiv="refresh"' in page) == run.active  # a live run's page follows it
@@ -207,7 +212,7 @@ def test_retry_sweeps_for_a_failed_file_uploads_a_given_up_one_again_and_refuses
 def test_actions_are_confirmed_and_refused_across_sites(console):
     data, aws = console
     aws.audit.create(record("f", "f.csv", NOW, Status.FAILED, attempts=1))
-    web = create_app(data, "moto").test_client()
+    web = create_app(data, MOTO).test_client()
     confirm = web.get("/files/f/retry").get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', confirm).group(1)
     assert data.sweeps == []  # asking is not doing
@@ -224,6 +229,36 @@ def test_actions_are_confirmed_and_refused_across_sites(console):
     assert done.status_code == 303 and done.headers["Location"].endswith("/files/f") and data.sweeps == ["x"]
     assert "sweep started" in web.get("/files/f").get_data(as_text=True)  # said once, on the next page
     assert web.post("/sweep", data={"csrf_token": token}).status_code == 303 and data.sweeps == ["x", "x"]
+
+
+def test_on_a_real_account_without_leave_to_act_every_page_reads_and_no_action_is_done(console):
+    """Read-only is enforced, not only hidden: the actions' pages and forms answer 403, saying why."""
+    data, aws = console
+    aws.s3.put_object(Bucket=BUCKET, Key="rejected/g.csv", Body=b"TransactionID\n1\n")
+    aws.audit.create(record("f", "f.csv", NOW, Status.FAILED, attempts=1))
+    aws.audit.create(record("g", "g.csv", NOW, Status.REJECTED, attempts=3, gave_up=True, final_key="rejected/g.csv"))
+    why = "read-only: AWS account 210987654321 is acted on only with --allow-actions"
+    web = create_app(data, ON_AWS, read_only=why).test_client()
+    for path in ("/", "/files", "/files/f", "/files/g", "/runs", "/quality"):
+        page = web.get(path).get_data(as_text=True)
+        assert 'data-where="account">210987654321<' in page and 'data-where="region">eu-west-1<' in page, path
+        assert 'data-where="profile">prod<' in page and 'id="read-only"' in page, path
+        assert 'id="retry"' not in page and "Run the sweep" not in page, path
+    refused = [
+        web.get("/sweep"),
+        web.get("/files/f/retry"),
+        web.post("/sweep", data={}),
+        web.post("/files/f/retry", data={}),
+        web.post("/files/g/retry", data={}),
+    ]
+    assert [r.status_code for r in refused] == [403] * 5
+    assert all(why in r.get_data(as_text=True) for r in refused) and data.sweeps == []
+    assert "Contents" not in aws.s3.list_objects_v2(Bucket=BUCKET, Prefix="source/")
+
+    acting = create_app(data, ON_AWS).test_client()  # started with leave to act (and confirmed)
+    page = acting.get("/files/f").get_data(as_text=True)
+    assert 'id="retry"' in page and "Run the sweep" in page and 'id="read-only"' not in page
+    assert 'data-where="account">210987654321<' in page and acting.get("/sweep").status_code == 200
 
 
 def test_quality_plots_a_point_per_day_file_and_run_and_marks_a_reject_rate_far_above_its_history(console):
@@ -260,7 +295,41 @@ def test_quality_plots_a_point_per_day_file_and_run_and_marks_a_reject_rate_far_
     by_field_count = next(p for p in q.plots if p.key == "reject-rate-wrong_field_count")
     assert [y for _, y, _, _ in by_field_count.points].count(by_field_count.box["bottom"]) == 8  # 0 but the odd one
 
-    page = create_app(data, "moto").test_client().get("/quality").get_data(as_text=True)
+    page = create_app(data, MOTO).test_client().get("/quality").get_data(as_text=True)
     assert page.count('class="point marked"') == 5  # the odd file, in each of the five per-file rate plots
     assert "Rejected for wrong_field_count per file" in page
     assert 'id="outliers"' in page and "odd.csv" in page
+
+
+def test_a_page_asked_for_by_another_host_name_is_refused_and_does_nothing(console):
+    """DNS rebinding: a hostile page's name bound to 127.0.0.1 reaches the console with its own name in
+    ``Host``; refused, it reads no page, gets no token and starts no action."""
+    data, aws = console
+    aws.audit.create(record("f", "f.csv", NOW, Status.FAILED, attempts=1))
+    web = create_app(data, MOTO).test_client()
+    confirm = web.get("/files/f/retry").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', confirm).group(1)
+
+    hostile = {"Host": "evil.example:8123"}
+    for path in ("/", "/files/f", "/files/f/retry", "/sweep"):
+        assert web.get(path, headers=hostile).status_code == 400, path
+    posts = [web.post(path, data={"csrf_token": token}, headers=hostile) for path in ("/files/f/retry", "/sweep")]
+    assert [r.status_code for r in posts] == [400, 400] and data.sweeps == []
+
+    for name in ("127.0.0.1:8123", "localhost:8123", "LOCALHOST", "[::1]:8123"):
+        assert web.get("/", headers={"Host": name}).status_code == 200, name
+    done = web.post("/sweep", data={"csrf_token": token}, headers={"Host": "127.0.0.1:8123"})
+    assert done.status_code == 303 and data.sweeps == ["x"]
+
+
+def test_rejected_rows_of_a_file_named_beyond_latin_1_download_over_http(console):
+    """Over the real server: a header werkzeug cannot write as Latin-1 once dropped the connection."""
+    data, aws = console
+    aws.s3.put_object(Bucket=BUCKET, Key="rejected/rows/u.csv", Body=b"TransactionID,reason\n")
+    aws.audit.create(record("u", "transactions_ü€漢.csv", NOW, rejected_rows_key="rejected/rows/u.csv"))
+    with serving(create_app(data, MOTO)) as url, urllib.request.urlopen(f"{url}files/u/rejected-rows.csv") as got:
+        assert got.status == 200 and got.read() == b"TransactionID,reason\n"
+        assert got.headers["Content-Disposition"] == (
+            "attachment; filename=transactions_u_-rejected-rows.csv;"
+            " filename*=UTF-8''transactions_%C3%BC_%E6%BC%A2-rejected-rows.csv"
+        )

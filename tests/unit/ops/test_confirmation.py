@@ -32,6 +32,7 @@ def account(monkeypatch):
             settings=settings,
             account=account,
             region=region,
+            partition="aws",
             endpoint=endpoint,
             on_aws="amazonaws.com" in endpoint,
             description="an account",
@@ -67,3 +68,34 @@ def test_an_emulator_is_not_asked_for(account, command):
     account.where["account"] = EMULATOR
     result = CliRunner().invoke(cli.app, command)
     assert "?" not in result.output and account.done != []
+
+
+@pytest.fixture
+def served(monkeypatch):
+    """The console apps the command would serve (test clients), served nowhere."""
+    apps: list = []
+    monkeypatch.setattr(cli, "_console_data", lambda target: SimpleNamespace(runs=lambda: []))
+    monkeypatch.setattr(cli, "serve", lambda app, host, port, announce: apps.append(app.test_client()))
+    return apps
+
+
+def test_the_console_on_a_real_account_reads_only_unless_let_act_then_asks_naming_it(account, served, monkeypatch):
+    monkeypatch.setenv("AWS_PROFILE", "prod")
+    read_only = CliRunner().invoke(cli.app, ["console"])
+    assert read_only.exit_code == 0 and "?" not in read_only.output and "--allow-actions" in read_only.output
+    page = served[0].get("/runs").get_data(as_text=True)
+    assert 'data-where="account">123456789012<' in page and 'data-where="profile">prod<' in page
+    assert served[0].get("/sweep").status_code == 403
+
+    refused = CliRunner().invoke(cli.app, ["console", "--allow-actions"], input="n\n")
+    assert refused.exit_code == 1 and "AWS account 123456789012?" in refused.output and len(served) == 1
+    CliRunner().invoke(cli.app, ["console", "--allow-actions"], input="y\n")
+    allowed = CliRunner().invoke(cli.app, ["console", "--allow-actions", "--yes"])
+    assert "?" not in allowed.output
+    assert [web.get("/sweep").status_code for web in served[1:]] == [200, 200]
+
+
+def test_the_console_on_an_emulator_acts_without_asking(account, served):
+    account.where["account"] = EMULATOR
+    result = CliRunner().invoke(cli.app, ["console"])
+    assert result.exit_code == 0 and "?" not in result.output and served[0].get("/sweep").status_code == 200

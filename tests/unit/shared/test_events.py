@@ -35,3 +35,10 @@ def test_a_classic_s3_notification_has_url_encoded_keys():
 def test_anything_else_is_an_error():
     with pytest.raises(ValueError):
         parse_event({"hello": "world"})
+
+
+def test_the_events_we_send_name_resources_in_the_accounts_partition():
+    scheduled = scheduled_event("000000000000", "cn-north-1", "ETL_Daily_Schedule", partition="aws-cn")
+    assert scheduled["resources"] == ["arn:aws-cn:events:cn-north-1:000000000000:rule/ETL_Daily_Schedule"]
+    created = object_created_event("bkt", "source/a.csv", partition="aws-us-gov")
+    assert created["resources"] == ["arn:aws-us-gov:s3:::bkt"]

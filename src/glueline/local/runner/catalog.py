@@ -153,7 +153,7 @@ class Catalog:
             self._save()
 
     def _resource_of(self, arn: str) -> tuple[str, str]:
-        """The job or connection an ARN (arn:aws:glue:<region>:<account>:job/<name>) names; it must exist."""
+        """The job or connection an ARN (arn:<partition>:glue:<region>:<account>:job/<name>) names; it must exist."""
         kind, _, name = arn.rpartition(":")[2].partition("/")
         if kind == "job":
             self.job(name)

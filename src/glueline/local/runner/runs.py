@@ -86,6 +86,10 @@ class Runs:
             if request.get("JobRunId"):
                 earlier = self.run(name, request["JobRunId"])
                 arguments, attempt, previous = {**earlier.arguments, **arguments}, earlier.attempt + 1, earlier.id
+            # Glue: the job's NonOverridableArguments are "not overridden when providing job arguments in
+            # a job run". The job's value is the one the run runs with, and so the one it shows.
+            pinned = job["NonOverridableArguments"]
+            arguments |= {key: pinned[key] for key in arguments.keys() & pinned.keys()}
             queuing = request.get("JobRunQueuingEnabled", job.get("JobRunQueuingEnabled", False))
             settings = {k: request.get(k, job.get(k)) for k in RUN_SETTINGS}
             run = JobRun(

@@ -85,7 +85,11 @@ class StandbyKeeper:
 
     def _spawn(self, job_name: str, request: int) -> None:
         job = self._job_of(job_name)
-        if job is None or self._closed or launches.needs_own_process(job["DefaultArguments"]):
+        if (
+            job is None
+            or self._closed
+            or launches.needs_own_process({**job["DefaultArguments"], **job["NonOverridableArguments"]})
+        ):
             return
         directory = Path(tempfile.mkdtemp(prefix="standby-", dir=self.config.state_dir))
         try:

@@ -20,6 +20,8 @@ What differs from ``glueline deploy``, and why:
   the template yet: deploy creates the RDS instance.
 - The bucket, the audit table and the secret hold data: ``DeletionPolicy: Retain``, as destroy keeps them.
 - S3 has no folders: the empty ``source/``… markers deploy writes are not resources.
+- What checkov asks and the pipeline does not do is skipped in the resource's ``Metadata``, with the
+  reason (``CHECKOV_SKIPS``).
 """
 
 from __future__ import annotations
@@ -54,6 +56,42 @@ PASSWORD_PATTERN = r'^[^"\\]+$'
 # The VPC's CIDR blocks are a list parameter: each becomes an ingress rule (Fn::ForEach).
 VPC_CIDRS = "${VpcCidrBlocks}"
 GROUPS = {"glueline-glue": "GlueSecurityGroup", "glueline-endpoints": "EndpointsSecurityGroup"}
+# What checkov (``checkov -f FILE --framework cloudformation``) asks of a resource that the pipeline does
+# not do, and why: skipped on the resource itself (its ``Metadata``), where a reviewer reads the reason.
+CHECKOV_SKIPS = {
+    "Bucket": {
+        "CKV_AWS_18": "server access logs need a bucket of their own; CloudTrail S3 data events, the account's "
+        "choice, record the same requests",
+        "CKV_AWS_21": "files are moved between prefixes (copied, then deleted) and each move is in the audit "
+        "table; versions would keep a copy of a file per move",
+    },
+    "AuditTable": {
+        "CKV_AWS_119": "encrypted at rest with DynamoDB's own key; a customer managed key is the "
+        "account's choice (cost, key policy)"
+    },
+    "DbSecret": {
+        "CKV_AWS_149": "encrypted with Secrets Manager's AWS managed key; a customer managed key "
+        "serves cross-account access, which the pipeline has none of"
+    },
+    "GlueJob": {
+        "CKV_AWS_195": "S3 encrypts every object the job writes (SSE-S3); a security configuration's "
+        "CloudWatch and bookmark encryption take a KMS key the pipeline does not create"
+    },
+    "Function": {
+        "CKV_AWS_116": "asynchronous failures go to FailureQueue, the on-failure destination of "
+        "FunctionInvokeConfig (a dead-letter queue's successor)",
+        "CKV_AWS_117": "the function calls AWS's APIs only (S3, DynamoDB, Glue, SQS), nothing in a VPC; in one "
+        "it would need a NAT or an endpoint for each",
+        "CKV_AWS_173": "the variables are names and the database's host, no secret; Lambda encrypts them at "
+        "rest with its AWS managed key",
+    },
+    "FunctionLogGroup": {
+        "CKV_AWS_158": "CloudWatch Logs encrypts every log group at rest; the function logs no secret"
+    },
+    "FailureQueue": {
+        "CKV_AWS_27": "encrypted with SQS managed keys (SqsManagedSseEnabled); the check knows KmsMasterKeyId only"
+    },
+}
 
 
 def desired(settings: Settings, database: Database) -> DesiredState:
@@ -87,6 +125,9 @@ def template(settings: Settings, database: Database) -> dict[str, Any]:
     """The whole stack as a template, read from the desired state alone."""
     state = desired(settings, database)
     resources = {**_storage(state), **_network(state), **_roles(state), **_compute(state)}
+    for logical, skips in _checkov_skips(state).items():
+        skipped = [{"id": check, "comment": reason} for check, reason in skips.items()]
+        resources[logical] = {**resources[logical], "Metadata": {"checkov": {"skip": skipped}}}
     document: dict[str, Any] = {"AWSTemplateFormatVersion": "2010-09-09"}
     if any(logical.startswith("Fn::ForEach::") for logical in resources):
         document["Transform"] = "AWS::LanguageExtensions"  # the VPC's CIDR blocks, a rule each
@@ -95,6 +136,14 @@ def template(settings: Settings, database: Database) -> dict[str, Any]:
         "Parameters": _parameters(state),
         "Resources": _substituted(resources),
     }
+
+
+def _checkov_skips(desired: DesiredState) -> dict[str, dict[str, str]]:
+    """CHECKOV_SKIPS, and the function's concurrency where the settings reserve none."""
+    if desired.lambda_concurrency is not None:
+        return CHECKOV_SKIPS
+    unreserved = "GLUELINE_LAMBDA_RESERVED_CONCURRENCY=0: an account whose limit is 10 has none to reserve"
+    return CHECKOV_SKIPS | {"Function": {**CHECKOV_SKIPS["Function"], "CKV_AWS_115": unreserved}}
 
 
 def write_artifacts(settings: Settings, database: Database, directory: Path) -> list[str]:

@@ -63,13 +63,15 @@ PUBLIC_ACCESS_BLOCK = {
 }
 # The one run argument a run may set: the files the Lambda admitted. Every other argument is the job's
 # and cannot be overridden by a run (a caller allowed to start runs must not choose the code that runs
-# as the Glue role: Glue reads ``--scriptLocation`` and ``--extra-py-files`` from a run's arguments).
+# as the Glue role: Glue reads ``--scriptLocation``, ``--extra-py-files``, ``--extra-jars``… from a run's
+# arguments; see ``_code_and_configuration``). The local debugger's address is a default: a run of the
+# local runner may name its own.
 RUN_ARGUMENT = "--FILE_IDS"
 
 GroupId = str | Ref  # a security group's id, or (deploy) the one it creates in the same stage
 
 
-def arn(service: str, region: str, account: str, resource: str, partition: str = "aws") -> str:
+def arn(service: str, region: str, account: str, resource: str, partition: str) -> str:
     """An ARN as the service writes it: IAM's have no region, S3's neither region nor account."""
     region = "" if service in ("iam", "s3") else region
     account = "" if service == "s3" else account
@@ -103,7 +105,7 @@ class AccountFacts:
     bucket: str
     db: DbConnection  # as the pipeline reaches it, its TLS mode decided (``glueline.ops.database``)
     network: Network
-    partition: str = "aws"
+    partition: str  # aws, aws-cn, aws-us-gov…: STS's answer (the Target's), ${AWS::Partition} in the template
     rds_ca: bool = False  # the job checks the database against RDS's CA bundle, shipped beside its code
     creates_database: bool = False  # deploy made (or makes) the RDS instance
     wheels: list[str] = field(default_factory=list)  # file names of the job's wheels under the code prefix
@@ -459,21 +461,14 @@ def roles(s: Settings, facts: AccountFacts) -> dict[str, Role]:
 
 
 def glue_job(s: Settings, facts: AccountFacts) -> dict[str, Any]:
-    script = facts.code + GLUE_SCRIPT
     return {
         "Description": "glueline: clean, validate and load transaction files into PostgreSQL",
         "Role": facts.arn("iam", f"role/{s.glue_role}"),
-        "Command": {"Name": "glueetl", "ScriptLocation": script, "PythonVersion": "3"},
-        "DefaultArguments": {RUN_ARGUMENT: NO_FILE_IDS, **_inner_loop_arguments(s, facts)},
+        "Command": {"Name": "glueetl", "ScriptLocation": facts.code + GLUE_SCRIPT, "PythonVersion": "3"},
+        "DefaultArguments": {RUN_ARGUMENT: NO_FILE_IDS, **({DEBUG_ARGUMENT: s.glue_debug} if s.glue_debug else {})},
         "NonOverridableArguments": {
-            "--scriptLocation": script,
-            "--job-language": "python",
+            **_code_and_configuration(s, facts),
             "--job-bookmark-option": "job-bookmark-enable",
-            "--TempDir": f"s3://{facts.bucket}/{layout.TEMP}",
-            "--extra-py-files": facts.code + GLUE_LIBRARY,
-            # Installed from the wheels deploy put beside the script: no internet egress needed.
-            "--additional-python-modules": ",".join(facts.wheel_urls),
-            "--python-modules-installer-option": "--no-index",
             "--enable-continuous-cloudwatch-log": "true",
             "--AUDIT_TABLE": s.audit_table,
             "--DB_SECRET_ID": s.db_secret_name,
@@ -492,16 +487,57 @@ def glue_job(s: Settings, facts: AccountFacts) -> dict[str, Any]:
     }
 
 
-def _inner_loop_arguments(s: Settings, facts: AccountFacts) -> dict[str, str]:
-    """Spark's UI and event log (Glue's own arguments), and where a run waits for a debugger (the local
-    runner's: glueline.local.runner.debug)."""
-    arguments = {}
-    if s.spark_ui:
-        arguments["--enable-spark-ui"] = "true"
-        arguments["--spark-event-logs-path"] = f"s3://{facts.bucket}/{layout.SPARK_EVENTS}"
-    if s.glue_debug:
-        arguments[DEBUG_ARGUMENT] = s.glue_debug
-    return arguments
+def _code_and_configuration(s: Settings, facts: AccountFacts) -> dict[str, str]:
+    """Every job parameter of Glue's ("Using job parameters in AWS Glue jobs") through which a run could
+    load code, reorder the classpath or configure Spark, pinned: Glue takes each from a run's arguments
+    too, so whoever may start runs (the Lambda's role) would otherwise choose the code the Glue role runs.
+    Where a parameter names files, it names the job's own library under the code prefix, which the Glue
+    role reads already and no other role of the pipeline writes: a path Glue fetches, so valid on AWS,
+    where an empty one's acceptance is unknown (the library is Python: on the Java classpath it adds no
+    class, in the working directory it is a copy of what --extra-py-files puts there). Switches are
+    pinned to Glue's defaults.
+
+    Judged harmless and left to a run: --class (read only for --job-language scala, pinned to python);
+    logging (--continuous-log-*, --enable-continuous-log-filter, --enable-metrics,
+    --enable-observability-metrics, --enable-job-insights: the Glue role writes only /aws-glue/* log
+    groups); sizing (--executor-cores: Glue bounds it by the worker's vCPUs); streaming's
+    --auto-scale-within-microbatch, Ray's --s3-py-modules and --pip-install (not a glueetl job's);
+    --disable-proxy-v2 (no proxy); --encryption-type (S3 encrypts every object); and Glue's internal
+    --JOB_NAME, --debug, --mode."""
+    library = facts.code + GLUE_LIBRARY
+    return {
+        "--scriptLocation": facts.code + GLUE_SCRIPT,
+        "--job-language": "python",
+        "--extra-py-files": library,
+        "--extra-jars": library,
+        "--extra-files": library,
+        "--user-jars-first": "false",
+        # Installed from the wheels deploy put beside the script: no internet egress, no other index.
+        "--additional-python-modules": ",".join(facts.wheel_urls),
+        "--python-modules-installer-option": "--no-index",
+        # Spark's configuration (spark.jars, extraJavaOptions, ...): one setting the job sets on its session
+        # anyway (glueline.job.spark).
+        "--conf": "spark.sql.session.timeZone=UTC",
+        # Environment variables of the driver and the executors: Glue's guide sets only CUSTOMER_ ones, but
+        # a variable a library reads (JAVA_TOOL_OPTIONS, PYTHONPATH) loads code. One nothing reads.
+        "--customer-driver-env-vars": "CUSTOMER_GLUELINE=pinned",
+        "--customer-executor-env-vars": "CUSTOMER_GLUELINE=pinned",
+        # Adds a data lake framework's jars: a value is needed, and Iceberg's runtime is shaded (its classes
+        # are relocated, none collides with Spark's or the job's).
+        "--datalake-formats": "iceberg",
+        "--use-postgres-driver": "false",  # moves a JDBC driver first on the classpath
+        "--enable-glue-datacatalog": "false",  # the Data Catalog as Spark's Hive metastore
+        "--enable-lakeformation-fine-grained-access": "false",
+        "--enable-s3-parquet-optimized-committer": "true",  # Glue's default since 3.0
+        "--enable-rename-algorithm-v2": "false",
+        "--write-shuffle-files-to-s3": "false",  # Spark's shuffle manager
+        "--write-shuffle-spills-to-s3": "false",
+        "--enable-auto-scaling": "false",
+        "--TempDir": f"s3://{facts.bucket}/{layout.TEMP}",
+        # Spark's UI and event log, as the settings say (``--spark-ui`` of run and trigger turns them on).
+        "--enable-spark-ui": "true" if s.spark_ui else "false",
+        **({"--spark-event-logs-path": f"s3://{facts.bucket}/{layout.SPARK_EVENTS}"} if s.spark_ui else {}),
+    }
 
 
 def bucket_policy(facts: AccountFacts) -> dict[str, Any]:

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from glueline.local.runner import launch as launches
 from glueline.local.runner.catalog import Catalog
+from glueline.local.runner.config import RunnerConfig
 from glueline.local.runner.exceptions import (
     ConcurrentRunsExceededException,
     EntityNotFoundException,
@@ -206,3 +208,32 @@ def test_a_run_still_active_after_notify_delay_after_is_announced_once(scheduled
     assert runs.announced.count((slow, "delayed RUNNING")) == 1
     assert (quick, "delayed RUNNING") not in runs.announced  # it had ended
     assert runs.run("etl", quick).as_dict()["NotificationProperty"] == {"NotifyDelayAfter": 4}
+
+
+def test_a_run_cannot_override_the_jobs_non_overridable_arguments(scheduled, tmp_path, monkeypatch):
+    """As Glue: a job's NonOverridableArguments are "not overridden when providing job arguments in a job
+    run". The job's library is what the run records and fetches, whatever the run names; the run's other
+    arguments stand."""
+    catalog, executor, runs = scheduled
+    pinned = {"--extra-py-files": "s3://b/lib.zip", "--extra-jars": "s3://b/lib.zip"}
+    catalog.create_job({**JOB, "NonOverridableArguments": pinned})
+    asked = {"--extra-py-files": "s3://b/processed/evil.zip", "--extra-jars": "s3://b/processed/evil.jar"}
+    run_id = runs.start_run("etl", {"Arguments": {**asked, "--FILE_IDS": "f1"}})
+    run = runs.run("etl", run_id)
+    assert run.as_dict()["Arguments"] == {**pinned, "--FILE_IDS": "f1"}
+
+    fetched: list[str] = []
+
+    def download(uri: str, directory: Path) -> Path:
+        fetched.append(uri)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / Path(uri).name).write_bytes(b"")
+        return directory / Path(uri).name
+
+    monkeypatch.setattr(launches, "_download", download)
+    config = RunnerConfig(state_dir=tmp_path, launcher=["python"])
+    launch = launches.prepare(config, run.job_snapshot, asked, tmp_path / "run", run_id)
+    assert fetched == ["s3://b/etl.py", "s3://b/lib.zip"]
+    assert launch.argv[launch.argv.index("--extra-jars") + 1] == "s3://b/lib.zip"
+    executor.end(run_id)
+    ended(runs, run_id, "SUCCEEDED")

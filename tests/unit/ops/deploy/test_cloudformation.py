@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cfnlint.api import ManualArgs, lint
 
-from glueline.ops.database import Database, Origin
+from glueline.ops.database import Database, Origin, known_database
 from glueline.ops.deploy import cloudformation
 from glueline.ops.deploy.desired import DB_SECURITY_GROUP_DESCRIPTION, GLUE_SECURITY_GROUP_DESCRIPTION
 from glueline.settings import Settings
@@ -105,6 +105,45 @@ def test_glueline_package_writes_a_template_and_the_code_it_reads(tmp_path):
     function = template["Resources"]["Function"]["Properties"]
     assert (artifacts / function["Code"]["S3Key"]).is_file()
     job = template["Resources"]["GlueJob"]["Properties"]
-    for argument in ("--scriptLocation", "--extra-py-files", "--additional-python-modules"):
+    for argument in (
+        "--scriptLocation",
+        "--extra-py-files",
+        "--extra-jars",
+        "--extra-files",
+        "--additional-python-modules",
+    ):
         for url in job["NonOverridableArguments"][argument]["Fn::Sub"].split(","):
             assert (artifacts / url.removeprefix("s3://${ArtifactsBucket}/")).is_file(), url
+
+
+def test_the_template_pins_what_deploy_pins_and_names_no_partition():
+    """A run started in the stack cannot choose code either; every ARN is of the stack's partition."""
+    settings = Settings(_env_file=None)
+    template = cloudformation.template(settings, DATABASE)
+    pinned = template["Resources"]["GlueJob"]["Properties"]["NonOverridableArguments"]
+    assert set(pinned) == set(cloudformation.desired(settings, DATABASE).glue_job["NonOverridableArguments"])
+    assert (
+        pinned["--extra-jars"]
+        == pinned["--extra-py-files"]
+        == {"Fn::Sub": "s3://${ArtifactsBucket}/glueline/glueline-lib.zip"}
+    )
+    assert "arn:aws:" not in json.dumps(template)
+
+
+def test_an_rds_database_is_checked_against_the_ca_bundle_the_artifacts_carry(tmp_path):
+    """The template stores what deploy stores for an RDS host (verify-full against RDS's CA bundle), and
+    the bundle the secret names is among the artifacts ``package --artifacts`` writes."""
+    bundle = tmp_path / "rds-ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\nnot a real one\n-----END CERTIFICATE-----\n")
+    url = "postgresql://etl@bank.c0ffee123456.eu-west-1.rds.amazonaws.com:5432/bank"
+    settings = Settings(_env_file=None, db_url=url, db_ca_bundle=bundle)
+    rds = known_database(settings, None, None)
+    secret = cloudformation.template(settings, rds)["Resources"]["DbSecret"]["Properties"]["SecretString"]["Fn::Sub"]
+    stored = json.loads(secret.replace("${DbPassword}", "p"))
+    assert (stored["sslmode"], stored["sslrootcert"]) == (
+        "verify-full",
+        "s3://${ArtifactsBucket}/glueline/rds-ca-bundle.pem",
+    )
+    written = cloudformation.write_artifacts(settings, rds, tmp_path / "artifacts")
+    key = stored["sslrootcert"].removeprefix("s3://${ArtifactsBucket}/")
+    assert key in written and (tmp_path / "artifacts" / key).read_text() == bundle.read_text()

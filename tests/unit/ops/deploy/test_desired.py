@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import date, timedelta
 from importlib import resources
+
+import pytest
 
 from glueline.artifacts import DEBUG_ARGUMENT, LAMBDA_RUNTIME
 from glueline.ops.deploy.desired import RUN_ARGUMENT, AccountFacts, Network, desired_state
@@ -18,6 +21,7 @@ ENV = AccountFacts(
     bucket="glueline-123456789012-eu-west-1",
     db=DbConnection(host="db.example", port=5432, dbname="bank", username="etl", password="not-in-the-state"),
     network=Network(vpc_id="vpc-1", subnet_id="subnet-1", availability_zone="eu-west-1a", glue_group="sg-1"),
+    partition="aws",
     wheels=["psycopg-3.3.9-py3-none-any.whl"],
 )
 
@@ -86,9 +90,93 @@ def test_the_spark_ui_is_glues_own_arguments_and_only_then_may_the_job_write_eve
         return next(s["Resource"] for s in glue if s["Action"] == ["s3:PutObject"])
 
     plain, with_ui = Settings(_env_file=None), Settings(_env_file=None, spark_ui=True)
-    arguments = desired_state(with_ui, ENV).glue_job["DefaultArguments"]
+    arguments = desired_state(with_ui, ENV).glue_job["NonOverridableArguments"]
     assert arguments["--enable-spark-ui"] == "true"
     assert arguments["--spark-event-logs-path"] == f"s3://{ENV.bucket}/spark-events/"
+    assert desired_state(plain, ENV).glue_job["NonOverridableArguments"]["--enable-spark-ui"] == "false"
     events = f"arn:aws:s3:::{ENV.bucket}/spark-events/*"
     assert events in puts(with_ui) and events not in puts(plain)
     assert set(puts(with_ui)) - set(puts(plain)) == {events}
+
+
+# Glue's job parameters that load code, change the classpath or Spark's configuration (the developer
+# guide's "Using job parameters in AWS Glue jobs"); desired._code_and_configuration says why each is what it is.
+CODE_AND_CONFIGURATION = (
+    "--scriptLocation",
+    "--job-language",
+    "--extra-py-files",
+    "--extra-jars",
+    "--extra-files",
+    "--user-jars-first",
+    "--additional-python-modules",
+    "--python-modules-installer-option",
+    "--conf",
+    "--customer-driver-env-vars",
+    "--customer-executor-env-vars",
+    "--datalake-formats",
+    "--use-postgres-driver",
+    "--enable-glue-datacatalog",
+    "--enable-spark-ui",
+    "--enable-s3-parquet-optimized-committer",
+    "--enable-rename-algorithm-v2",
+    "--write-shuffle-files-to-s3",
+    "--write-shuffle-spills-to-s3",
+    "--enable-auto-scaling",
+    "--enable-lakeformation-fine-grained-access",
+    "--TempDir",
+)
+
+
+def test_a_run_cannot_choose_code_the_classpath_or_sparks_configuration():
+    """Every job parameter through which Glue loads code, orders the classpath or configures Spark is the
+    job's: the files a run would name are the job's own library; the rest Glue's defaults or the job's."""
+    pinned = desired_state(Settings(_env_file=None), ENV).glue_job["NonOverridableArguments"]
+    library = f"s3://{ENV.bucket}/scripts/glueline-lib.zip"
+    assert pinned["--extra-jars"] == pinned["--extra-files"] == pinned["--extra-py-files"] == library
+    assert pinned["--user-jars-first"] == "false"
+    assert set(CODE_AND_CONFIGURATION) <= set(pinned), set(CODE_AND_CONFIGURATION) - set(pinned)
+
+
+def _writable_by(role, bucket_arn_key: str) -> bool:
+    """Whether ``role`` may put an object at ``bucket_arn_key`` (``arn:…:s3:::bucket/key``): a copy is a put."""
+    for statement in role.policy["Statement"]:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if statement["Effect"] == "Allow" and any(fnmatch.fnmatchcase("s3:PutObject", a) for a in actions):
+            if any(fnmatch.fnmatchcase(bucket_arn_key, r) for r in statement["Resource"]):
+                return True
+    return False
+
+
+@pytest.mark.parametrize(
+    "settings, facts",
+    [
+        ({}, ENV),
+        ({"spark_ui": True}, replace(ENV, code_bucket="artifacts", code_prefix="glueline/")),
+        ({}, replace(ENV, partition="aws-cn", region="cn-north-1")),
+    ],
+    ids=["default", "code-elsewhere", "aws-cn"],
+)
+def test_the_lambda_can_write_nowhere_the_job_loads_code_from(settings, facts):
+    """The Lambda's role writes processed/ and rejected/; the code the Glue role runs (its script and
+    every location a pinned argument loads code from) is elsewhere, or the Lambda would choose it."""
+    desired = desired_state(Settings(_env_file=None, **settings), facts)
+    job = desired.glue_job
+    pinned = job["NonOverridableArguments"]
+    loaded = [job["Command"]["ScriptLocation"]]
+    for argument in ("--scriptLocation", "--extra-py-files", "--extra-jars", "--extra-files"):
+        loaded += pinned[argument].split(",")
+    loaded += [url for url in pinned["--additional-python-modules"].split(",") if url]
+    lambda_role = desired.roles[Settings(_env_file=None).lambda_role]
+    assert all(url.startswith("s3://") for url in loaded), loaded
+    for url in loaded:
+        key = facts.arn("s3", url.removeprefix("s3://"))
+        assert not _writable_by(lambda_role, key), url
+    assert _writable_by(lambda_role, facts.arn("s3", f"{facts.bucket}/processed/a.csv"))  # the check works
+
+
+def test_arns_are_of_the_accounts_partition():
+    """China's and GovCloud's ARNs begin arn:aws-cn: and arn:aws-us-gov:; none is arn:aws: there."""
+    for partition, region in (("aws-cn", "cn-north-1"), ("aws-us-gov", "us-gov-west-1")):
+        env = replace(ENV, partition=partition, region=region)
+        text = json.dumps(asdict(desired_state(Settings(_env_file=None, spark_ui=True), env)), default=str)
+        assert "arn:aws:" not in text and f"arn:{partition}:" in text
