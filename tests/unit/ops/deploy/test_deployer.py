@@ -315,19 +315,23 @@ def test_create_function_waits_for_the_role_only_and_fails_at_once_on_any_other_
     assert slept == [15]
 
 
-def test_reserved_concurrency_that_would_leave_the_account_less_than_ten_unreserved_is_a_conflict(session):
+def test_reserved_concurrency_that_would_leave_the_account_under_its_unreserved_minimum_is_a_conflict(session):
+    """Lambda keeps 100 executions unreserved (PutFunctionConcurrency's reference), or an account's whole
+    limit where that is lower: the default reservation of 2 is refused by plan, not half-way through
+    deploy."""
     desired = deployer(session).desired()
     planned = {}
-    for unreserved in (11, 12):
+    for total, unreserved in ((1000, 101), (1000, 102), (50, 50)):
         lam, stubber = _stubbed("lambda")
         stubber.add_client_error("get_function", "ResourceNotFoundException")
-        limit = {"ConcurrentExecutions": 12, "UnreservedConcurrentExecutions": unreserved}
+        limit = {"ConcurrentExecutions": total, "UnreservedConcurrentExecutions": unreserved}
         stubber.add_response("get_account_settings", {"AccountLimit": limit})
-        (planned[unreserved],) = compute.lambda_function(Planning(desired, lambda service, lam=lam: lam), b"PK")
+        (planned[total, unreserved],) = compute.lambda_function(Planning(desired, lambda service, lam=lam: lam), b"PK")
         stubber.assert_no_pending_responses()
-    assert (planned[11].action, planned[11].steps) == ("conflict", [])
-    assert "would leave the account 9 unreserved" in planned[11].detail
-    assert planned[12].action == "create"
+    assert (planned[1000, 101].action, planned[1000, 101].steps) == ("conflict", [])
+    assert "would leave the account 99 unreserved; Lambda keeps 100" in planned[1000, 101].detail
+    assert planned[1000, 102].action == "create"
+    assert "Lambda keeps 50" in planned[50, 50].detail
 
 
 def test_a_bucket_keeps_the_notifications_lifecycle_rules_and_tags_another_tool_gave_it(session):

@@ -16,8 +16,9 @@ from glueline.ops.deploy.plans.base import Planning
 # What Lambda answers CreateFunction while a role just made (or its policy) has not reached it yet: IAM is
 # eventually consistent. Any other InvalidParameterValueException is a mistake, failed at once.
 ROLE_NOT_YET = ("cannot be assumed by Lambda", "The provided execution role does not have permissions")
-# Lambda refuses a reservation that leaves the account fewer unreserved concurrent executions.
-UNRESERVED_MINIMUM = 10
+# Lambda refuses a reservation that leaves the account fewer unreserved concurrent executions than 100
+# (PutFunctionConcurrency's reference), or than its whole limit where that is lower (10 for a new account).
+UNRESERVED_MINIMUM = 100
 
 
 def failure_queue(p: Planning) -> list[Change]:
@@ -186,17 +187,19 @@ def lambda_function(p: Planning, code: bytes) -> list[Change]:
 
 def _unreservable(p: Planning, lam, reserved: int) -> str:
     """Why Lambda would refuse the function's reservation ("" if it would not), ``reserved`` its
-    reservation now: what the account leaves unreserved must stay at least UNRESERVED_MINIMUM, and an
-    account of AWS's starting limit (10) leaves none to reserve."""
+    reservation now: what the account leaves unreserved must stay at least UNRESERVED_MINIMUM, or its
+    whole limit where that is lower (so an account of AWS's starting limit, 10, has none to reserve)."""
     wanted = p.desired.lambda_concurrency
     if wanted is None:
         return ""
-    left = lam.get_account_settings()["AccountLimit"]["UnreservedConcurrentExecutions"] + reserved - wanted
-    if left >= UNRESERVED_MINIMUM:
+    limit = lam.get_account_settings()["AccountLimit"]
+    keep = min(UNRESERVED_MINIMUM, limit["ConcurrentExecutions"])
+    left = limit["UnreservedConcurrentExecutions"] + reserved - wanted
+    if left >= keep:
         return ""
     return (
         f"reserving {wanted} concurrent executions would leave the account {left} unreserved; Lambda keeps "
-        f"{UNRESERVED_MINIMUM}: GLUELINE_LAMBDA_RESERVED_CONCURRENCY=0 reserves none (or ask AWS for a higher limit)"
+        f"{keep}: GLUELINE_LAMBDA_RESERVED_CONCURRENCY=0 reserves none (or ask AWS for a higher limit)"
     )
 
 
