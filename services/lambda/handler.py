@@ -8,7 +8,7 @@ comes from the function's environment, set by deploy:
     MAX_ATTEMPTS    processing attempts of a file before it is given up (moved to rejected/)
     TARGET          the database and table the job loads into (host:port/dbname/schema.table; no secret)
 AWS endpoints come from the standard AWS configuration only; this code never asks where it runs. Every
-AWS call is bounded (``glueline.shared.timeouts``); the wait for the Glue slot by the function's timeout.
+AWS call is bounded (``glueline.shared.timeouts``); nothing waits for Glue (``glueline.intake``).
 """
 
 import json
@@ -44,6 +44,6 @@ def _get_intake() -> Intake:
 
 
 def lambda_handler(event, context):
-    result = _get_intake().handle(event, context.get_remaining_time_in_millis)
+    result = _get_intake().handle(event)
     logger.info("glueline intake: %s", json.dumps(result))
     return result

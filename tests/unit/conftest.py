@@ -49,31 +49,37 @@ class EntityNotFoundException(Exception):
 
 
 class FakeGlue:
-    """StartJobRun and GetJobRun as a test scripts them: ``busy_for`` refusals first (calling
-    ``on_busy`` at each), then runs ``jr_1``, ``jr_2``…; ``states`` answers GetJobRun."""
+    """StartJobRun, GetJobRun and GetJobRuns as a test scripts them: ``busy_for`` refusals first (Glue's
+    queue full), then runs ``jr_1``, ``jr_2``…; ``states`` answers GetJobRun and, newest first as
+    listed, GetJobRuns (``on_get_run(run_id)`` is called before each GetJobRun)."""
 
     class exceptions:
         ConcurrentRunsExceededException = ConcurrentRunsExceededException
         EntityNotFoundException = EntityNotFoundException
 
-    def __init__(self, busy_for=0, on_busy=None, states=None):
+    def __init__(self, busy_for=0, states=None, on_get_run=None):
         self.calls = 0
         self.arguments: list[dict] = []  # of each StartJobRun
+        self.queuing: list[bool] = []  # its JobRunQueuingEnabled
         self.busy_for = busy_for
-        self.on_busy = on_busy
         self.states = states or {}
+        self.on_get_run = on_get_run
 
     def get_job_run(self, JobName, RunId):
+        if self.on_get_run:
+            self.on_get_run(RunId)
         if RunId not in self.states:
             raise EntityNotFoundException(RunId)
         return {"JobRun": {"JobRunState": self.states[RunId]}}
 
-    def start_job_run(self, JobName, Arguments=None):
+    def get_job_runs(self, JobName, MaxResults=100):
+        return {"JobRuns": [{"Id": run_id, "JobRunState": state} for run_id, state in self.states.items()]}
+
+    def start_job_run(self, JobName, Arguments=None, JobRunQueuingEnabled=None):
         self.calls += 1
         self.arguments.append(Arguments or {})
+        self.queuing.append(bool(JobRunQueuingEnabled))
         if self.calls <= self.busy_for:
-            if self.on_busy:
-                self.on_busy()
             raise ConcurrentRunsExceededException()
         return {"JobRunId": f"jr_{self.calls}"}
 

@@ -9,10 +9,16 @@ Then the trigger makes sure the work gets a Glue run: an S3 event for the files 
 schedule for all work (new files, failed ones with attempts left, dead claims); a run takes all work
 there is, whatever started it. The run is told the FileIDs this trigger admitted (``--FILE_IDS``) and
 reads them item by item, as the trigger itself does: a new item may not be in the eventually consistent
-status index yet. Glue allows MaxConcurrentRuns (1); when it answers ConcurrentRunsExceeded, the active run
-takes all work before it ends, so this invocation only waits until its files are claimed — retrying
-StartJobRun in case the active run ended first — and gives up shortly before its own timeout, leaving
-them for the next trigger. Nothing waits forever and nothing is dropped.
+status index yet.
+
+The invocation never waits for Glue: it would hold a slot of the function's reserved concurrency
+meanwhile, and a burst would be throttled into Lambda's retry queue behind it. Runs are started with
+Glue's job run queuing (``JobRunQueuingEnabled``): a run beyond the job's MaxConcurrentRuns waits in
+Glue's queue (WAITING) instead of being refused. So that a burst of files does not queue a run per file,
+a trigger whose files find a run already waiting announces them to that run
+(``Lifecycle.join_queued_run``), which takes them when it starts; one Glue run is started per busy
+period, not per file. Where Glue refuses even a queued run (its queue is full), the files stay PENDING for
+the next trigger (an upload, or the daily sweep). Nothing waits and nothing is dropped.
 
 Standard library and boto3 only: this package ships in the Lambda zip.
 """
@@ -20,16 +26,12 @@ Standard library and boto3 only: this package ships in the Lambda zip.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 from glueline.shared import layout
 from glueline.shared.audit import to_timestamp
 from glueline.shared.events import ObjectRef, parse_event
 from glueline.shared.lifecycle import Lifecycle
-
-RETRY_INTERVAL_SECONDS = 2.0
-SAFETY_MARGIN_MS = 15_000
 
 
 class AdmitError(Exception):
@@ -42,13 +44,14 @@ class AdmitError(Exception):
 
 
 class Intake:
-    def __init__(self, lifecycle: Lifecycle, bucket: str, sleep=time.sleep):
+    def __init__(self, lifecycle: Lifecycle, bucket: str):
         self.lifecycle = lifecycle
         self.bucket = bucket
-        self.sleep = sleep
 
-    def handle(self, event: dict[str, Any], remaining_ms: Callable[[], int]) -> dict[str, Any]:
-        """Process one event; ``remaining_ms()`` is the Lambda context's time left."""
+    def handle(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Process one event. The result says how long the invocation worked on it (``seconds``: from
+        here, so without a cold start) and, of that, how long it took to hand its files to Glue."""
+        started = time.monotonic()
         refs, sweep = parse_event(event)
         if sweep:
             refs = list(self.source_objects())
@@ -64,12 +67,16 @@ class Intake:
             work = {r.file_id for r in self.lifecycle.work(announced=admitted)}
         else:
             work = self.lifecycle.unclaimed(admitted)
-        run_id = self.start_job(work, remaining_ms) if work else None
+        handing_over = time.monotonic()
+        run_id = self.start_job(work) if work else None
+        done = time.monotonic()
         result = {
             "files": {key: status for key, (_, status) in outcomes.items()},
             "sweep": sweep,
             "work": len(work),
             "glue_job_run_id": run_id,
+            "seconds": round(done - started, 3),
+            "glue_seconds": round(done - handing_over, 3),
         }
         if errors:  # the invocation fails, so the error shows (and EventBridge retries it), after the run
             raise AdmitError(result, errors)
@@ -81,22 +88,19 @@ class Intake:
             for obj in page.get("Contents", []):
                 yield ObjectRef(self.bucket, obj["Key"], obj["ETag"], obj["Size"], to_timestamp(obj["LastModified"]))
 
-    def start_job(self, watch: set[str], remaining_ms: Callable[[], int]) -> str | None:
-        """Start a Glue run, or make sure the active run takes the ``watch``ed files."""
+    def start_job(self, work: set[str]) -> str | None:
+        """The Glue run that takes the ``work`` files: a queued one they join, else one started now
+        (queued by Glue if the job's runs are all busy); None if Glue refused to start or queue one."""
         glue = self.lifecycle.glue
-        while True:
+        run_id = self.lifecycle.join_queued_run(work)
+        if run_id is None:
             try:
                 run_id = glue.start_job_run(
-                    JobName=self.lifecycle.job_name, Arguments={"--FILE_IDS": self.lifecycle.announce(watch)}
+                    JobName=self.lifecycle.job_name,
+                    Arguments={"--FILE_IDS": self.lifecycle.announce(work)},
+                    JobRunQueuingEnabled=True,
                 )["JobRunId"]
             except glue.exceptions.ConcurrentRunsExceededException:
-                pass
-            else:
-                self.lifecycle.note_run(watch, run_id)
-                return run_id
-            watch = self.lifecycle.unclaimed(watch)
-            if not watch:
-                return None  # the active run took them
-            if remaining_ms() < SAFETY_MARGIN_MS:
-                return None  # the next trigger (event or schedule) starts a run for them
-            self.sleep(RETRY_INTERVAL_SECONDS)
+                return None  # Glue's queue is full: the next trigger (an upload, the sweep) starts one
+        self.lifecycle.note_run(work, run_id)
+        return run_id

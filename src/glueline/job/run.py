@@ -114,8 +114,11 @@ class JobRun:
         return claimed
 
     def _work(self) -> list[AuditRecord]:
-        # The announced items this run already took need no more reads (the gathering polls this).
-        work = self.lifecycle.work(announced=[fid for fid in self.announced if fid not in self._taken])
+        # The announced items this run already took need no more reads (the gathering polls this). Files
+        # announced to it while it waited in Glue's queue join its --FILE_IDS (read at every pass: one
+        # announced before the run started is read at its first).
+        announced = [*self.announced, *self.lifecycle.announced_to(self.run_id)]
+        work = self.lifecycle.work(announced=[fid for fid in announced if fid not in self._taken])
         return [seen for seen in work if seen.file_id not in self._taken][:BATCH_FILES]
 
     def _check(self, record: AuditRecord) -> ClaimedFile | None:

@@ -15,7 +15,7 @@ import dataclasses
 import hashlib
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -48,6 +48,9 @@ DAILY_PREFIX = "#daily#"
 # (bucket, key, ETag) was admitted as, for one target: a version that is gone (moved, overwritten) has
 # no checksum left to read, so a late or repeated event for it is matched to its file through this.
 VERSION_PREFIX = "#version#"
+# The FileID of the item naming the files announced to one Glue run after it was started (queued: see
+# ``glueline.intake``), which the run reads by key.
+RUN_PREFIX = "#run#"
 # A transaction that met another on the same tally is tried again, this many times in all.
 CONFLICT_TRIES = 8
 
@@ -75,7 +78,7 @@ def file_id(bucket: str, key: str, identity: str, target: str) -> str:
 
 # Checksums S3 may hold for an object (one: the algorithm its upload chose; S3 computes CRC64NVME for an
 # upload that chose none), cryptographic ones first.
-CHECKSUM_ALGORITHMS = ("SHA256", "SHA1", "CRC64NVME", "CRC32C", "CRC32")
+CHECKSUM_ALGORITHMS = ("SHA512", "SHA256", "SHA1", "CRC64NVME", "CRC32C", "CRC32", "XXHASH128", "XXHASH64", "XXHASH3")
 
 
 def content_identity(answer: dict[str, Any], size: int) -> str:
@@ -463,6 +466,23 @@ class AuditTable:
                     raise
             self.sleep(random.uniform(0, 0.05 * 2**attempt))
         raise AssertionError("unreachable")
+
+    def announce_to(self, run_id: str, fids: Iterable[str]) -> None:
+        """Add ``fids`` to the files announced to run ``run_id`` (its --FILE_IDS were set when it was
+        started; these join later, while it waits in Glue's queue)."""
+        self.client.update_item(
+            TableName=self.table_name,
+            Key={"FileID": {"S": RUN_PREFIX + run_id}},
+            UpdateExpression="ADD #files :fids",
+            ExpressionAttributeNames={"#files": "FileIDs"},
+            ExpressionAttributeValues={":fids": {"SS": sorted(fids)}},
+        )
+
+    def announced_to(self, run_id: str) -> list[str]:
+        """The files announced to run ``run_id`` since it was started (``announce_to``)."""
+        key = {"FileID": {"S": RUN_PREFIX + run_id}}
+        item = self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True).get("Item", {})
+        return sorted(item.get("FileIDs", {}).get("SS", []))
 
     def remember_version(self, bucket: str, key: str, etag: str, target: str, fid: str) -> None:
         """Note that version ``etag`` of ``key`` is file ``fid`` (for ``version_file``)."""

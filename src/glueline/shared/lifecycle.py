@@ -68,6 +68,9 @@ ARRIVAL_SECONDS = 10.0
 # run reads those item by item, not through the eventually consistent index); "-" names none.
 ANNOUNCED_MAX = 50
 NO_FILE_IDS = "-"
+# Runs read (newest first) to find one waiting in Glue's queue: runs queue in order, so a waiting run is
+# among the newest.
+QUEUED_RUNS_READ = 25
 # Statuses whose items may need a Glue run.
 _WORK_STATUSES = (Status.PENDING, Status.FAILED, Status.PROCESSING)
 # A step's error message in the History is cut here (the latest error is kept whole in ErrorMessage).
@@ -250,6 +253,23 @@ class Lifecycle:
     @staticmethod
     def announced(argument: str) -> list[str]:
         return [fid for fid in argument.split(",") if fid and fid != NO_FILE_IDS]
+
+    def join_queued_run(self, fids: set[str]) -> str | None:
+        """A run of the job queued by Glue for a slot (WAITING) that will take ``fids``, if there is one:
+        they are announced to it (``AuditTable.announce_to``: read by key, as --FILE_IDS are), and it
+        takes them if it was still WAITING after that, so has not yet read what was announced to it.
+        None when no run waits, or the one found started meanwhile (it may have read its files already)."""
+        runs = self.glue.get_job_runs(JobName=self.job_name, MaxResults=QUEUED_RUNS_READ)["JobRuns"]
+        waiting = next((run["Id"] for run in runs if run["JobRunState"] == "WAITING"), None)
+        if waiting is None:
+            return None
+        self.audit.announce_to(waiting, fids)
+        state = self.glue.get_job_run(JobName=self.job_name, RunId=waiting)["JobRun"]["JobRunState"]
+        return waiting if state == "WAITING" else None
+
+    def announced_to(self, run_id: str) -> list[str]:
+        """The files announced to run ``run_id`` while it waited in Glue's queue (``join_queued_run``)."""
+        return self.audit.announced_to(run_id)
 
     def note_run(self, fids: Iterable[str], run_id: str) -> None:
         """Record the Glue run started for files that are still pending."""

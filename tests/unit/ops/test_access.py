@@ -135,18 +135,18 @@ def account(monkeypatch):
 def test_every_call_of_the_lambda_and_the_job_is_allowed_by_its_role(account):
     s = account.settings
     lambda_calls, job_calls = account.recorder(s.lambda_role), account.recorder(s.glue_role)
-    intake = Intake(account.lifecycle(lambda_calls), account.bucket, sleep=lambda seconds: None)
+    intake = Intake(account.lifecycle(lambda_calls), account.bucket)
 
     def announce(name: str, body: bytes) -> dict:
         account.put(f"source/{name}", body)
-        return intake.handle(object_created_event(account.bucket, f"source/{name}"), lambda: 60_000)
+        return intake.handle(object_created_event(account.bucket, f"source/{name}"))
 
     # The Lambda: a new file, a file refused for its header, then the daily sweep.
     assert announce("a.csv", GOOD_CSV)["files"] == {"source/a.csv": Status.PENDING}
     assert announce("bad.csv", b"TransactionID,Amount\n1,2\n")["files"] == {"source/bad.csv": Status.REJECTED}
     account.put("source/b.csv", GOOD_CSV + b"2,ACC,1,2024-07-13,deposit,1.00,USD,2.00,3,4,b\n")
     account.put("source/c.csv", GOOD_CSV + b"3,ACC,1,2024-07-13,deposit,1.00,USD,2.00,3,4,c\n")
-    intake.handle(scheduled_event(account.account, account.region, s.schedule_rule), lambda: 60_000)
+    intake.handle(scheduled_event(account.account, account.region, s.schedule_rule))
 
     # The job: reads its secret, loads a.csv and b.csv; c.csv fails on its only attempt and is given up.
     secrets = job_calls.client(account.session, "secretsmanager")

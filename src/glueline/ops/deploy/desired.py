@@ -407,7 +407,8 @@ def roles(s: Settings, facts: AccountFacts) -> dict[str, Role]:
                 (["s3:DeleteObject"], [objects(layout.SOURCE), objects(layout.REJECTED)]),
                 (["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], [table]),
                 (["dynamodb:Query"], [index]),
-                (["glue:StartJobRun", "glue:GetJobRun"], [job]),
+                # GetJobRuns: a run waiting in Glue's queue, which the files join (glueline.intake)
+                (["glue:StartJobRun", "glue:GetJobRun", "glue:GetJobRuns"], [job]),
                 (["sqs:SendMessage"], [facts.arn("sqs", s.lambda_failure_queue)]),  # its on-failure destination
             ),
         ),
@@ -497,13 +498,16 @@ def _code_and_configuration(s: Settings, facts: AccountFacts) -> dict[str, str]:
     class, in the working directory it is a copy of what --extra-py-files puts there). Switches are
     pinned to Glue's defaults.
 
-    Judged harmless and left to a run: --class (read only for --job-language scala, pinned to python);
+    Left to a run, loading no code: --class (read only for --job-language scala, pinned to python);
     logging (--continuous-log-*, --enable-continuous-log-filter, --enable-metrics,
-    --enable-observability-metrics, --enable-job-insights: the Glue role writes only /aws-glue/* log
-    groups); sizing (--executor-cores: Glue bounds it by the worker's vCPUs); streaming's
-    --auto-scale-within-microbatch, Ray's --s3-py-modules and --pip-install (not a glueetl job's);
-    --disable-proxy-v2 (no proxy); --encryption-type (S3 encrypts every object); and Glue's internal
-    --JOB_NAME, --debug, --mode."""
+    --enable-observability-metrics, --enable-job-insights, and Glue 5's --custom-logGroup-prefix and
+    --custom-logStream-prefix: a run that moves its logs elsewhere loses them, as the Glue role writes
+    only /aws-glue/* groups, and ``glueline logs`` finds none); --executor-cores (up to twice the
+    worker's vCPUs: more tasks at once, so more load connections to the database, which its
+    max_connections and the job's bounds answer); streaming's --auto-scale-within-microbatch, Ray's
+    --s3-py-modules and --pip-install (not a glueetl job's); --disable-proxy-v2 (no proxy);
+    --encryption-type (S3 encrypts every object); and Glue's internal --JOB_NAME, --debug, --mode,
+    --endpoint."""
     library = facts.code + GLUE_LIBRARY
     return {
         "--scriptLocation": facts.code + GLUE_SCRIPT,
@@ -518,12 +522,13 @@ def _code_and_configuration(s: Settings, facts: AccountFacts) -> dict[str, str]:
         # Spark's configuration (spark.jars, extraJavaOptions, ...): one setting the job sets on its session
         # anyway (glueline.job.spark).
         "--conf": "spark.sql.session.timeZone=UTC",
-        # Environment variables of the driver and the executors: Glue's guide sets only CUSTOMER_ ones, but
-        # a variable a library reads (JAVA_TOOL_OPTIONS, PYTHONPATH) loads code. One nothing reads.
+        # Environment variables of the driver and the executors: Glue sets only CUSTOMER_ ones (so not
+        # JAVA_TOOL_OPTIONS or PYTHONPATH), which the job's libraries do not read; pinned all the same, to
+        # one nothing reads, should a library ever read one.
         "--customer-driver-env-vars": "CUSTOMER_GLUELINE=pinned",
         "--customer-executor-env-vars": "CUSTOMER_GLUELINE=pinned",
-        # Adds a data lake framework's jars: a value is needed, and Iceberg's runtime is shaded (its classes
-        # are relocated, none collides with Spark's or the job's).
+        # Adds a data lake framework's jars (AWS's own, which Glue ships and supports beside Spark): a
+        # value is needed to pin it; the job uses none of them.
         "--datalake-formats": "iceberg",
         "--use-postgres-driver": "false",  # moves a JDBC driver first on the classpath
         "--enable-glue-datacatalog": "false",  # the Data Catalog as Spark's Hive metastore
