@@ -165,18 +165,20 @@ class Pipeline:
         streams (a page holds at most 50 streams)."""
         logs = self.client("logs")
         group = f"/aws/lambda/{self.settings.lambda_function}"
-        messages = []
+        messages: list[str] = []
         for page in logs.get_paginator("describe_log_streams").paginate(logGroupName=group):
             for stream in page["logStreams"]:
                 # A stream is read a page at a time until the same token comes back (GetLogEvents' end).
-                token, previous = None, ""
-                while token != previous:
-                    more = {"nextToken": token} if token else {}
+                token: str | None = None
+                while True:
+                    more: dict[str, str] = {"nextToken": token} if token else {}
                     answer = logs.get_log_events(
                         logGroupName=group, logStreamName=stream["logStreamName"], startFromHead=True, **more
                     )
                     messages += [e["message"] for e in answer["events"] if e["timestamp"] / 1000 >= since]
-                    previous, token = token, answer.get("nextForwardToken")
+                    if answer.get("nextForwardToken") in (None, token):
+                        break
+                    token = answer["nextForwardToken"]
         return messages
 
     def log_texts(self) -> dict[str, str]:
