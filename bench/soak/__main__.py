@@ -19,8 +19,7 @@ Everything it starts it stops, also on Ctrl-C or SIGTERM (the stack, the tmpfs, 
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
+import io
 import json
 import os
 import platform
@@ -37,8 +36,9 @@ from pathlib import Path
 import psutil
 
 from glueline.local.runner.cloud import GLUE_SERVICE_ACCESS_KEY_ID
+from glueline.ops.uploads import put_identified
 from glueline.shared import layout
-from glueline.shared.audit import Status, content_identity
+from glueline.shared.audit import Status
 from glueline.shared.gluerun import ACTIVE_RUN_STATES
 
 from . import figures
@@ -154,13 +154,9 @@ class Traffic:
             body = planned.content.path.read_bytes()
             for _ in range(60):
                 try:
-                    # S3 keeps its SHA-256, the FileID's content identity (computed here: see ops.uploads).
-                    checksum = base64.b64encode(hashlib.sha256(body).digest()).decode()
-                    answer = s3.put_object(
-                        Bucket=self.stack.bucket, Key=planned.key, Body=body, ChecksumAlgorithm="SHA256"
-                    )
-                    sent = {"ETag": answer["ETag"], "ChecksumSHA256": checksum, "ChecksumType": "FULL_OBJECT"}
-                    planned.identity, planned.uploaded_at = content_identity(sent, len(body)), time.time()
+                    # As `glueline upload` puts a file: its identity is the one the Lambda admits it as.
+                    planned.identity = put_identified(s3, self.stack.bucket, planned.key, io.BytesIO(body), len(body))
+                    planned.uploaded_at = time.time()
                     self.sent += 1
                     break
                 except Exception as err:

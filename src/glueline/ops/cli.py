@@ -43,7 +43,6 @@ from glueline.ops.uploads import InputError, collect_files, count_rows, placehol
 from glueline.settings import Settings
 from glueline.shared import gluerun
 from glueline.shared.audit import AuditQuery, AuditTable, Status, to_timestamp
-from glueline.shared.events import scheduled_event
 
 app = typer.Typer(
     help="glueline: an S3 → Lambda → Glue → PostgreSQL batch ETL pipeline, the same code locally and on AWS.",
@@ -597,7 +596,7 @@ def _console_data(target: Target) -> ConsoleData:
     database = target.known_database
 
     def sweep() -> None:  # asynchronously, as EventBridge invokes it: the page does not wait for the run
-        event = scheduled_event(target.account, target.region, settings.schedule_rule, partition=target.partition)
+        event = target.schedule_event()
         lam.invoke(FunctionName=settings.lambda_function, InvocationType="Event", Payload=json.dumps(event).encode())
 
     return ConsoleData(
@@ -628,7 +627,7 @@ def trigger(
     settings = _settings()
     with _target(settings) as target:
         _confirm_account(target, "invoke the Lambda in", yes)
-        event = scheduled_event(target.account, target.region, settings.schedule_rule, partition=target.partition)
+        event = target.schedule_event()
         # A synchronous invocation answers when the function ends: read for longer than its timeout.
         lam = target.client("lambda", Config(read_timeout=settings.lambda_timeout_seconds + 30))
         with _job_options(_deployer(target, quiet=True), debug, debug_port, spark_ui):

@@ -32,6 +32,7 @@ from glueline.local.running import LOCAL_STACK_SETTINGS, RunningStack
 from glueline.local.stacks import local_stack, running_stack
 from glueline.ops.database import Database, deployed_database, known_database
 from glueline.settings import Settings
+from glueline.shared.events import scheduled_event
 from glueline.shared.timeouts import aws_client
 
 
@@ -65,6 +66,11 @@ class Target:
         if service not in self._clients:
             self._clients[service] = aws_client(service, self.session, region_name=self.region)
         return self._clients[service]
+
+    def schedule_event(self) -> dict[str, Any]:
+        """The event the daily schedule rule sends the Lambda here (the rule's ARN in this partition): the
+        sweep, as the console, `glueline trigger` and the tests start it."""
+        return scheduled_event(self.account, self.region, self.settings.schedule_rule, partition=self.partition)
 
     @cached_property
     def known_database(self) -> Database | None:

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import threading
 from dataclasses import dataclass
+from io import BufferedIOBase
 from pathlib import Path
 
 import psycopg
@@ -65,6 +66,17 @@ def collect_files(paths: list[Path]) -> list[Path]:
 SINGLE_PUT_MAX_BYTES = 5 * 1024**3  # one PutObject takes at most 5 GB
 
 
+def put_identified(s3, bucket: str, key: str, body: BufferedIOBase, size: int) -> str:
+    """PutObject asking S3 to keep the body's SHA-256; the content identity of the FileID the Lambda will
+    admit it as (``content_identity``). Computed here, not read back: by the time a HEAD could ask, the
+    Lambda may already have moved the object (a redelivery takes no Glue run), and not every emulator
+    answers a PutObject with its checksum."""
+    checksum = base64.b64encode(hashlib.file_digest(body, "sha256").digest()).decode()
+    body.seek(0)
+    etag = s3.put_object(Bucket=bucket, Key=key, Body=body, ChecksumAlgorithm="SHA256")["ETag"]
+    return content_identity({"ETag": etag, "ChecksumSHA256": checksum, "ChecksumType": "FULL_OBJECT"}, size)
+
+
 def upload(s3, bucket: str, files: list[Path], target: str, folder: str = "") -> list[Upload]:
     """Put each file under source/``folder``; ``target`` (see DbConnection.target) is part of its FileID."""
     uploads = []
@@ -73,18 +85,11 @@ def upload(s3, bucket: str, files: list[Path], target: str, folder: str = "") ->
         sent_at = utc_now()
         size = path.stat().st_size
         if size <= SINGLE_PUT_MAX_BYTES:
-            # The FileID's content identity is the SHA-256 S3 is asked to keep, computed here, not read
-            # back: by the time a HEAD could ask, the Lambda may already have moved the object (a
-            # redelivery takes no Glue run), and not every emulator answers a PutObject with it.
             with open(path, "rb") as body:
-                checksum = base64.b64encode(hashlib.file_digest(body, "sha256").digest()).decode()
-                body.seek(0)
-                etag = s3.put_object(Bucket=bucket, Key=key, Body=body, ChecksumAlgorithm="SHA256")["ETag"]
-            answer = {"ETag": etag, "ChecksumSHA256": checksum, "ChecksumType": "FULL_OBJECT"}
+                identity = put_identified(s3, bucket, key, body, size)
         else:
             s3.upload_file(str(path), bucket, key)
-            answer = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
-        identity = content_identity(answer, size)
+            identity = content_identity(s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED"), size)
         uploads.append(Upload(path, key, file_id(bucket, key, identity, target), target, sent_at))
     return uploads
 

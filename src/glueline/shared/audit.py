@@ -114,8 +114,8 @@ def content_identity(answer: dict[str, Any], size: int) -> str:
 
 
 def _version_key(bucket: str, key: str, etag: str, target: str) -> str:
-    digest = hashlib.sha256(f"s3://{bucket}/{key}#{quoted_etag(etag)}>{target}".encode()).hexdigest()
-    return VERSION_PREFIX + digest[:32]
+    """The key of the item naming the file one version (``etag``) was admitted as: a FileID of the ETag."""
+    return VERSION_PREFIX + file_id(bucket, key, quoted_etag(etag), target)
 
 
 def quoted_etag(etag: str) -> str:

@@ -34,6 +34,22 @@ def run_state(glue, job_name: str, run_id: str) -> str:
         raise RunNotFoundError(f"no run {run_id} of job {job_name}") from None
 
 
+def stream_events(logs, group: str, stream: str, token: str | None = None) -> tuple[list[dict], str | None]:
+    """One log stream's events after ``token`` (None: from its head) to its end, and the token to read on
+    from later: GetLogEvents answers a page at a time, and the token it was given once there is no more."""
+    events: list[dict] = []
+    while True:
+        kwargs = {"logGroupName": group, "logStreamName": stream, "startFromHead": True}
+        if token:
+            kwargs["nextToken"] = token
+        page = logs.get_log_events(**kwargs)
+        events += page.get("events", [])
+        following = page.get("nextForwardToken")
+        if not page.get("events") or not following or following == token:
+            return events, following or token
+        token = following
+
+
 class RunLogReader:
     """Reads one run's two streams from where it last stopped."""
 
@@ -44,21 +60,11 @@ class RunLogReader:
 
     def new_lines(self, group: str) -> list[str]:
         """Lines written to ``group``'s stream since the last call (none while the stream does not exist)."""
-        lines: list[str] = []
-        while True:
-            kwargs = {"logGroupName": group, "logStreamName": self.run_id, "startFromHead": True}
-            if self._tokens[group]:
-                kwargs["nextToken"] = self._tokens[group]
-            try:
-                page = self.logs.get_log_events(**kwargs)
-            except self.logs.exceptions.ResourceNotFoundException:
-                return lines
-            lines += [event["message"] for event in page.get("events", [])]
-            token = page.get("nextForwardToken")
-            if not page.get("events") or not token or token == self._tokens[group]:
-                self._tokens[group] = token or self._tokens[group]
-                return lines
-            self._tokens[group] = token
+        try:
+            events, self._tokens[group] = stream_events(self.logs, group, self.run_id, self._tokens[group])
+        except self.logs.exceptions.ResourceNotFoundException:
+            return []
+        return [event["message"] for event in events]
 
 
 def show_run_logs(

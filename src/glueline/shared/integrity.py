@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from glueline.shared.awserrors import VERSION_GONE, error_code
 from glueline.shared.contract import COLUMNS, HeaderMatch, match_header
 
 SAMPLE_BYTES = 64 * 1024
-_GONE = frozenset({"NoSuchKey", "404", "NotFound", "PreconditionFailed", "412"})
 
 
 class SourceGone(Exception):
@@ -33,7 +33,7 @@ def head_version(s3, bucket: str, key: str, etag: str | None = None) -> dict | N
     try:
         return s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED", **pinned)
     except s3.exceptions.ClientError as err:
-        if err.response.get("Error", {}).get("Code") in _GONE:
+        if error_code(err) in VERSION_GONE:
             return None
         raise
 
@@ -46,7 +46,7 @@ def sample_object(s3, bucket: str, key: str, etag: str, size: int) -> IntegrityR
             return check_prefix(b"", complete=True)
         head = s3.get_object(Bucket=bucket, Key=key, IfMatch=etag, Range=f"bytes=0-{SAMPLE_BYTES - 1}")["Body"].read()
     except s3.exceptions.ClientError as err:
-        if err.response.get("Error", {}).get("Code") in _GONE:
+        if error_code(err) in VERSION_GONE:
             raise SourceGone(
                 f"{key} (ETag {etag}) is no longer there: deleted, or replaced by new content that is "
                 "processed under its own FileID"

@@ -16,6 +16,8 @@ from __future__ import annotations
 import posixpath
 from typing import TypeGuard
 
+from glueline.shared.awserrors import VERSION_GONE, error_code
+
 SOURCE = "source/"
 PROCESSED = "processed/"
 REJECTED = "rejected/"
@@ -65,7 +67,7 @@ def copy_of(s3, bucket: str, key: str) -> dict | None:
     try:
         return s3.head_object(Bucket=bucket, Key=key)
     except s3.exceptions.ClientError as err:
-        if _error_code(err) not in ("404", "NoSuchKey", "NotFound"):
+        if error_code(err) not in ("404", "NoSuchKey", "NotFound"):
             raise
         return None
 
@@ -112,7 +114,7 @@ def move_object(
             }
             _copy(s3, {"Bucket": bucket, "Key": source_key}, size, bucket, dest, copied, free=existing is None)
         except s3.exceptions.ClientError as err:
-            if snapshot is None or _error_code(err) not in _VERSION_GONE:
+            if snapshot is None or error_code(err) not in VERSION_GONE:
                 raise
             copied = {"Metadata": {FILE_ID_METADATA: fid}, "ContentType": "text/csv"}
             if snapshot.startswith("s3://"):
@@ -124,13 +126,9 @@ def move_object(
     try:
         s3.delete_object(Bucket=bucket, Key=source_key, IfMatch=etag)
     except s3.exceptions.ClientError as err:
-        if _error_code(err) not in ("404", "NoSuchKey", "412", "PreconditionFailed"):
+        if error_code(err) not in ("404", "NoSuchKey", "412", "PreconditionFailed"):
             raise  # gone already, or replaced by a new version that is processed under its own FileID
     return dest
-
-
-# What S3 answers a request conditional on a version that is no longer there.
-_VERSION_GONE = frozenset({"404", "NoSuchKey", "NotFound", "412", "PreconditionFailed"})
 
 
 def _copy(s3, source: dict, size: int, bucket: str, dest: str, copied: dict, free: bool) -> None:
@@ -141,7 +139,3 @@ def _copy(s3, source: dict, size: int, bucket: str, dest: str, copied: dict, fre
         # Another writer taking a free name meanwhile makes the copy fail.
         condition = {"IfNoneMatch": "*"} if free else {}
         s3.copy_object(Bucket=bucket, Key=dest, CopySource=source, MetadataDirective="REPLACE", **copied, **condition)
-
-
-def _error_code(err) -> str:
-    return str(err.response.get("Error", {}).get("Code", ""))

@@ -33,8 +33,7 @@ from glueline.settings import Settings
 from glueline.shared import layout
 from glueline.shared.audit import AuditRecord, AuditTable
 from glueline.shared.dbsecret import DbConnection
-from glueline.shared.events import scheduled_event
-from glueline.shared.gluerun import ACTIVE_RUN_STATES
+from glueline.shared.gluerun import ACTIVE_RUN_STATES, stream_events
 
 
 class StackUnavailable(RuntimeError):
@@ -153,9 +152,7 @@ class Pipeline:
         # the single Glue slot): read for longer, as `glueline trigger` does.
         read_timeout = self.settings.lambda_timeout_seconds + 30
         lam = self.target.client("lambda", botocore.config.Config(read_timeout=read_timeout))
-        event = scheduled_event(
-            self.target.account, self.target.region, self.settings.schedule_rule, partition=self.target.partition
-        )
+        event = self.target.schedule_event()
         response = lam.invoke(FunctionName=self.settings.lambda_function, Payload=json.dumps(event).encode())
         assert "FunctionError" not in response, response["Payload"].read()
         return json.loads(response["Payload"].read())
@@ -165,21 +162,13 @@ class Pipeline:
         streams (a page holds at most 50 streams)."""
         logs = self.client("logs")
         group = f"/aws/lambda/{self.settings.lambda_function}"
-        messages: list[str] = []
-        for page in logs.get_paginator("describe_log_streams").paginate(logGroupName=group):
-            for stream in page["logStreams"]:
-                # A stream is read a page at a time until the same token comes back (GetLogEvents' end).
-                token: str | None = None
-                while True:
-                    more: dict[str, str] = {"nextToken": token} if token else {}
-                    answer = logs.get_log_events(
-                        logGroupName=group, logStreamName=stream["logStreamName"], startFromHead=True, **more
-                    )
-                    messages += [e["message"] for e in answer["events"] if e["timestamp"] / 1000 >= since]
-                    if answer.get("nextForwardToken") in (None, token):
-                        break
-                    token = answer["nextForwardToken"]
-        return messages
+        return [
+            event["message"]
+            for page in logs.get_paginator("describe_log_streams").paginate(logGroupName=group)
+            for stream in page["logStreams"]
+            for event in stream_events(logs, group, stream["logStreamName"])[0]
+            if event["timestamp"] / 1000 >= since
+        ]
 
     def log_texts(self) -> dict[str, str]:
         """Every log of the stack: its services' and every Glue run's output."""

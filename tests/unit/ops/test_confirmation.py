@@ -38,6 +38,7 @@ def account(monkeypatch):
             description="an account",
             stack=None,
             client=client,
+            schedule_event=lambda: {"detail-type": "Scheduled Event"},
         )
 
     def deployer_for(target, **kwargs):

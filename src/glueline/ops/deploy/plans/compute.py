@@ -12,6 +12,7 @@ from glueline.ops.deploy.aws import NO_SUCH_QUEUE, read_tags, tag_drift, tag_lis
 from glueline.ops.deploy.desired import LAMBDA_DESCRIPTION
 from glueline.ops.deploy.models import Action, APICall, Change, Step, Wait
 from glueline.ops.deploy.plans.base import Planning
+from glueline.shared.awserrors import error_code
 
 # What Lambda answers CreateFunction while a role just made (or its policy) has not reached it yet: IAM is
 # eventually consistent. Any other InvalidParameterValueException is a mistake, failed at once.
@@ -33,7 +34,7 @@ def failure_queue(p: Planning) -> list[Change]:
     try:
         url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
     except sqs.exceptions.ClientError as err:
-        if err.response.get("Error", {}).get("Code") not in NO_SUCH_QUEUE:
+        if error_code(err) not in NO_SUCH_QUEUE:
             raise
         return [
             p.change(resource, "sqs queue", None, [APICall("sqs", "create_queue", {**wanted, "tags": p.tags})], detail)

@@ -10,6 +10,7 @@ from typing import Any
 from glueline.ops.deploy.aws import TABLE_STATE, normalized_policy, policy_document, read_tags, tag_drift, tag_list
 from glueline.ops.deploy.models import Action, APICall, Change, Step, Wait
 from glueline.ops.deploy.plans.base import Planning
+from glueline.shared.awserrors import error_code
 
 
 def bucket(p: Planning) -> list[Change]:
@@ -43,7 +44,7 @@ def bucket(p: Planning) -> list[Change]:
         try:
             policy = policy_document(s3.get_bucket_policy(Bucket=name)["Policy"])
         except s3.exceptions.ClientError as err:
-            if _code(err) != "NoSuchBucketPolicy":  # e.g. AccessDenied: another's statements, unknown
+            if error_code(err) != "NoSuchBucketPolicy":  # e.g. AccessDenied: another's statements, unknown
                 raise
         present = normalized_policy({"Statement": _statements(policy)})["Statement"]
         if any(st not in present for st in normalized_policy(p.desired.bucket_policy)["Statement"]):
@@ -51,7 +52,7 @@ def bucket(p: Planning) -> list[Change]:
     try:
         lifecycle = s3.get_bucket_lifecycle_configuration(Bucket=name)
     except s3.exceptions.ClientError as err:
-        if _code(err) != "NoSuchLifecycleConfiguration":  # a put replaces them all: only what is known
+        if error_code(err) != "NoSuchLifecycleConfiguration":  # a put replaces them all: only what is known
             raise
         lifecycle = {}
     rules = {rule["ID"]: rule for rule in lifecycle.get("Rules", [])}
@@ -217,7 +218,3 @@ def _table_mismatch(table: dict[str, Any], wanted: dict[str, Any]) -> str:
 def _table_ready(name: str) -> Wait:
     """The audit table created or its index added: ACTIVE again."""
     return Wait("dynamodb", "table_exists", f"the DynamoDB table {name}", 1, 120, {"TableName": name}, TABLE_STATE)
-
-
-def _code(err) -> str:
-    return err.response.get("Error", {}).get("Code", "")
