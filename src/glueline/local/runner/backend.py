@@ -1,10 +1,10 @@
-"""The local Glue runner's backend: the catalog, the runs, their executor and the warm standby, put
+"""The local Glue runner's backend: the catalog, the runs, their execution and the warm standby, put
 together and kept in ``state_dir/state.json`` (written on every change, so a restarted runner has its
 jobs, connections, tags, bookmarks and finished runs; see ``runs`` for what becomes of active ones).
 
 A run does what Glue does with a ``glueetl`` job: fetch the script from ``ScriptLocation`` (S3), fetch
 ``--extra-py-files`` and put them on the path, then start the script in a fresh process (``launch``,
-``executor``); each run's output is under ``state_dir/runs/<job>/<run id>/`` (``output.log``: stdout,
+``execution``); each run's output is under ``state_dir/runs/<job>/<run id>/`` (``output.log``: stdout,
 ``error.log``: stderr) and, with its final state, goes to CloudWatch Logs and EventBridge (``cloud``).
 The launcher is a setting: the local Python (PySpark from PyPI) by default, ``spark-submit`` inside the
 aws-glue-libs image.
@@ -23,7 +23,7 @@ import threading
 
 from glueline.local.runner.catalog import Catalog
 from glueline.local.runner.config import RunnerConfig
-from glueline.local.runner.executor import Executor
+from glueline.local.runner.execution import RunExecution
 from glueline.local.runner.runs import Runs
 from glueline.local.runner.warm import StandbyKeeper
 
@@ -35,8 +35,8 @@ class GlueBackend:
         self._state_file = config.state_dir / "state.json"
         self.catalog = Catalog(self._lock, self._save)
         self.standbys = StandbyKeeper(config, self.catalog.job_definition, self._lock)
-        executor = Executor(config, self.standbys)
-        self.runs = Runs(self.catalog, executor, self._lock, self._save, minute_seconds=config.minute_seconds)
+        execution = RunExecution(config, self.standbys)
+        self.runs = Runs(self.catalog, execution, self._lock, self._save, minute_seconds=config.minute_seconds)
         self._load()
 
     # -- the state file -------------------------------------------------------------------------------

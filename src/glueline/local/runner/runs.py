@@ -4,7 +4,7 @@ States follow Glue: [WAITING →] STARTING → RUNNING → SUCCEEDED | FAILED | 
 STOPPING). A run over the job's MaxConcurrentRuns waits in the job's queue where job run queuing is on
 (else ConcurrentRunsExceededException); a FAILED run is retried as a new run while attempts are left
 (MaxRetries: Attempt 1, 2, … with PreviousRunId naming the one before); the run's end is announced
-(``glueline.local.runner.cloud``). How a run's process is started and ended is the executor's.
+(``glueline.local.runner.cloud``). How a run's process is started and ended is the execution's (``execution``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from glueline.local.runner.exceptions import (
     JobRunNotFound,
     JobToRunNotFound,
 )
-from glueline.local.runner.executor import Executor, Started, error_from_logs
+from glueline.local.runner.execution import RunExecution, Started, error_from_logs
 from glueline.local.runner.models import RUN_SETTINGS, RUNNING_STATES, JobRun, new_run_id, run_capacity
 from glueline.local.runner.validation import check_flex
 
@@ -33,7 +33,7 @@ class Runs:
     def __init__(
         self,
         catalog: Catalog,
-        executor: Executor,
+        execution: RunExecution,
         lock: threading.RLock,
         save: Callable[[], None],
         announce: Callable[[str, str, str, str | None], None] = cloud.announce,
@@ -41,7 +41,7 @@ class Runs:
         minute_seconds: float = 60.0,
     ):
         self.catalog = catalog
-        self.executor = executor
+        self.execution = execution
         self._lock = lock
         self._save = save
         self._announce = announce  # a run's end, to EventBridge (cloud.announce)
@@ -63,7 +63,7 @@ class Runs:
             self.runs[name] = [JobRun(**run) for run in runs]
             for run in self.runs[name]:
                 if run.active:
-                    end_orphan(self.executor.outputs(run).directory)
+                    end_orphan(self.execution.outputs(run).directory)
                     run.set_state(
                         "FAILED", f"The local Glue runner stopped while this run was {run.state}; the run was ended"
                     )
@@ -166,7 +166,7 @@ class Runs:
     # -- executing ------------------------------------------------------------------------------------
 
     def _execute(self, run: JobRun) -> None:
-        with self.executor.shipping_logs(run) as outputs:
+        with self.execution.shipping_logs(run) as outputs:
             ending = self._run_process(run, outputs)
         with self._lock:
             if ending is None:
@@ -184,7 +184,7 @@ class Runs:
     def _run_process(self, run: JobRun, outputs) -> tuple[int, bool] | None:
         """Fetch the run's code, start it, wait for it: (exit code, timed out), or None if it never started."""
         try:
-            launch = self.executor.prepare(run, outputs)
+            launch = self.execution.prepare(run, outputs)
         except Exception as err:  # the script or its libraries could not be fetched
             with self._lock:
                 run.set_state("FAILED", f"{type(err).__name__}: {err}")
@@ -194,11 +194,11 @@ class Runs:
                 if run.active:
                     run.set_state("STOPPED")
                 return None
-            started: Started = self.executor.start(run, launch, outputs)
+            started: Started = self.execution.start(run, launch, outputs)
             run.process = started.process
             run.set_state("RUNNING")
             self._save()
-        return self.executor.wait(run, started)
+        return self.execution.wait(run, started)
 
     def _finish(self, run: JobRun) -> None:
         """A run ended: its event, its bookmark, a retry if it failed and attempts are left, and the

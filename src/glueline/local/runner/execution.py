@@ -44,7 +44,7 @@ class Started:
     standby: Standby | None  # the standby that took the run, discarded once it ends
 
 
-class Executor:
+class RunExecution:
     def __init__(self, config: RunnerConfig, standbys: StandbyKeeper):
         self.config = config
         self.standbys = standbys
