@@ -208,7 +208,8 @@ def ddl_waits_for_a_lock(p) -> bool:
     """The job's statement that creates its target and adds missing columns (schema.create_target; its
     ALTER lies beyond the 1 kB of a query pg_stat_activity shows) waits for a lock."""
     rows = p.query(
-        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'CREATE SCHEMA%%' AND wait_event_type = 'Lock'"
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE query LIKE 'DO $glueline$ BEGIN IF NOT EXISTS (SELECT FROM pg_namespace%%' AND wait_event_type = 'Lock'"
     )
     return rows[0][0] > 0
 

@@ -70,17 +70,35 @@ def identifier(table: TableName) -> sql.Identifier:
 def staging(table: TableName, name: str) -> sql.Identifier:
     """The staging table of one file, or (``b…``) of a batch: named after it, so a retry finds and
     replaces it."""
-    return sql.Identifier(table.schema, f"_stage_{table.table[:30]}_{name[:16]}")
+    return sql.Identifier(table.schema, f"{_stage_prefix(table)}{name[:16]}")
 
 
 def rejects(table: TableName, name: str) -> sql.Identifier:
     """The rejected rows of one file, or (``b…``) of a batch."""
-    return sql.Identifier(table.schema, f"_reject_{table.table[:30]}_{name[:16]}")
+    return sql.Identifier(table.schema, f"{_reject_prefix(table)}{name[:16]}")
 
 
 def ledger(table: TableName) -> sql.Identifier:
     """What each load committed: a file's counts, written in the transaction of its rows."""
-    return sql.Identifier(table.schema, f"_loads_{table.table[:50]}")
+    return sql.Identifier(table.schema, _ledger_name(table))
+
+
+def job_tables(table: TableName) -> tuple[list[str], list[str]]:
+    """Every table of the job's in ``table``'s schema: the names (the target, its ledger) and the name
+    prefixes (a batch's or file's staging and rejects tables)."""
+    return [table.table, _ledger_name(table)], [_stage_prefix(table), _reject_prefix(table)]
+
+
+def _stage_prefix(table: TableName) -> str:
+    return f"_stage_{table.table[:30]}_"
+
+
+def _reject_prefix(table: TableName) -> str:
+    return f"_reject_{table.table[:30]}_"
+
+
+def _ledger_name(table: TableName) -> str:
+    return f"_loads_{table.table[:50]}"
 
 
 def create_target(table: TableName) -> sql.Composed:
@@ -106,8 +124,16 @@ def create_target(table: TableName) -> sql.Composed:
         for c, t, k in LINEAGE_COLUMNS
         if "NOT NULL" not in k
     ]
-    create = sql.SQL("CREATE SCHEMA IF NOT EXISTS {schema}; CREATE TABLE IF NOT EXISTS {t} ({cols})").format(
-        schema=sql.Identifier(table.schema), t=identifier(table), cols=sql.SQL(", ").join(columns)
+    # The schema only where it is missing: CREATE SCHEMA IF NOT EXISTS asks for CREATE on the database
+    # even when the schema exists, which the job's login has not (glueline.job.login).
+    create = sql.SQL(
+        "DO $glueline$ BEGIN IF NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = {name}) THEN "
+        "CREATE SCHEMA {schema}; END IF; END $glueline$; CREATE TABLE IF NOT EXISTS {t} ({cols})"
+    ).format(
+        name=sql.Literal(table.schema),
+        schema=sql.Identifier(table.schema),
+        t=identifier(table),
+        cols=sql.SQL(", ").join(columns),
     )
     counts = sql.SQL(", ").join(sql.SQL("{} bigint NOT NULL").format(sql.Identifier(n)) for n in COUNT_NAMES)
     create_ledger = sql.SQL(
