@@ -18,6 +18,7 @@ LAMBDA_PYTHON = LAMBDA_RUNTIME.removeprefix("python")
 LAMBDA_HANDLER = "handler.lambda_handler"
 
 GLUE_SCRIPT = "ETL_Job_to_RDS.py"
+GLUE_LOGIN_SCRIPT = "ETL_DB_Login.py"  # the one-off job that makes the ETL's own database login
 GLUE_LIBRARY = "glueline-lib.zip"  # glueline.shared + glueline.job: the job's --extra-py-files
 GLUE_WHEELS = "wheels/"  # beside the script: the job's --additional-python-modules
 GLUE_PYTHON = {"4.0": "3.10", "5.0": "3.11", "5.1": "3.11"}  # AWS Glue version → its Python

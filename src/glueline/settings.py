@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     )
     glue_job: str = "ETL_Job_to_RDS"
     glue_role: str = "GlueServiceRole"
+    db_login_job: str = Field(
+        "ETL_DB_Login",
+        description="the one-off Glue job that makes the ETL's own database login (from inside its network)",
+    )
+    db_login_role: str = Field(
+        "GlueDbLoginRole", description="the login job's role: the one that reads the master's secret"
+    )
     events_role: str = Field(
         "EventBridgeInvokeLambdaRole",
         description="the walkthrough's role for EventBridge, which nothing assumes and deploy no longer creates; "
@@ -101,6 +108,12 @@ class Settings(BaseSettings):
     schedule_expression: str = "cron(0 8 * * ? *)"
     s3_rule: str = "ETL_S3_Object_Created"
     db_secret_name: str = "glueline/rds"
+    db_login: str = Field(
+        "glueline_etl", description="the ETL's own database login, which deploy makes where it knows the master"
+    )
+    db_master_secret_name: str = Field(
+        "glueline/rds-master", description="a local stack's database master (an RDS database deploy created: RDS's own)"
+    )
     target_table: str = "public.transactions"
     db_url: str | None = Field(
         None, description="PostgreSQL to load into (postgresql://…); default: the embedded server"

@@ -339,8 +339,15 @@ def test_deploy_creates_a_private_database_only_glue_can_reach(account, tmp_path
     assert [v["VpcSecurityGroupId"] for v in instance["VpcSecurityGroups"]] == [groups["glueline-db"]["GroupId"]]
 
     secret = json.loads(client(env, "secretsmanager").get_secret_value(SecretId="glueline/rds")["SecretString"])
-    assert secret["host"] == instance["Endpoint"]["Address"] and secret["password"] == ""
-    assert secret["password_secret"] == instance["MasterUserSecret"]["SecretArn"]
+    # The job's own login (made by the login job, a run on moto's Glue), never the master: the master's
+    # password stays in RDS's secret, which only the login job's role reads.
+    assert secret["host"] == instance["Endpoint"]["Address"] and secret["username"] == "glueline_etl"
+    assert len(secret["password"]) >= 32 and secret["master_secret"] == instance["MasterUserSecret"]["SecretArn"]
+    assert deployed["database login glueline_etl"]["action"] == "created"
+    policy = json.dumps(
+        client(env, "iam").get_role_policy(RoleName="GlueServiceRole", PolicyName="GlueServiceRolePolicy")
+    )
+    assert instance["MasterUserSecret"]["SecretArn"] not in policy
     assert secret["sslmode"] == "verify-full"
     lambda_env = client(env, "lambda").get_function(FunctionName="ETL_Lambda_Function")["Configuration"]
     assert lambda_env["Environment"]["Variables"]["TARGET"].startswith(instance["Endpoint"]["Address"] + ":")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -42,7 +43,7 @@ def test_roles_are_least_privilege(glueline_stack):
         f":subnet/{net.subnet_id}",
         f":security-group/{net.glue_group}",
     )
-    for role in ("LambdaS3ExecutionRole", "GlueServiceRole"):
+    for role in ("LambdaS3ExecutionRole", "GlueServiceRole", "GlueDbLoginRole"):
         assert iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"] == []
         for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
             document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
@@ -64,8 +65,36 @@ def test_no_secret_in_function_environment_job_arguments_or_audit(glueline_stack
     job = glueline_stack.client("glue").get_job(JobName="ETL_Job_to_RDS")["Job"]
     assert password not in json.dumps(function["Environment"]) and password not in json.dumps(job, default=str)
     assert job["NonOverridableArguments"]["--DB_SECRET_ID"] == "glueline/rds"
-    secret = glueline_stack.client("secretsmanager").get_secret_value(SecretId="glueline/rds")["SecretString"]
-    assert DbConnection.from_secret(secret) == glueline_stack.deployed_db
+
+
+def test_the_job_logs_in_as_its_own_login_and_only_the_login_job_reads_the_master(glueline_stack):
+    """The stack's database gets what an RDS database deploy creates gets: the ETL's own login, made by the
+    login job (a Glue run on the stack's runner, with the one role that reads the master's secret); the
+    ETL's secret holds that login, its role reads no other secret, and its loads are that login's."""
+    p = glueline_stack
+    sm = p.client("secretsmanager")
+    stored = DbConnection.from_secret(sm.get_secret_value(SecretId="glueline/rds")["SecretString"])
+    master = p.target.database.connection
+    assert (stored.username, stored.master_secret) == ("glueline_etl", "glueline/rds-master")
+    assert stored.target("") == master.target("") and stored.password not in ("", master.password)
+    masters = json.loads(sm.get_secret_value(SecretId="glueline/rds-master")["SecretString"])
+    assert masters == {"username": master.username, "password": master.password}
+    readers = {
+        role: json.dumps(p.client("iam").get_role_policy(RoleName=role, PolicyName=f"{role}Policy")["PolicyDocument"])
+        for role in ("GlueServiceRole", "GlueDbLoginRole")
+    }
+    assert (
+        "glueline/rds-master" not in readers["GlueServiceRole"] and "glueline/rds-master" in readers["GlueDbLoginRole"]
+    )
+    (made,) = p.client("glue").get_job_runs(JobName="ETL_DB_Login")["JobRuns"][:1]
+    assert made["JobRunState"] == "SUCCEEDED"
+    as_the_job = dataclasses.replace(p.db, username=stored.username, password=stored.password)  # reached from here
+    with psycopg.connect(**as_the_job.connect_kwargs()) as job:  # the password works; nothing more
+        assert job.execute("SELECT rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user").fetchone() == (
+            False,
+            False,
+        )
+    assert p.query("SELECT tableowner FROM pg_tables WHERE tablename = 'transactions'") == [("glueline_etl",)]
 
 
 @pytest.mark.embedded_only

@@ -16,11 +16,16 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from functools import cached_property
 
+import psycopg
+
 from glueline.artifacts import RDS_CA_BUNDLE
+from glueline.job import login
 from glueline.ops import tls
 from glueline.settings import Settings
 from glueline.shared.dbsecret import DbConnection
 from glueline.shared.tablename import TableName
+
+LOGIN_CHECK_SECONDS = 5  # how long plan waits for a given database before leaving its login unchecked
 
 
 class Origin(StrEnum):
@@ -65,6 +70,17 @@ class Database:
         """The job checks the server against RDS's CA bundle, shipped beside its code."""
         return self._tls[1]
 
+    def login_review(self, table: TableName) -> str:
+        """What the login of a given database lacks for the job, or holds beyond it (superuser,
+        CREATEROLE…: ``glueline.job.login``), asked from here; "" for a login deploy makes itself."""
+        if self.origin != Origin.GIVEN or self.here is None:
+            return ""
+        try:
+            with psycopg.connect(**{**self.here.connect_kwargs(), "connect_timeout": LOGIN_CHECK_SECONDS}) as conn:
+                return str(login.findings(conn, table))
+        except psycopg.Error as err:
+            return f"not checked (unreachable from here: {str(err).strip().splitlines()[0]})"
+
     @property
     def tls_offered(self) -> str:
         """What the server offered when asked (glueline.ops.tls); "": not asked."""
@@ -100,8 +116,8 @@ def deployed_database(settings: Settings, secrets, rds) -> Database:
 
 
 def created_database(settings: Settings, rds) -> Database:
-    """The RDS instance deploy creates, as a connection (its password in the secret RDS manages); before
-    RDS has made it, one that names it."""
+    """The RDS instance deploy creates, as the job's login reaches it (the master's password is in the
+    secret RDS manages); before RDS has made it, one that names it."""
     s = settings
     try:
         instance = rds.describe_db_instances(DBInstanceIdentifier=s.db_instance)["DBInstances"][0]
@@ -112,9 +128,9 @@ def created_database(settings: Settings, rds) -> Database:
         host=endpoint["Address"] if endpoint else f"{s.db_instance}.(created by deploy)",
         port=int(endpoint["Port"]) if endpoint else 5432,
         dbname=instance.get("DBName") or s.db_name,
-        username=instance.get("MasterUsername", s.db_username),
+        username=s.db_login,  # the job's own login (glueline.job.login), its password deploy's to choose
         sslmode="verify-full",
-        password_secret=instance.get("MasterUserSecret", {}).get("SecretArn", ""),
+        master_secret=instance.get("MasterUserSecret", {}).get("SecretArn", ""),  # RDS's, once it made it
     )
     return Database(Origin.CREATED, connection, None, checked_against_rds_ca=True)
 

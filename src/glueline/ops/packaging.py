@@ -2,7 +2,7 @@
 
     Lambda zip          services/lambda/*.py at the root + glueline.shared + glueline.intake
                         + boto3 and botocore at glueline's own pinned versions
-    Glue job script     services/glue/ETL_Job_to_RDS.py
+    Glue job script     services/glue/ETL_Job_to_RDS.py (and the login job's: ETL_DB_Login.py)
     Glue job library    glueline.shared + glueline.job (the job's --extra-py-files)
     Glue job wheels     psycopg, boto3 and botocore for Glue's platform and Python (the job's
                         --additional-python-modules, installed from S3 with --no-index: no internet)
@@ -41,6 +41,7 @@ from pathlib import Path
 
 from glueline.artifacts import (
     GLUE_LIBRARY,
+    GLUE_LOGIN_SCRIPT,
     GLUE_PYTHON,
     GLUE_SCRIPT,
     GLUE_WHEELS,
@@ -115,9 +116,11 @@ def glue_script() -> bytes:
 
 
 def job_code(name: str, glue_version: str) -> bytes:
-    """A file of the job's code by its name under the code prefix: the script, the library, a wheel."""
+    """A file of the job's code by its name under the code prefix: a script, the library, a wheel."""
     if name == GLUE_SCRIPT:
         return glue_script()
+    if name == GLUE_LOGIN_SCRIPT:
+        return (bundled("services") / "glue" / GLUE_LOGIN_SCRIPT).read_bytes()
     if name == GLUE_LIBRARY:
         return glue_library_zip()
     wheels = {GLUE_WHEELS + wheel.name: wheel for wheel in glue_wheels(glue_version)}

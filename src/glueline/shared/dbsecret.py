@@ -24,7 +24,9 @@ class DbConnection:
     password: str = ""
     sslmode: str = "prefer"
     sslrootcert: str = ""  # the CA bundle for verify-full: a local path, or s3://… (fetched where it runs)
-    password_secret: str = ""  # where the password is instead: a secret RDS manages (rotated by RDS)
+    # Where deploy made this login for the job (glueline.job.login): the secret of the database master's
+    # username and password (RDS's own shape), which only the login job reads; "": the user's own login.
+    master_secret: str = ""
     bounds: DbBounds = DbBounds()  # how long its connections wait on it (not stored in the secret: the job's)
 
     @classmethod
@@ -54,7 +56,7 @@ class DbConnection:
             password=data.get("password", ""),
             sslmode=data.get("sslmode", "prefer"),
             sslrootcert=data.get("sslrootcert", ""),
-            password_secret=data.get("password_secret", ""),
+            master_secret=data.get("master_secret", ""),
         )
 
     @classmethod
@@ -72,7 +74,7 @@ class DbConnection:
                 "password": self.password,
                 "sslmode": self.sslmode,
                 **({"sslrootcert": self.sslrootcert} if self.sslrootcert else {}),
-                **({"password_secret": self.password_secret} if self.password_secret else {}),
+                **({"master_secret": self.master_secret} if self.master_secret else {}),
             },
             sort_keys=True,
         )
@@ -84,7 +86,7 @@ class DbConnection:
             "port": self.port,
             "dbname": self.dbname,
             "user": self.username,
-            "password": self.password or (_managed_password(self.password_secret) if self.password_secret else ""),
+            "password": self.password,
             "sslmode": self.sslmode,
             **({"sslrootcert": _local_file(self.sslrootcert)} if self.sslrootcert else {}),
             **self.bounds.connection_options(),  # a vanished database is noticed (glueline.shared.timeouts)
@@ -137,6 +139,8 @@ def _local_file(location: str) -> str:
     return path
 
 
-def _managed_password(secret_id: str) -> str:
-    """The current password from a secret RDS manages (read at each connection: RDS rotates it)."""
-    return json.loads(aws_client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"])["password"]
+def master_of(login: DbConnection, client) -> DbConnection:
+    """The database's master, reached as ``login`` reaches it: its username and password from the login's
+    ``master_secret`` (``client``: Secrets Manager's)."""
+    data = json.loads(client.get_secret_value(SecretId=login.master_secret)["SecretString"])
+    return replace(login, username=data["username"], password=data.get("password", ""), master_secret="")

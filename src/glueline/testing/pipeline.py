@@ -73,11 +73,6 @@ class Pipeline:
         assert here is not None
         return here
 
-    @property
-    def deployed_db(self) -> DbConnection:
-        """The database as the pipeline reaches it (the secret's value)."""
-        return self.target.database.connection
-
     def client(self, service: str) -> Any:
         return self.target.client(service)
 

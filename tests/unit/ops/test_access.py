@@ -8,18 +8,20 @@ the key, ``s3:ListBucket`` for the key's prefix) are added for the job.
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import boto3
 import pytest
 
 from glueline.intake.intake import Intake
 from glueline.job.run import JobRun
+from glueline.ops.deploy.desired import AccountFacts, desired_state
 from glueline.settings import Settings
 from glueline.shared import layout
 from glueline.shared.audit import AuditTable, Status, table_spec
-from glueline.shared.dbsecret import DbConnection
+from glueline.shared.dbsecret import DbConnection, master_of
 from glueline.shared.events import object_created_event, scheduled_event
 from glueline.shared.lifecycle import Lifecycle
 
@@ -75,6 +77,7 @@ class Account:
     settings: Settings
     policies: dict[str, dict]
     target: str
+    facts: AccountFacts
 
     def arn(self, service: str, resource: str) -> str:
         return f"arn:aws:{service}:{self.region}:{self.account}:{resource}"
@@ -129,7 +132,10 @@ def account(monkeypatch):
         )
         session.client("secretsmanager").create_secret(Name=settings.db_secret_name, SecretString=DB.secret_string())
         policies = {role: wanted.policy for role, wanted in deployer.desired().roles.items()}
-        yield Account(session, target.region, target.account, target.bucket, settings, policies, deployer.rows_target)
+        facts = deployer.facts()
+        yield Account(
+            session, target.region, target.account, target.bucket, settings, policies, deployer.rows_target, facts
+        )
 
 
 def test_every_call_of_the_lambda_and_the_job_is_allowed_by_its_role(account):
@@ -197,3 +203,33 @@ def test_the_simulator_refuses_what_iam_refuses(account):
         Request(s.glue_role, "dynamodb:PutItem", account.arn("dynamodb", f"table/{s.audit_table}")),
     ]
     assert evaluate(account.policies, account.account, refused) == ["ImplicitlyDenied"] * len(refused)
+
+
+def test_only_the_login_job_reads_the_masters_secret(account):
+    """A database deploy created: the login job reads the ETL's secret and RDS's secret of the master
+    (what ETL_DB_Login does, recorded) and fetches its script; the ETL's role may read the master's
+    secret no more than the Lambda's."""
+    s, sm = account.settings, account.session.client("secretsmanager")
+    master = {"username": "master", "password": "kept by RDS"}
+    master_arn = sm.create_secret(Name="rds!db-0f1e2d3c", SecretString=json.dumps(master))["ARN"]
+    made = replace(DB, username=s.db_login, password="the login's", master_secret=master_arn)
+    sm.put_secret_value(SecretId=s.db_secret_name, SecretString=made.secret_string())
+    desired = desired_state(s, replace(account.facts, db=made, creates_database=True))
+    policies = {role: wanted.policy for role, wanted in desired.roles.items()}
+
+    login_job = account.recorder(s.db_login_role)
+    recorded = login_job.client(account.session, "secretsmanager")
+    login = DbConnection.from_secrets_manager(recorded, s.db_secret_name)
+    assert (master_of(login, recorded).username, login.username) == ("master", s.db_login)
+    script = desired.login_job["Command"]["ScriptLocation"].removeprefix("s3://")  # fetched by Glue, as the role
+    login_job.requests.append(Request(s.db_login_role, "s3:GetObject", f"arn:aws:s3:::{script}"))
+    assert login_job.untranslated == [] and len(login_job.requests) == 3
+    assert denied(policies, account.account, login_job.requests) == []
+
+    reads_master = [Request(role, "secretsmanager:GetSecretValue", master_arn) for role in (s.glue_role, s.lambda_role)]
+    reads_elsewhere = [
+        Request(s.db_login_role, "s3:GetObject", f"arn:aws:s3:::{account.bucket}/source/a.csv"),
+        Request(s.db_login_role, "dynamodb:GetItem", account.arn("dynamodb", f"table/{s.audit_table}")),
+    ]
+    refused = reads_master + reads_elsewhere
+    assert evaluate(policies, account.account, refused) == ["ImplicitlyDenied"] * len(refused)

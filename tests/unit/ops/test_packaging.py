@@ -128,6 +128,7 @@ def test_the_glue_library_and_script_import_with_glue_5s_modules(tmp_path):
     script = tmp_path / "script"
     script.mkdir()
     (script / "etl_job.py").write_bytes(packaging.glue_script())
+    (script / "login_job.py").write_bytes(packaging.job_code("ETL_DB_Login.py", "5.0"))
     # What Glue does with --additional-python-modules and --python-modules-installer-option --no-index.
     shipped = tmp_path / "shipped"
     wheels = [str(w) for w in packaging.glue_wheels("5.0")]
@@ -139,10 +140,10 @@ def test_the_glue_library_and_script_import_with_glue_5s_modules(tmp_path):
     )
     result = import_in_clean_interpreter(
         [script, library, runtime_path(tmp_path, GLUE_RUNTIME), shipped],
-        ["etl_job", "psycopg", *modules_of(names(library.read_bytes()))],
+        ["etl_job", "login_job", "psycopg", *modules_of(names(library.read_bytes()))],
         absent=["pydantic", "typer", "rich", "glueline.ops", "glueline.local"],
     )
-    assert "etl_job" in result["imported"] and "glueline.job.load" in result["imported"]
+    assert {"etl_job", "login_job", "glueline.job.load", "glueline.job.login"} <= set(result["imported"])
     assert result["missing"] == ["pydantic", "typer", "rich", "glueline.ops", "glueline.local"]
     assert result["glueline"].startswith(str(library))
 

@@ -11,6 +11,7 @@ runner's address while a run is active (the next free port when 4040 is taken) a
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import os
 import sys
@@ -44,6 +45,22 @@ class Launch:
     fingerprint: str  # of the script and its extra files: which code a run executes
     debug: str | None = None  # the address its driver waits for a debugger on (glueline.local.runner.debug)
     spark_ui: bool = False  # Spark's UI on and its event log kept
+
+
+def offers_warm_up(script: Path) -> bool:
+    """The script defines or imports a ``warm_up`` hook at its top level (``glueline.local.runner.standby``)."""
+    try:
+        tree = ast.parse(script.read_bytes())
+    except (SyntaxError, ValueError):
+        return False
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == "warm_up":
+            return True
+        if isinstance(node, ast.ImportFrom | ast.Import) and any(
+            (alias.asname or alias.name) == "warm_up" for alias in node.names
+        ):
+            return True
+    return False
 
 
 def prepare(config: RunnerConfig, job: dict, run_arguments: dict[str, str], run_dir: Path, run_id: str) -> Launch:

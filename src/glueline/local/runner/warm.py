@@ -98,6 +98,11 @@ class StandbyKeeper:
             log.exception("no standby for %s: its script could not be fetched", job_name)
             shutil.rmtree(directory, ignore_errors=True)
             return
+        if not launches.offers_warm_up(Path(launch.script)):
+            # Nothing to warm (a one-off job: deploy's login job), and the standby kept for the job that
+            # does offer it stays.
+            shutil.rmtree(directory, ignore_errors=True)
+            return
         with self._lock:
             current = self._standby
             superseded = request != self._requests or self._closed

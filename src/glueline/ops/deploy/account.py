@@ -7,14 +7,16 @@ one names (a group, the database)."""
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
+from secrets import token_urlsafe
 from typing import Any
 
 import urllib3
 
 from glueline.artifacts import RDS_CA_BUNDLE
 from glueline.ops import packaging
-from glueline.ops.database import Database
+from glueline.ops.database import Database, Origin
 from glueline.ops.deploy.aws import DeployError
 from glueline.ops.deploy.desired import (
     DB_SECURITY_GROUP,
@@ -27,18 +29,23 @@ from glueline.ops.deploy.desired import (
 from glueline.ops.deploy.models import Ref
 from glueline.ops.target import Target
 from glueline.settings import Settings
+from glueline.shared.awserrors import error_code
+from glueline.shared.dbsecret import DbConnection
 
 RDS_CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
 
 
 def account_facts(target: Target, settings: Settings, database: Database) -> AccountFacts:
-    creates_database = settings.create_database or bool(database.given.password_secret)
+    login, master = job_login(target, settings, database)
+    # A master's secret named by ARN is RDS's own: RDS made it for the instance deploy created.
+    creates_database = settings.create_database or login.master_secret.startswith("arn:")
     return AccountFacts(
         account=target.account,
         region=target.region,
         partition=target.partition,
         bucket=target.bucket,
-        db=database.connection,
+        db=login,
+        db_master=master,
         rds_ca=database.rds_ca,
         creates_database=creates_database,
         network=find_network(target.client("ec2"), settings, creates_database),
@@ -46,6 +53,40 @@ def account_facts(target: Target, settings: Settings, database: Database) -> Acc
         function_glue_endpoint=target.function_glue_endpoint,
         s3_over_tls=target.client("s3").meta.endpoint_url.startswith("https://"),
     )
+
+
+def job_login(target: Target, settings: Settings, database: Database) -> tuple[DbConnection, DbConnection | None]:
+    """The login the job connects with, and a local stack's master (for the master's secret). A given
+    database's login is the user's own (``plan`` says what it lacks or holds beyond the job's needs); one
+    deployed is as the job's secret holds it; for the local stack's database and one deploy creates, the
+    job's own login (``settings.db_login``), made by the login job: its password kept from the job's secret
+    where that holds this login already, else a new one (never shown, never leaving the account)."""
+    connection = database.connection
+    if database.origin in (Origin.GIVEN, Origin.DEPLOYED):
+        return connection, None
+    local = database.origin == Origin.LOCAL_STACK
+    login = replace(
+        connection,
+        username=settings.db_login,
+        password="",
+        master_secret=settings.db_master_secret_name if local else connection.master_secret,
+    )
+    return replace(login, password=_login_password(target.client("secretsmanager"), settings, login)), (
+        connection if local else None
+    )
+
+
+def _login_password(secrets, settings: Settings, login: DbConnection) -> str:
+    """The password the job's secret holds for this very login, else a new one."""
+    try:
+        stored = DbConnection.from_secrets_manager(secrets, settings.db_secret_name)
+    except secrets.exceptions.ClientError as err:
+        if error_code(err) not in ("ResourceNotFoundException", "InvalidRequestException"):  # none, or deleted
+            raise
+        stored = None
+    if stored and stored.password and (stored.target(""), stored.username) == (login.target(""), login.username):
+        return stored.password
+    return token_urlsafe(32)
 
 
 def find_network(ec2, settings: Settings, creates_database: bool) -> Network:

@@ -11,12 +11,40 @@ from urllib.parse import unquote
 
 import jmespath
 from botocore.exceptions import WaiterError
+from botocore.waiter import WaiterModel, create_waiter_with_client
 
 # Where a waited resource's state is in its describe answer (JMESPath), for wait_until's progress.
 RDS_INSTANCE_STATE = "DBInstances[0].DBInstanceStatus"
 TABLE_STATE = "Table.TableStatus"
 # What SQS answers GetQueueUrl of a queue that does not exist (AWS, and emulators of older protocols).
 NO_SUCH_QUEUE = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
+
+
+# A Glue job run until it ends: AWS's Glue model defines no waiter for it (botocore's waiter format).
+GLUE_RUN_ENDED = "job_run_succeeded"
+GLUE_RUN_STATE = "JobRun.JobRunState"
+GLUE_RUN_ERROR = "JobRun.ErrorMessage"
+_OWN_WAITERS = {
+    ("glue", GLUE_RUN_ENDED): WaiterModel(
+        {
+            "version": 2,
+            "waiters": {
+                "JobRunSucceeded": {
+                    "operation": "GetJobRun",
+                    "delay": 10,
+                    "maxAttempts": 90,
+                    "acceptors": [
+                        {"matcher": "path", "argument": GLUE_RUN_STATE, "expected": "SUCCEEDED", "state": "success"},
+                        *(
+                            {"matcher": "path", "argument": GLUE_RUN_STATE, "expected": ended, "state": "failure"}
+                            for ended in ("FAILED", "ERROR", "TIMEOUT", "STOPPED", "EXPIRED")
+                        ),
+                    ],
+                }
+            },
+        }
+    )
+}
 
 
 class DeployError(RuntimeError):
@@ -33,20 +61,23 @@ def wait_until(
     state: str = "",
     progress: Callable[[str], None] = lambda line: None,
     sleep: Callable[[float], None] = time.sleep,
+    reason: str = "",
 ) -> None:
     """A boto3 waiter, bounded by ``delay`` × ``attempts`` seconds; DeployError naming ``what`` when
     that passes or the resource reaches a state it will not leave (an RDS instance ``failed``). The
     waiter is asked one attempt at a time, so that each state the resource passes through (``state``: a
     JMESPath into the waiter's describe answer) is told to ``progress`` as it changes: an RDS instance
-    takes minutes in creating, backing-up, configuring-enhanced-monitoring…"""
+    takes minutes in creating, backing-up, configuring-enhanced-monitoring…; ``reason``, a JMESPath to why
+    it failed (a Glue run's error message)."""
     seen = None
     for attempt in range(attempts):
         try:
-            client.get_waiter(waiter).wait(**params, WaiterConfig={"Delay": delay, "MaxAttempts": 1})
+            _waiter(client, waiter).wait(**params, WaiterConfig={"Delay": delay, "MaxAttempts": 1})
             return
         except WaiterError as err:
             if "Max attempts exceeded" not in str(err):
-                raise DeployError(f"{what}: {err}") from err
+                why = jmespath.search(reason, err.last_response or {}) if reason else None
+                raise DeployError(f"{what}: {err}" + (f": {why}" if why else "")) from err
             current = jmespath.search(state, err.last_response or {}) if state else None
             if current is not None and current != seen:
                 progress(f"waiting for {what}: {current}")
@@ -54,6 +85,14 @@ def wait_until(
         if attempt < attempts - 1:
             sleep(delay)
     raise DeployError(f"timed out after {delay * attempts} s waiting for {what}")
+
+
+def _waiter(client, name: str):
+    """The service model's waiter of that name, else one of ours (``_OWN_WAITERS``)."""
+    own = _OWN_WAITERS.get((client.meta.service_model.service_name, name))
+    if own is None:
+        return client.get_waiter(name)
+    return create_waiter_with_client(own.waiter_names[0], own, client)
 
 
 def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:

@@ -91,6 +91,7 @@ class Deployer:
     def stages(self) -> list[Stage]:
         """In dependency order: each stage plans its resources as they are when it runs."""
         tls_offered = self.database.tls_offered
+        review = self.database.login_review(self.settings.table)
         return [
             storage.bucket,
             lambda p: storage.code(p, lambda name: code_file(name, self.settings)),
@@ -100,9 +101,10 @@ class Deployer:
             lambda p: network.endpoints(p, self.target.on_aws),
             database.instance,
             iam.roles,
-            lambda p: database.secret(p, tls_offered),
+            lambda p: database.secrets(p, tls_offered, review),
             compute.glue_connection,
-            compute.glue_job,
+            compute.glue_jobs,
+            database.login,
             compute.lambda_logs,
             lambda p: compute.lambda_function(p, packaging.lambda_zip()),
             compute.rules,

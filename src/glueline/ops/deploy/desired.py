@@ -13,12 +13,14 @@ which nothing would assume, is not created.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from glueline.artifacts import (
     DEBUG_ARGUMENT,
     GLUE_LIBRARY,
+    GLUE_LOGIN_SCRIPT,
     GLUE_SCRIPT,
     GLUE_WHEELS,
     LAMBDA_HANDLER,
@@ -103,10 +105,13 @@ class AccountFacts:
     account: str
     region: str
     bucket: str
-    db: DbConnection  # as the pipeline reaches it, its TLS mode decided (``glueline.ops.database``)
+    db: DbConnection  # as the pipeline reaches it, its TLS mode decided (``glueline.ops.database``): the job's login
     network: Network
     partition: str  # aws, aws-cn, aws-us-gov…: STS's answer (the Target's), ${AWS::Partition} in the template
     rds_ca: bool = False  # the job checks the database against RDS's CA bundle, shipped beside its code
+    # A local stack's master, whose username and password go to the master's secret; None: RDS keeps it
+    # (a database deploy created: ``db.master_secret`` names RDS's secret) or the login is the user's own.
+    db_master: DbConnection | None = None
     creates_database: bool = False  # deploy made (or makes) the RDS instance
     wheels: list[str] = field(default_factory=list)  # file names of the job's wheels under the code prefix
     code_bucket: str | None = None  # where the job's code is; default: the pipeline's bucket
@@ -125,6 +130,21 @@ class AccountFacts:
     @property
     def wheel_urls(self) -> list[str]:
         return [f"{self.code}{GLUE_WHEELS}{name}" for name in self.wheels]
+
+    @property
+    def makes_login(self) -> bool:
+        """Deploy makes the job's login (the login job, ``glueline.job.login``): it knows the master, or
+        creates the database (whose master's secret RDS makes with it)."""
+        return bool(self.db.master_secret) or self.creates_database
+
+    @property
+    def master_secret_arn(self) -> str:
+        """The master's secret: RDS's own (an ARN already; before RDS has made it, any of RDS's), else the
+        local stack's of the pipeline."""
+        name = self.db.master_secret
+        if name.startswith("arn:"):
+            return name
+        return self.arn("secretsmanager", f"secret:{name}-??????" if name else "secret:rds!db-*")
 
     @property
     def stored_db(self) -> DbConnection:
@@ -181,7 +201,11 @@ class DesiredState:
     audit_table_recovery: dict[str, bool]  # UpdateContinuousBackups' PointInTimeRecoverySpecification
     lambda_log_group: dict[str, Any]  # the Lambda's log group: logGroupName, retentionInDays
     roles: dict[str, Role]
-    secret: dict[str, str]  # CreateSecret's Name, Description and SecretString
+    secret: dict[str, str]  # CreateSecret's Name, Description and SecretString: the job's login
+    master_secret: dict[str, str] | None  # a local stack's master (CreateSecret's); None: RDS's own, or none
+    login_job_name: str
+    login_job: dict[str, Any] | None  # CreateJob's arguments but Name and Tags; None: the login is the user's
+    login_job_arn: str
     glue_group: GroupId  # Glue's workers' group: given by the settings, or the pipeline's own
     glue_security_group: SecurityGroup | None  # the pipeline's own; None: given (GLUELINE_GLUE_SECURITY_GROUP_ID)
     endpoints_security_group: SecurityGroup | None  # None: no VPC endpoints (settings.vpc_endpoints)
@@ -241,6 +265,10 @@ def desired_state(settings: Settings, facts: AccountFacts) -> DesiredState:
             "Description": "glueline: PostgreSQL connection",
             "SecretString": facts.stored_db.secret_string(),
         },
+        master_secret=master_secret(s, facts.db_master),
+        login_job_name=s.db_login_job,
+        login_job=login_job(s, facts) if facts.makes_login else None,
+        login_job_arn=facts.arn("glue", f"job/{s.db_login_job}"),
         glue_group=facts.network.glue_group,
         glue_security_group=None if s.glue_security_group_id else glue_security_group(facts.network),
         endpoints_security_group=endpoints_security_group(facts.network) if s.vpc_endpoints else None,
@@ -280,10 +308,23 @@ def desired_state(settings: Settings, facts: AccountFacts) -> DesiredState:
     )
 
 
+def master_secret(s: Settings, master: DbConnection | None) -> dict[str, str] | None:
+    """A local stack's master as RDS keeps one: its username and password, read by the login job alone."""
+    if master is None:
+        return None
+    value = json.dumps({"username": master.username, "password": master.password}, sort_keys=True)
+    return {
+        "Name": s.db_master_secret_name,
+        "Description": "glueline: the database master, for the login job only",
+        "SecretString": value,
+    }
+
+
 def code_files(facts: AccountFacts) -> dict[str, str]:
-    """Under the code prefix: the script, the library, the wheels and, where the job checks the database
+    """Under the code prefix: the scripts, the library, the wheels and, where the job checks the database
     against it, RDS's CA bundle."""
-    names = [GLUE_SCRIPT, GLUE_LIBRARY, *(GLUE_WHEELS + wheel for wheel in facts.wheels)]
+    scripts = [GLUE_SCRIPT] + ([GLUE_LOGIN_SCRIPT] if facts.makes_login else [])
+    names = [*scripts, GLUE_LIBRARY, *(GLUE_WHEELS + wheel for wheel in facts.wheels)]
     return {facts.code_prefix + name: name for name in names + ([RDS_CA_BUNDLE] if facts.rds_ca else [])}
 
 
@@ -379,21 +420,14 @@ def roles(s: Settings, facts: AccountFacts) -> dict[str, Role]:
     table = facts.arn("dynamodb", f"table/{s.audit_table}")
     index = f"{table}/index/*"
     lambda_logs = facts.arn("logs", f"log-group:/aws/lambda/{s.lambda_function}")
-    glue_logs = facts.arn("logs", "log-group:/aws-glue/*")
     secret = facts.arn("secretsmanager", f"secret:{s.db_secret_name}-??????")
-    # A database deploy created keeps its password in the secret RDS manages for it.
-    secrets = [secret] + ([facts.db.password_secret] if facts.db.password_secret else [])
     # Where files are and go: a move reads its destination first (layout.move_object), and S3 answers
     # a read of a missing key with 404 only to a caller allowed s3:ListBucket on the bucket, else 403;
     # that check carries no s3:prefix, so the grant is the bucket's, unconditioned (listing reveals
     # only the pipeline's own key names).
     placed = (layout.SOURCE, layout.PROCESSED, layout.REJECTED)
-    eni, subnet = facts.arn("ec2", "network-interface/*"), facts.arn("ec2", f"subnet/{facts.network.subnet_id}")
-    # Known once deploy has created it (deploy plans the roles after the groups).
-    glue_group = facts.network.glue_group
-    group = facts.arn("ec2", f"security-group/{glue_group if isinstance(glue_group, str) else '*'}")
     job = facts.arn("glue", f"job/{s.glue_job}")
-    return {
+    roles = {
         s.lambda_role: Role(
             "lambda.amazonaws.com",
             f"{s.lambda_role}Policy",
@@ -426,39 +460,65 @@ def roles(s: Settings, facts: AccountFacts) -> dict[str, Role]:
                 (["s3:DeleteObject"], [objects(layout.SOURCE), objects(layout.TEMP)]),
                 (["dynamodb:GetItem", "dynamodb:UpdateItem"], [table]),
                 (["dynamodb:Query"], [index]),
-                (["secretsmanager:GetSecretValue"], secrets),
+                # The job's login alone: never the master's secret (glueline.job.login).
+                (["secretsmanager:GetSecretValue"], [secret]),
                 (["glue:GetJobRun"], [job]),
-                (
-                    ["glue:GetConnection"],
-                    [facts.arn("glue", "catalog"), facts.arn("glue", f"connection/{s.glue_connection}")],
-                ),
-                (
-                    ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                    [glue_logs, f"{glue_logs}:*"],
-                ),
-                # What Glue documents for a job with a NETWORK connection: its workers' network
-                # interfaces in the connection's subnet. EC2's Describe actions take no resource.
-                (["ec2:CreateNetworkInterface"], [eni, subnet, group]),
-                (["ec2:DeleteNetworkInterface"], [eni]),
-                (
-                    ["ec2:CreateTags", "ec2:DeleteTags"],
-                    [eni],
-                    {"ForAllValues:StringEquals": {"aws:TagKeys": ["aws-glue-service-resource"]}},
-                ),
-                (
-                    [
-                        "ec2:DescribeNetworkInterfaces",
-                        "ec2:DescribeRouteTables",
-                        "ec2:DescribeSecurityGroups",
-                        "ec2:DescribeSubnets",
-                        "ec2:DescribeVpcAttribute",
-                        "ec2:DescribeVpcEndpoints",
-                    ],
-                    ["*"],
-                ),
+                *_glue_worker(s, facts),
             ),
         ),
     }
+    if facts.makes_login:
+        # The login job: it reads where the database is and the login to make (the job's secret), the
+        # master's secret, and its own code; it writes nothing but its logs.
+        roles[s.db_login_role] = Role(
+            "glue.amazonaws.com",
+            f"{s.db_login_role}Policy",
+            policy(
+                (["s3:GetObject"], [code]),
+                (["secretsmanager:GetSecretValue"], sorted([secret, facts.master_secret_arn])),
+                *_glue_worker(s, facts),
+            ),
+        )
+    return roles
+
+
+def _glue_worker(s: Settings, facts: AccountFacts) -> list[tuple]:
+    """What every Glue job of the pipeline needs to run in the database's network and log."""
+    glue_logs = facts.arn("logs", "log-group:/aws-glue/*")
+    eni, subnet = facts.arn("ec2", "network-interface/*"), facts.arn("ec2", f"subnet/{facts.network.subnet_id}")
+    # Known once deploy has created it (deploy plans the roles after the groups).
+    glue_group = facts.network.glue_group
+    group = facts.arn("ec2", f"security-group/{glue_group if isinstance(glue_group, str) else '*'}")
+    return [
+        (
+            ["glue:GetConnection"],
+            [facts.arn("glue", "catalog"), facts.arn("glue", f"connection/{s.glue_connection}")],
+        ),
+        (
+            ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            [glue_logs, f"{glue_logs}:*"],
+        ),
+        # What Glue documents for a job with a NETWORK connection: its workers' network
+        # interfaces in the connection's subnet. EC2's Describe actions take no resource.
+        (["ec2:CreateNetworkInterface"], [eni, subnet, group]),
+        (["ec2:DeleteNetworkInterface"], [eni]),
+        (
+            ["ec2:CreateTags", "ec2:DeleteTags"],
+            [eni],
+            {"ForAllValues:StringEquals": {"aws:TagKeys": ["aws-glue-service-resource"]}},
+        ),
+        (
+            [
+                "ec2:DescribeNetworkInterfaces",
+                "ec2:DescribeRouteTables",
+                "ec2:DescribeSecurityGroups",
+                "ec2:DescribeSubnets",
+                "ec2:DescribeVpcAttribute",
+                "ec2:DescribeVpcEndpoints",
+            ],
+            ["*"],
+        ),
+    ]
 
 
 def glue_job(s: Settings, facts: AccountFacts) -> dict[str, Any]:
@@ -468,7 +528,7 @@ def glue_job(s: Settings, facts: AccountFacts) -> dict[str, Any]:
         "Command": {"Name": "glueetl", "ScriptLocation": facts.code + GLUE_SCRIPT, "PythonVersion": "3"},
         "DefaultArguments": {RUN_ARGUMENT: NO_FILE_IDS, **({DEBUG_ARGUMENT: s.glue_debug} if s.glue_debug else {})},
         "NonOverridableArguments": {
-            **_code_and_configuration(s, facts),
+            **_code_and_configuration(s, facts, GLUE_SCRIPT, s.spark_ui),
             "--job-bookmark-option": "job-bookmark-enable",
             "--enable-continuous-cloudwatch-log": "true",
             "--AUDIT_TABLE": s.audit_table,
@@ -488,7 +548,32 @@ def glue_job(s: Settings, facts: AccountFacts) -> dict[str, Any]:
     }
 
 
-def _code_and_configuration(s: Settings, facts: AccountFacts) -> dict[str, str]:
+def login_job(s: Settings, facts: AccountFacts) -> dict[str, Any]:
+    """The one-off job that makes the ETL's login from inside the database's network (deploy runs it
+    when the login is new or changed): its own role, its own script, the job's code otherwise."""
+    return {
+        "Description": "glueline: make the ETL's own database login (deploy runs it)",
+        "Role": facts.arn("iam", f"role/{s.db_login_role}"),
+        "Command": {"Name": "glueetl", "ScriptLocation": facts.code + GLUE_LOGIN_SCRIPT, "PythonVersion": "3"},
+        "DefaultArguments": {},
+        "NonOverridableArguments": {
+            **_code_and_configuration(s, facts, GLUE_LOGIN_SCRIPT, spark_ui=False),
+            "--enable-continuous-cloudwatch-log": "true",
+            "--DB_SECRET_ID": s.db_secret_name,
+            "--TARGET_TABLE": str(s.table),
+            **s.db_bounds.job_arguments(),
+        },
+        "Connections": {"Connections": [s.glue_connection]},
+        "ExecutionProperty": {"MaxConcurrentRuns": 1},
+        "MaxRetries": 0,
+        "Timeout": 10,
+        "GlueVersion": s.glue_version,
+        "WorkerType": "G.1X",
+        "NumberOfWorkers": 2,  # Glue's least for a Spark job
+    }
+
+
+def _code_and_configuration(s: Settings, facts: AccountFacts, script: str, spark_ui: bool) -> dict[str, str]:
     """Every job parameter of Glue's ("Using job parameters in AWS Glue jobs") through which a run could
     load code, reorder the classpath or configure Spark, pinned: Glue takes each from a run's arguments
     too, so whoever may start runs (the Lambda's role) would otherwise choose the code the Glue role runs.
@@ -510,7 +595,7 @@ def _code_and_configuration(s: Settings, facts: AccountFacts) -> dict[str, str]:
     --endpoint."""
     library = facts.code + GLUE_LIBRARY
     return {
-        "--scriptLocation": facts.code + GLUE_SCRIPT,
+        "--scriptLocation": facts.code + script,
         "--job-language": "python",
         "--extra-py-files": library,
         "--extra-jars": library,
@@ -540,8 +625,8 @@ def _code_and_configuration(s: Settings, facts: AccountFacts) -> dict[str, str]:
         "--enable-auto-scaling": "false",
         "--TempDir": f"s3://{facts.bucket}/{layout.TEMP}",
         # Spark's UI and event log, as the settings say (``--spark-ui`` of run and trigger turns them on).
-        "--enable-spark-ui": "true" if s.spark_ui else "false",
-        **({"--spark-event-logs-path": f"s3://{facts.bucket}/{layout.SPARK_EVENTS}"} if s.spark_ui else {}),
+        "--enable-spark-ui": "true" if spark_ui else "false",
+        **({"--spark-event-logs-path": f"s3://{facts.bucket}/{layout.SPARK_EVENTS}"} if spark_ui else {}),
     }
 
 

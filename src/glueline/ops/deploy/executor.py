@@ -45,6 +45,7 @@ class Executor:
                     step.state,
                     self.progress,
                     self.sleep,
+                    step.reason,
                 )
             elif isinstance(step, EmptyBucket):
                 empty(self.client("s3"), step.bucket)

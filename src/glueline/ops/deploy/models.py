@@ -52,6 +52,7 @@ class Wait:
     attempts: int
     params: dict[str, Any] = field(default_factory=dict)
     state: str = ""
+    reason: str = ""  # JMESPath to why it failed, said with the error
 
 
 @dataclass(frozen=True)

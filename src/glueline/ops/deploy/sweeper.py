@@ -101,13 +101,14 @@ class Sweeper:
     def glue(self) -> list[Deletion]:
         glue, s = self.client("glue"), self.settings
         found = []
-        try:
-            glue.get_job(JobName=s.glue_job)
-            tags = glue.get_tags(ResourceArn=self.arn("glue", f"job/{s.glue_job}")).get("Tags", {})
-            steps: list[Step] = [APICall("glue", "delete_job", {"JobName": s.glue_job})]
-            found.append(self._found(f"glue job {s.glue_job}", "glue job", tags, steps))
-        except glue.exceptions.EntityNotFoundException:
-            pass
+        for job in (s.glue_job, s.db_login_job):
+            try:
+                glue.get_job(JobName=job)
+                tags = glue.get_tags(ResourceArn=self.arn("glue", f"job/{job}")).get("Tags", {})
+                steps: list[Step] = [APICall("glue", "delete_job", {"JobName": job})]
+                found.append(self._found(f"glue job {job}", "glue job", tags, steps))
+            except glue.exceptions.EntityNotFoundException:
+                pass
         try:
             glue.get_connection(Name=s.glue_connection)
             arn = self.arn("glue", f"connection/{s.glue_connection}")
@@ -174,7 +175,7 @@ class Sweeper:
     def roles(self) -> list[Deletion]:
         iam, s = self.client("iam"), self.settings
         found = []
-        for name in (s.lambda_role, s.glue_role, s.events_role):
+        for name in (s.lambda_role, s.glue_role, s.db_login_role, s.events_role):
             try:
                 iam.get_role(RoleName=name)
             except iam.exceptions.NoSuchEntityException:
@@ -273,19 +274,19 @@ class Sweeper:
             found.append(self._found(f"dynamodb {s.audit_table}", "dynamodb table", tags, steps, holds_data=True))
         except ddb.exceptions.ResourceNotFoundException:
             pass
-        try:
-            secret = sm.describe_secret(SecretId=s.db_secret_name)
-        except sm.exceptions.ResourceNotFoundException:
-            secret = None
-        if secret is not None and "DeletedDate" not in secret:  # one scheduled for deletion is deleted already
+        for name in (s.db_secret_name, s.db_master_secret_name):
+            try:
+                secret = sm.describe_secret(SecretId=name)
+            except sm.exceptions.ResourceNotFoundException:
+                continue
+            if "DeletedDate" in secret:  # one scheduled for deletion is deleted already
+                continue
             delete = {"SecretId": secret["ARN"], "RecoveryWindowInDays": SECRET_RECOVERY_DAYS}
-            restore = f"aws secretsmanager restore-secret --secret-id {s.db_secret_name}"
+            restore = f"aws secretsmanager restore-secret --secret-id {name}"
             detail = f"once deleted, restorable for {SECRET_RECOVERY_DAYS} days: {restore} (or a deploy)"
             steps = [APICall("secretsmanager", "delete_secret", delete)]
             tags = tag_dict(secret.get("Tags", []))
-            found.append(
-                self._found(f"secret {s.db_secret_name}", "secret", tags, steps, holds_data=True, detail=detail)
-            )
+            found.append(self._found(f"secret {name}", "secret", tags, steps, holds_data=True, detail=detail))
         return found + self.failure_queue() + self.lambda_log_group()
 
     def lambda_log_group(self) -> list[Deletion]:

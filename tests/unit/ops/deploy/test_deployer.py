@@ -70,10 +70,12 @@ def test_a_new_account_is_planned_as_declared_calls_and_plan_writes_nothing(sess
     }
     assert rules["glueline-rejected-rows"]["Filter"] == {"Prefix": "rejected/rows/"}
     assert "Expiration" not in rules["glueline-incomplete-uploads"]  # the bank's files never expire
-    # The secret says where it points, without its password, and what the server offered from here.
-    assert changes["secret glueline/rds"].detail == (
-        "postgresql://etl@db.example:5432/bank, sslmode=prefer (the server: unreachable from here)"
-    )
+    # The secret says where it points, without its password, and what the server offered from here; the
+    # login, the user's own, could not be checked from here.
+    said, login = changes["secret glueline/rds"].detail.split("; ", 1)
+    assert said == "postgresql://etl@db.example:5432/bank, sslmode=prefer (the server: unreachable from here)"
+    assert login.startswith("the login: not checked (unreachable from here: ")
+    assert not any(resource.startswith("database login") for resource in changes)  # the user's own
     table = changes["dynamodb S3_Audit_1"].steps
     assert table[-1].method == "update_continuous_backups"
     assert [s.method for s in changes["log group /aws/lambda/ETL_Lambda_Function"].steps] == [
@@ -388,3 +390,31 @@ def test_a_deleted_secret_is_recoverable_for_seven_days_and_a_deploy_within_them
     deployer(session).deploy()
     assert "DeletedDate" not in sm.describe_secret(SecretId="glueline/rds")
     assert "etl" in sm.get_secret_value(SecretId="glueline/rds")["SecretString"]
+
+
+def test_a_database_deploy_creates_gets_the_jobs_own_login_made_by_the_login_job_once(session, tmp_path):
+    """Deploy never connects to the database: the login job makes the ETL's login from inside its network
+    (the one role that reads RDS's master secret), started and waited for by deploy, and the job's secret
+    remembers what it made, so the next deploy runs no job; a new password makes it again."""
+    bundle = tmp_path / "rds-ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\nnot a real one\n-----END CERTIFICATE-----\n")
+    deploying = deployer_in(session, create_database=True, db_url=None, db_ca_bundle=bundle, bucket_tls_only=False)
+    deploying.deploy()
+    secrets = session.client("secretsmanager")
+    stored = json.loads(secrets.get_secret_value(SecretId="glueline/rds")["SecretString"])
+    instance = session.client("rds").describe_db_instances(DBInstanceIdentifier="glueline-db")["DBInstances"][0]
+    assert stored["username"] == "glueline_etl" and len(stored["password"]) >= 32
+    assert stored["master_secret"] == instance["MasterUserSecret"]["SecretArn"]
+    runs = session.client("glue").get_job_runs(JobName="ETL_DB_Login")["JobRuns"]
+    assert [run["JobRunState"] for run in runs] == ["SUCCEEDED"]
+
+    again = by_resource(deploying.plan())
+    assert again["database login glueline_etl"].action == "unchanged"
+    assert again["secret glueline/rds"].action == "unchanged"  # the password kept
+
+    secrets.put_secret_value(SecretId="glueline/rds", SecretString=json.dumps({**stored, "password": "changed"}))
+    changed = by_resource(deploying.plan())["database login glueline_etl"]
+    assert (changed.action, [getattr(s, "method", None) or s.waiter for s in changed.steps]) == (
+        "update",
+        ["start_job_run", "job_run_succeeded", "tag_resource"],
+    )

@@ -180,3 +180,73 @@ def test_arns_are_of_the_accounts_partition():
         env = replace(ENV, partition=partition, region=region)
         text = json.dumps(asdict(desired_state(Settings(_env_file=None, spark_ui=True), env)), default=str)
         assert "arn:aws:" not in text and f"arn:{partition}:" in text
+
+
+LOCAL_MASTER = DbConnection(host="db.example", port=5432, dbname="bank", username="master", password="master-pw")
+MADE_LOGIN = replace(ENV.db, username="glueline_etl", password="login-pw", master_secret="glueline/rds-master")
+RDS_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-0f1e2d3c-AbCdEf"
+
+
+def _secret_readers(desired) -> dict[str, set[str]]:
+    """Each role's secrets it may read."""
+    return {
+        name: {
+            resource
+            for statement in role.policy["Statement"]
+            if "secretsmanager:GetSecretValue" in statement["Action"]
+            for resource in statement["Resource"]
+        }
+        for name, role in desired.roles.items()
+    }
+
+
+@pytest.mark.parametrize(
+    "facts, master",
+    [
+        (
+            replace(ENV, db=MADE_LOGIN, db_master=LOCAL_MASTER),
+            f"{ENV.arn('secretsmanager', 'secret:glueline/rds-master')}-??????",
+        ),
+        (replace(ENV, db=replace(MADE_LOGIN, master_secret=RDS_SECRET), creates_database=True), RDS_SECRET),
+    ],
+    ids=["a-local-stacks-database", "a-database-deploy-created"],
+)
+def test_the_etl_reads_only_its_own_logins_secret_and_the_login_job_alone_the_masters(facts, master):
+    s = Settings(_env_file=None)
+    desired = desired_state(s, facts)
+    job_secret = f"{ENV.arn('secretsmanager', 'secret:glueline/rds')}-??????"
+    assert _secret_readers(desired) == {
+        s.lambda_role: set(),
+        s.glue_role: {job_secret},
+        s.db_login_role: {job_secret, master},
+    }
+    stored = DbConnection.from_secret(desired.secret["SecretString"])
+    assert (stored.username, stored.password, stored.master_secret) == (
+        "glueline_etl",
+        "login-pw",
+        facts.db.master_secret,
+    )
+    login_job = desired.login_job
+    assert login_job is not None and login_job["Role"].endswith(f":role/{s.db_login_role}")
+    pinned = login_job["NonOverridableArguments"]
+    assert (
+        pinned["--scriptLocation"]
+        == login_job["Command"]["ScriptLocation"]
+        == f"s3://{ENV.bucket}/scripts/ETL_DB_Login.py"
+    )
+    assert (pinned["--DB_SECRET_ID"], pinned["--TARGET_TABLE"]) == ("glueline/rds", "public.transactions")
+    assert login_job["DefaultArguments"] == {}  # a run may set nothing
+    assert "scripts/ETL_DB_Login.py" in desired.code_files
+    # A local stack's master goes to a secret of the pipeline's, as RDS keeps one; RDS's own is RDS's.
+    if facts.db_master is not None:
+        assert desired.master_secret is not None
+        assert json.loads(desired.master_secret["SecretString"]) == {"username": "master", "password": "master-pw"}
+    else:
+        assert desired.master_secret is None
+
+
+def test_a_login_the_user_brings_is_the_jobs_and_nothing_reads_a_master():
+    desired = desired_state(Settings(_env_file=None), ENV)
+    assert desired.login_job is None and desired.master_secret is None
+    assert Settings(_env_file=None).db_login_role not in desired.roles
+    assert "scripts/ETL_DB_Login.py" not in desired.code_files

@@ -73,23 +73,29 @@ def glue_connection(p: Planning) -> list[Change]:
     return [p.change(resource, "glue connection", changed, steps, detail, tags=tags)]
 
 
-def glue_job(p: Planning) -> list[Change]:
+def glue_jobs(p: Planning) -> list[Change]:
+    """The ETL's job and, where deploy makes the job's database login, the login job."""
+    d = p.desired
+    login = [_glue_job(p, d.login_job_name, d.login_job, d.login_job_arn)] if d.login_job else []
+    return [_glue_job(p, d.glue_job_name, d.glue_job, d.glue_job_arn), *login]
+
+
+def _glue_job(p: Planning, name: str, wanted: dict, arn: str) -> Change:
     glue = p.client("glue")
-    name, wanted, arn = p.desired.glue_job_name, p.desired.glue_job, p.desired.glue_job_arn
     resource = f"glue job {name}"
     detail = f"Glue {wanted['GlueVersion']}"
     try:
         current = glue.get_job(JobName=name)["Job"]
     except glue.exceptions.EntityNotFoundException:
         create = APICall("glue", "create_job", {"Name": name, "Tags": p.tags, **wanted})
-        return [p.change(resource, "glue job", None, [create], detail)]
+        return p.change(resource, "glue job", None, [create], detail)
     tags = glue.get_tags(ResourceArn=arn).get("Tags", {})
     changed = [k for k, v in wanted.items() if current.get(k) != v] + tag_drift(tags, p.tags)
     steps = [
         APICall("glue", "update_job", {"JobName": name, "JobUpdate": wanted}),
         APICall("glue", "tag_resource", {"ResourceArn": arn, "TagsToAdd": p.tags}),
     ]
-    return [p.change(resource, "glue job", changed, steps, detail, tags=tags)]
+    return p.change(resource, "glue job", changed, steps, detail, tags=tags)
 
 
 def lambda_logs(p: Planning) -> list[Change]:

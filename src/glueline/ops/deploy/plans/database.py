@@ -1,12 +1,26 @@
 """The database's side of deploy: the secret that names it to the job, and, where deploy creates it
-(``--create-database``), the RDS instance with its subnet group and security group."""
+(``--create-database``), the RDS instance with its subnet group and security group; where deploy knows
+the master (that database, or a local stack's), the master's secret and the job's own login."""
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
+from glueline.job import login as job_login
 from glueline.ops import tls
-from glueline.ops.deploy.aws import RDS_INSTANCE_STATE, read_tags, tag_dict, tag_drift, tag_list
+from glueline.ops.deploy.aws import (
+    GLUE_RUN_ENDED,
+    GLUE_RUN_ERROR,
+    GLUE_RUN_STATE,
+    RDS_INSTANCE_STATE,
+    read_tags,
+    tag_dict,
+    tag_drift,
+    tag_list,
+)
 from glueline.ops.deploy.desired import CreatedDatabase
-from glueline.ops.deploy.models import Action, APICall, Change, Step, Wait
+from glueline.ops.deploy.models import Action, APICall, Change, Ref, Step, Wait
 from glueline.ops.deploy.plans.base import Planning, group_id, missing_ingress
 from glueline.shared.dbsecret import DbConnection
 
@@ -110,19 +124,79 @@ def _instance(p: Planning, database: CreatedDatabase) -> Change:
     return p.change(resource, "rds instance", changed, steps, detail, tags=tags)
 
 
-def secret(p: Planning, tls_offered: str) -> list[Change]:
-    """The secret the job reads its connection from (``tls_offered``: what the server offered when asked
-    from here, said where it leaves the connection unverified)."""
+# On the job's secret: what the login job made last (``login_made``), so a deploy with nothing new to make
+# runs no job. Deploy never asks the database itself.
+LOGIN_TAG = "glueline:login"
+# The rights a login gets are the login module's: a release that changes them makes the login again.
+_LOGIN_RIGHTS = hashlib.sha256(Path(job_login.__file__).read_bytes()).hexdigest()
+
+
+def secrets(p: Planning, tls_offered: str, review: str) -> list[Change]:
+    """The job's secret, and a local stack's master's (``review``: what a login the user brings lacks or
+    holds beyond the job's needs, ``glueline.ops.database.Database.login_review``)."""
+    wanted, master = p.desired.secret, p.desired.master_secret
+    shown = _shown(DbConnection.from_secret(wanted["SecretString"]), tls_offered)
+    changes = [_secret(p, wanted, shown + (f"; the login: {review}" if review else ""))]
+    if master:
+        changes.append(_secret(p, master, "the master's username and password, for the login job"))
+    return changes
+
+
+def login_made(p: Planning) -> str:
+    """What the login job makes from the job's secret, the master's and the login rights of this release."""
+    master = p.desired.master_secret["SecretString"] if p.desired.master_secret else ""
+    made = "\n".join([p.desired.secret["SecretString"], master, str(p.desired.login_job), _LOGIN_RIGHTS])
+    return hashlib.sha256(made.encode()).hexdigest()[:32]
+
+
+def login(p: Planning) -> list[Change]:
+    """The job's own login, made in the database by the login job when it is new, or its password, its
+    master, its target or its rights changed: the job runs where the database is (deploy's laptop may not
+    reach a private RDS), with the one role that reads the master's secret."""
+    job = p.desired.login_job_name
+    if p.desired.login_job is None:
+        return []
+    name = p.desired.secret["Name"]
+    made = login_made(p)
+    login = DbConnection.from_secret(p.desired.secret["SecretString"])
+    resource = f"database login {login.username}"
+    detail = f"on {login.target('').rstrip('/')}, made by the Glue job {job}"
     sm = p.client("secretsmanager")
-    wanted = p.desired.secret
+    try:
+        last = tag_dict(sm.describe_secret(SecretId=name).get("Tags", [])).get(LOGIN_TAG)
+    except sm.exceptions.ResourceNotFoundException:
+        last = None
+    if last == made:
+        return [Change(resource, "database login", Action.UNCHANGED, [], detail)]
+    steps: list[Step] = [
+        APICall("glue", "start_job_run", {"JobName": job}, store=("login_run", "JobRunId")),
+        Wait(
+            "glue",
+            GLUE_RUN_ENDED,
+            f"the Glue job {job} to make the login {login.username}",
+            5,
+            150,
+            {"JobName": job, "RunId": Ref("login_run")},
+            GLUE_RUN_STATE,
+            GLUE_RUN_ERROR,
+        ),
+        APICall("secretsmanager", "tag_resource", {"SecretId": name, "Tags": [{"Key": LOGIN_TAG, "Value": made}]}),
+    ]
+    return [
+        p.change(resource, "database login", None if last is None else ["password, master or rights"], steps, detail)
+    ]
+
+
+def _secret(p: Planning, wanted: dict[str, str], shown: str) -> Change:
+    """A secret (``shown``: what a plan says of its value)."""
+    sm = p.client("secretsmanager")
     name, value = wanted["Name"], wanted["SecretString"]
     resource = f"secret {name}"
-    shown = _shown(DbConnection.from_secret(value), tls_offered)
     try:
         described = sm.describe_secret(SecretId=name)
     except sm.exceptions.ResourceNotFoundException:
         create = APICall("secretsmanager", "create_secret", {**wanted, "Tags": tag_list(p.tags)})
-        return [p.change(resource, "secret", None, [create], shown)]
+        return p.change(resource, "secret", None, [create], shown)
     tags = tag_dict(described.get("Tags", []))
     changed = tag_drift(tags, p.tags)
     steps: list[Step] = [APICall("secretsmanager", "tag_resource", {"SecretId": name, "Tags": tag_list(p.tags)})]
@@ -135,7 +209,7 @@ def secret(p: Planning, tls_offered: str) -> list[Change]:
     elif sm.get_secret_value(SecretId=name)["SecretString"] != value:
         changed.append("value")
         steps.append(put_value)
-    return [p.change(resource, "secret", changed, steps, shown, tags=tags)]
+    return p.change(resource, "secret", changed, steps, shown, tags=tags)
 
 
 def _shown(db: DbConnection, tls_offered: str) -> str:
