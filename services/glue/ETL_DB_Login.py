@@ -36,9 +36,11 @@ def main(argv: list[str]) -> None:
     login = DbConnection.from_secrets_manager(secrets, args["DB_SECRET_ID"])
     if not login.master_secret:
         raise SystemExit(f"the secret {args['DB_SECRET_ID']} names no master: its login is the user's own")
-    master = replace(master_of(login, secrets), bounds=DbBounds.from_job_arguments(args))
+    bounds = DbBounds.from_job_arguments(args)
+    master = replace(master_of(login, secrets), bounds=bounds)
     with psycopg.connect(**master.connect_kwargs(), autocommit=True) as conn:
-        ensure_login(conn, login.username, login.password, TableName.parse(args["TARGET_TABLE"]))
+        table = TableName.parse(args["TARGET_TABLE"])
+        ensure_login(conn, login.username, login.password, table, bounds.ddl_statement_seconds)
     print(f"the login {login.username} is ready on {login.target(args['TARGET_TABLE'])}")
 
 

@@ -14,7 +14,7 @@ import pytest
 from psycopg import errors
 
 from glueline.job import schema
-from glueline.job.login import ensure_login, findings
+from glueline.job.login import Findings, LoginRefused, ensure_login, findings
 from glueline.local.embedded.postgres import PostgresServer
 from glueline.local.ports import free_port
 from glueline.shared.dbsecret import DbConnection
@@ -24,6 +24,7 @@ pytestmark = pytest.mark.embedded_only  # PostgreSQL alone, started here: the sa
 
 TABLE = TableName.parse("public.transactions")
 LOGIN = "glueline_etl"
+TIMEOUT = 15
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +71,7 @@ def as_login(db: DbConnection, password: str) -> psycopg.Connection:
 
 def test_the_jobs_login_loads_into_its_table_and_can_do_nothing_else(database):
     with connect(database) as conn:
-        ensure_login(conn, LOGIN, "first password", TABLE)
+        ensure_login(conn, LOGIN, "first password", TABLE, TIMEOUT)
     with as_login(database, "first password") as job:
         # What a run does: its DDL, a batch's tables, rows into the target and the ledger.
         job.execute(schema.create_target(TABLE))
@@ -106,8 +107,8 @@ def test_the_jobs_login_loads_into_its_table_and_can_do_nothing_else(database):
 
 def test_made_again_it_takes_the_secrets_new_password_and_the_old_one_no_longer_logs_in(database):
     with connect(database) as conn:
-        ensure_login(conn, LOGIN, "first password", TABLE)
-        ensure_login(conn, LOGIN, "second password", TABLE)
+        ensure_login(conn, LOGIN, "first password", TABLE, TIMEOUT)
+        ensure_login(conn, LOGIN, "second password", TABLE, TIMEOUT)
     with as_login(database, "second password") as job:
         assert job.execute("SELECT current_user").fetchone() == (LOGIN,)
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
@@ -124,9 +125,29 @@ def test_a_master_that_is_no_superuser_makes_it_as_on_rds(database):
         conn.execute("ALTER TABLE public.transactions OWNER TO rds_master")
         conn.execute("ALTER TABLE public._loads_transactions OWNER TO rds_master")
     with connect(database, user="rds_master", password="master password") as rds:
-        ensure_login(rds, LOGIN, "a password", TABLE)
-    with as_login(database, "a password") as job:
-        assert findings(job, TABLE).missing == []
+        ensure_login(rds, LOGIN, "a password", TABLE, TIMEOUT)
+        rds.execute("GRANT pg_read_all_data TO glueline_etl")  # something a later hand gave it
+        ensure_login(rds, LOGIN, "another password", TABLE, TIMEOUT)  # made again: ALTER, not CREATE
+    with as_login(database, "another password") as job:
+        assert findings(job, TABLE) == Findings()  # the membership taken away again
+    with connect(database) as conn:  # a superuser gives it what only a superuser takes away
+        conn.execute("ALTER ROLE glueline_etl BYPASSRLS")
+    with connect(database, user="rds_master", password="master password") as rds:
+        with pytest.raises(LoginRefused, match="exists with BYPASSRLS, which only a superuser may take away"):
+            ensure_login(rds, LOGIN, "a third password", TABLE, TIMEOUT)
+    with as_login(database, "another password") as job:  # nothing changed
+        assert findings(job, TABLE).excessive == ["BYPASSRLS"]
+
+
+def test_handing_over_a_table_behind_a_long_reader_gives_up_after_the_timeout(database):
+    """ALTER TABLE … OWNER locks the table exclusively: the login job waits its timeout, then fails,
+    rather than holding up every later reader of the table behind it."""
+    with connect(database) as reader, connect(database) as conn:
+        reader.execute("BEGIN; SELECT count(*) FROM public.transactions")
+        with pytest.raises(errors.LockNotAvailable):
+            ensure_login(conn, LOGIN, "a password", TABLE, 1)
+        reader.execute("ROLLBACK")
+        assert not _exists(conn, LOGIN)  # one transaction: nothing made
 
 
 def test_plan_says_what_a_users_own_login_lacks_or_holds_beyond_the_job(database):

@@ -7,7 +7,7 @@ may not create roles or databases, replicate or bypass row security. So a run, o
 tricked into loading, cannot drop another schema's tables, read what it was not granted, or make itself
 a new role.
 
-``ensure_login`` is run by the login job (``glueline.job.setup``) with the master's connection, from
+``ensure_login`` is run by the login job (``services/glue/ETL_DB_Login.py``) with the master's connection, from
 inside the database's network: deploy itself never connects to a private RDS. It is idempotent and sets
 the password of the job's secret, sent hashed (SCRAM, computed here), so the cleartext never reaches the
 server or its statement log. ``findings`` is what ``plan`` says of a login the user brings (``--db-url``).
@@ -58,20 +58,49 @@ def owned_tables(table: TableName) -> sql.Composed:
     )
 
 
-def ensure_login(master: psycopg.Connection, login: str, password: str, table: TableName) -> None:
+class LoginRefused(RuntimeError):
+    """The login holds what its master cannot take away (only a superuser may): made by hand, or
+    another's. The login job fails saying what to do."""
+
+
+def ensure_login(master: psycopg.Connection, login: str, password: str, table: TableName, timeout_seconds: int) -> None:
     """As the master: ``login`` exists with ``password`` and exactly the job's rights on ``table``'s
-    schema (in one transaction)."""
+    schema, in one transaction that waits ``timeout_seconds`` at most for a lock, twice that for a
+    statement (handing a table over locks it exclusively: behind a reader's long query it must give up,
+    not hold up every later reader)."""
     role = sql.Identifier(login)
-    hashed = master.pgconn.encrypt_password(password.encode(), login.encode(), b"scram-sha-256").decode()
-    attributes = " ".join(f"NO{a}" for a in _ATTRIBUTES.values())
+    hashed = sql.Literal(master.pgconn.encrypt_password(password.encode(), login.encode(), b"scram-sha-256").decode())
     with master.transaction():
-        exists = master.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (login,)).fetchone()
-        verb = "ALTER" if exists else "CREATE"
         master.execute(
-            sql.SQL(f"{verb} ROLE {{}} LOGIN NOINHERIT {attributes} PASSWORD {{}}").format(role, sql.Literal(hashed))
+            "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
+            (f"{timeout_seconds}s", f"{2 * timeout_seconds}s"),  # a lock waited for is the one to give up
         )
-        for powerful in _member_of(master, login):
-            master.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(powerful), role))
+        held = master.execute(
+            "SELECT rolsuper, rolreplication, rolbypassrls FROM pg_roles WHERE rolname = %s", (login,)
+        ).fetchone()
+        if held is None:
+            attributes = " ".join(f"NO{a}" for a in _ATTRIBUTES.values())
+            master.execute(sql.SQL(f"CREATE ROLE {{}} LOGIN NOINHERIT {attributes} PASSWORD {{}}").format(role, hashed))
+        else:
+            # A master that is no superuser (RDS's) may not so much as name SUPERUSER, REPLICATION or
+            # BYPASSRLS in ALTER ROLE, even to deny them: a login that has one is refused instead.
+            untakeable = [
+                name for has, name in zip(held, ("SUPERUSER", "REPLICATION", "BYPASSRLS"), strict=True) if has
+            ]
+            if untakeable:
+                raise LoginRefused(
+                    f"the login {login} exists with {', '.join(untakeable)}, which only a superuser may take "
+                    f"away: ALTER ROLE {login} NO{' NO'.join(untakeable)} as one, or name another login "
+                    "(GLUELINE_DB_LOGIN)"
+                )
+            master.execute(
+                sql.SQL("ALTER ROLE {} LOGIN NOINHERIT NOCREATEDB NOCREATEROLE PASSWORD {}").format(role, hashed)
+            )
+        for (granted,) in _granted_to(master, login):
+            master.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(granted), role))
+        still = [granted for (granted,) in _granted_to(master, login)]
+        if still:  # granted by another role than the master, which only that role (or a superuser) revokes
+            raise LoginRefused(f"the login {login} is still a member of {', '.join(still)}: revoke it as its grantor")
         master.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(_database(master), role))
         target_schema = sql.Identifier(table.schema)
         master.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(target_schema))
@@ -84,6 +113,15 @@ def ensure_login(master: psycopg.Connection, login: str, password: str, table: T
         for name, owner in master.execute(owned_tables(table)).fetchall():
             if owner != login:
                 master.execute(sql.SQL("ALTER TABLE {} OWNER TO {}").format(sql.SQL(name), role))
+
+
+def _granted_to(conn: psycopg.Connection, login: str) -> list[tuple[str]]:
+    """The roles ``login`` is a member of, directly."""
+    return conn.execute(
+        "SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid "
+        "JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = %s ORDER BY 1",
+        (login,),
+    ).fetchall()
 
 
 @dataclass

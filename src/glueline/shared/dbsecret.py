@@ -56,7 +56,9 @@ class DbConnection:
             password=data.get("password", ""),
             sslmode=data.get("sslmode", "prefer"),
             sslrootcert=data.get("sslrootcert", ""),
-            master_secret=data.get("master_secret", ""),
+            # An earlier release stored RDS's secret of a database deploy created as password_secret (the
+            # job logged in as the master): the next deploy makes the job's own login from it.
+            master_secret=data.get("master_secret") or data.get("password_secret", ""),
         )
 
     @classmethod

@@ -57,14 +57,15 @@ def account_facts(target: Target, settings: Settings, database: Database) -> Acc
 
 def job_login(target: Target, settings: Settings, database: Database) -> tuple[DbConnection, DbConnection | None]:
     """The login the job connects with, and a local stack's master (for the master's secret). A given
-    database's login is the user's own (``plan`` says what it lacks or holds beyond the job's needs); one
-    deployed is as the job's secret holds it; for the local stack's database and one deploy creates, the
-    job's own login (``settings.db_login``), made by the login job: its password kept from the job's secret
-    where that holds this login already, else a new one (never shown, never leaving the account)."""
+    database's login is the user's own (``plan`` says what it lacks or holds beyond the job's needs), and
+    so is one deployed with it; for the local stack's database and one deploy creates (or created: the job's
+    secret names its master's), the job's own login (``settings.db_login``), made by the login job: its
+    password kept from the job's secret where that holds this login already, else a new one (256 random
+    bits, never shown)."""
     connection = database.connection
-    if database.origin in (Origin.GIVEN, Origin.DEPLOYED):
-        return connection, None
     local = database.origin == Origin.LOCAL_STACK
+    if not (local or database.origin == Origin.CREATED or connection.master_secret):
+        return connection, None  # given, or deployed with the user's own login
     login = replace(
         connection,
         username=settings.db_login,

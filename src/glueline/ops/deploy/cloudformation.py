@@ -103,7 +103,7 @@ def desired(settings: Settings, database: Database) -> DesiredState:
         region="${AWS::Region}",
         partition="${AWS::Partition}",
         bucket=s.bucket_name("${AWS::AccountId}", "${AWS::Region}"),
-        db=replace(database.connection, password="${DbPassword}"),
+        db=replace(database.connection, password="${DbPassword}", master_secret=""),  # the user's own login
         rds_ca=database.rds_ca,
         network=Network(
             vpc_id="${VpcId}",

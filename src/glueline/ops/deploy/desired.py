@@ -139,12 +139,12 @@ class AccountFacts:
 
     @property
     def master_secret_arn(self) -> str:
-        """The master's secret: RDS's own (an ARN already; before RDS has made it, any of RDS's), else the
-        local stack's of the pipeline."""
+        """The master's secret: RDS's own (an ARN already), else the local stack's of the pipeline; "" until
+        RDS has made it (deploy plans the roles once the database is available)."""
         name = self.db.master_secret
-        if name.startswith("arn:"):
+        if name.startswith("arn:") or not name:
             return name
-        return self.arn("secretsmanager", f"secret:{name}-??????" if name else "secret:rds!db-*")
+        return self.arn("secretsmanager", f"secret:{name}-??????")
 
     @property
     def stored_db(self) -> DbConnection:
@@ -475,7 +475,7 @@ def roles(s: Settings, facts: AccountFacts) -> dict[str, Role]:
             f"{s.db_login_role}Policy",
             policy(
                 (["s3:GetObject"], [code]),
-                (["secretsmanager:GetSecretValue"], sorted([secret, facts.master_secret_arn])),
+                (["secretsmanager:GetSecretValue"], sorted(filter(None, [secret, facts.master_secret_arn]))),
                 *_glue_worker(s, facts),
             ),
         )

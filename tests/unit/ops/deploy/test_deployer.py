@@ -418,3 +418,15 @@ def test_a_database_deploy_creates_gets_the_jobs_own_login_made_by_the_login_job
         "update",
         ["start_job_run", "job_run_succeeded", "tag_resource"],
     )
+
+    # A deployment of the release before this one: its secret named the master with RDS's secret as
+    # password_secret. The next deploy (the database found from the secret) makes the job's own login.
+    legacy = {**stored, "username": "glueline", "password": "", "password_secret": stored["master_secret"]}
+    del legacy["master_secret"]
+    secrets.put_secret_value(SecretId="glueline/rds", SecretString=json.dumps(legacy))
+    upgrading = deployer_in(session, db_url=None, db_ca_bundle=bundle, bucket_tls_only=False)
+    upgrading.deploy()
+    upgraded = json.loads(secrets.get_secret_value(SecretId="glueline/rds")["SecretString"])
+    assert (upgraded["username"], upgraded["master_secret"]) == ("glueline_etl", stored["master_secret"])
+    assert upgraded["password"] not in ("", stored["password"]) and "password_secret" not in upgraded
+    assert len(session.client("glue").get_job_runs(JobName="ETL_DB_Login")["JobRuns"]) == 2

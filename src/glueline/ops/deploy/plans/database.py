@@ -143,7 +143,8 @@ def secrets(p: Planning, tls_offered: str, review: str) -> list[Change]:
 
 
 def login_made(p: Planning) -> str:
-    """What the login job makes from the job's secret, the master's and the login rights of this release."""
+    """What the login job makes from the job's secret, the master's and the login rights of this release
+    (a digest: of values that hold passwords of 144 and 256 random bits, so it gives nothing away)."""
     master = p.desired.master_secret["SecretString"] if p.desired.master_secret else ""
     made = "\n".join([p.desired.secret["SecretString"], master, str(p.desired.login_job), _LOGIN_RIGHTS])
     return hashlib.sha256(made.encode()).hexdigest()[:32]
