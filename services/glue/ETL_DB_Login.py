@@ -6,7 +6,8 @@ with a role of its own, the only one of the pipeline that may read the master's 
 Spark.
 
 Arguments: --DB_SECRET_ID (the ETL's secret: where the database is, the login's name and password, and
-``master_secret``, the secret of the master's username and password), --TARGET_TABLE (schema.table),
+``master_secret``, the secret of the master's username and password; its AWSPENDING value where deploy
+wrote one, which deploy makes current once this job succeeded), --TARGET_TABLE (schema.table),
 --DB_LOST_WITHIN_SECONDS and --DB_DDL_TIMEOUT_SECONDS (how long it waits on the database).
 """
 
@@ -18,7 +19,7 @@ from dataclasses import replace
 import psycopg
 
 from glueline.job.login import ensure_login
-from glueline.shared.dbsecret import DbConnection, master_of
+from glueline.shared.dbsecret import PENDING, DbConnection, master_of
 from glueline.shared.tablename import TableName
 from glueline.shared.timeouts import JOB_BOUND_ARGUMENTS, DbBounds, aws_client
 
@@ -33,7 +34,10 @@ ARGUMENTS = ["JOB_NAME", "DB_SECRET_ID", "TARGET_TABLE", *JOB_BOUND_ARGUMENTS]
 def main(argv: list[str]) -> None:
     args = getResolvedOptions(argv, ARGUMENTS)
     secrets = aws_client("secretsmanager")
-    login = DbConnection.from_secrets_manager(secrets, args["DB_SECRET_ID"])
+    try:  # the value deploy has written and not yet made current: the ETL keeps the one in use meanwhile
+        login = DbConnection.from_secrets_manager(secrets, args["DB_SECRET_ID"], PENDING)
+    except secrets.exceptions.ResourceNotFoundException:
+        login = DbConnection.from_secrets_manager(secrets, args["DB_SECRET_ID"])
     if not login.master_secret:
         raise SystemExit(f"the secret {args['DB_SECRET_ID']} names no master: its login is the user's own")
     bounds = DbBounds.from_job_arguments(args)

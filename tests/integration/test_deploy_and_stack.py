@@ -16,9 +16,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from glueline.shared.audit import Status
 from glueline.shared.dbsecret import DbConnection
 
-from .harness import GLUELINE, user_shell
+from .harness import GLUELINE, SAMPLES, user_shell
 
 
 def test_a_second_deploy_changes_nothing(glueline_stack):
@@ -88,13 +89,15 @@ def test_the_job_logs_in_as_its_own_login_and_only_the_login_job_reads_the_maste
     )
     (made,) = p.client("glue").get_job_runs(JobName="ETL_DB_Login")["JobRuns"][:1]
     assert made["JobRunState"] == "SUCCEEDED"
+    stages = sm.describe_secret(SecretId="glueline/rds")["VersionIdsToStages"]
+    assert "AWSPENDING" not in str(stages)  # nothing left waiting for the login job
     as_the_job = dataclasses.replace(p.db, username=stored.username, password=stored.password)  # reached from here
     with psycopg.connect(**as_the_job.connect_kwargs()) as job:  # the password works; nothing more
         assert job.execute("SELECT rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user").fetchone() == (
             False,
             False,
         )
-    assert p.query("SELECT tableowner FROM pg_tables WHERE tablename = 'transactions'") == [("glueline_etl",)]
+    assert p.query(OWNER) == [("glueline_etl",)]
 
 
 @pytest.mark.embedded_only
@@ -311,3 +314,23 @@ def test_a_durable_emulator_keeps_what_it_acknowledged_across_a_kill(tmp_path, m
         assert [o["Key"] for o in s3.list_objects_v2(Bucket="kept")["Contents"]] == ["source/a.csv"]
     finally:
         stack.stop()
+
+
+def test_a_new_login_is_made_before_the_etl_uses_it(glueline):
+    """Deploy writes a new login to the job's secret as its AWSPENDING value, the login job makes it from
+    there, and only then does it become the value the ETL reads: the ETL never holds a login that does not
+    exist yet. Here, another login's name for a while (a new password, a new role), and back."""
+    p = glueline
+    sm = p.client("secretsmanager")
+    with p.deployed_with(db_login="glueline_etl_two"):
+        stored = DbConnection.from_secret(sm.get_secret_value(SecretId="glueline/rds")["SecretString"])
+        assert stored.username == "glueline_etl_two"
+        assert "AWSPENDING" not in str(sm.describe_secret(SecretId="glueline/rds")["VersionIdsToStages"])
+        (loaded,) = p.wait(p.upload(SAMPLES / "transactions_2024-07-14.csv"))
+        assert loaded.status == Status.COMPLETED, loaded.error_message
+        assert p.query(OWNER) == [("glueline_etl_two",)]  # the tables handed to the login the ETL uses
+    stored = DbConnection.from_secret(sm.get_secret_value(SecretId="glueline/rds")["SecretString"])
+    assert stored.username == "glueline_etl" and p.query(OWNER) == [("glueline_etl",)]
+
+
+OWNER = "SELECT tableowner FROM pg_tables WHERE schemaname = 'public' AND tablename = 'transactions'"

@@ -62,8 +62,9 @@ class DbConnection:
         )
 
     @classmethod
-    def from_secrets_manager(cls, client, secret_id: str) -> DbConnection:
-        return cls.from_secret(client.get_secret_value(SecretId=secret_id)["SecretString"])
+    def from_secrets_manager(cls, client, secret_id: str, stage: str = "AWSCURRENT") -> DbConnection:
+        """The secret's value of that version stage (Secrets Manager's ResourceNotFoundException: none)."""
+        return cls.from_secret(client.get_secret_value(SecretId=secret_id, VersionStage=stage)["SecretString"])
 
     def secret_string(self) -> str:
         return json.dumps(
@@ -139,6 +140,11 @@ def _local_file(location: str) -> str:
     with open(handle, "wb") as out:
         out.write(aws_client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
     return path
+
+
+# A value of the job's secret not yet in use: written by deploy, read by the login job, which makes the
+# login it names; deploy makes it the current value (what the ETL reads) once the login job succeeded.
+PENDING = "AWSPENDING"
 
 
 def master_of(login: DbConnection, client) -> DbConnection:

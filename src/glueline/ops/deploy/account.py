@@ -30,7 +30,7 @@ from glueline.ops.deploy.models import Ref
 from glueline.ops.target import Target
 from glueline.settings import Settings
 from glueline.shared.awserrors import error_code
-from glueline.shared.dbsecret import DbConnection
+from glueline.shared.dbsecret import PENDING, DbConnection
 
 RDS_CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
 
@@ -78,15 +78,17 @@ def job_login(target: Target, settings: Settings, database: Database) -> tuple[D
 
 
 def _login_password(secrets, settings: Settings, login: DbConnection) -> str:
-    """The password the job's secret holds for this very login, else a new one."""
-    try:
-        stored = DbConnection.from_secrets_manager(secrets, settings.db_secret_name)
-    except secrets.exceptions.ClientError as err:
-        if error_code(err) not in ("ResourceNotFoundException", "InvalidRequestException"):  # none, or deleted
-            raise
-        stored = None
-    if stored and stored.password and (stored.target(""), stored.username) == (login.target(""), login.username):
-        return stored.password
+    """The password the job's secret holds for this very login (its value waiting for the login job
+    first, else the current one), else a new one."""
+    for stage in (PENDING, "AWSCURRENT"):
+        try:
+            stored = DbConnection.from_secrets_manager(secrets, settings.db_secret_name, stage)
+        except secrets.exceptions.ClientError as err:
+            if error_code(err) not in ("ResourceNotFoundException", "InvalidRequestException"):  # none, or deleted
+                raise
+            continue
+        if stored.password and (stored.target(""), stored.username) == (login.target(""), login.username):
+            return stored.password
     return token_urlsafe(32)
 
 

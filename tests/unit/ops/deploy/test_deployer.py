@@ -10,7 +10,8 @@ from types import SimpleNamespace
 import botocore.exceptions
 import pytest
 
-from glueline.ops.deploy.aws import DeployError
+from glueline.ops.deploy import executor
+from glueline.ops.deploy.aws import GLUE_RUN_ENDED, DeployError, wait_until
 from glueline.ops.deploy.desired import GLUE_SECURITY_GROUP, REGION_TAG, STACK_TAG
 from glueline.ops.deploy.executor import Executor
 from glueline.ops.deploy.models import APICall, Ref, Wait
@@ -392,7 +393,7 @@ def test_a_deleted_secret_is_recoverable_for_seven_days_and_a_deploy_within_them
     assert "etl" in sm.get_secret_value(SecretId="glueline/rds")["SecretString"]
 
 
-def test_a_database_deploy_creates_gets_the_jobs_own_login_made_by_the_login_job_once(session, tmp_path):
+def test_a_database_deploy_creates_gets_the_jobs_own_login_made_by_the_login_job_once(session, tmp_path, monkeypatch):
     """Deploy never connects to the database: the login job makes the ETL's login from inside its network
     (the one role that reads RDS's master secret), started and waited for by deploy, and the job's secret
     remembers what it made, so the next deploy runs no job; a new password makes it again."""
@@ -425,8 +426,26 @@ def test_a_database_deploy_creates_gets_the_jobs_own_login_made_by_the_login_job
     del legacy["master_secret"]
     secrets.put_secret_value(SecretId="glueline/rds", SecretString=json.dumps(legacy))
     upgrading = deployer_in(session, db_url=None, db_ca_bundle=bundle, bucket_tls_only=False)
+
+    def login_job_fails(client, waiter, *args, **kwargs):
+        if waiter == GLUE_RUN_ENDED:
+            raise DeployError("the Glue job ETL_DB_Login to make the login glueline_etl: FAILED")
+        return wait_until(client, waiter, *args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(executor, "wait_until", login_job_fails)
+        with pytest.raises(DeployError, match="ETL_DB_Login"):
+            upgrading.deploy()
+
+    def value(stage: str) -> dict:
+        return json.loads(secrets.get_secret_value(SecretId="glueline/rds", VersionStage=stage)["SecretString"])
+
+    # The ETL still logs in as it did: the new login waits, in the secret's AWSPENDING value.
+    assert value("AWSCURRENT") == legacy and value("AWSPENDING")["username"] == "glueline_etl"
     upgrading.deploy()
-    upgraded = json.loads(secrets.get_secret_value(SecretId="glueline/rds")["SecretString"])
+    # (moto answers a read naming no stage from the version created first: AWS from AWSCURRENT)
+    upgraded = value("AWSCURRENT")
     assert (upgraded["username"], upgraded["master_secret"]) == ("glueline_etl", stored["master_secret"])
     assert upgraded["password"] not in ("", stored["password"]) and "password_secret" not in upgraded
-    assert len(session.client("glue").get_job_runs(JobName="ETL_DB_Login")["JobRuns"]) == 2
+    assert len(session.client("glue").get_job_runs(JobName="ETL_DB_Login")["JobRuns"]) == 3
+    assert "AWSPENDING" not in str(secrets.describe_secret(SecretId="glueline/rds")["VersionIdsToStages"])

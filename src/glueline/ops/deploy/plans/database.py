@@ -22,7 +22,7 @@ from glueline.ops.deploy.aws import (
 from glueline.ops.deploy.desired import CreatedDatabase
 from glueline.ops.deploy.models import Action, APICall, Change, Ref, Step, Wait
 from glueline.ops.deploy.plans.base import Planning, group_id, missing_ingress
-from glueline.shared.dbsecret import DbConnection
+from glueline.shared.dbsecret import PENDING, DbConnection
 
 
 def instance(p: Planning) -> list[Change]:
@@ -136,7 +136,10 @@ def secrets(p: Planning, tls_offered: str, review: str) -> list[Change]:
     holds beyond the job's needs, ``glueline.ops.database.Database.login_review``)."""
     wanted, master = p.desired.secret, p.desired.master_secret
     shown = _shown(DbConnection.from_secret(wanted["SecretString"]), tls_offered)
-    changes = [_secret(p, wanted, shown + (f"; the login: {review}" if review else ""))]
+    # Where deploy makes the login, a new value waits for the login job (AWSPENDING): the ETL keeps
+    # logging in with the current one until the login it names exists.
+    pending = p.desired.login_job is not None
+    changes = [_secret(p, wanted, shown + (f"; the login: {review}" if review else ""), pending)]
     if master:
         changes.append(_secret(p, master, "the master's username and password, for the login job"))
     return changes
@@ -146,7 +149,8 @@ def login_made(p: Planning) -> str:
     """What the login job makes from the job's secret, the master's and the login rights of this release
     (a digest: of values that hold passwords of 144 and 256 random bits, so it gives nothing away)."""
     master = p.desired.master_secret["SecretString"] if p.desired.master_secret else ""
-    made = "\n".join([p.desired.secret["SecretString"], master, str(p.desired.login_job), _LOGIN_RIGHTS])
+    table = (p.desired.login_job or {}).get("NonOverridableArguments", {}).get("--TARGET_TABLE", "")
+    made = "\n".join([p.desired.secret["SecretString"], master, table, _LOGIN_RIGHTS])
     return hashlib.sha256(made.encode()).hexdigest()[:32]
 
 
@@ -164,12 +168,33 @@ def login(p: Planning) -> list[Change]:
     detail = f"on {login.target('').rstrip('/')}, made by the Glue job {job}"
     sm = p.client("secretsmanager")
     try:
-        last = tag_dict(sm.describe_secret(SecretId=name).get("Tags", [])).get(LOGIN_TAG)
+        described = sm.describe_secret(SecretId=name)
     except sm.exceptions.ResourceNotFoundException:
-        last = None
-    if last == made:
+        described = {}
+    last = tag_dict(described.get("Tags", [])).get(LOGIN_TAG)
+    versions = described.get("VersionIdsToStages", {})
+    pending = next((version for version, stages in versions.items() if PENDING in stages), None)
+    if last == made and pending is None:
         return [Change(resource, "database login", Action.UNCHANGED, [], detail)]
+    stale: list[Step] = []  # a value left waiting that deploy no longer wants: the login job must not read it
+    promote: list[Step] = []
+    if pending is not None:
+        unlabel = APICall(
+            "secretsmanager",
+            "update_secret_version_stage",
+            {"SecretId": name, "VersionStage": PENDING, "RemoveFromVersionId": pending},
+        )
+        if _value(sm, name, PENDING) != p.desired.secret["SecretString"]:
+            stale = [unlabel]
+        else:  # the value the login job makes becomes the one the ETL reads
+            current = next((version for version, stages in versions.items() if "AWSCURRENT" in stages), None)
+            stage = {"SecretId": name, "VersionStage": "AWSCURRENT", "MoveToVersionId": pending}
+            promote = [
+                APICall("secretsmanager", "update_secret_version_stage", stage | {"RemoveFromVersionId": current}),
+                unlabel,
+            ]
     steps: list[Step] = [
+        *stale,
         APICall("glue", "start_job_run", {"JobName": job}, store=("login_run", "JobRunId")),
         Wait(
             "glue",
@@ -181,6 +206,7 @@ def login(p: Planning) -> list[Change]:
             GLUE_RUN_STATE,
             GLUE_RUN_ERROR,
         ),
+        *promote,
         APICall("secretsmanager", "tag_resource", {"SecretId": name, "Tags": [{"Key": LOGIN_TAG, "Value": made}]}),
     ]
     return [
@@ -188,8 +214,9 @@ def login(p: Planning) -> list[Change]:
     ]
 
 
-def _secret(p: Planning, wanted: dict[str, str], shown: str) -> Change:
-    """A secret (``shown``: what a plan says of its value)."""
+def _secret(p: Planning, wanted: dict[str, str], shown: str, pending: bool = False) -> Change:
+    """A secret (``shown``: what a plan says of its value); ``pending``: a new value goes to its
+    AWSPENDING stage (``login`` makes it current), where one waiting there already is kept."""
     sm = p.client("secretsmanager")
     name, value = wanted["Name"], wanted["SecretString"]
     resource = f"secret {name}"
@@ -207,10 +234,23 @@ def _secret(p: Planning, wanted: dict[str, str], shown: str) -> Change:
         # new secret of its name too), its value, which cannot be read meanwhile, put again.
         changed.insert(0, "restored from its scheduled deletion")
         steps = [APICall("secretsmanager", "restore_secret", {"SecretId": name}), *steps, put_value]
-    elif sm.get_secret_value(SecretId=name)["SecretString"] != value:
-        changed.append("value")
-        steps.append(put_value)
+    elif _value(sm, name, "AWSCURRENT") != value:
+        if not pending:
+            changed.append("value")
+            steps.append(put_value)
+        elif _value(sm, name, PENDING) == value:
+            changed.append("value (waiting for the login job)")
+        else:
+            changed.append("value (once the login job made its login)")
+            steps.append(APICall("secretsmanager", "put_secret_value", put_value.params | {"VersionStages": [PENDING]}))
     return p.change(resource, "secret", changed, steps, shown, tags=tags)
+
+
+def _value(sm, name: str, stage: str) -> str | None:
+    try:
+        return sm.get_secret_value(SecretId=name, VersionStage=stage)["SecretString"]
+    except sm.exceptions.ResourceNotFoundException:
+        return None
 
 
 def _shown(db: DbConnection, tls_offered: str) -> str:
