@@ -282,6 +282,28 @@ def test_a_warm_standby_takes_the_next_run_only_with_the_code_it_was_warmed_with
     assert "RUN v2 from the zip blue" in log_of(store, redeployed, "warm")
 
 
+def test_a_job_without_a_warm_up_displaces_no_standby(standby_glue, glueline_stack):
+    """Deploy creates the ETL's job and its one-off login job back to back, and runs the login job: the
+    ETL's standby is what stays (a script with no warm_up hook gets none, and takes no one's place)."""
+    client, store, url = standby_glue
+    s3, bucket = boto3.client("s3"), glueline_stack.bucket
+    s3.put_object(Bucket=bucket, Key="scripts/daily.py", Body=WARM_SCRIPT.format(version="daily").encode())
+    s3.put_object(Bucket=bucket, Key="scripts/once.py", Body=b"print('ONCE')\n")
+    role = "arn:aws:iam::000000000000:role/GlueServiceRole"
+    helper = {"--color": "blue", "--extra-py-files": f"s3://{bucket}/scripts/helper.zip"}
+    for name, key, arguments in (("daily", "daily.py", helper), ("once", "once.py", {})):
+        command = {"Name": "glueetl", "ScriptLocation": f"s3://{bucket}/scripts/{key}"}
+        client.create_job(Name=name, Role=role, Command=command, DefaultArguments=arguments)
+    standby = standby_of(url, "daily")
+    once = client.start_job_run(JobName="once")["JobRunId"]
+    assert finished(client, once, "once")["JobRunState"] == "SUCCEEDED"
+    assert "ONCE" in log_of(store, once, "once")
+    assert standby_of(url, "daily")["pid"] == standby["pid"]  # still there, for the daily job's next run
+    daily = client.start_job_run(JobName="daily")["JobRunId"]
+    assert finished(client, daily, "daily")["JobRunState"] == "SUCCEEDED"
+    assert int((store.config.state_dir / "runs" / "daily" / daily / "pid").read_text()) == standby["pid"]
+
+
 ENDLESS_WARM_UP_SCRIPT = """
 import time
 

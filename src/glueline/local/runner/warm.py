@@ -60,7 +60,10 @@ class StandbyKeeper:
         self._job_of = job_of
         self._lock = lock
         self._standby: Standby | None = None
-        self._requests = 0  # the latest request wins: a slower, earlier one gives up
+        self._asked = 0  # requests in the order they came
+        # The latest request for a script that offers a warm-up wins, a slower, earlier one gives up; a
+        # request for one that offers none (deploy's login job) never counts, so it displaces nothing.
+        self._requests = 0
         self._closed = False
 
     def state(self) -> dict | None:
@@ -79,8 +82,8 @@ class StandbyKeeper:
         """Start a standby for ``job_name``'s next run (replacing one kept for other code), in the background."""
         if self.config.standby and not self._closed:
             with self._lock:
-                self._requests += 1
-                request = self._requests
+                self._asked += 1
+                request = self._asked
             threading.Thread(target=self._spawn, args=(job_name, request), name="standby", daemon=True).start()
 
     def _spawn(self, job_name: str, request: int) -> None:
@@ -99,11 +102,12 @@ class StandbyKeeper:
             shutil.rmtree(directory, ignore_errors=True)
             return
         if not launches.offers_warm_up(Path(launch.script)):
-            # Nothing to warm (a one-off job: deploy's login job), and the standby kept for the job that
-            # does offer it stays.
+            # Nothing to warm (a one-off job: deploy's login job): the standby kept, or being started, for
+            # the job that does offer it stays.
             shutil.rmtree(directory, ignore_errors=True)
             return
         with self._lock:
+            self._requests = max(self._requests, request)
             current = self._standby
             superseded = request != self._requests or self._closed
             if superseded or (current and current.fingerprint == launch.fingerprint and current.process.poll() is None):
@@ -133,14 +137,16 @@ class StandbyKeeper:
 
     def take(self, job_name: str, launch: Launch, run_dir: Path, stdout: Path, stderr: Path) -> Standby | None:
         """Hand the run to the standby if it was started for this job with exactly this code (warm, or
-        still warming: then it cuts its warm-up short once Spark is up); otherwise it is of no use and goes.
-        Called with the lock held."""
+        still warming: then it cuts its warm-up short once Spark is up); one for another job stays for that
+        job's next run (a one-off job's run, deploy's login job, starts cold); one for this job's older
+        code is of no use and goes. Called with the lock held."""
         if launch.debug or launch.spark_ui:
             return None  # see launch.needs_own_process; the standby stays for the next run
-        standby, self._standby = self._standby, None
-        if standby is None:
+        standby = self._standby
+        if standby is None or (standby.job_name != job_name and standby.process.poll() is None):
             return None
-        same_code = (standby.job_name, standby.fingerprint) == (job_name, launch.fingerprint)
+        self._standby = None
+        same_code = standby.fingerprint == launch.fingerprint
         if standby.process.poll() is not None or not same_code:
             standby.discard()  # it died while waiting, or it holds other code: start cold
             return None

@@ -200,8 +200,8 @@ def login(p: Planning) -> list[Change]:
             "glue",
             GLUE_RUN_ENDED,
             f"the Glue job {job} to make the login {login.username}",
-            5,
-            150,
+            2,  # a local run ends in seconds; on AWS, a minute (Glue's start)
+            375,
             {"JobName": job, "RunId": Ref("login_run")},
             GLUE_RUN_STATE,
             GLUE_RUN_ERROR,
