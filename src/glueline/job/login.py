@@ -140,7 +140,6 @@ class Findings:
 def findings(login: psycopg.Connection, table: TableName) -> Findings:
     """The connected login's rights against what the job needs on ``table``."""
     found = Findings()
-    user = login.execute("SELECT current_user").fetchone()[0]  # type: ignore[index]
     row = login.execute(
         sql.SQL("SELECT {} FROM pg_roles WHERE rolname = current_user").format(
             sql.SQL(", ").join(map(sql.Identifier, _ATTRIBUTES))
@@ -148,7 +147,7 @@ def findings(login: psycopg.Connection, table: TableName) -> Findings:
     ).fetchone()
     found.excessive += [name for held, name in zip(row or (), _ATTRIBUTES.values(), strict=False) if held]
     if "SUPERUSER" not in found.excessive:  # a superuser holds every role's rights: said once
-        found.excessive += [f"member of {role}" for role in _member_of(login, user)]
+        found.excessive += [f"member of {role}" for role in _member_of(login)]
     if not _has(login, "EXISTS (SELECT FROM pg_namespace WHERE nspname = %s)", table.schema):
         if not _has(login, "has_database_privilege(current_database(), 'CREATE')"):
             found.missing.append(f"CREATE on database (to create schema {table.schema})")
@@ -162,10 +161,11 @@ def findings(login: psycopg.Connection, table: TableName) -> Findings:
     return found
 
 
-def _member_of(conn: psycopg.Connection, user: str) -> list[str]:
+def _member_of(conn: psycopg.Connection) -> list[str]:
+    """The powerful roles the connected login is a member of, directly or not."""
     rows = conn.execute(
-        "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s) AND pg_has_role(%s, oid, 'MEMBER') ORDER BY 1",
-        (list(_POWERFUL_ROLES), user),
+        "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s) AND pg_has_role(current_user, oid, 'MEMBER') ORDER BY 1",
+        (list(_POWERFUL_ROLES),),
     )
     return [name for (name,) in rows.fetchall()]
 

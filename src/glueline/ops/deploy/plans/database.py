@@ -173,7 +173,7 @@ def login(p: Planning) -> list[Change]:
         described = {}
     last = tag_dict(described.get("Tags", [])).get(LOGIN_TAG)
     versions = described.get("VersionIdsToStages", {})
-    pending = next((version for version, stages in versions.items() if PENDING in stages), None)
+    pending = _labelled(versions, PENDING)
     if last == made and pending is None:
         return [Change(resource, "database login", Action.UNCHANGED, [], detail)]
     stale: list[Step] = []  # a value left waiting that deploy no longer wants: the login job must not read it
@@ -187,10 +187,10 @@ def login(p: Planning) -> list[Change]:
         if _value(sm, name, PENDING) != p.desired.secret["SecretString"]:
             stale = [unlabel]
         else:  # the value the login job makes becomes the one the ETL reads
-            current = next((version for version, stages in versions.items() if "AWSCURRENT" in stages), None)
             stage = {"SecretId": name, "VersionStage": "AWSCURRENT", "MoveToVersionId": pending}
+            current = {"RemoveFromVersionId": _labelled(versions, "AWSCURRENT")}
             promote = [
-                APICall("secretsmanager", "update_secret_version_stage", stage | {"RemoveFromVersionId": current}),
+                APICall("secretsmanager", "update_secret_version_stage", stage | current),
                 unlabel,
             ]
     steps: list[Step] = [
@@ -244,6 +244,11 @@ def _secret(p: Planning, wanted: dict[str, str], shown: str, pending: bool = Fal
             changed.append("value (once the login job made its login)")
             steps.append(APICall("secretsmanager", "put_secret_value", put_value.params | {"VersionStages": [PENDING]}))
     return p.change(resource, "secret", changed, steps, shown, tags=tags)
+
+
+def _labelled(versions: dict[str, list[str]], stage: str) -> str | None:
+    """The version of a secret that carries ``stage`` (DescribeSecret's VersionIdsToStages)."""
+    return next((version for version, stages in versions.items() if stage in stages), None)
 
 
 def _value(sm, name: str, stage: str) -> str | None:
