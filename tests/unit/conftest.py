@@ -60,6 +60,7 @@ class FakeGlue:
     def __init__(self, busy_for=0, states=None, on_get_run=None):
         self.calls = 0
         self.arguments: list[dict] = []  # of each StartJobRun
+        self.run_arguments: dict[str, dict] = {}  # a run's Arguments, as GetJobRuns shows them
         self.queuing: list[bool] = []  # its JobRunQueuingEnabled
         self.busy_for = busy_for
         self.states = states or {}
@@ -73,7 +74,12 @@ class FakeGlue:
         return {"JobRun": {"JobRunState": self.states[RunId]}}
 
     def get_job_runs(self, JobName, MaxResults=100):
-        return {"JobRuns": [{"Id": run_id, "JobRunState": state} for run_id, state in self.states.items()]}
+        return {
+            "JobRuns": [
+                {"Id": run_id, "JobRunState": state, "Arguments": self.run_arguments.get(run_id, {})}
+                for run_id, state in self.states.items()
+            ]
+        }
 
     def start_job_run(self, JobName, Arguments=None, JobRunQueuingEnabled=None):
         self.calls += 1
@@ -81,6 +87,7 @@ class FakeGlue:
         self.queuing.append(bool(JobRunQueuingEnabled))
         if self.calls <= self.busy_for:
             raise ConcurrentRunsExceededException()
+        self.run_arguments[f"jr_{self.calls}"] = Arguments or {}
         return {"JobRunId": f"jr_{self.calls}"}
 
 

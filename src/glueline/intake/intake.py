@@ -97,7 +97,7 @@ class Intake:
             try:
                 run_id = glue.start_job_run(
                     JobName=self.lifecycle.job_name,
-                    Arguments={"--FILE_IDS": self.lifecycle.announce(work)},
+                    Arguments=self.lifecycle.run_arguments(work),
                     JobRunQueuingEnabled=True,
                 )["JobRunId"]
             except glue.exceptions.ConcurrentRunsExceededException:

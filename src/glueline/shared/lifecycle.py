@@ -68,6 +68,10 @@ ARRIVAL_SECONDS = 10.0
 # run reads those item by item, not through the eventually consistent index); "-" names none.
 ANNOUNCED_MAX = 50
 NO_FILE_IDS = "-"
+# A run's own argument naming the target of the trigger that started it. A run takes the job's arguments
+# (its --TARGET among them) when it is started, so one queued before a deploy that changed the target
+# refuses to load; a trigger joins only a queued run started for its own target. (The job ignores it.)
+FILES_TARGET = "--FILES_TARGET"
 # Runs read (newest first) to find one waiting in Glue's queue: runs queue in order, so a waiting run is
 # among the newest.
 QUEUED_RUNS_READ = 25
@@ -245,10 +249,9 @@ class Lifecycle:
         self.reject(record, problem, holder=None)
         return fid, Status.REJECTED
 
-    @staticmethod
-    def announce(fids: Iterable[str]) -> str:
-        """The --FILE_IDS argument of a run started for these files."""
-        return ",".join(sorted(fids)[:ANNOUNCED_MAX]) or NO_FILE_IDS
+    def run_arguments(self, fids: Iterable[str]) -> dict[str, str]:
+        """The arguments of a run started for these files: their FileIDs, and the target they are for."""
+        return {"--FILE_IDS": ",".join(sorted(fids)[:ANNOUNCED_MAX]) or NO_FILE_IDS, FILES_TARGET: self.target}
 
     @staticmethod
     def announced(argument: str) -> list[str]:
@@ -258,9 +261,17 @@ class Lifecycle:
         """A run of the job queued by Glue for a slot (WAITING) that will take ``fids``, if there is one:
         they are announced to it (``AuditTable.announce_to``: read by key, as --FILE_IDS are), and it
         takes them if it was still WAITING after that, so has not yet read what was announced to it.
-        None when no run waits, or the one found started meanwhile (it may have read its files already)."""
+        None when no run for this target waits, or the one found started meanwhile (it may have read its
+        files already)."""
         runs = self.glue.get_job_runs(JobName=self.job_name, MaxResults=QUEUED_RUNS_READ)["JobRuns"]
-        waiting = next((run["Id"] for run in runs if run["JobRunState"] == "WAITING"), None)
+        waiting = next(
+            (
+                run["Id"]
+                for run in runs
+                if run["JobRunState"] == "WAITING" and run.get("Arguments", {}).get(FILES_TARGET) == self.target
+            ),
+            None,
+        )
         if waiting is None:
             return None
         self.audit.announce_to(waiting, fids)

@@ -8,8 +8,9 @@ import pytest
 from glueline.intake.intake import AdmitError, Intake
 from glueline.shared.audit import Status
 from glueline.shared.events import object_created_event, scheduled_event
+from glueline.shared.lifecycle import FILES_TARGET
 
-from ..conftest import BUCKET, GOOD_CSV, FakeGlue
+from ..conftest import BUCKET, GOOD_CSV, TARGET, FakeGlue
 
 SCHEDULE = scheduled_event("000000000000", "us-east-1", "ETL_Daily_Schedule")
 
@@ -70,7 +71,8 @@ def test_a_lagging_status_index_costs_no_file_its_run(aws, monkeypatch, trigger)
     result = intake(aws, glue).handle(event)
     (record,) = aws.audit.all()
     assert aws.audit.with_status(Status.PENDING) == []  # the index indeed lags
-    assert result["glue_job_run_id"] == "jr_1" and glue.arguments == [{"--FILE_IDS": record.file_id}]
+    assert result["glue_job_run_id"] == "jr_1"
+    assert glue.arguments == [{"--FILE_IDS": record.file_id, FILES_TARGET: TARGET}]
 
 
 def test_with_the_jobs_runs_busy_a_run_is_queued_at_once_not_waited_for(aws):
@@ -88,10 +90,23 @@ def test_a_queued_run_that_starts_while_files_are_announced_to_it_is_not_relied_
     """The waiting run started between the trigger's look and its announcement (it may have read what
     was announced to it already): the trigger starts a run of its own."""
     glue = FakeGlue(states={"jr_waiting": "WAITING"})
+    glue.run_arguments["jr_waiting"] = {FILES_TARGET: TARGET}
     glue.on_get_run = lambda run_id: glue.states.update({run_id: "RUNNING"})
     aws.put("source/a.csv", GOOD_CSV)
     result = intake(aws, glue).handle(object_created_event(BUCKET, "source/a.csv"))
     assert result["glue_job_run_id"] == "jr_1" and glue.calls == 1
+
+
+def test_files_join_no_queued_run_started_for_another_target(aws):
+    """A run queued before a deploy that changed the database has the job's earlier --TARGET and will
+    refuse to load: a trigger for the new target starts a run of its own instead of joining it."""
+    glue = FakeGlue(states={"jr_before_deploy": "WAITING"})
+    glue.run_arguments["jr_before_deploy"] = {FILES_TARGET: "127.0.0.1:5432/elsewhere/public.transactions"}
+    aws.put("source/a.csv", GOOD_CSV)
+    result = intake(aws, glue).handle(object_created_event(BUCKET, "source/a.csv"))
+    assert result["glue_job_run_id"] == "jr_1" and glue.calls == 1
+    assert glue.arguments[0][FILES_TARGET] == TARGET
+    assert aws.lifecycle(glue).announced_to("jr_before_deploy") == []
 
 
 def test_when_glue_refuses_even_to_queue_a_run_the_file_stays_pending_for_the_next_trigger(aws):
