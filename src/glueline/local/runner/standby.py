@@ -65,6 +65,8 @@ def main() -> None:
         runpy.run_path(run["script"], run_name="__main__")
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+        if code and not isinstance(exit_.code, int):
+            print(exit_.code, file=sys.stderr)  # as the interpreter does: the reason is the run's error
     except BaseException:
         traceback.print_exc()
         code = 1
