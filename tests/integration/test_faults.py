@@ -309,6 +309,7 @@ def test_duplicate_announcements_and_a_burst_of_twenty(glueline, tmp_path):
     assert p.audit.tallies_disagree() == {}  # twenty concurrent writers on one day's tally: none lost
 
 
+@pytest.mark.embedded_only  # the Lambda's hand-off to Glue: the same code and emulator (MiniStack) on both stacks
 def test_a_burst_of_fifty_files_holds_no_lambda_waiting_for_glue(glueline, tmp_path):
     """Fifty files at once while the job's one run slot is taken: each invocation admits its file and
     hands it to Glue at once — the run it needs waits in Glue's queue, not the Lambda (on AWS a waiting
@@ -327,11 +328,13 @@ def test_a_burst_of_fifty_files_holds_no_lambda_waiting_for_glue(glueline, tmp_p
     logged = [
         m.split("glueline intake: ", 1)[1] for m in p.lambda_log_messages(since=started) if "glueline intake: " in m
     ]
-    results = [json.loads(line) for line in logged]
+    # The stack is shared: an invocation of an earlier test's file may log in this window too.
+    burst = {path.name for path in paths}
+    results = [r for r in map(json.loads, logged) if {key.removeprefix("source/") for key in r["files"]} <= burst]
     # MiniStack keeps the log lines of most invocations of such a burst, not always all (their REPORT
     # lines, yes): each one kept is checked, and most must be.
     reported = {key.removeprefix("source/") for r in results for key in r["files"]}
-    assert reported <= {path.name for path in paths} and len(reported) >= 40, len(reported)
+    assert len(reported) >= 40, len(reported)
     worked, handing_over = (sorted(r[key] for r in results) for key in ("seconds", "glue_seconds"))
     # Handing the files to Glue took up to a minute when the Lambda waited for the slot; it now costs a
     # few calls. (An invocation's whole time, ``worked``, is the machine's here: fifty cold workers on

@@ -204,9 +204,14 @@ class Pipeline:
                 conn.rollback()
 
     def reset(self) -> None:
-        """Back to an empty pipeline: wait for Glue runs to end, then delete every object under source/,
-        processed/ and rejected/, every audit item (the days' tallies too), the table's rows and the load
-        ledger's."""
+        """Back to an empty pipeline: stop the Glue runs an earlier test left (a run queued behind a busy
+        one would start, find nothing to do and end, one after another) and wait for their end, then
+        delete every object under source/, processed/ and rejected/, every audit item (the days' tallies
+        too), the table's rows and the load ledger's."""
+        glue, job = self.client("glue"), self.settings.glue_job
+        active = [r["Id"] for r in self.glue_runs() if r["JobRunState"] in ACTIVE_RUN_STATES]
+        for first in range(0, len(active), 25):  # BatchStopJobRun takes 25 at most
+            glue.batch_stop_job_run(JobName=job, JobRunIds=active[first : first + 25])
         idle = lambda: not any(r["JobRunState"] in ACTIVE_RUN_STATES for r in self.glue_runs())  # noqa: E731
         wait_for(idle, 300, "the Glue runs of an earlier test to end", interval=0.5)
         s3 = self.client("s3")
