@@ -27,6 +27,7 @@ def test_a_second_deploy_changes_nothing(glueline_stack):
     assert changes and {c.action for c in changes} == {"unchanged"}, [c for c in changes if c.action != "unchanged"]
 
 
+@pytest.mark.embedded_only  # the roles deploy writes: the same desired state on both stacks
 def test_roles_are_least_privilege(glueline_stack):
     iam = glueline_stack.client("iam")
     net = glueline_stack.deployer.facts().network
@@ -316,6 +317,7 @@ def test_a_durable_emulator_keeps_what_it_acknowledged_across_a_kill(tmp_path, m
         stack.stop()
 
 
+@pytest.mark.embedded_only  # the login job and the secret's stages: the same code on both stacks
 def test_a_new_login_is_made_before_the_etl_uses_it(glueline):
     """Deploy writes a new login to the job's secret as its AWSPENDING value, the login job makes it from
     there, and only then does it become the value the ETL reads: the ETL never holds a login that does not

@@ -200,6 +200,7 @@ def test_status_filters_and_a_runs_logs_from_the_cli(glueline):
     assert unknown.returncode == 2 and "no run jr_000" in unknown.stderr
 
 
+@pytest.mark.embedded_only  # the CLI's report: the same code on both stacks (compose: test_compose runs the CLI)
 def test_glueline_run_cli_reports_json(glueline, tmp_path):
     p = glueline
     result = cli(p, "run", str(SAMPLES), "--json")
@@ -258,6 +259,7 @@ def test_the_report_names_the_database_that_holds_the_rows(glueline):
             conn.execute("DROP DATABASE IF EXISTS fresh_db")
 
 
+@pytest.mark.embedded_only  # the Lambda's rules; on its runtime's Python: test_lambda_runtime
 def test_a_file_without_a_required_column_is_rejected_by_the_lambda(glueline, tmp_path):
     p = glueline
     header = [c for c in COLUMNS if c != "Currency"]
