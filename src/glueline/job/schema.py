@@ -207,6 +207,7 @@ def create_batch_tables(table: TableName, batch: str, fids: list[str]) -> sql.Co
     statements = [
         *(drop_file_tables(table, fid) for fid in fids),
         drop_batch_tables(table, batch),
+        drop_emptied_batch_tables(table),
         sql.SQL("CREATE TABLE {} ({}) PARTITION BY LIST ({})").format(
             staging(table, batch), sql.SQL(", ").join(staged), sql.Identifier(FILE_COLUMN)
         ),
@@ -225,6 +226,24 @@ def create_batch_tables(table: TableName, batch: str, fids: list[str]) -> sql.Co
                 )
             )
     return sql.SQL("; ").join(statements)
+
+
+def drop_emptied_batch_tables(table: TableName) -> sql.Composed:
+    """The tables of batches whose run died before dropping them, once no file of theirs is left in them
+    (a file's partitions go when it is merged, or when a later batch takes it: a batch of other files
+    has another name, so nothing else would drop them). A live batch always has its files' partitions:
+    they are made in the statement that makes it."""
+    return sql.SQL(
+        "DO $glueline$ DECLARE t text; BEGIN FOR t IN SELECT c.relname FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = {schema} AND c.relkind = 'p' "
+        "AND (starts_with(c.relname, {stage}) OR starts_with(c.relname, {reject})) "
+        "AND NOT EXISTS (SELECT FROM pg_inherits i WHERE i.inhparent = c.oid) "
+        "LOOP EXECUTE format('DROP TABLE IF EXISTS %I.%I', {schema}, t); END LOOP; END $glueline$"
+    ).format(
+        schema=sql.Literal(table.schema),
+        stage=sql.Literal(_stage_prefix(table)),
+        reject=sql.Literal(_reject_prefix(table)),
+    )
 
 
 def empty_file_tables(table: TableName, fid: str) -> sql.Composed:
