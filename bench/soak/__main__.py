@@ -45,7 +45,7 @@ from . import figures
 from .faults import FAULT_KINDS, NOT_MADE, FaultInjector, FaultSchedule
 from .stack import SOAK_ACCESS_KEY_ID, SoakStack, soak_stack
 from .traffic import PlannedUpload, TrafficPlan
-from .verdict import judge
+from .verdict import judge, observe
 
 MEMORY_INTERVAL = {"embedded": 2.0, "compose": 10.0}  # seconds; docker stats takes seconds itself
 
@@ -132,7 +132,7 @@ def soak(stack: SoakStack, uploads: list[PlannedUpload], args) -> dict:
     drained = drain(stack, args.drain, args.short)
     memory.stop.set()
     ended = time.time()
-    verdict = judge(stack, uploads, [f.as_dict() for f in injector.faults], started, ended)
+    verdict = judge(observe(stack), uploads, [f.as_dict() for f in injector.faults], started, ended)
     return _figures(stack, uploads, injector, memory, verdict, drained, started, traffic_ended, ended, args, not_made)
 
 

@@ -1,11 +1,18 @@
-"""The soak's verdict: what S3, the audit table and the target table hold at the end, against the
+"""The soak's verdict: what S3, the audit table and the database hold at the end, against the
 traffic's ground truth. Every difference is a problem naming the files involved; none is the verdict
 "nothing lost, nothing doubled".
+
+``observe`` reads the end state once into a ``World``; ``judge`` compares a world with the plan. The unit
+tests (tests/unit/bench/test_verdict.py) build a world a correct pipeline would leave, then break it one
+way at a time: each defect must fail the verdict and name its file.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -16,6 +23,7 @@ from glueline.job import schema
 from glueline.shared import layout
 from glueline.shared.audit import AuditRecord, Status, file_id
 from glueline.shared.contract import FIELDS
+from glueline.shared.counts import COUNT_NAMES, Counts
 
 from .stack import SoakStack
 from .traffic import PlannedUpload, canonical, loaded_row, truth_rows
@@ -38,11 +46,73 @@ class Verdict:
             self.problems.append(f"{what}: {len(examples)}{more}\n    " + "\n    ".join(examples[:SHOWN]))
 
 
-def judge(stack: SoakStack, uploads: list[PlannedUpload], faults: list[dict], started: float, ended: float) -> Verdict:
-    verdict = Verdict()
+@dataclass
+class Loaded:
+    """A load ledger row: what a file's committed load counted."""
+
+    counts: Counts
+    reasons: dict[str, int]
+
+
+@dataclass
+class World:
+    """The end state, read once (``observe``)."""
+
+    bucket: str
+    target: str  # the database and table, as FileIDs name it
+    records: dict[str, AuditRecord]  # the audit items, by FileID
+    objects: dict[str, bytes]  # every object under source/, processed/ and rejected/, by key
+    rows: Callable[[], Iterable[tuple]]  # the table's rows: its eleven columns, dq_flags, file_id
+    ledger: dict[str, Loaded]  # the load ledger, by FileID
+    job_tables_left: list[str]  # a batch's or a file's staging and rejects tables still there
+    tallies_disagree: dict[str, tuple[int, int]]  # days whose tally disagrees with their files
+
+
+def observe(stack: SoakStack) -> World:
+    s3, bucket, table = stack.client("s3"), stack.bucket, stack.settings.table
+    objects = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for o in page.get("Contents", []):
+            if o["Key"].startswith((layout.SOURCE, layout.PROCESSED, layout.REJECTED)) and not o["Key"].endswith("/"):
+                objects[o["Key"]] = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
     records = {r.file_id: r for r in stack.audit.all()}
-    s3 = stack.client("s3")
-    objects = _objects(s3, stack.bucket)
+    names, prefixes = schema.job_tables(table)
+    with psycopg.connect(**stack.db.connect_kwargs()) as conn:
+        tables = [t for (t,) in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", [table.schema])]
+        ledger = {}
+        if names[1] in tables:
+            for fid, *counts, reasons in conn.execute(
+                sql.SQL("SELECT file_id, {}, reject_reasons FROM {}").format(
+                    sql.SQL(", ").join(map(sql.Identifier, COUNT_NAMES)), schema.ledger(table)
+                )
+            ):
+                ledger[fid] = Loaded(Counts(**dict(zip(COUNT_NAMES, counts, strict=True))), reasons or {})
+
+    def rows() -> Iterable[tuple]:
+        with psycopg.connect(**stack.db.connect_kwargs()) as conn, conn.cursor(name="soak") as cursor:
+            cursor.itersize = 50_000
+            cursor.execute(
+                sql.SQL("SELECT {}, dq_flags, file_id FROM {}").format(
+                    sql.SQL(", ").join(map(sql.Identifier, FIELDS)), schema.identifier(table)
+                )
+            )
+            yield from cursor
+
+    return World(
+        bucket=bucket,
+        target=stack.target,
+        records=records,
+        objects=objects,
+        rows=rows,
+        ledger=ledger,
+        job_tables_left=sorted(t for t in tables if t.startswith(tuple(prefixes))),
+        tallies_disagree=stack.audit.tallies_disagree(list(records.values())),
+    )
+
+
+def judge(world: World, uploads: list[PlannedUpload], faults: list[dict], started: float, ended: float) -> Verdict:
+    verdict = Verdict()
+    records, objects = world.records, world.objects
     sent = [u for u in uploads if u.identity is not None]
     verdict.checked.update(uploads=len(sent), items=len(records), objects=len(objects))
     verdict.problem("planned uploads never sent", [u.key for u in uploads if u.identity is None])
@@ -50,8 +120,9 @@ def judge(stack: SoakStack, uploads: list[PlannedUpload], faults: list[dict], st
     # Every upload: its item, in an expected status, with its file in exactly one final place.
     by_fid: dict[str, list[PlannedUpload]] = {}
     for u in sent:
-        by_fid.setdefault(file_id(stack.bucket, u.key, u.identity, stack.target), []).append(u)
+        by_fid.setdefault(file_id(world.bucket, u.key, u.identity, world.target), []).append(u)
     missing, wrong_status, misplaced, wrong_counts, unreconciled, stuck, final_keys = [], [], [], [], [], [], Counter()
+    wrong_version, bad_rejected_rows, unledgered = [], [], []
     for fid, group in by_fid.items():
         record, name = records.get(fid), group[0].key
         if record is None:
@@ -77,20 +148,38 @@ def judge(stack: SoakStack, uploads: list[PlannedUpload], faults: list[dict], st
                 layout.PROCESSED if record.status == Status.COMPLETED else layout.REJECTED
             ):
                 misplaced.append(f"{name}: {record.status} but in {record.final_key}")
+            elif objects[record.final_key] != group[0].content.path.read_bytes():
+                wrong_version.append(f"{name}: {record.final_key} holds other bytes than the upload of {fid}")
         elif record.status == Status.COMPLETED or not record.error_message:
             misplaced.append(f"{name}: {record.status} with no final key and no reason")
+        elif not all(u.kind == "overwritten" for u in group):  # only a replaced object is gone, not moved
+            misplaced.append(f"{name}: {record.status} with no final key ({record.error_message})")
         if record.status == Status.COMPLETED:
             problem = _counts_problem(record, group[0])
             if problem:
                 wrong_counts.append(f"{name}: {problem}")
             if record.counts is not None and not record.counts.reconciles:
                 unreconciled.append(f"{name}: {record.counts}")
+            bad_rejected_rows += [f"{name}: {p}" for p in _rejected_rows_problems(record, objects)]
+            loaded = world.ledger.get(fid)
+            if loaded is None:
+                unledgered.append(f"{name}: COMPLETED, no load in the ledger")
+            elif (loaded.counts, loaded.reasons) != (record.counts, record.reject_reasons):
+                unledgered.append(f"{name}: the ledger has {loaded.counts} {loaded.reasons}, the item {record.counts}")
     verdict.problem("uploads with no audit item", missing)
     verdict.problem("files in an unexpected status", wrong_status)
     verdict.problem("files not final (stuck PENDING, PROCESSING or FAILED)", stuck)
     verdict.problem("files whose audit item disagrees with S3", misplaced)
     verdict.problem("files with wrong counts", wrong_counts)
     verdict.problem("files whose counts do not reconcile", unreconciled)
+    verdict.problem("files whose final object is another version", wrong_version)
+    verdict.problem("files whose rejected rows disagree with their counts", bad_rejected_rows)
+    verdict.problem("files whose item and load ledger disagree", unledgered)
+    verdict.problem(
+        "loads in the ledger of no COMPLETED item",
+        [fid for fid in world.ledger if getattr(records.get(fid), "status", None) != Status.COMPLETED],
+    )
+    verdict.problem("staging or rejects tables left behind", world.job_tables_left)
     verdict.problem(
         "audit items of no upload", [f"{r.file_name} ({fid})" for fid, r in records.items() if fid not in by_fid]
     )
@@ -104,18 +193,36 @@ def judge(stack: SoakStack, uploads: list[PlannedUpload], faults: list[dict], st
     ]
     verdict.problem("objects in processed/ or rejected/ that no item names", [k for k in finals if k not in final_keys])
     verdict.problem("final keys named by more than one item", [k for k, n in final_keys.items() if n > 1])
+    rows_keys = Counter(r.rejected_rows_key for r in records.values() if r.rejected_rows_key)
+    verdict.problem("rejected-rows files named by items but absent", [k for k in rows_keys if k not in objects])
     verdict.problem(
-        "rejected-rows files named by items but absent",
-        [r.rejected_rows_key for r in records.values() if r.rejected_rows_key and r.rejected_rows_key not in objects],
+        "rejected-rows files that no item names",
+        [k for k in objects if k.startswith(layout.REJECTED_ROWS) and k not in rows_keys],
     )
     verdict.checked["final_objects"] = len(finals)
 
-    _judge_table(verdict, stack, uploads, records, started, ended)
-    disagree = stack.audit.tallies_disagree(list(records.values()))
+    _judge_table(verdict, world, uploads, by_fid, started, ended)
     verdict.problem(
-        "days whose tally disagrees with their files", [f"{d}: kept {k}, files {f}" for d, (k, f) in disagree.items()]
+        "days whose tally disagrees with their files",
+        [f"{d}: kept {k}, files {f}" for d, (k, f) in world.tallies_disagree.items()],
     )
     return verdict
+
+
+def _rejected_rows_problems(record: AuditRecord, objects: dict[str, bytes]) -> list[str]:
+    """A COMPLETED file's rejected rows: one line each in its rejected-rows file, one reason each."""
+    rejected = record.counts.rows_rejected if record.counts else 0
+    problems = []
+    if sum(record.reject_reasons.values()) != rejected:
+        problems.append(f"reasons for {sum(record.reject_reasons.values())} rows, {rejected} rejected")
+    if not record.rejected_rows_key:
+        return problems + ([f"{rejected} rows rejected, no rejected-rows file"] if rejected else [])
+    body = objects.get(record.rejected_rows_key)
+    if body is not None:
+        lines = sum(1 for _ in csv.reader(io.StringIO(body.decode("utf-8")))) - 1  # its header
+        if lines != rejected:
+            problems.append(f"{record.rejected_rows_key} holds {lines} rows, {rejected} rejected")
+    return problems
 
 
 def _event_lost_then_overwritten(planned: PlannedUpload, uploads: list[PlannedUpload], faults: list[dict]) -> bool:
@@ -145,8 +252,9 @@ def _counts_problem(record: AuditRecord, planned: PlannedUpload) -> str | None:
     return None if got == want else f"{got}, expected {want}"
 
 
-def _judge_table(verdict, stack, uploads, records, started: float, ended: float) -> None:
-    """The table holds exactly the truth's rows, with their content (a replaced date: a day of the soak)."""
+def _judge_table(verdict, world: World, uploads, by_fid: dict[str, list[PlannedUpload]], started, ended) -> None:
+    """The table holds exactly the truth's rows, with their content (a replaced date: a day of the soak),
+    each from a COMPLETED file that carries it."""
     truth, origin = truth_rows(uploads)
     names = {u.index: u.key for u in uploads}
     days = {
@@ -154,38 +262,25 @@ def _judge_table(verdict, stack, uploads, records, started: float, ended: float)
     }  # the run's date is UTC
     extra, wrong, bad_day, lineage = [], [], [], []
     seen = 0
-    table = stack.settings.table
-    with psycopg.connect(**stack.db.connect_kwargs()) as conn, conn.cursor(name="soak") as rows:
-        rows.itersize = 50_000
-        rows.execute(
-            sql.SQL("SELECT {}, dq_flags, file_id FROM {}").format(
-                sql.SQL(", ").join(map(sql.Identifier, FIELDS)), schema.identifier(table)
-            )
-        )
-        for row in rows:
-            seen += 1
-            flags = row[11] or {}
-            replaced = "transactiondate_original" in flags
-            if replaced and row[3].isoformat() not in days:
-                bad_day.append(f"TransactionID {row[0]}: date {row[3]} replaced by no day of the soak")
-            want = truth.pop(row[0], None)
-            if want is None:
-                extra.append(f"TransactionID {row[0]} (from FileID {row[12]})")
-            elif canonical(loaded_row(row[:11], replaced)) != want:
-                wrong.append(f"TransactionID {row[0]}: content differs from {names[origin[row[0]]]}")
-            record = records.get(row[12])
-            if record is None or record.status != Status.COMPLETED:
-                lineage.append(f"TransactionID {row[0]}: from FileID {row[12]}, which is not COMPLETED")
+    for row in world.rows():
+        seen += 1
+        flags = row[11] or {}
+        replaced = "transactiondate_original" in flags
+        if replaced and row[3].isoformat() not in days:
+            bad_day.append(f"TransactionID {row[0]}: date {row[3]} replaced by no day of the soak")
+        want = truth.pop(row[0], None)
+        if want is None:
+            extra.append(f"TransactionID {row[0]} (from FileID {row[12]})")
+        elif canonical(loaded_row(row[:11], replaced)) != want:
+            wrong.append(f"TransactionID {row[0]}: content differs from {names[origin[row[0]]]}")
+        record = world.records.get(row[12])
+        if record is None or record.status != Status.COMPLETED:
+            lineage.append(f"TransactionID {row[0]}: from FileID {row[12]}, which is not COMPLETED")
+        elif not any(row[0] in u.content.rows for u in by_fid.get(row[12], [])):
+            lineage.append(f"TransactionID {row[0]}: from {record.file_name}, which does not carry it")
     verdict.checked["table_rows"] = seen
     verdict.problem("rows missing from the table", [f"TransactionID {t} of {names[origin[t]]}" for t in truth])
     verdict.problem("rows in the table no file should have put there", extra)
     verdict.problem("rows whose content is wrong", wrong)
     verdict.problem("rows with a replaced date outside the soak", bad_day)
-    verdict.problem("rows whose file is not COMPLETED", lineage)
-
-
-def _objects(s3, bucket: str) -> set[str]:
-    keys = set()
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        keys.update(o["Key"] for o in page.get("Contents", []) if not o["Key"].endswith("/"))
-    return keys
+    verdict.problem("rows whose file is not COMPLETED or does not carry them", lineage)
