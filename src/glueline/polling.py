@@ -3,6 +3,7 @@ and the benchmark."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -14,15 +15,43 @@ T = TypeVar("T")
 
 def wait_for(condition: Callable[[], T | None], timeout: float, what: str, interval: float = 0.1) -> T:
     """Call ``condition`` every ``interval`` seconds until it returns something truthy, and return that;
-    TimeoutError naming ``what`` after ``timeout`` seconds."""
+    TimeoutError naming ``what`` after ``timeout`` seconds — also when a call of ``condition`` hangs
+    (a hung emulator, a stopped database): each call runs in a daemon thread of its own, abandoned if it
+    has not returned by then. An error the condition raises is raised here."""
     deadline = time.monotonic() + timeout
     while True:
-        value = condition()
+        value = _call_until(condition, deadline)
+        if value is _HUNG:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what} (its last check had not returned)")
         if value:
-            return value
+            return value  # type: ignore[return-value]
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
+
+
+_HUNG = object()  # a call of the condition that had not returned by the deadline
+
+
+def _call_until(condition: Callable[[], T | None], deadline: float) -> object:
+    """``condition()``, or _HUNG if it has not returned by ``deadline`` (it then runs on, unawaited)."""
+    answer: list = []
+
+    def call() -> None:
+        try:
+            answer.append((True, condition()))
+        except BaseException as err:  # raised in the waiting thread instead
+            answer.append((False, err))
+
+    caller = threading.Thread(target=call, daemon=True, name="wait_for")
+    caller.start()
+    caller.join(max(0.0, deadline - time.monotonic()) + 1.0)  # a last check begun at the deadline gets 1 s
+    if not answer:
+        return _HUNG
+    returned, value = answer[0]
+    if not returned:
+        raise value
+    return value
 
 
 def url_answers(url: str) -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -20,6 +19,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from glueline.local.processes import bounded_run
 from glueline.shared.dbsecret import DbConnection
 
 
@@ -28,6 +28,7 @@ class FaultUnavailable(RuntimeError):
 
 
 PRIVILEGED = [] if os.geteuid() == 0 else ["sudo", "--non-interactive"]
+FAULT_COMMAND_SECONDS = 30  # nft, mount, umount: a fault that cannot be made or undone by then is an error
 
 
 class StackFaults(ABC):
@@ -71,10 +72,8 @@ class StackFaults(ABC):
         """The network to the database cut: every packet to or from its port dropped, so that neither
         end hears a reset or a close (a killed host, a pulled cable, a firewall), until the block ends.
         nftables rules in the database's network namespace."""
-        can = (
-            shutil.which("nft")
-            and subprocess.run([*PRIVILEGED, "nft", "--version"], capture_output=True).returncode == 0
-        )
+        version = [*PRIVILEGED, "nft", "--version"]
+        can = shutil.which("nft") and bounded_run(version, FAULT_COMMAND_SECONDS, capture_output=True).returncode == 0
         if not can:
             raise FaultUnavailable("cutting the database's network needs root (or sudo) and nftables (nft)")
         namespace, port = self._database_network()
@@ -84,11 +83,11 @@ class StackFaults(ABC):
             chain input {{ type filter hook input priority -300; policy accept; {drop} }}
             chain output {{ type filter hook output priority -300; policy accept; {drop} }}
         }}"""
-        subprocess.run([*namespace, "nft", "-f", "-"], input=rules, text=True, check=True)
+        bounded_run([*namespace, "nft", "-f", "-"], FAULT_COMMAND_SECONDS, input=rules, text=True, check=True)
         try:
             yield
         finally:
-            subprocess.run([*namespace, "nft", "delete", "table", "inet", table], check=True)
+            bounded_run([*namespace, "nft", "delete", "table", "inet", table], FAULT_COMMAND_SECONDS, check=True)
 
     @contextmanager
     def database_refusing(self) -> Iterator[None]:
@@ -151,8 +150,10 @@ def small_filesystem(path: Path, size_mb: int) -> Iterator[bool]:
     mount (not root, or no CAP_SYS_ADMIN in a container)."""
     path.mkdir(parents=True, exist_ok=True)
     mounted = (
-        subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0755", "tmpfs", str(path)], capture_output=True
+        bounded_run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0755", "tmpfs", str(path)],
+            FAULT_COMMAND_SECONDS,
+            capture_output=True,
         ).returncode
         == 0
     )
@@ -160,4 +161,4 @@ def small_filesystem(path: Path, size_mb: int) -> Iterator[bool]:
         yield mounted
     finally:
         if mounted:
-            subprocess.run(["umount", "--lazy", str(path)], check=False)
+            bounded_run(["umount", "--lazy", str(path)], FAULT_COMMAND_SECONDS, check=False)

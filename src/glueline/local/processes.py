@@ -25,6 +25,15 @@ SERVICE_START_SECONDS = 60  # a process of a stack (emulator, Glue runner) answe
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
+def bounded_run(command: list[str], timeout: float | None, what: str = "", **kwargs) -> subprocess.CompletedProcess:
+    """``subprocess.run`` that raises StackError naming ``what`` (default: the command) when it takes
+    over ``timeout`` seconds (the command is killed then)."""
+    try:
+        return subprocess.run(command, timeout=timeout, **kwargs)
+    except subprocess.TimeoutExpired:
+        raise StackError(f"timed out after {timeout:.0f} s waiting for `{what or ' '.join(command)}`") from None
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import sys
+import threading
+import time
 
 import boto3
 import pytest
 from rich.console import Console
 
-from glueline.local.compose.engine import bounded_run
+from glueline.local.processes import bounded_run
 from glueline.local.running import StackError
 from glueline.ops.deploy.aws import DeployError, wait_until
 from glueline.ops.uploads import Upload, wait_for_outcomes
+from glueline.polling import wait_for
 from glueline.shared.audit import AuditRecord, Status
 
 
@@ -34,6 +37,28 @@ def test_a_deploy_waiter_that_runs_out_names_what_it_waited_for(aws):
 def test_a_command_of_the_engine_that_hangs_is_given_up_with_its_name():
     with pytest.raises(StackError, match=r"timed out after 0 s waiting for `docker info`"):
         bounded_run([sys.executable, "-c", "import time; time.sleep(30)"], 0.3, "docker info")
+
+
+def test_a_wait_ends_at_its_timeout_also_while_its_condition_hangs():
+    """A check that never returns (a query to a stopped database, a call to a hung emulator) is given
+    up at the wait's timeout: the wait does not wait for the check."""
+    release = threading.Event()
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match=r"^timed out after 0 s waiting for the hung check \(its last check"):
+        wait_for(lambda: release.wait(60), 0.5, "the hung check")
+    assert time.monotonic() - started < 3
+    release.set()
+
+
+def test_a_wait_returns_what_its_condition_found_and_raises_what_it_raised():
+    answers = iter([None, 0, "found"])
+    assert wait_for(lambda: next(answers), 5, "the third answer", interval=0.01) == "found"
+
+    def broken():
+        raise LookupError("no such table")
+
+    with pytest.raises(LookupError, match="no such table"):
+        wait_for(broken, 5, "a broken check")
 
 
 class StuckAudit:

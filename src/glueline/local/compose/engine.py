@@ -4,22 +4,13 @@ hangs does not hang the command with it."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 
+from glueline.local.processes import bounded_run
 from glueline.local.running import StackError
 
 ENGINE_CALL_SECONDS = 30  # docker info, ps, inspect…
 COMPOSE_CALL_SECONDS = 300  # up, down, kill, start… (a stop waits 30 s for a container at most)
 BUILD_SECONDS = 1800  # building the Glue image: installing wheels into it, from the host's wheelhouse
-
-
-def bounded_run(command: list[str], timeout: float | None, what: str = "", **kwargs) -> subprocess.CompletedProcess:
-    """``subprocess.run`` that raises StackError naming ``what`` (default: the command) when it takes
-    over ``timeout`` seconds."""
-    try:
-        return subprocess.run(command, timeout=timeout, **kwargs)
-    except subprocess.TimeoutExpired:
-        raise StackError(f"timed out after {timeout:.0f} s waiting for `{what or ' '.join(command)}`") from None
 
 
 def engine_answers() -> bool:

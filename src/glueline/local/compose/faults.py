@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
-from glueline.local.compose.engine import ENGINE_CALL_SECONDS, bounded_run
+from glueline.local.compose.engine import ENGINE_CALL_SECONDS
 from glueline.local.faults import PRIVILEGED, FaultUnavailable, StackFaults
+from glueline.local.processes import bounded_run
 from glueline.shared.dbsecret import DbConnection
 
 # Where the Glue runner keeps its runs in its container (see docker-compose.yml).

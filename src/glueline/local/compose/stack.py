@@ -41,14 +41,13 @@ from glueline.local.compose.engine import (
     BUILD_SECONDS,
     COMPOSE_CALL_SECONDS,
     ENGINE_CALL_SECONDS,
-    bounded_run,
     compose_command,
     engine_answers,
 )
 from glueline.local.compose.faults import ComposeFaults
 from glueline.local.inner_loop import DEBUG_PORT, EVERY_INTERFACE, SPARK_HISTORY_PORT, SPARK_UI_PORT, InnerLoop
 from glueline.local.ports import remembered_port
-from glueline.local.processes import wait_healthy
+from glueline.local.processes import bounded_run, wait_healthy
 from glueline.local.running import RecordedEndpoints, StackError
 from glueline.polling import wait_for
 from glueline.settings import Settings
