@@ -11,8 +11,9 @@ filesystem); otherwise a plain SparkSession runs the job and reads a downloaded 
 
 Arguments: --AUDIT_TABLE, --DB_SECRET_ID (a Secrets Manager secret *name*; the password never travels
 as an argument), --TARGET_TABLE (schema.table), --TARGET (the database and table this job was deployed
-for: host:port/dbname/schema.table), --MAX_ATTEMPTS, --DB_LOST_WITHIN_SECONDS and --DB_DDL_TIMEOUT_SECONDS
-(how long it waits on the database: ``glueline.shared.timeouts.DbBounds``).
+for: host:port/dbname/schema.table), --MAX_ATTEMPTS, --BATCH_SECONDS (no new batch is claimed with less of the
+run's Timeout left: ``glueline.job.run``), --DB_LOST_WITHIN_SECONDS and --DB_DDL_TIMEOUT_SECONDS (how long it
+waits on the database: ``glueline.shared.timeouts.DbBounds``).
 
 ``warm_up(spark)`` is a hook for a runner that starts Spark before the run arrives (``glueline.job.warmup``).
 """
@@ -27,7 +28,7 @@ from datetime import datetime, timezone
 
 from glueline.job.load import BatchLoader, recorded_load
 from glueline.job.read import LocalCopies, S3Snapshots
-from glueline.job.run import JobRun
+from glueline.job.run import JobRun, time_left
 from glueline.job.spark import use_sql_settings
 from glueline.job.warmup import warm_up  # noqa: F401  (the runner's hook)
 from glueline.shared.audit import AuditTable
@@ -52,6 +53,7 @@ ARGUMENTS = [
     "TARGET_TABLE",
     "TARGET",
     "MAX_ATTEMPTS",
+    "BATCH_SECONDS",
     *JOB_BOUND_ARGUMENTS,
     "FILE_IDS",
 ]
@@ -77,6 +79,8 @@ def start_spark(args: dict):
 
 def main(argv: list[str]) -> None:
     args = getResolvedOptions(argv, ARGUMENTS)
+    glue = aws_client("glue")
+    left = time_left(glue, args["JOB_NAME"], args["JOB_RUN_ID"])  # first: the run's clock is running
     bounds = DbBounds.from_job_arguments(args)
     db = replace(DbConnection.from_secrets_manager(aws_client("secretsmanager"), args["DB_SECRET_ID"]), bounds=bounds)
     table = TableName.parse(args["TARGET_TABLE"])
@@ -89,7 +93,7 @@ def main(argv: list[str]) -> None:
     lifecycle = Lifecycle(
         AuditTable(aws_client("dynamodb"), args["AUDIT_TABLE"]),
         s3,
-        aws_client("glue"),
+        glue,
         args["JOB_NAME"],
         int(args["MAX_ATTEMPTS"]),
         args["TARGET"],
@@ -112,6 +116,7 @@ def main(argv: list[str]) -> None:
                 args["JOB_RUN_ID"],
                 spark_start=time.perf_counter() - clock,
                 tasks_connect_with=SecretReference(args["DB_SECRET_ID"], bounds),
+                time_left=left,
             )
 
         announced = Lifecycle.announced(args["FILE_IDS"])
@@ -121,6 +126,8 @@ def main(argv: list[str]) -> None:
             open_loader,
             announced,
             recorded_load=lambda fid: recorded_load(db, table, fid),  # no Spark needed to ask
+            time_left=left,
+            batch_seconds=int(args["BATCH_SECONDS"]),
         ).run()
     if started.get("job") is not None:
         started["job"].commit()

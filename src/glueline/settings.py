@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -80,6 +80,12 @@ class Settings(BaseSettings):
         le=10080,
         description="the Glue job's Timeout: a longer run ends TIMEOUT and the next trigger retries its files "
         "(a day's files load in minutes; Glue's own default, 48 h, would let a hung database hold DPUs for two days)",
+    )
+    glue_batch_seconds: int = Field(
+        600,
+        ge=0,
+        description="the most a batch of files may take (Spark's pass, the merges, settling): a run with less of its "
+        "Timeout left claims no new batch and hands the work to the next run; 0: a run claims until its Timeout",
     )
     max_attempts: int = Field(3, ge=1, description="processing attempts of a file before it is moved to rejected/")
     db_lost_within_seconds: int = Field(
@@ -175,6 +181,15 @@ class Settings(BaseSettings):
         if value not in ("4.0", "5.0", "5.1"):
             raise ValueError("glue_version must be 4.0, 5.0 or 5.1")
         return value
+
+    @model_validator(mode="after")
+    def _a_batch_fits_in_a_run(self) -> Settings:
+        if self.glue_batch_seconds >= 60 * self.glue_timeout_minutes:
+            raise ValueError(
+                f"glue_batch_seconds ({self.glue_batch_seconds}) must be less than the Glue job's Timeout "
+                f"(glue_timeout_minutes: {self.glue_timeout_minutes} min = {60 * self.glue_timeout_minutes} s)"
+            )
+        return self
 
     def bucket_name(self, account: str, region: str) -> str:
         return self.bucket or f"glueline-{account}-{region}"

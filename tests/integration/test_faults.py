@@ -107,6 +107,7 @@ def test_the_jobs_connections_are_bounded_at_both_ends(glueline_stack):
         settings = dict(conn.execute("SELECT name, setting FROM pg_settings WHERE name = ANY(%s)", [names]))
         assert settings == BOUNDS.server_settings()
         assert conn.execute("SHOW statement_timeout").fetchone()[0] == "0"  # the load: bounded by the Timeout
+        assert conn.execute("SHOW lock_timeout").fetchone()[0] == f"{BOUNDS.ddl_statement_seconds}s"
         # The client's end, as the kernel holds it for the socket libpq opened.
         with socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock:
             assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
@@ -147,13 +148,15 @@ def test_network_to_the_database_cut_mid_load(glueline, big_file):
 # The Glue Timeout the hung-database test deploys: room for the job to reach its merge (about 40 s
 # here) on a machine twice as slow as usual, and little more, since the test waits it out.
 HUNG_RUN_TIMEOUT_MINUTES = 2
+HUNG_RUN_BATCH_SECONDS = 30  # less than that Timeout (deploy refuses more); its one batch is taken anyway
 
 
 def merge_waits_for_a_lock(p, upload) -> bool:
     """True once the job's merge waits for a lock; an error if the file's run ended before it did (its
     Timeout too short for this machine), rather than a wait for something that will not happen."""
     rows = p.query(
-        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'INSERT INTO%%' AND wait_event_type = 'Lock'"
+        # The plain INSERT, or the upsert (WITH … INSERT INTO …) when the file's TransactionIDs are loaded already.
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%%INSERT INTO%%' AND wait_event_type = 'Lock'"
     )
     if rows[0][0] > 0:
         return True
@@ -173,7 +176,7 @@ def test_a_hung_database_is_bounded_by_the_glue_jobs_timeout(glueline, tmp_path)
     path = tmp_path / "hung.csv"
     counts = write_file(path, 2_000, seed=7, dirty=0.02, first_id=60_000_000)
     timeout_minutes = HUNG_RUN_TIMEOUT_MINUTES
-    with p.deployed_with(glue_timeout_minutes=timeout_minutes):
+    with p.deployed_with(glue_timeout_minutes=timeout_minutes, glue_batch_seconds=HUNG_RUN_BATCH_SECONDS):
         # Someone else's lock holds the merge at a known point; then the database stops answering.
         with p.open_transaction("LOCK TABLE transactions IN SHARE MODE"):
             (upload,) = p.upload(path)
@@ -238,6 +241,34 @@ def test_ddl_behind_a_reader_gives_up_after_its_statement_timeout(glueline):
     assert p.keys("source/") == [upload.key]
     loaded = retry_by_schedule(p, upload)
     assert loaded.status == Status.COMPLETED and loaded.counts.rows_loaded == 9
+
+
+@pytest.mark.embedded_only  # the job's SQL against PostgreSQL: the same on both stacks
+def test_rows_another_session_holds_fail_the_file_after_the_lock_timeout_at_no_attempt(glueline, tmp_path):
+    """Another session holds rows the load must update (an operator's correction left in an open
+    transaction): the merge waits at most its lock_timeout (the deployed DDL bound: BOUNDS here), then the
+    file FAILED without counting an attempt (the database's state, not the file's fault), none of its rows
+    in the target; once the rows are free, the next run loads it."""
+    p = glueline
+    first, again = tmp_path / "first.csv", tmp_path / "again.csv"
+    write_file(first, 20, seed=3, dirty=0, first_id=70_000_000, duplicates=False, line_breaks=False)
+    write_file(again, 25, seed=4, dirty=0, first_id=70_000_000, duplicates=False, line_breaks=False)
+    (loaded,) = p.wait(p.upload(first), timeout=LOADING_STARTS_WITHIN)
+    assert loaded.status == Status.COMPLETED, loaded.error_message
+    with p.open_transaction("SELECT * FROM transactions FOR UPDATE"):
+        (upload,) = p.upload(again)
+        wait_for(lambda: merge_waits_for_a_lock(p, upload), LOADING_STARTS_WITHIN, "the job's merge to wait")
+        waiting_since = time.monotonic()
+        (failed,) = p.wait([upload], timeout=BOUNDS.ddl_statement_seconds + SETTLED_WITHIN)
+        waited = time.monotonic() - waiting_since
+    assert (failed.status, failed.attempts) == (Status.FAILED, 0), failed.error_message
+    assert "lock_timeout" in failed.error_message and "canceling statement due to lock timeout" in failed.error_message
+    assert BOUNDS.ddl_statement_seconds - 1 <= waited < DbBounds().ddl_statement_seconds, waited
+    assert p.query("SELECT count(*) FROM transactions")[0][0] == 20  # none of its rows
+    assert p.keys("source/") == [upload.key]
+    retried = retry_by_schedule(p, upload)
+    assert (retried.status, retried.attempts, retried.counts.rows_read) == (Status.COMPLETED, 1, 25)
+    assert p.query("SELECT count(*) FROM transactions")[0][0] == 25
 
 
 @pytest.mark.embedded_only

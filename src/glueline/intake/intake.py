@@ -68,7 +68,7 @@ class Intake:
         else:
             work = self.lifecycle.unclaimed(admitted)
         handing_over = time.monotonic()
-        run_id = self.start_job(work) if work else None
+        run_id = self.lifecycle.start_run(work) if work else None
         done = time.monotonic()
         result = {
             "files": {key: status for key, (_, status) in outcomes.items()},
@@ -87,20 +87,3 @@ class Intake:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=layout.SOURCE):
             for obj in page.get("Contents", []):
                 yield ObjectRef(self.bucket, obj["Key"], obj["ETag"], obj["Size"], to_timestamp(obj["LastModified"]))
-
-    def start_job(self, work: set[str]) -> str | None:
-        """The Glue run that takes the ``work`` files: a queued one they join, else one started now
-        (queued by Glue if the job's runs are all busy); None if Glue refused to start or queue one."""
-        glue = self.lifecycle.glue
-        run_id = self.lifecycle.join_queued_run(work)
-        if run_id is None:
-            try:
-                run_id = glue.start_job_run(
-                    JobName=self.lifecycle.job_name,
-                    Arguments=self.lifecycle.run_arguments(work),
-                    JobRunQueuingEnabled=True,
-                )["JobRunId"]
-            except glue.exceptions.ConcurrentRunsExceededException:
-                return None  # Glue's queue is full: the next trigger (an upload, the sweep) starts one
-        self.lifecycle.note_run(work, run_id)
-        return run_id

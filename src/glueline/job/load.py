@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import math
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -48,7 +49,7 @@ from glueline.job.read import (
     read_multiline,
     read_split,
 )
-from glueline.job.run import ClaimedFile
+from glueline.job.run import SETTLE_SECONDS, ClaimedFile
 from glueline.job.transform import CORRUPT, CUSTOMER_FILLED, DATE_ORIGINAL, RAW, REASON, clean
 from glueline.shared.contract import COLUMNS, FIELDS
 from glueline.shared.counts import Counts
@@ -143,6 +144,7 @@ class BatchLoader:
         run_id: str,
         spark_start: float = 0.0,
         tasks_connect_with: DbConnection | SecretReference | None = None,
+        time_left: Callable[[], float] = lambda: math.inf,
     ):
         self.spark = spark
         self.db = db
@@ -154,6 +156,7 @@ class BatchLoader:
         self.workdir = Path(workdir)
         self.run_id = run_id  # named in the load ledger beside each file's counts
         self.spark_start = spark_start  # told to the first batch's files
+        self.time_left = time_left  # of the run's Timeout (glueline.job.run.time_left): bounds each merge
         self._target_ready = False  # the job creates its table (deploy needs no database connection)
 
     def load(self, claimed: list[ClaimedFile]) -> dict[str, Outcome | Exception]:
@@ -251,12 +254,30 @@ class BatchLoader:
     def _merge(
         self, conn, f: InputFile, stats: _FileStats, source: tuple[str, str], batch: dict[str, float]
     ) -> Outcome:
+        bound = merge_bound(self.time_left())
+        try:
+            return self._merge_bounded(conn, f, stats, source, batch, bound)
+        except psycopg.errors.LockNotAvailable as err:  # the database's state, not the file's fault
+            raise TargetUnavailable(
+                f"the load waited {self.db.bounds.ddl_statement_seconds} s (lock_timeout) for a lock another session "
+                f"holds in {self.db.target(str(self.table))}: {err}"
+            ) from err
+        except psycopg.errors.QueryCanceled as err:
+            if not bound:
+                raise
+            left = f"the {bound:.0f} s left of the run's Timeout"
+            raise RuntimeError(f"the merge did not end within {left}: {err}") from err
+
+    def _merge_bounded(
+        self, conn, f: InputFile, stats: _FileStats, source: tuple[str, str], batch: dict[str, float], bound: float
+    ) -> Outcome:
         source_file, uploaded = source
         started = time.perf_counter()
         rejected_file = None
         with conn.transaction():  # commits on success
-            # The merge is the load itself: bounded by the job's Timeout, not by the DDL's statement timeout.
-            conn.execute(schema.statement_timeout(0, local=True))
+            # The merge is the load itself: bounded by what is left of the run's Timeout (``bound``), not
+            # by the DDL's statement timeout.
+            conn.execute(schema.statement_timeout(bound, local=True))
             conn.execute("SET LOCAL work_mem = '256MB'")
             reasons: dict[str, int] = {}
             if stats.total("rejected"):
@@ -287,6 +308,12 @@ class BatchLoader:
             with connect(self.db, autocommit=True) as conn:
                 conn.execute(schema.statement_timeout(self.db.bounds.ddl_statement_seconds))
                 conn.execute(statement)
+
+
+def merge_bound(time_left: float) -> float:
+    """Seconds a file's merge may take: what is left of the run's Timeout less what settling needs
+    (SETTLE_SECONDS), one second at least; 0 (unbounded) when the run's Timeout is not known."""
+    return 0.0 if math.isinf(time_left) else max(1.0, time_left - SETTLE_SECONDS)
 
 
 def recorded_load(db: DbConnection, table: TableName, fid: str) -> RecordedLoad | None:

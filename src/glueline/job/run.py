@@ -9,6 +9,13 @@ again alone, so one bad file cannot fail the others. The run repeats until no wo
 announced while it is busy are taken too — and reports the files that failed: a run with a failed file
 fails, so the failure shows in the Glue console as well.
 
+A run keeps to its Glue Timeout: it claims no new batch once less of its Timeout is left than a batch
+may need (``--BATCH_SECONDS``, deploy's ``glue_batch_seconds``), hands the work left to the next run
+(``Lifecycle.start_run``: Glue queues it until this one ends) and ends as it is — instead of being killed
+mid-batch, which would cost each file of that batch an attempt and leave it to the daily sweep. It always
+takes its first batch, so a run started late still makes progress. A file's merge is bounded by the time
+left as well (``BatchLoader``).
+
 Files uploaded together are loaded together: before it claims a batch, the run waits while objects
 just put under source/ have no audit item yet — their events are still on the way (see
 ``Lifecycle.arriving``) — so one pass takes fifty files, which costs far less than fifty passes.
@@ -19,6 +26,7 @@ The decisions about a file are the lifecycle's (``glueline.shared.lifecycle``); 
 
 from __future__ import annotations
 
+import math
 import re
 import time
 import traceback
@@ -36,6 +44,16 @@ BATCH_FILES = 200  # files claimed at once: one Spark pass over all of them
 GATHER_SECONDS = 0.25  # while files are still being announced, the run waits this long again…
 GATHER_MAX_SECONDS = 15.0  # …but no longer than this in all before it claims
 _S3_THREADS = 8  # per-file S3 and audit calls of a batch run side by side
+SETTLE_SECONDS = 30  # kept at the end of a run's Timeout: its files' outcomes recorded, its files moved
+
+
+def time_left(glue, job_name: str, run_id: str, clock: Callable[[], float] = time.monotonic) -> Callable[[], float]:
+    """Seconds of the run's Timeout left, from now on: its Timeout (the run's, else its job's) counted from
+    this call, made as the script starts. Glue's clock started a little earlier (the driver's start), so
+    this overstates what is left by that much; ``--BATCH_SECONDS`` covers it."""
+    minutes = glue.get_job_run(JobName=job_name, RunId=run_id)["JobRun"]["Timeout"]
+    deadline = clock() + 60 * minutes
+    return lambda: deadline - clock()
 
 
 @dataclass(frozen=True)
@@ -66,6 +84,8 @@ class JobRun:
         log=print,
         sleep=time.sleep,
         recorded_load: Callable[[str], RecordedLoad | None] = lambda fid: None,
+        time_left: Callable[[], float] = lambda: math.inf,
+        batch_seconds: float = 0.0,
     ):
         self.lifecycle = lifecycle
         self.run_id = run_id
@@ -73,9 +93,12 @@ class JobRun:
         self.open_loader = open_loader  # called once, for the first claimed file: an idle run stays quick
         # What the load ledger holds for a file (glueline.job.load.recorded_load; none kept in unit tests).
         self.recorded_load = recorded_load
+        self.time_left = time_left  # of the run's Timeout (``time_left``)
+        self.batch_seconds = batch_seconds  # no new batch is claimed with less time left than this
         self.log = log
         self.sleep = sleep
         self.failures: list[str] = []
+        self._batches = 0
         self._loader: Loader | None = None
         self._taken: set[str] = set()
         self._taken_versions: set[tuple[str, str]] = set()  # their (source key, ETag): see arriving
@@ -92,6 +115,7 @@ class JobRun:
                 checked = [c for c in pool.map(self._check, claimed) if c is not None]
                 phases.end("check")
                 if checked:
+                    self._batches += 1
                     results = self._load(checked)
                     phases.end("load")
                     list(pool.map(self._settle, checked, [results[c.record.file_id] for c in checked]))
@@ -107,11 +131,23 @@ class JobRun:
                 break
             self.sleep(GATHER_SECONDS)
             candidates = self._work()
+        if candidates and self._batches and self.time_left() < self.batch_seconds:
+            self._hand_over(candidates)
+            return []
         # None where the item changed since it was read: another run took it, or a Lambda noted a run.
         claimed = [r for r in pool.map(lambda seen: self.lifecycle.claim(seen, self.run_id), candidates) if r]
         self._taken.update(r.file_id for r in claimed)
         self._taken_versions.update((r.source_key, r.etag) for r in claimed)
         return claimed
+
+    def _hand_over(self, work: list[AuditRecord]) -> None:
+        """Too little of the Timeout is left for another batch: the next run takes the ``work``."""
+        next_run = self.lifecycle.start_run({r.file_id for r in work})
+        self.log(
+            f"{self.time_left():.0f} s of the run's Timeout left, less than a batch may take "
+            f"({self.batch_seconds:.0f} s, --BATCH_SECONDS): no more batches; {len(work)} file(s) left to "
+            + (f"run {next_run}" if next_run else "the next trigger (Glue's queue is full)")
+        )
 
     def _work(self) -> list[AuditRecord]:
         # The announced items this run already took need no more reads (the gathering polls this). Files

@@ -167,7 +167,7 @@ def recorded_load(table: TableName, fid: str) -> sql.Composed:
     )
 
 
-def statement_timeout(seconds: int, local: bool = False) -> sql.Composed:
+def statement_timeout(seconds: float, local: bool = False) -> sql.Composed:
     """Cancel this session's statements (``local``: this transaction's) that run longer; 0: never."""
     return sql.SQL("SET {scope} statement_timeout = {ms}").format(
         scope=sql.SQL("LOCAL" if local else "SESSION"), ms=sql.Literal(int(seconds * 1000))

@@ -278,6 +278,22 @@ class Lifecycle:
         state = self.glue.get_job_run(JobName=self.job_name, RunId=waiting)["JobRun"]["JobRunState"]
         return waiting if state == "WAITING" else None
 
+    def start_run(self, work: set[str]) -> str | None:
+        """The Glue run that takes the ``work`` files: a queued one they join, else one started now
+        (queued by Glue if the job's runs are all busy); None if Glue refused to start or queue one (its
+        queue is full: the next trigger, an upload or the sweep, starts one). The Lambda's trigger calls
+        it, and a run that stops claiming before its Timeout (``glueline.job.run``) for the work it leaves."""
+        run_id = self.join_queued_run(work)
+        if run_id is None:
+            try:
+                run_id = self.glue.start_job_run(
+                    JobName=self.job_name, Arguments=self.run_arguments(work), JobRunQueuingEnabled=True
+                )["JobRunId"]
+            except self.glue.exceptions.ConcurrentRunsExceededException:
+                return None
+        self.note_run(work, run_id)
+        return run_id
+
     def announced_to(self, run_id: str) -> list[str]:
         """The files announced to run ``run_id`` while it waited in Glue's queue (``join_queued_run``)."""
         return self.audit.announced_to(run_id)

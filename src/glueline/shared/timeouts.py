@@ -28,8 +28,10 @@ stopped process, a deadlocked server) is seen by none of these: the Glue job's o
 sets it, ``glue_timeout_minutes``) ends such a run as TIMEOUT, and the next trigger takes its files over.
 Statements that should never take long — the job's DDL on its target and its own staging tables — carry a
 server-side ``statement_timeout`` of ``DbBounds.ddl_statement_seconds``, so a lock held by someone else's long
-query fails the run with that reason instead of queueing behind it; the load itself (COPY, merge) is
-bounded by the job's Timeout.
+query fails the run with that reason instead of queueing behind it. Every statement of the job waits for a
+lock that long at most (``lock_timeout``, a session setting: a row another session holds, the target locked
+by an operator), then its file fails without counting an attempt. The load itself (COPY, merge) is bounded
+by the job's Timeout: a file's merge by what is left of it (``glueline.job.run.time_left``).
 
 AWS calls (S3, DynamoDB, Secrets Manager, Glue, EventBridge, Lambda) go through ``aws_client``: a
 connection must be made within AWS_CONNECT_SECONDS and every read answer within AWS_READ_SECONDS
@@ -59,7 +61,7 @@ class DbBounds:
     wants seconds. Frozen and small: Spark ships it to the executors inside their connection."""
 
     lost_within_seconds: int = 60  # a database gone without a word: every connection to it has failed by then
-    ddl_statement_seconds: int = 60  # the job's DDL behind another session's lock gives up then
+    ddl_statement_seconds: int = 60  # the job's DDL, and any wait for another session's lock, gives up then
 
     @property
     def user_timeout_seconds(self) -> int:
@@ -94,6 +96,7 @@ class DbBounds:
             "tcp_keepalives_count": str(DB_KEEPALIVE_COUNT),
             "tcp_user_timeout": str(self.user_timeout_seconds * 1000),
             "client_connection_check_interval": str(self.keepalive_interval_seconds * 1000),
+            "lock_timeout": str(self.ddl_statement_seconds * 1000),
         }
 
     def job_arguments(self) -> dict[str, str]:

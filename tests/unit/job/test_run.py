@@ -3,14 +3,17 @@ and moto's S3 and DynamoDB."""
 
 from __future__ import annotations
 
-from glueline.job.run import JobRun, describe
+import math
+
+from glueline.job.load import merge_bound
+from glueline.job.run import SETTLE_SECONDS, JobRun, describe, time_left
 from glueline.shared import layout
 from glueline.shared.audit import AuditRecord, Status, file_id
 from glueline.shared.counts import Counts
 from glueline.shared.events import ObjectRef
-from glueline.shared.lifecycle import RecordedLoad, TargetUnavailable
+from glueline.shared.lifecycle import FILES_TARGET, RecordedLoad, TargetUnavailable
 
-from ..conftest import BUCKET, GOOD_CSV, TARGET
+from ..conftest import BUCKET, GOOD_CSV, TARGET, FakeGlue
 from .harness import ScriptedLoader
 
 
@@ -281,3 +284,65 @@ def test_a_run_that_died_on_the_last_attempt_after_moving_the_file_completes_it(
     run(aws, loader, max_attempts=1)
     record = aws.audit.get(fid)
     assert (record.status, record.final_key, loader.batches) == (Status.COMPLETED, "processed/a.csv", [])
+
+
+def test_a_run_near_its_timeout_claims_no_new_batch_and_hands_the_work_to_the_next_run(aws):
+    """Less of the Timeout left than a batch may take: the files announced meanwhile go to a run started
+    for them (Glue queues it until this one ends), unclaimed and with no attempt spent; this run ends well."""
+    (a,) = upload(aws, "a.csv")
+    left = [3600.0]
+    later: list[str] = []
+
+    def b_arrives_as_time_runs_out():
+        later.extend(upload(aws, "b.csv"))
+        left[0] = 599.0
+
+    glue = FakeGlue()
+    loader = ScriptedLoader(during=b_arrives_as_time_runs_out)
+    messages: list[str] = []
+    job = JobRun(
+        aws.lifecycle(glue=glue),
+        "jr_0",
+        lambda: loader,
+        log=messages.append,
+        time_left=lambda: left[0],
+        batch_seconds=600,
+    )
+    assert job.run() == []
+    assert loader.batches == [["a.csv"]]
+    (b,) = later
+    assert glue.arguments == [{"--FILE_IDS": b, FILES_TARGET: TARGET}] and glue.queuing == [True]
+    handed = aws.audit.get(b)
+    assert (handed.status, handed.glue_job_id, handed.attempts) == (Status.PENDING, "jr_1", 0)
+    assert aws.audit.get(a).status == Status.COMPLETED
+    assert "599 s of the run's Timeout left" in messages[-1] and messages[-1].endswith("1 file(s) left to run jr_1")
+
+
+def test_a_run_takes_its_first_batch_however_little_time_is_left_and_starts_none_without_work(aws):
+    upload(aws, "a.csv")
+    glue = FakeGlue()
+    loader = ScriptedLoader()
+    job = JobRun(
+        aws.lifecycle(glue=glue), "jr_0", lambda: loader, log=lambda m: None, time_left=lambda: 5.0, batch_seconds=600
+    )
+    assert job.run() == [] and loader.batches == [["a.csv"]]
+    assert glue.calls == 0  # nothing was left: no next run
+
+
+def test_the_time_left_is_the_runs_timeout_counted_from_the_scripts_start():
+    class Glue:
+        def get_job_run(self, JobName, RunId):
+            assert (JobName, RunId) == ("ETL_Job_to_RDS", "jr_7")
+            return {"JobRun": {"Id": RunId, "JobRunState": "RUNNING", "Timeout": 60}}
+
+    now = [1000.0]
+    left = time_left(Glue(), "ETL_Job_to_RDS", "jr_7", clock=lambda: now[0])
+    assert left() == 3600.0
+    now[0] += 3500.5
+    assert left() == 99.5
+
+
+def test_a_merge_is_bounded_by_the_time_left_less_what_settling_needs():
+    assert merge_bound(math.inf) == 0.0  # the run's Timeout unknown: the merge unbounded (no statement_timeout)
+    assert merge_bound(SETTLE_SECONDS + 100) == 100.0
+    assert merge_bound(SETTLE_SECONDS - 5) == 1.0  # too late already: the merge fails at once, the file FAILED

@@ -462,7 +462,8 @@ def roles(s: Settings, facts: AccountFacts) -> dict[str, Role]:
                 (["dynamodb:Query"], [index]),
                 # The job's login alone: never the master's secret (glueline.job.login).
                 (["secretsmanager:GetSecretValue"], [secret]),
-                (["glue:GetJobRun"], [job]),
+                # Its Timeout (GetJobRun); the next run for the work it leaves near it (glueline.job.run).
+                (["glue:StartJobRun", "glue:GetJobRun", "glue:GetJobRuns"], [job]),
                 *_glue_worker(s, facts),
             ),
         ),
@@ -536,6 +537,7 @@ def glue_job(s: Settings, facts: AccountFacts) -> dict[str, Any]:
             "--TARGET_TABLE": str(s.table),
             "--TARGET": facts.db.target(str(s.table)),
             "--MAX_ATTEMPTS": str(s.max_attempts),
+            "--BATCH_SECONDS": str(s.glue_batch_seconds),
             **s.db_bounds.job_arguments(),
         },
         "Connections": {"Connections": [s.glue_connection]},

@@ -9,6 +9,7 @@ from datetime import date, timedelta
 from importlib import resources
 
 import pytest
+from pydantic import ValidationError
 
 from glueline.artifacts import DEBUG_ARGUMENT, LAMBDA_RUNTIME
 from glueline.ops.deploy.desired import RUN_ARGUMENT, AccountFacts, Network, desired_state
@@ -54,6 +55,15 @@ def test_the_jobs_bounds_on_the_database_are_pinned_arguments_from_the_settings(
     short = Settings(_env_file=None, db_lost_within_seconds=12, db_ddl_timeout_seconds=5)
     pinned = desired_state(short, ENV).glue_job["NonOverridableArguments"]
     assert (pinned["--DB_LOST_WITHIN_SECONDS"], pinned["--DB_DDL_TIMEOUT_SECONDS"]) == ("12", "5")
+
+
+def test_what_a_batch_may_take_is_a_pinned_argument_and_must_fit_in_the_jobs_timeout():
+    pinned = desired_state(Settings(_env_file=None), ENV).glue_job["NonOverridableArguments"]
+    assert pinned["--BATCH_SECONDS"] == "600"
+    short = Settings(_env_file=None, glue_timeout_minutes=2, glue_batch_seconds=45)
+    assert desired_state(short, ENV).glue_job["NonOverridableArguments"]["--BATCH_SECONDS"] == "45"
+    with pytest.raises(ValidationError, match=r"glue_batch_seconds \(600\) must be less than the Glue job's Timeout"):
+        Settings(_env_file=None, glue_timeout_minutes=10)
 
 
 def test_the_lambda_runtime_is_supported_for_a_year_at_least():
