@@ -37,8 +37,12 @@ install: $(STAMP)  ## create .venv with glueline and its pinned dependencies
 run: $(STAMP)  ## run data/samples/ through the whole pipeline on the embedded stack, print the report
 	$(BIN)/glueline run $(ARGS)
 
+# make test's pytest workers (pytest-xdist): each that runs an integration test starts a stack of its own;
+# a test file's tests stay on one worker. PYTEST_WORKERS=0 runs everything in one process.
+PYTEST_WORKERS ?= 2
+
 test: $(STAMP) $(IAM_SIMULATOR) $(AWS_CLI)  ## unit + integration tests (the integration tests start their own embedded stack)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-unit: $(STAMP) $(IAM_SIMULATOR)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
