@@ -130,6 +130,26 @@ def test_postgres_killed_mid_load(glueline, big_file):
     assert_failed_mid_load_then_loaded(p, upload, failed, counts)
 
 
+@pytest.mark.embedded_only  # a Spark task's worker is a process of the embedded stack's Glue run
+def test_a_task_whose_worker_is_killed_mid_copy_runs_again_and_loads_each_row_once(glueline, big_file):
+    """On a Glue cluster Spark runs a failed task again (four attempts in all), and so does the local
+    runner: a task's Python worker killed in the middle of its COPY into staging is run again in the same
+    Glue run, which loads the file on its first attempt, each row once, each rejected row once."""
+    p = glueline
+    path, counts = big_file
+    (upload,) = p.upload(path)
+    wait_for(p.faults.kill_task_worker, LOADING_STARTS_WITHIN, "a task's COPY", interval=0.02)
+    (record,) = p.wait([upload], timeout=LOADING_STARTS_WITHIN)
+    assert (record.status, record.attempts, record.counts) == (Status.COMPLETED, 1, counts), record.error_message
+    assert p.query("SELECT count(*), count(DISTINCT transactionid) FROM transactions")[0] == (
+        counts.rows_loaded,
+        counts.rows_loaded,
+    )
+    rejected = p.client("s3").get_object(Bucket=p.bucket, Key=record.rejected_rows_key)["Body"].read().decode()
+    numbers = [line.split(",", 1)[0] for line in rejected.splitlines()[1:]]
+    assert len(numbers) == len(set(numbers)) == counts.rows_rejected
+
+
 @pytest.mark.embedded_only  # on compose, the killed database's container takes its network: the same silence
 def test_network_to_the_database_cut_mid_load(glueline, big_file):
     """No reset, no close: only silence. Without bounds of its own the COPY would wait for the kernel's

@@ -278,7 +278,16 @@ def export_rejects(table: TableName, fid: str, offsets: list[tuple[int, int, int
         "COPY (SELECT 2 + o.lines_before + r.line, 1 + o.records_before + r.idx, {columns} "
         "FROM {r} AS r JOIN (VALUES {values}) AS o (split, records_before, lines_before) USING (split) "
         "ORDER BY r.split, r.idx) TO STDOUT (FORMAT csv)"
-    ).format(columns=columns, r=rejects(table, fid), values=values)
+    ).format(columns=columns, r=_each_rejected_row_once(table, fid), values=values)
+
+
+def _each_rejected_row_once(table: TableName, fid: str) -> sql.Composed:
+    """A file's rejected rows, each once. A Spark task that committed its rows and then failed (its
+    Python worker killed before Spark heard of its success) is run again, on a Glue cluster and by the
+    local runner alike (four attempts per task), and its second attempt stores the same rows again: a row
+    is (split, index within what that split read). Its staged rows need no such care: the merge's
+    fast INSERT then meets the duplicate TransactionIDs and the upsert takes each once."""
+    return sql.SQL("(SELECT DISTINCT ON (split, idx) * FROM {r} ORDER BY split, idx)").format(r=rejects(table, fid))
 
 
 def count_reject_reasons(table: TableName, fid: str) -> sql.Composed:
@@ -286,7 +295,7 @@ def count_reject_reasons(table: TableName, fid: str) -> sql.Composed:
     return sql.SQL(
         "SELECT code, count(*) FROM {r} AS r, unnest(string_to_array(r.reason, ';')) AS code "
         "GROUP BY code ORDER BY code"
-    ).format(r=rejects(table, fid))
+    ).format(r=_each_rejected_row_once(table, fid))
 
 
 def _moved_columns() -> tuple[sql.Composable, tuple[str, ...]]:

@@ -28,6 +28,9 @@ class FaultUnavailable(RuntimeError):
 
 
 PRIVILEGED = [] if os.geteuid() == 0 else ["sudo", "--non-interactive"]
+# A Spark task's statements (glueline.job.schema.copy_into_staging, copy_into_rejects), as pg_stat_activity
+# shows them; the driver's COPY of the rejected rows goes TO STDOUT.
+TASK_COPY = "COPY % FROM STDIN%"
 FAULT_COMMAND_SECONDS = 30  # nft, mount, umount: a fault that cannot be made or undone by then is an error
 
 
@@ -115,6 +118,12 @@ class StackFaults(ABC):
         """The filesystem the database writes to filled to the last byte, until the block ends."""
         raise FaultUnavailable("this stack's database has no disk of its own to fill")
         yield
+
+    def kill_task_worker(self) -> int | None:
+        """SIGKILL the Python worker of a Spark task whose COPY into the batch's staging or rejects table
+        runs (``TASK_COPY``), as a lost executor would end it; Spark runs the task again. Its pid, or None
+        while no such COPY runs."""
+        raise FaultUnavailable("a Spark task's worker is a process of the embedded stack's Glue runs")
 
     # -- the emulator and the Glue runner -----------------------------------------------------------
 

@@ -12,9 +12,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
+import psycopg
 
 from glueline.local.embedded.postgres import PostgresServer
-from glueline.local.faults import PRIVILEGED, FaultUnavailable, StackFaults
+from glueline.local.faults import PRIVILEGED, TASK_COPY, FaultUnavailable, StackFaults
 from glueline.shared.dbsecret import DbConnection
 
 Restart = Callable[[bool], None]  # stop a service (SIGKILL with True: a crash) and start it again
@@ -105,6 +106,29 @@ class EmbeddedFaults(StackFaults):
             ballast.unlink(missing_ok=True)
             if not self._postgres().is_running():
                 self.start_database()
+
+    def kill_task_worker(self) -> int | None:
+        """The worker is found by its socket: the local end of the connection whose backend runs it."""
+        with psycopg.connect(**self.db.connect_kwargs(), autocommit=True) as conn:
+            ports = {
+                port
+                for (port,) in conn.execute(
+                    "SELECT client_port FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid() "
+                    "AND query LIKE %s",
+                    [TASK_COPY],
+                )
+            }
+        server = self._postgres().port
+        for connection in psutil.net_connections(kind="tcp"):
+            if (
+                connection.pid
+                and connection.raddr
+                and (connection.laddr.port, connection.raddr.port) in {(port, server) for port in ports}
+            ):
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    psutil.Process(connection.pid).send_signal(signal.SIGKILL)
+                    return connection.pid
+        return None
 
     def restart_emulator(self, kill: bool = False) -> None:
         self._restart_emulator(kill)

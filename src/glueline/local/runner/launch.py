@@ -3,10 +3,11 @@ builds it (``--JOB_ID``, ``--JOB_RUN_ID``, ``--JOB_NAME``, the job's DefaultArgu
 run's Arguments, NonOverridableArguments last) and the environment of its process.
 
 Like Glue, the runner configures the Spark its scripts get: with the default launcher,
-``PYSPARK_SUBMIT_ARGS`` (local mode on every core, a 2 GB driver, no UI, bound to 127.0.0.1) unless the
-environment sets it. A job with Glue's ``--enable-spark-ui true`` gets Spark's UI on port 4040 of the
-runner's address while a run is active (the next free port when 4040 is taken) and its event log in
-``state_dir/spark-events``; ``--spark-event-logs-path``, an S3 location on AWS, is not written here.
+``PYSPARK_SUBMIT_ARGS`` (local mode on every core with Glue's four attempts per task, a 2 GB driver, no UI,
+bound to 127.0.0.1) unless the environment sets it. A job with Glue's ``--enable-spark-ui true`` gets
+Spark's UI on port 4040 of the runner's address while a run is active (the next free port when 4040 is
+taken) and its event log in ``state_dir/spark-events``; ``--spark-event-logs-path``, an S3 location on
+AWS, is not written here.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from glueline.local.runner.config import RunnerConfig, default_launcher
 from glueline.shared.timeouts import aws_client
 
 # Local mode binds the driver and block manager to the loopback interface only (by default Spark binds
-# the machine's first non-loopback address, open to its network).
+# the machine's first non-loopback address, open to its network). A failed task is retried up to four
+# times as on a Glue cluster (spark.task.maxFailures=4; local mode ignores that setting and never retries
+# unless the master says so: local[*,4]), so a task that wrote before it failed runs again here too.
 SPARK_SUBMIT_ARGS = (
-    "--master local[*] --driver-memory 2g --conf spark.ui.enabled=false "
+    "--master local[*,4] --driver-memory 2g --conf spark.ui.enabled=false "
     "--conf spark.driver.bindAddress=127.0.0.1 --conf spark.driver.host=127.0.0.1 pyspark-shell"
 )
 SPARK_UI_ARGUMENT = "--enable-spark-ui"  # Glue's: "true" turns the UI and the event log on
