@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import re
+import secrets
 import shutil
 import sys
 import tempfile
@@ -37,12 +38,14 @@ import psutil
 
 from glueline.local.runner.cloud import GLUE_SERVICE_ACCESS_KEY_ID
 from glueline.ops.uploads import put_identified
+from glueline.polling import within
+from glueline.settings import Settings
 from glueline.shared import layout
 from glueline.shared.audit import Status
 from glueline.shared.gluerun import ACTIVE_RUN_STATES
 
 from . import figures
-from .faults import FAULT_KINDS, NOT_MADE, FaultInjector, FaultSchedule
+from .faults import FAULT_KINDS, NOT_MADE, SOAK_BOUNDS, FaultInjector, FaultSchedule
 from .stack import SOAK_ACCESS_KEY_ID, SoakStack, soak_stack
 from .traffic import PlannedUpload, TrafficPlan
 from .verdict import judge, observe
@@ -51,6 +54,11 @@ MEMORY_INTERVAL = {"embedded": 2.0, "compose": 10.0}  # seconds; docker stats ta
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 SWEEP_EVERY_SECONDS = 20
+# Every wait of the soak's own is bounded: an upload (retried while the emulator restarts), the drain
+# (beyond --drain: its last pass's calls), reading the end state for the verdict.
+UPLOAD_SECONDS = 300
+DRAIN_GRACE_SECONDS = 120
+OBSERVE_SECONDS = 600
 
 
 def duration(text: str) -> float:
@@ -65,7 +73,12 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=duration, default=duration(os.environ.get("DURATION") or "20m"))
     parser.add_argument("--stack", choices=("embedded", "compose"), default="embedded")
-    parser.add_argument("--seed", type=int, default=20261202)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=int(os.environ.get("SEED") or secrets.randbelow(2**31)),
+        help="the traffic's and the faults' seed: random unless SEED or --seed says (printed: a run replays with it)",
+    )
     parser.add_argument("--files-per-minute", type=float, default=6.0)
     parser.add_argument("--max-rows", type=int, default=200_000)
     parser.add_argument("--min-each", type=int, default=3, help="faults of each kind, at least")
@@ -87,7 +100,12 @@ def main(argv: list[str] | None = None) -> int:
         uploads = plan.build()
         rows = sum(u.content.counts.rows_read for u in uploads if u.loads)
         log(f"traffic: {len(uploads)} uploads, {rows:,} rows, over {args.duration:.0f}s ({dict(_kinds(uploads))})")
-        with soak_stack(work, args.stack) as stack:
+        log(f"seed {args.seed} (replay: SEED={args.seed})")
+        bounds = SOAK_BOUNDS[args.short]  # a third of the lasting faults are held longer than these
+        settings = Settings(
+            db_lost_within_seconds=bounds.lost_within_seconds, db_ddl_timeout_seconds=bounds.ddl_statement_seconds
+        )
+        with soak_stack(work, args.stack, settings) as stack:
             log(f"{args.stack} stack up: bucket {stack.bucket}")
             result = soak(stack, uploads, args)
         out = (work if args.short else RESULTS) / f"soak-{args.stack}-{datetime.now(timezone.utc):%Y-%m-%d}.json"
@@ -129,10 +147,15 @@ def soak(stack: SoakStack, uploads: list[PlannedUpload], args) -> dict:
         threads[1].join()
     traffic_ended = time.time()
     log(f"traffic done: {traffic.sent} uploads in {traffic_ended - started:.0f}s; {len(injector.faults)} faults")
-    drained = drain(stack, args.drain, args.short)
+    try:  # its calls to a hung emulator or database are bounded too
+        drained = within(args.drain + DRAIN_GRACE_SECONDS, lambda: drain(stack, args.drain, args.short), "the drain")
+    except TimeoutError as err:
+        log(f"drain: {err}")
+        drained = {"sweeps": None, "retried_given_up": [], "quiet_seconds": None, "error": str(err)}
     memory.stop.set()
     ended = time.time()
-    verdict = judge(observe(stack), uploads, [f.as_dict() for f in injector.faults], started, ended)
+    world = within(OBSERVE_SECONDS, lambda: observe(stack), "the end state (S3, the audit table, the database)")
+    verdict = judge(world, uploads, [f.as_dict() for f in injector.faults], started, ended)
     return _figures(stack, uploads, injector, memory, verdict, drained, started, traffic_ended, ended, args, not_made)
 
 
@@ -151,18 +174,30 @@ class Traffic:
         for planned in self.uploads:
             if self.stop.wait(max(0.0, start + planned.at - time.time())):
                 return
-            body = planned.content.path.read_bytes()
-            for _ in range(60):
-                try:
-                    # As `glueline upload` puts a file: its identity is the one the Lambda admits it as.
-                    planned.identity = put_identified(s3, self.stack.bucket, planned.key, io.BytesIO(body), len(body))
-                    planned.uploaded_at = time.time()
-                    self.sent += 1
-                    break
-                except Exception as err:
-                    log(f"upload of {planned.key} failed ({type(err).__name__}); trying again")
-                    if self.stop.wait(5):
-                        return
+            if not self._upload(s3, planned):
+                return
+
+    def _upload(self, s3, planned: PlannedUpload) -> bool:
+        """Put one planned file, again and again while the emulator is down, for UPLOAD_SECONDS at most (the
+        verdict names one never sent); False when the soak is stopping."""
+        body = planned.content.path.read_bytes()
+
+        def put() -> str:  # as `glueline upload` puts a file: its identity is the one the Lambda admits it as
+            return put_identified(s3, self.stack.bucket, planned.key, io.BytesIO(body), len(body))
+
+        deadline = time.monotonic() + UPLOAD_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                planned.identity = within(deadline - time.monotonic(), put, f"the upload of {planned.key}")
+                planned.uploaded_at = time.time()
+                self.sent += 1
+                return True
+            except Exception as err:
+                log(f"upload of {planned.key} failed ({type(err).__name__}: {err}); trying again")
+                if self.stop.wait(5):
+                    return False
+        log(f"upload of {planned.key} given up after {UPLOAD_SECONDS} s")
+        return True
 
 
 def drain(stack: SoakStack, timeout: float, short: bool) -> dict:
@@ -263,6 +298,8 @@ def _figures(stack, uploads, injector, memory, verdict, drained, started, traffi
         "faults": {
             "by_kind": dict(Counter(f["kind"] for f in faults if not f["error"])),
             "errors": [f for f in faults if f["error"]],
+            "held_past_the_bounds": sum(1 for f in faults if "held past" in f["detail"] and f["made"]),
+            "while_no_run_was_active": sum(1 for f in faults if f["detail"].startswith("no run active")),
             "not_made": not_made,
             "recovery_seconds": figures.recovery(faults, records),
             "each": faults,
@@ -289,6 +326,10 @@ def _summary(result: dict) -> None:
     for problem in verdict["problems"]:
         print(f"  - {problem}")
     print(f"faults: {result['faults']['by_kind']}  recovery p50/p95: {result['faults']['recovery_seconds']['all']}")
+    print(
+        f"faults held past the job's database bounds: {result['faults']['held_past_the_bounds']}; "
+        f"made while no run was active: {result['faults']['while_no_run_was_active']}; seed {result['config']['seed']}"
+    )
     if result["faults"]["errors"]:
         print(f"faults with errors: {result['faults']['errors']}")
     print(f"throughput: {result['throughput']}")

@@ -1,11 +1,15 @@
 """The soak's faults: a seeded schedule of kinds, each at least ``min_each`` times, made one at a time
 at random moments while the traffic runs, with the stack's own fault operations (glueline.local.faults).
 
-A fault that lasts (the database hung, its network cut, refusing, its disk full) is held for a random
-while, long enough to outlast the job's bounded waits now and then. A Glue run's driver is killed in the
-phase the kind names: "mid-load" once the database shows the job's COPY or merge, "mid-move" once the
-job's statements are done (its rows committed) and it settles its files (S3 moves, audit items). What
-was actually seen is recorded with each fault, so a kill that found no load says so.
+A fault that lasts (the database hung, its network cut, refusing, its disk full) is made while a Glue
+run is active (it waits for one, up to the phase wait, and says when none came) and held for a random
+while: a third of them, drawn by the seed, for longer than the job's deployed database bounds
+(``SOAK_BOUNDS``), so that the job's bounded waits end while the fault is in force, the rest for less.
+A Glue run's driver is killed in the phase the kind names: "mid-load" once the database shows the job's
+COPY or merge, "mid-move" once the job's statements are done (its rows committed) and it settles its
+files (S3 moves, audit items). A Spark task's Python worker is killed in the middle of its COPY into
+staging (Spark runs the task again, as on Glue). What was actually seen is recorded with each fault, so
+a kill that found no load says so, and a fault that could not be made says "not made" (``made``).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from glueline.job import schema
 from glueline.local.faults import FaultUnavailable
 from glueline.shared.audit import Status
 from glueline.shared.gluerun import ACTIVE_RUN_STATES
+from glueline.shared.timeouts import DbBounds
 
 from .stack import SoakStack
 
@@ -33,6 +38,7 @@ EMBEDDED_KINDS = (
     "network_cut",
     "driver_kill_load",
     "driver_kill_move",
+    "task_worker_kill",  # a Spark task's Python worker killed mid-COPY: Spark runs the task again
     "runner_kill",
     "db_refuses",
     "disk_full",
@@ -58,8 +64,23 @@ NOT_MADE = {
         "AWS never loses an acknowledged write, so that would test the emulator, not the pipeline; the embedded "
         "soak kills its (durable) emulator instead",
         "disk_full": "the compose database's disk is the Docker engine's; the embedded soak fills its own",
+        "task_worker_kill": "a Spark task's worker is a process inside the Glue container; the embedded soak "
+        "kills one, with the same job code and the same task retries",
     },
 }
+
+
+LASTING_KINDS = {  # kind → the stack's fault (glueline.local.faults.StackFaults) that makes it, held by a block
+    "postgres_hang": "database_hung",
+    "network_cut": "database_cut_off",
+    "db_refuses": "database_refusing",
+    "disk_full": "disk_full",
+    "glue_disconnect": "glue_disconnected",
+}
+# The job's bounds on its database in a soak (deployed: glueline.shared.timeouts.DbBounds), the short soak's
+# and the long one's: short enough that a third of the lasting faults outlast them within a slot.
+SOAK_BOUNDS = {True: DbBounds(lost_within_seconds=8, ddl_statement_seconds=6), False: DbBounds(20, 15)}
+OUTLASTING_SHARE = 1 / 3  # of the lasting faults, held past the bounds
 
 
 @dataclass
@@ -69,7 +90,8 @@ class Fault:
     ended: float | None = None
     held_seconds: float | None = None
     detail: str = ""
-    error: str | None = None  # the fault could not be made or undone
+    error: str | None = None  # the fault could not be made ("not made: …"), or made and not undone
+    made: bool = False  # it took effect (a lasting fault: its block was entered)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -79,21 +101,30 @@ class Fault:
 class FaultSchedule:
     kinds: tuple[str, ...]
     min_each: int
-    hold: tuple[float, float]  # seconds a lasting fault is held
     slot: float  # seconds between one fault's start and the next one's, on average (spread over the run)
     phase_wait: float  # how long a driver kill waits for its phase before it kills whatever runs
+    bounds: DbBounds  # the job's, deployed for the soak: a lasting fault held longer outlasts them
     order: list[str] = field(default_factory=list)
+    holds: list[float] = field(default_factory=list)  # seconds each fault of the order is held (0: not lasting)
 
     @classmethod
     def seeded(cls, seed: int, kinds, min_each: int, duration: float, short: bool) -> FaultSchedule:
         rng = random.Random(seed)
         order = [kind for kind in kinds for _ in range(min_each)]
         rng.shuffle(order)
-        hold = (3.0, 8.0) if short else (5.0, 75.0)
+        bounds = SOAK_BOUNDS[short]
+        longest = max(bounds.lost_within_seconds, bounds.ddl_statement_seconds)
         # Each fault's share of the traffic's time: its hold, its restart, a driver kill's wait.
         slot = duration * 0.85 / max(1, len(order))
-        hold = (min(hold[0], slot * 0.2), min(hold[1], slot * 0.5))
-        return cls(tuple(kinds), min_each, hold, slot, max(60.0, slot * 0.6), order)
+        within = (min(3.0 if short else 5.0, slot * 0.2), min(longest - 1.0, slot * 0.5))
+        past = (longest + 2.0, longest + (6.0 if short else 20.0))
+        lasting = [i for i, kind in enumerate(order) if kind in LASTING_KINDS]
+        outlasting = set(rng.sample(lasting, round(len(lasting) * OUTLASTING_SHARE)))
+        holds = [
+            round(rng.uniform(*(past if i in outlasting else within)), 1) if i in lasting else 0.0
+            for i in range(len(order))
+        ]
+        return cls(tuple(kinds), min_each, slot, max(60.0, slot * 0.6), bounds, order, holds)
 
 
 class FaultInjector:
@@ -115,13 +146,12 @@ class FaultInjector:
             at = start + (index + self.rng.uniform(0, 0.5)) * self.schedule.slot
             if self.stop.wait(max(0.0, at - time.time())):
                 return
-            fault = self.make(kind)
+            fault = self.make(kind, self.schedule.holds[index])
             self.faults.append(fault)
             self.log(f"fault {kind}: {fault.detail or ''}{' ERROR ' + fault.error if fault.error else ''}")
 
-    def make(self, kind: str) -> Fault:
+    def make(self, kind: str, hold: float = 0.0) -> Fault:
         fault = Fault(kind, time.time())
-        hold = round(self.rng.uniform(*self.schedule.hold), 1)
         faults = self.stack.faults
         try:
             if kind == "emulator_kill":
@@ -136,28 +166,63 @@ class FaultInjector:
                 faults.restart_glue_runner(kill=True)
             elif kind == "runner_restart":
                 faults.restart_container("glue")
-            elif kind in ("postgres_hang", "network_cut", "db_refuses", "disk_full", "glue_disconnect"):
-                lasting = {
-                    "postgres_hang": faults.database_hung,
-                    "network_cut": faults.database_cut_off,
-                    "db_refuses": faults.database_refusing,
-                    "disk_full": faults.disk_full,
-                    "glue_disconnect": faults.glue_disconnected,
-                }[kind]
-                with lasting():
-                    fault.held_seconds = hold
+            elif kind in LASTING_KINDS:
+                fault.detail = self._while_a_run_is_active(self.schedule.phase_wait)
+                fault.started = time.time()
+                with getattr(faults, LASTING_KINDS[kind])():
+                    fault.made, fault.held_seconds = True, hold
                     self.stop.wait(hold)  # an interrupted soak undoes the fault at once
+                longest = max(self.schedule.bounds.lost_within_seconds, self.schedule.bounds.ddl_statement_seconds)
+                if hold > longest:
+                    fault.detail += f"; held past the job's database bounds ({longest} s)"
+            elif kind == "task_worker_kill":
+                fault.detail = self._kill_task_worker(wait=self.schedule.phase_wait)
+                fault.started = time.time()
             elif kind in ("driver_kill_load", "driver_kill_move"):
                 fault.detail = self._kill_driver(load=kind == "driver_kill_load", wait=self.schedule.phase_wait)
                 fault.started = time.time()  # the kill itself, not the wait for its phase
             else:
                 raise ValueError(kind)
         except FaultUnavailable as why:
-            fault.error = f"not made: {why}"
+            fault.error = f"made, then: {why}" if fault.made else f"not made: {why}"
         except Exception as err:  # recorded: a fault that fails to be undone must show in the verdict
-            fault.error = f"{type(err).__name__}: {err}"
+            fault.error = f"{'made, then ' if fault.made else ''}{type(err).__name__}: {err}"
+        else:
+            fault.made = fault.made or kind not in LASTING_KINDS
         fault.ended = time.time()
         return fault
+
+    def _while_a_run_is_active(self, wait: float) -> str:
+        """Wait (``wait`` at most) for a Glue run to be active, so the fault meets the job; what was seen."""
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and not self.stop.is_set():
+            try:
+                runs = self._active_runs()
+            except Exception:  # the emulator restarting (another fault's aftermath): look again
+                runs = []
+            if runs:
+                return f"while run {runs[0]} was active"
+            time.sleep(0.2)
+        return f"no run active within {wait:.0f} s"
+
+    def _active_runs(self) -> list[str]:
+        glue = self.stack.client("glue")
+        runs = glue.get_job_runs(JobName=self.stack.settings.glue_job)["JobRuns"]
+        return [r["Id"] for r in runs if r["JobRunState"] in ACTIVE_RUN_STATES]
+
+    def _kill_task_worker(self, wait: float) -> str:
+        """Kill the Python worker of a Spark task whose COPY into staging runs, once one does (within
+        ``wait``): not made when none ran."""
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and not self.stop.is_set():
+            try:
+                pid = self.stack.faults.kill_task_worker()
+            except psycopg.Error:
+                pid = None  # the database down (another fault's aftermath): look again
+            if pid:
+                return f"mid-COPY: killed the task's Python worker (pid {pid})"
+            time.sleep(0.01)
+        raise FaultUnavailable(f"no task's COPY seen in {wait:.0f} s")
 
     # -- a Glue run's driver ----------------------------------------------------------------------------
 
@@ -205,11 +270,9 @@ class FaultInjector:
 
     def _kill_active_runs(self) -> list[str]:
         """SIGKILL the drivers of the active runs not killed before; their ids."""
-        glue = self.stack.client("glue")
         job = self.stack.settings.glue_job
-        runs = [r for r in glue.get_job_runs(JobName=job)["JobRuns"] if r["JobRunState"] in ACTIVE_RUN_STATES]
         killed = [
-            r["Id"] for r in runs if r["Id"] not in self._killed and self.stack.faults.kill_glue_run(job, r["Id"])
+            run for run in self._active_runs() if run not in self._killed and self.stack.faults.kill_glue_run(job, run)
         ]
         self._killed.update(killed)
         return killed

@@ -4,8 +4,9 @@ truth of what the pipeline must make of each — its final status, its counts, t
 The truth is computed here from the rows as generated, by a model of the data contract written apart
 from the job's Spark code (``expected_row``): a row's canonical content, or None when the contract
 rejects it. Where several files carry the same TransactionID the content is either the same (copies) or
-the later upload's (an overwrite in flight), so the table's truth is the files' rows applied in upload
-order, later winning, as the pipeline's "newest upload wins" rule does.
+the later upload's (an overwrite in flight, or a correction: a file of another name with the same
+TransactionIDs and other amounts, uploaded once the first has loaded), so the table's truth is the files'
+rows applied in upload order, later winning, as the pipeline's "newest upload wins" rule does.
 """
 
 from __future__ import annotations
@@ -140,6 +141,7 @@ KINDS = {  # kind → weight among the uploads that are not bursts' copies
     "same_rows_other_name": 4,
     "refused_reupload": 3,
     "overwrite_in_flight": 5,
+    "correction": 4,
 }
 
 
@@ -245,6 +247,12 @@ class TrafficPlan:
             second = self._amounts_changed(first, self._path(n, "v2"))
             later = self._add(at + self.rng.uniform(1.5, 6), name, kind, second, completes, repeats=replaced)
             replaced.contested = later.contested = True
+        elif kind == "correction":  # its rows' amounts corrected by a file of another name, after its load
+            first = self._generated(n, min(rows or self._size(), 20_000))
+            corrected = self._add(at, name.replace("correction", "corrected"), "corrected", first, completes)
+            fixed = self._amounts_changed(first, self._path(n, "fix"))
+            later = self._add(at + self.rng.uniform(30, 120), name, kind, fixed, completes, repeats=corrected)
+            corrected.contested = later.contested = True  # a retry of the first after the fix: its rows duplicates
         else:
             raise ValueError(kind)
 

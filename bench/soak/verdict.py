@@ -25,6 +25,8 @@ from glueline.shared.audit import AuditRecord, Status, file_id
 from glueline.shared.contract import FIELDS
 from glueline.shared.counts import COUNT_NAMES, Counts
 
+from . import figures
+from .history import RunLife, first_illegal_step
 from .stack import SoakStack
 from .traffic import PlannedUpload, canonical, loaded_row, truth_rows
 
@@ -66,6 +68,7 @@ class World:
     ledger: dict[str, Loaded]  # the load ledger, by FileID
     job_tables_left: list[str]  # a batch's or a file's staging and rejects tables still there
     tallies_disagree: dict[str, tuple[int, int]]  # days whose tally disagrees with their files
+    runs: dict[str, RunLife] = field(default_factory=dict)  # the job's Glue runs: when each started and ended
 
 
 def observe(stack: SoakStack) -> World:
@@ -107,6 +110,10 @@ def observe(stack: SoakStack) -> World:
         ledger=ledger,
         job_tables_left=sorted(t for t in tables if t.startswith(tuple(prefixes))),
         tallies_disagree=stack.audit.tallies_disagree(list(records.values())),
+        runs={
+            run["Id"]: RunLife(run["StartedOn"], run.get("CompletedOn"))
+            for run in figures.glue_runs(stack.client("glue"), stack.settings.glue_job)
+        },
     )
 
 
@@ -206,6 +213,13 @@ def judge(world: World, uploads: list[PlannedUpload], faults: list[dict], starte
         "days whose tally disagrees with their files",
         [f"{d}: kept {k}, files {f}" for d, (k, f) in world.tallies_disagree.items()],
     )
+    # Each file's history (the steps its item records) against the lifecycle's state machine.
+    illegal = {fid: first_illegal_step(r.history, r.status, world.runs) for fid, r in records.items()}
+    verdict.problem(
+        "files whose history breaks the lifecycle (the first illegal step)",
+        [f"{records[fid].file_name} ({fid}): {why}" for fid, why in illegal.items() if why],
+    )
+    verdict.checked["histories"] = len(illegal)
     return verdict
 
 

@@ -30,11 +30,21 @@ def wait_for(condition: Callable[[], T | None], timeout: float, what: str, inter
         time.sleep(interval)
 
 
+def within(timeout: float, call: Callable[[], T], what: str) -> T:
+    """``call()``'s answer (or its error); TimeoutError naming ``what`` when it has not returned within
+    ``timeout`` seconds: it runs in a daemon thread, abandoned then (a call to a hung server)."""
+    value = _call_until(call, time.monotonic() + timeout, grace=0.0)
+    if value is _HUNG:
+        raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+    return value  # type: ignore[return-value]
+
+
 _HUNG = object()  # a call of the condition that had not returned by the deadline
 
 
-def _call_until(condition: Callable[[], T | None], deadline: float) -> object:
-    """``condition()``, or _HUNG if it has not returned by ``deadline`` (it then runs on, unawaited)."""
+def _call_until(condition: Callable[[], T | None], deadline: float, grace: float = 1.0) -> object:
+    """``condition()``, or _HUNG if it has not returned by ``deadline`` plus ``grace`` (it then runs on,
+    unawaited)."""
     answer: list = []
 
     def call() -> None:
@@ -45,7 +55,7 @@ def _call_until(condition: Callable[[], T | None], deadline: float) -> object:
 
     caller = threading.Thread(target=call, daemon=True, name="wait_for")
     caller.start()
-    caller.join(max(0.0, deadline - time.monotonic()) + 1.0)  # a last check begun at the deadline gets 1 s
+    caller.join(max(0.0, deadline - time.monotonic()) + grace)  # a last check begun at the deadline: the grace
     if not answer:
         return _HUNG
     returned, value = answer[0]

@@ -11,10 +11,11 @@ from decimal import Decimal
 
 import pytest
 
+from bench.soak.history import RunLife
 from bench.soak.traffic import RUN_DATE, TrafficPlan, expected_row
 from bench.soak.verdict import Loaded, World, judge
 from glueline.shared import layout
-from glueline.shared.audit import AuditRecord, Status, file_id
+from glueline.shared.audit import AuditRecord, Status, event, file_id, to_timestamp
 
 BUCKET, TARGET = "soak-bucket", "db:5432/bank/public.transactions"
 STARTED = datetime(2026, 12, 7, 9, 0, tzinfo=timezone.utc).timestamp()
@@ -62,6 +63,7 @@ def correct_world(uploads) -> World:
         fid, name = fid_of(upload), layout.file_name(upload.key)
         record = AuditRecord(fid, name, BUCKET, upload.key, upload.identity, 1, "2026-12-07T09:00:00Z", TARGET)
         body = upload.content.path.read_bytes()
+        record.history = [step("admitted", 0)]
         if upload.kind == "overwritten":  # replaced in S3 before any run took it
             record.status, record.error_message = Status.REJECTED, "its object was replaced before it was processed"
         elif not upload.loads:
@@ -83,8 +85,22 @@ def correct_world(uploads) -> World:
                     values = expected_row(line)
                     if values is not None:
                         rows[values[0]] = table_row(values, fid)  # the newest upload wins
+        if record.status == Status.COMPLETED:
+            record.history.append(step("claimed", 20, GlueJobID="jr_1", Attempt=1, From=Status.PENDING))
+            record.attempts = 1
+        record.history.append(step(record.status, 40))
         records[fid] = record
-    return World(BUCKET, TARGET, records, objects, lambda: list(rows.values()), ledger, [], {})
+    runs = {"jr_1": RunLife(at(10), at(50))}
+    return World(BUCKET, TARGET, records, objects, lambda: list(rows.values()), ledger, [], {}, runs)
+
+
+def at(seconds: float) -> datetime:
+    return datetime.fromtimestamp(STARTED + seconds, timezone.utc)
+
+
+def step(name: str, seconds: float, **details) -> dict:
+    """A History step as the lifecycle writes it (``event``), ``seconds`` after the soak started."""
+    return {**event(name, **details), "At": to_timestamp(at(seconds))}
 
 
 def verdict_of(world: World, uploads):
@@ -103,6 +119,18 @@ def test_a_correct_world_passes(plan):
     verdict = verdict_of(correct_world(plan), plan)
     assert verdict.passed, verdict.problems
     assert verdict.checked["uploads"] == len(plan) and verdict.checked["table_rows"] > 0
+
+
+def test_a_file_claimed_while_another_run_held_it_fails_its_history(plan):
+    world = correct_world(plan)
+    record = record_of(world, plan[0])
+    world.runs["jr_2"] = RunLife(at(15), at(60))
+    # jr_2 takes the claim over while jr_1, which holds it, still runs: two live claims.
+    record.history[2:2] = [step("claimed", 30, GlueJobID="jr_2", Attempt=2, From=Status.PROCESSING)]
+    record.attempts = 2
+    verdict = verdict_of(world, plan)
+    assert named(verdict, "files whose history breaks the lifecycle", record.file_name)
+    assert "took over the claim of jr_1 while it was running" in verdict.problems[0]
 
 
 def test_a_refused_file_deleted_instead_of_moved_fails(plan):

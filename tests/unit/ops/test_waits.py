@@ -14,7 +14,7 @@ from glueline.local.processes import bounded_run
 from glueline.local.running import StackError
 from glueline.ops.deploy.aws import DeployError, wait_until
 from glueline.ops.uploads import Upload, wait_for_outcomes
-from glueline.polling import wait_for
+from glueline.polling import wait_for, within
 from glueline.shared.audit import AuditRecord, Status
 
 
@@ -59,6 +59,16 @@ def test_a_wait_returns_what_its_condition_found_and_raises_what_it_raised():
 
     with pytest.raises(LookupError, match="no such table"):
         wait_for(broken, 5, "a broken check")
+
+
+def test_a_bounded_call_answers_or_ends_at_its_timeout():
+    assert within(5, lambda: 42, "the answer") == 42
+    release = threading.Event()
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match=r"^timed out after 0 s waiting for the upload of source/a.csv$"):
+        within(0.3, lambda: release.wait(60), "the upload of source/a.csv")
+    assert time.monotonic() - started < 2
+    release.set()
 
 
 class StuckAudit:
