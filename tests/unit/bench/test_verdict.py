@@ -15,7 +15,7 @@ from bench.soak.history import RunLife
 from bench.soak.traffic import RUN_DATE, TrafficPlan, expected_row
 from bench.soak.verdict import Loaded, World, judge
 from glueline.shared import layout
-from glueline.shared.audit import AuditRecord, Status, event, file_id, to_timestamp
+from glueline.shared.audit import AuditRecord, Status, content_identity, event, file_id, to_timestamp
 
 BUCKET, TARGET = "soak-bucket", "db:5432/bank/public.transactions"
 STARTED = datetime(2026, 12, 7, 9, 0, tzinfo=timezone.utc).timestamp()
@@ -131,6 +131,23 @@ def test_a_file_claimed_while_another_run_held_it_fails_its_history(plan):
     verdict = verdict_of(world, plan)
     assert named(verdict, "files whose history breaks the lifecycle", record.file_name)
     assert "took over the claim of jr_1 while it was running" in verdict.problems[0]
+
+
+def test_an_upload_replaced_before_its_event_was_handled_is_found_under_its_etags_identity(plan):
+    """Found by seed 24282949: the Lambda met the first version gone and recorded it under the identity
+    its event's ETag gives (the MD5 of its bytes), not its SHA-256 checksum, which it could no longer read."""
+    world = correct_world(plan)
+    overwritten = next(u for u in plan if u.kind == "overwritten")
+    record = world.records.pop(fid_of(overwritten))
+    body = overwritten.content.path.read_bytes()
+    md5 = hashlib.md5(body, usedforsecurity=False).hexdigest()
+    record.file_id = file_id(BUCKET, overwritten.key, content_identity({"ETag": md5}, len(body)), TARGET)
+    world.records[record.file_id] = record
+    verdict = verdict_of(world, plan)
+    assert verdict.passed, verdict.problems
+    record.file_id = "0" * 32  # under neither identity: lost, and an item of no upload
+    world.records = {fid: r for fid, r in world.records.items() if r is not record} | {record.file_id: record}
+    assert named(verdict_of(world, plan), "uploads with no audit item", overwritten.key)
 
 
 def test_a_refused_file_deleted_instead_of_moved_fails(plan):
