@@ -45,7 +45,7 @@ from glueline.shared.audit import Status
 from glueline.shared.gluerun import ACTIVE_RUN_STATES
 
 from . import figures
-from .faults import FAULT_KINDS, NOT_MADE, SOAK_BOUNDS, FaultInjector, FaultSchedule
+from .faults import FAULT_KINDS, NOT_MADE, SOAK_BOUNDS, FaultInjector, FaultSchedule, longest_bound
 from .stack import SOAK_ACCESS_KEY_ID, SoakStack, soak_stack
 from .traffic import PlannedUpload, TrafficPlan
 from .verdict import judge, observe
@@ -245,6 +245,7 @@ def _kinds(uploads: list[PlannedUpload]) -> Counter:
 def _figures(stack, uploads, injector, memory, verdict, drained, started, traffic_ended, ended, args, not_made):
     records = stack.audit.all()
     faults = [f.as_dict() for f in injector.faults]
+    outlasted = longest_bound(injector.schedule.bounds)
     runs = figures.glue_runs(stack.client("glue"), stack.settings.glue_job)
     completed = [r for r in records if r.status == Status.COMPLETED]
     loaded_rows = sum(r.counts.rows_loaded for r in completed if r.counts)
@@ -298,7 +299,7 @@ def _figures(stack, uploads, injector, memory, verdict, drained, started, traffi
         "faults": {
             "by_kind": dict(Counter(f["kind"] for f in faults if not f["error"])),
             "errors": [f for f in faults if f["error"]],
-            "held_past_the_bounds": sum(1 for f in faults if "held past" in f["detail"] and f["made"]),
+            "held_past_the_bounds": sum(1 for f in faults if f["made"] and (f["held_seconds"] or 0) > outlasted),
             "while_no_run_was_active": sum(1 for f in faults if f["detail"].startswith("no run active")),
             "not_made": not_made,
             "recovery_seconds": figures.recovery(faults, records),

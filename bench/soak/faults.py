@@ -83,6 +83,11 @@ SOAK_BOUNDS = {True: DbBounds(lost_within_seconds=8, ddl_statement_seconds=6), F
 OUTLASTING_SHARE = 1 / 3  # of the lasting faults, held past the bounds
 
 
+def longest_bound(bounds: DbBounds) -> int:
+    """Seconds a lasting fault must be held to outlast every one of the job's bounds on its database."""
+    return max(bounds.lost_within_seconds, bounds.ddl_statement_seconds)
+
+
 @dataclass
 class Fault:
     kind: str
@@ -113,7 +118,7 @@ class FaultSchedule:
         order = [kind for kind in kinds for _ in range(min_each)]
         rng.shuffle(order)
         bounds = SOAK_BOUNDS[short]
-        longest = max(bounds.lost_within_seconds, bounds.ddl_statement_seconds)
+        longest = longest_bound(bounds)
         # Each fault's share of the traffic's time: its hold, its restart, a driver kill's wait.
         slot = duration * 0.85 / max(1, len(order))
         within = (min(3.0 if short else 5.0, slot * 0.2), min(longest - 1.0, slot * 0.5))
@@ -172,8 +177,7 @@ class FaultInjector:
                 with getattr(faults, LASTING_KINDS[kind])():
                     fault.made, fault.held_seconds = True, hold
                     self.stop.wait(hold)  # an interrupted soak undoes the fault at once
-                longest = max(self.schedule.bounds.lost_within_seconds, self.schedule.bounds.ddl_statement_seconds)
-                if hold > longest:
+                if hold > (longest := longest_bound(self.schedule.bounds)):
                     fault.detail += f"; held past the job's database bounds ({longest} s)"
             elif kind == "task_worker_kill":
                 fault.detail = self._kill_task_worker(wait=self.schedule.phase_wait)

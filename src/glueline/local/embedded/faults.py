@@ -119,12 +119,9 @@ class EmbeddedFaults(StackFaults):
                 )
             }
         server = self._postgres().port
+        ends = {(port, server) for port in ports}  # (the worker's port, the server's) of each such connection
         for connection in psutil.net_connections(kind="tcp"):
-            if (
-                connection.pid
-                and connection.raddr
-                and (connection.laddr.port, connection.raddr.port) in {(port, server) for port in ports}
-            ):
+            if connection.pid and connection.raddr and (connection.laddr.port, connection.raddr.port) in ends:
                 with contextlib.suppress(psutil.NoSuchProcess):
                     psutil.Process(connection.pid).send_signal(signal.SIGKILL)
                     return connection.pid
